@@ -1,0 +1,271 @@
+"""The one msgpack codec for every message that crosses between actors or onto disk.
+
+A message is a frozen, slotted attrs class marked with `@message(tag)`. A `Codec` is
+built once from the classes it may carry and never changes afterwards, so there is no
+global registry to mutate. On the wire a message is a msgpack extension (type 1)
+whose payload is `[tag, field1, field2, ...]`; nested messages nest the same way.
+Decoding checks every field against the class's annotations, so a truncated buffer,
+an unknown tag or a wrong-typed field raises `CodecError` naming the class and field
+instead of building a half-valid object.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import attrs
+import msgpack
+
+from actors.errors import CodecError
+
+MESSAGE_EXT = 1
+_T = TypeVar("_T")
+_Check = Callable[[Any, str], Any]
+
+
+def message(tag: int) -> Callable[[type[_T]], type[_T]]:
+    """Declare a frozen, slotted attrs message class with a stable wire tag."""
+
+    def wrap(cls: type[_T]) -> type[_T]:
+        if not 0 < tag < 2**16:
+            raise ValueError(f"message tag out of range: {tag}")
+        made = attrs.frozen(cls, slots=True)
+        made.__message_tag__ = tag  # type: ignore[attr-defined]
+        return made
+
+    return wrap
+
+
+@attrs.frozen
+class _Layout:
+    cls: type
+    names: tuple[str, ...]
+    checks: tuple[_Check, ...]
+
+
+class Codec:
+    """Encodes registered messages to bytes and decodes them back, checking types."""
+
+    __slots__ = ("_by_tag", "_tags", "_packer_default", "_ext_hook")
+
+    def __init__(self, classes: Iterable[type]) -> None:
+        by_tag: dict[int, _Layout] = {}
+        tags: dict[type, int] = {}
+        pending = list(classes)
+        for cls in pending:
+            tag = getattr(cls, "__message_tag__", None)
+            if tag is None:
+                raise TypeError(f"{cls.__qualname__} is not declared with @message")
+            if tag in by_tag and by_tag[tag].cls is not cls:
+                raise TypeError(
+                    f"tag {tag} used by both {by_tag[tag].cls.__qualname__} and {cls.__qualname__}"
+                )
+            tags[cls] = tag
+            by_tag[tag] = _Layout(cls, (), ())
+        for cls, tag in tags.items():
+            hints = typing.get_type_hints(cls)
+            fields = attrs.fields(cls)
+            checks = tuple(self._compile(hints[f.name], tags) for f in fields)
+            by_tag[tag] = _Layout(cls, tuple(f.name for f in fields), checks)
+        self._by_tag = by_tag
+        self._tags = tags
+
+    def encode(self, msg: object) -> bytes:
+        """Encode a registered message to bytes."""
+        try:
+            return msgpack.packb(self._to_ext(msg), default=self._default)
+        except CodecError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CodecError(f"cannot encode {type(msg).__qualname__}: {exc}") from None
+
+    def decode(self, data: bytes) -> Any:
+        """Decode bytes made by `encode`; raise `CodecError` for anything else."""
+        try:
+            value = msgpack.unpackb(data, ext_hook=self._hook, use_list=False, raw=False)
+        except CodecError:
+            raise
+        except (msgpack.ExtraData, ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise CodecError(f"not a valid message: {type(exc).__name__}: {exc}") from None
+        if type(value) not in self._tags:
+            raise CodecError(f"not a message: top-level value is {type(value).__name__}")
+        return value
+
+    def decode_stream(self, data: bytes) -> Iterable[Any]:
+        """Decode several messages written back to back (used by log readers)."""
+        unpacker = msgpack.Unpacker(ext_hook=self._hook, use_list=False, raw=False)
+        unpacker.feed(data)
+        try:
+            yield from unpacker
+        except CodecError:
+            raise
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise CodecError(f"not a valid message stream: {exc}") from None
+
+    def tag_of(self, cls: type) -> int:
+        return self._tags[cls]
+
+    # -- encoding -----------------------------------------------------------------
+
+    def _to_ext(self, msg: object) -> msgpack.ExtType:
+        tag = self._tags.get(type(msg))
+        if tag is None:
+            raise CodecError(f"{type(msg).__qualname__} is not a registered message")
+        layout = self._by_tag[tag]
+        values = [tag]
+        values.extend(getattr(msg, name) for name in layout.names)
+        return msgpack.ExtType(MESSAGE_EXT, msgpack.packb(values, default=self._default))
+
+    def _default(self, value: object) -> object:
+        if type(value) in self._tags:
+            return self._to_ext(value)
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, frozenset):
+            return sorted(value)
+        raise TypeError(f"unsupported type {type(value).__qualname__}")
+
+    # -- decoding -----------------------------------------------------------------
+
+    def _hook(self, code: int, data: bytes) -> object:
+        if code != MESSAGE_EXT:
+            raise CodecError(f"unknown msgpack extension type {code}")
+        try:
+            values = msgpack.unpackb(data, ext_hook=self._hook, use_list=False, raw=False)
+        except CodecError:
+            raise
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise CodecError(f"truncated or corrupt message body: {exc}") from None
+        if not isinstance(values, tuple) or not values or type(values[0]) is not int:
+            raise CodecError("message body is not [tag, fields...]")
+        layout = self._by_tag.get(values[0])
+        if layout is None:
+            raise CodecError(f"unknown message tag {values[0]}")
+        name = layout.cls.__qualname__
+        if len(values) - 1 != len(layout.names):
+            raise CodecError(
+                f"{name}: expected {len(layout.names)} fields, got {len(values) - 1}"
+            )
+        kwargs = {}
+        for field, check, value in zip(layout.names, layout.checks, values[1:]):
+            kwargs[field] = check(value, f"{name}.{field}")
+        return layout.cls(**kwargs)
+
+    def _compile(self, hint: Any, tags: dict[type, int]) -> _Check:
+        """Build a checker that validates (and, for enums and floats, converts) a value."""
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if hint is Any:
+            return _accept
+        if hint is type(None) or hint is None:
+            return _exact(type(None), "None")
+        if hint is bool:
+            return _exact(bool, "bool")
+        if hint is int:
+            return _exact(int, "int")
+        if hint is str:
+            return _exact(str, "str")
+        if hint is bytes:
+            return _exact(bytes, "bytes")
+        if hint is float:
+            return _float
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            return _enum(hint)
+        if isinstance(hint, type) and hint in tags:
+            return _exact(hint, hint.__qualname__)
+        if origin in (typing.Union, types.UnionType):
+            return _union(tuple(self._compile(a, tags) for a in args), hint)
+        if origin is tuple:
+            if len(args) == 2 and args[1] is Ellipsis:
+                return _homogeneous(self._compile(args[0], tags))
+            return _fixed(tuple(self._compile(a, tags) for a in args))
+        if origin is dict:
+            return _mapping(self._compile(args[0], tags), self._compile(args[1], tags))
+        if origin is typing.Literal:
+            return _literal(args)
+        raise TypeError(f"the codec cannot carry fields of type {hint!r}")
+
+
+def _accept(value: Any, where: str) -> Any:
+    return value
+
+
+def _exact(kind: type, label: str) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        if type(value) is not kind:
+            raise CodecError(f"{where}: expected {label}, got {type(value).__name__}")
+        return value
+
+    return check
+
+
+def _float(value: Any, where: str) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise CodecError(f"{where}: expected float, got {type(value).__name__}")
+
+
+def _enum(kind: type[enum.Enum]) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            raise CodecError(f"{where}: {value!r} is not a {kind.__name__}") from None
+
+    return check
+
+
+def _literal(choices: tuple[Any, ...]) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        if value not in choices:
+            raise CodecError(f"{where}: {value!r} is not one of {choices!r}")
+        return value
+
+    return check
+
+
+def _union(checks: tuple[_Check, ...], hint: Any) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        for candidate in checks:
+            try:
+                return candidate(value, where)
+            except CodecError:
+                continue
+        raise CodecError(f"{where}: expected {hint}, got {type(value).__name__}")
+
+    return check
+
+
+def _homogeneous(item: _Check) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        if type(value) is not tuple:
+            raise CodecError(f"{where}: expected a sequence, got {type(value).__name__}")
+        if item is _accept:
+            return value
+        return tuple(item(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+    return check
+
+
+def _fixed(items: tuple[_Check, ...]) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        if type(value) is not tuple or len(value) != len(items):
+            raise CodecError(f"{where}: expected a sequence of {len(items)}")
+        return tuple(c(v, f"{where}[{i}]") for i, (c, v) in enumerate(zip(items, value)))
+
+    return check
+
+
+def _mapping(key: _Check, val: _Check) -> _Check:
+    def check(value: Any, where: str) -> Any:
+        if type(value) is not dict:
+            raise CodecError(f"{where}: expected a map, got {type(value).__name__}")
+        return {key(k, f"{where} key"): val(v, f"{where}[{k!r}]") for k, v in value.items()}
+
+    return check

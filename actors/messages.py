@@ -1,0 +1,224 @@
+"""The messages every part of the engine speaks: requests, decisions, attempts, results.
+
+All are frozen, slotted attrs classes with a stable wire tag (see `actors.codec`), so
+the same bytes can cross an actor boundary, sit in the telemetry log and be replayed.
+Tags 1-99 belong here; each actor package keeps its own messages in its own range
+(ledger 100-149, providers 150-199, cache 200-249, telemetry 250-399).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+import attrs
+
+from actors.codec import message
+from actors.money import format_usd
+
+Grid = tuple[tuple[int, ...], ...]
+
+
+class CachePolicy(str, enum.Enum):
+    """How a request may use the response cache."""
+
+    USE = "use"
+    REFRESH = "refresh"
+    OFF = "off"
+
+
+class FailureKind(str, enum.Enum):
+    """Why a provider call failed; each kind has its own retry and fallback action."""
+
+    UNAVAILABLE = "unavailable"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    CONTEXT_LENGTH = "context_length"
+    INVALID_REQUEST = "invalid_request"
+    AUTH = "auth"
+    SERVER_ERROR = "server_error"
+    MALFORMED_RESPONSE = "malformed_response"
+    UNKNOWN = "unknown"
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@message(1)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@message(2)
+class ArcPair:
+    input: Grid
+    output: Grid
+
+
+@message(3)
+class ArcTask:
+    """An ARC task: demonstration pairs and the test inputs a program must transform."""
+
+    task_id: str
+    train: tuple[ArcPair, ...]
+    test: tuple[Grid, ...] = ()
+
+    @classmethod
+    def from_lists(cls, task_id: str, train: object, test: object = ()) -> ArcTask:
+        """Build from the JSON shape ARC files use: [{"input": [[..]], "output": [[..]]}]."""
+        pairs = tuple(
+            ArcPair(_grid(p["input"]), _grid(p["output"])) for p in train  # type: ignore[index, attr-defined]
+        )
+        tests = tuple(
+            _grid(t["input"] if isinstance(t, dict) else t) for t in test  # type: ignore[attr-defined]
+        )
+        return cls(task_id, pairs, tests)
+
+
+def _grid(rows: object) -> Grid:
+    return tuple(tuple(int(v) for v in row) for row in rows)  # type: ignore[attr-defined]
+
+
+@message(4)
+class Request:
+    """One generation request, as a caller states it.
+
+    Either `messages` (a chat prompt) or `task` (an ARC task, rendered into a
+    program-synthesis prompt by the router) or both. Everything optional falls back
+    to the routed tier's settings.
+    """
+
+    messages: tuple[ChatMessage, ...] = ()
+    task: ArcTask | None = None
+    request_id: str = attrs.field(factory=new_request_id)
+    task_kind: str = ""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    sample_index: int = 0
+    tier: str | None = None
+    model: str | None = None
+    score: float | None = None
+    features: dict[str, float] | None = None
+    stagnation: int = 0
+    cache: CachePolicy = CachePolicy.USE
+    cache_ttl_s: float | None = None
+    allow_similar: bool = False
+    metadata: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The task kind used for estimation, similarity scoping and summaries."""
+        if self.task_kind:
+            return self.task_kind
+        return "arc" if self.task is not None else "text"
+
+    @classmethod
+    def prompt(cls, text: str, **kwargs: object) -> Request:
+        """A single-user-message request, the common case for coding agents."""
+        return cls(messages=(ChatMessage("user", text),), **kwargs)  # type: ignore[arg-type]
+
+
+@message(5)
+class Estimate:
+    """A complexity estimate: a score in [0, 1], its level, and why."""
+
+    score: float
+    level: str
+    confidence: float
+    reasons: tuple[str, ...] = ()
+    features: dict[str, float] = attrs.field(factory=dict)
+
+
+@message(6)
+class Decision:
+    """Where the router sends a request and why; part of every Result and of telemetry."""
+
+    tier: str
+    model: str
+    provider: str
+    alternatives: tuple[str, ...]
+    score: float
+    level: str
+    confidence: float
+    reasons: tuple[str, ...]
+    features: dict[str, float]
+    estimated_cost_nd: int
+
+
+@message(7)
+class Attempt:
+    """One try at one provider: what happened, what it cost, how long it took."""
+
+    provider: str
+    model: str
+    tier: str
+    outcome: str
+    detail: str = ""
+    latency_s: float = 0.0
+    queue_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_nd: int = 0
+    http_status: int = 0
+
+
+@message(8)
+class Result:
+    """The answer to a Request: text, where it came from, what it cost, and the route."""
+
+    request_id: str
+    text: str
+    tier: str
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    cost_nd: int
+    latency_s: float
+    decision: Decision
+    attempts: tuple[Attempt, ...] = ()
+    queue_s: float = 0.0
+    cached: bool = False
+    similarity: float | None = None
+    saved_nd: int = 0
+
+    @property
+    def score(self) -> float:
+        return self.decision.score
+
+    @property
+    def level(self) -> str:
+        return self.decision.level
+
+    @property
+    def confidence(self) -> float:
+        return self.decision.confidence
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.decision.reasons
+
+    @property
+    def cost_usd(self) -> str:
+        return format_usd(self.cost_nd, 6)
+
+    @property
+    def fallbacks(self) -> int:
+        """How many providers after the first were tried."""
+        return len({a.provider for a in self.attempts}) - 1 if self.attempts else 0
+
+
+MESSAGES: tuple[type, ...] = (
+    ChatMessage,
+    ArcPair,
+    ArcTask,
+    Request,
+    Estimate,
+    Decision,
+    Attempt,
+    Result,
+)

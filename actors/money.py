@@ -1,0 +1,46 @@
+"""Money as integer nanodollars, end to end.
+
+Prices are kept as nanodollars per million tokens (a price of $X per million tokens
+is X * 10**9), so any price with up to nine decimals is exact, and a cost is the
+ceiling of tokens * price / 10**6: rounding never undercharges.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+NANODOLLARS_PER_DOLLAR = 1_000_000_000
+TOKENS_PER_MILLION = 1_000_000
+
+
+def dollars_to_nd(value: object) -> int:
+    """Convert a dollar amount given in config or on a command line to nanodollars, exactly.
+
+    Floats are read through their shortest repr, so 0.15 means fifteen cents, not
+    0.1499999....
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a dollar amount: {value!r}")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a dollar amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite dollar amount: {value!r}")
+    scaled = amount * NANODOLLARS_PER_DOLLAR
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"more precision than a nanodollar: {value!r}")
+    return int(scaled)
+
+
+def token_cost_nd(tokens: int, price_nd_per_mtok: int) -> int:
+    """Cost of `tokens` at a price in nanodollars per million tokens, rounded up."""
+    return -(-tokens * price_nd_per_mtok // TOKENS_PER_MILLION)
+
+
+def format_usd(nd: int, places: int = 4) -> str:
+    """Render nanodollars as dollars for people; never used for arithmetic."""
+    sign = "-" if nd < 0 else ""
+    whole, frac = divmod(abs(nd), NANODOLLARS_PER_DOLLAR)
+    digits = f"{frac:09d}"[:places]
+    return f"{sign}${whole}.{digits}" if places else f"{sign}${whole}"

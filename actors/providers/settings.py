@@ -1,0 +1,29 @@
+"""Settings of one provider actor: where it is, how it speaks, what it costs, its limits.
+
+The API key is never part of the settings: only the name of the environment
+variable that holds it, read when the provider actor starts.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class ProviderSettings:
+    name: str
+    protocol: str
+    base_url: str
+    model: str
+    input_price_nd_per_mtok: int
+    output_price_nd_per_mtok: int
+    api_key_env: str | None = None
+    context_window: int = 32_768
+    max_concurrency: int = 16
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
+    queue_limit: int = 10_000
+    local: bool = False
+    extra_headers: dict[str, str] = attrs.field(factory=dict)

@@ -1,0 +1,3 @@
+"""Messages of this actor package (placeholder until its issue lands)."""
+
+MESSAGES: tuple[type, ...] = ()

@@ -1,0 +1,16 @@
+"""Shared fixtures.
+
+Core tests that must hold on both anyio backends take the `anyio_backend` fixture
+(parametrised below); virtual-time tests use pytest-trio's `autojump_clock` with
+`@pytest.mark.trio`. pytest-trio's trio_mode stays off, so the asyncio leg really
+runs on asyncio.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
