@@ -147,6 +147,11 @@ class CircuitBreaker:
             if self.state is CircuitState.HALF_OPEN:
                 self._open(now, f"probe failed: {reason}")
 
+    def release(self, permit: Permit) -> None:
+        """Return a permit unused (the request went elsewhere): decides nothing."""
+        if permit.probe and not self._stale(permit):
+            self._release_probe(permit)
+
     def disable(self, now: float, reason: str) -> None:
         """Take the provider out until its configuration changes (AUTH failures)."""
         self.disabled_reason = reason

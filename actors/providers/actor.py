@@ -1,0 +1,189 @@
+"""One provider actor per configured provider: its HTTP session, limits and protocol.
+
+Calls run concurrently in the actor's own task group, so a slow completion never
+blocks the inbox. The actor counts consecutive failures that say the provider is
+unwell; at `failures_to_crash` it stops taking work, lets the calls in flight finish
+(so every reservation is settled or released on a known outcome), then crashes on
+purpose for its supervisor, whose restart policy is the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import anyio
+
+from actors.messages import FailureKind
+from actors.providers.failures import classify_exception
+from actors.providers.messages import ProviderCall, ProviderReply
+from actors.providers.protocols import get_protocol
+from actors.providers.ratelimit import RateLimiter
+from actors.providers.settings import ProviderSettings
+from actors.providers.transport import Transport
+from actors.providers.wire import Completion, Failure
+from actors.runtime.actor import Actor
+
+UNHEALTHY = frozenset(
+    {
+        FailureKind.UNAVAILABLE,
+        FailureKind.TIMEOUT,
+        FailureKind.SERVER_ERROR,
+        FailureKind.MALFORMED_RESPONSE,
+        FailureKind.UNKNOWN,
+    }
+)
+
+
+class ProviderCrashed(Exception):
+    """Raised on purpose after too many consecutive failures, for the supervisor to see."""
+
+
+class ProviderActor(Actor):
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        transport: Transport,
+        *,
+        failures_to_crash: int,
+        clock: Callable[[], float] = anyio.current_time,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._transport = transport
+        self._protocol = get_protocol(settings.protocol)
+        self._failures_to_crash = failures_to_crash
+        self._clock = clock
+        self._environ = os.environ if environ is None else environ
+        self._api_key: str | None = None
+        self._key_problem = ""
+        self._slots = anyio.Semaphore(settings.max_concurrency)
+        self._pacing = anyio.Lock()
+        self._limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute, clock())
+        self._waiting = 0
+        self._in_flight = 0
+        self._consecutive_failures = 0
+        self._crashing = False
+
+    async def on_start(self) -> None:
+        env = self.settings.api_key_env
+        if env is not None:
+            self._api_key = self._environ.get(env) or None
+            if self._api_key is None:
+                self._key_problem = (
+                    f"provider {self.settings.name}: environment variable {env} is not set"
+                )
+        await self._transport.open()
+
+    async def on_stop(self) -> None:
+        await self._transport.close()
+
+    async def handle(self, msg: ProviderCall, corr: int) -> None:
+        if self._crashing:
+            self.inbox.reply(corr, ProviderReply(FailureKind.UNAVAILABLE.value, detail="provider restarting"))
+            return None
+        if self._key_problem:
+            self.inbox.reply(corr, ProviderReply(FailureKind.AUTH.value, detail=self._key_problem))
+            return None
+        if self._waiting >= self.settings.queue_limit:
+            self.inbox.reply(
+                corr,
+                ProviderReply(
+                    FailureKind.RATE_LIMIT.value,
+                    detail=f"local queue full ({self.settings.queue_limit} waiting)",
+                    retry_after_s=1.0,
+                ),
+            )
+            return None
+        self.tasks.start_soon(self._serve, msg, corr)
+        return None
+
+    async def _serve(self, call: ProviderCall, corr: int) -> None:
+        queued_at = self._clock()
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self._in_flight += 1
+        try:
+            await self._pace(call.budget_tokens)
+            started = self._clock()
+            reply = await self._call(call)
+            finished = self._clock()
+            reply = ProviderReply(
+                reply.failure,
+                reply.text,
+                reply.input_tokens,
+                reply.output_tokens,
+                reply.finish_reason,
+                reply.detail,
+                reply.http_status,
+                reply.retry_after_s,
+                latency_s=finished - started,
+                queue_s=started - queued_at,
+            )
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+        self._count(reply)
+        self.inbox.reply(corr, reply)
+        if self._crashing and self._in_flight == 0:
+            raise ProviderCrashed(
+                f"{self.settings.name}: {self._consecutive_failures} consecutive failures"
+            )
+
+    async def _pace(self, tokens: int) -> None:
+        if self.settings.requests_per_minute is None and self.settings.tokens_per_minute is None:
+            return
+        async with self._pacing:
+            while (wait := self._limiter.wait_for(tokens, self._clock())) > 0:
+                await anyio.sleep(wait)
+
+    async def _call(self, call: ProviderCall) -> ProviderReply:
+        http = self._protocol.build_request(
+            base_url=self.settings.base_url,
+            model=self.settings.model,
+            api_key=self._api_key,
+            messages=call.messages,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            top_p=call.top_p,
+            stop=call.stop,
+            extra_headers=self.settings.extra_headers,
+        )
+        try:
+            raw = await self._transport.send(http)
+        except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+            return _failure_reply(classify_exception(exc))
+        outcome = self._protocol.parse_response(raw.status, raw.headers, raw.body, time.time())
+        if isinstance(outcome, Completion):
+            return ProviderReply(
+                "",
+                outcome.text,
+                outcome.input_tokens,
+                outcome.output_tokens,
+                outcome.finish_reason,
+                http_status=raw.status,
+            )
+        return _failure_reply(outcome)
+
+    def _count(self, reply: ProviderReply) -> None:
+        if reply.ok:
+            self._consecutive_failures = 0
+            return
+        if FailureKind(reply.failure) in UNHEALTHY:
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self._failures_to_crash:
+                self._crashing = True
+
+
+def _failure_reply(failure: Failure) -> ProviderReply:
+    return ProviderReply(
+        failure.kind.value,
+        detail=failure.detail,
+        http_status=failure.http_status,
+        retry_after_s=failure.retry_after_s,
+    )

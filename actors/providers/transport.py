@@ -1,0 +1,70 @@
+"""The I/O edge of a provider: send one HttpCall, get status, headers and body back.
+
+The real transport is one pooled aiohttp ClientSession per provider, living on the
+HTTP loop (the caller's asyncio loop, or the bridge's thread under trio). Tests of
+timing logic inject an in-memory transport instead, so that a mock clock never has
+to wait on a real socket.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import aiohttp
+import attrs
+
+from actors.providers.settings import ProviderSettings
+from actors.providers.wire import HttpCall
+from actors.runtime.bridge import HttpLoop
+
+
+@attrs.frozen
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Transport(Protocol):
+    async def open(self) -> None: ...
+
+    async def send(self, call: HttpCall) -> RawResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class AiohttpTransport:
+    def __init__(self, settings: ProviderSettings, loop: HttpLoop) -> None:
+        self._settings = settings
+        self._loop = loop
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._session = await self._loop.run(self._open)
+
+    async def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.max_concurrency, ttl_dns_cache=300, enable_cleanup_closed=False
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=self._settings.timeout_s, sock_connect=self._settings.connect_timeout_s
+        )
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, raise_for_status=False, trust_env=False
+        )
+
+    async def send(self, call: HttpCall) -> RawResponse:
+        assert self._session is not None, "transport used before open()"
+        return await self._loop.run(self._send, self._session, call)
+
+    @staticmethod
+    async def _send(session: aiohttp.ClientSession, call: HttpCall) -> RawResponse:
+        async with session.request(call.method, call.url, data=call.body, headers=call.headers) as resp:
+            body = await resp.read()
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            return RawResponse(resp.status, headers, body)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await self._loop.run(session.close)

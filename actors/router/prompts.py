@@ -1,0 +1,30 @@
+"""The program-synthesis prompt for an ARC task, when a request brings a task but no messages.
+
+Grids are written as rows of digits: compact (one token per cell for most tokenizers)
+and unambiguous. The wording is stable on purpose: it is part of the cache key, so
+changing it invalidates every cached program.
+"""
+
+from __future__ import annotations
+
+from actors.messages import ArcTask, ChatMessage, Grid
+
+SYSTEM = (
+    "You write Python programs that solve ARC grid puzzles. Answer with one function "
+    "`def transform(grid: list[list[int]]) -> list[list[int]]` and nothing else."
+)
+
+
+def render_grid(grid: Grid) -> str:
+    return "\n".join("".join(str(cell) for cell in row) for row in grid)
+
+
+def render_arc_prompt(task: ArcTask) -> tuple[ChatMessage, ...]:
+    parts = [f"Task {task.task_id}. Each example maps an input grid to an output grid."]
+    for index, pair in enumerate(task.train, 1):
+        parts.append(f"Example {index} input:\n{render_grid(pair.input)}")
+        parts.append(f"Example {index} output:\n{render_grid(pair.output)}")
+    for index, grid in enumerate(task.test, 1):
+        parts.append(f"Test {index} input:\n{render_grid(grid)}")
+    parts.append("Write transform(grid) so that it maps every example input to its output.")
+    return (ChatMessage("system", SYSTEM), ChatMessage("user", "\n\n".join(parts)))

@@ -1,0 +1,33 @@
+"""Everything the engine needs to start, gathered from each actor's own settings class."""
+
+from __future__ import annotations
+
+import attrs
+
+from actors.cache.settings import CacheSettings
+from actors.ledger.settings import LedgerSettings
+from actors.providers.retry import RetrySettings
+from actors.providers.settings import ProviderSettings
+from actors.router.settings import RouterSettings
+from actors.runtime.breaker import BreakerSettings
+from actors.telemetry.settings import TelemetrySettings
+
+
+@attrs.frozen
+class EngineSettings:
+    router: RouterSettings
+    providers: tuple[ProviderSettings, ...]
+    ledger: LedgerSettings
+    cache: CacheSettings
+    telemetry: TelemetrySettings
+    breaker: BreakerSettings = BreakerSettings()
+    retry: RetrySettings = RetrySettings()
+    batch_concurrency: int = 64
+    request_timeout_s: float = 600.0
+    rng_seed: int | None = None
+
+    def provider(self, name: str) -> ProviderSettings:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)

@@ -1,0 +1,295 @@
+"""The Orchestrator: the few entry points a caller needs.
+
+    async with Orchestrator.start("configs/simulated.yaml") as orch:
+        result = await orch.generate(Request(task=task))
+
+`start` builds the actor system under one supervisor (ledger, cache, telemetry, one
+actor per provider), starts the simulator when the configuration points at it, and
+tears everything down on exit: no task outlives the `async with`. `BlockingOrchestrator`
+offers the same to plain synchronous code (a GA loop) through an anyio blocking portal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from actors.cache.actor import CacheActor
+from actors.cache.client import CacheClient
+from actors.catalog import CODEC
+from actors.errors import OrchestratorError
+from actors.ledger.actor import LedgerActor
+from actors.ledger.client import LedgerClient
+from actors.messages import Request, Result
+from actors.providers.actor import ProviderActor
+from actors.providers.settings import ProviderSettings
+from actors.providers.transport import AiohttpTransport, Transport
+from actors.router.router import Router
+from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
+from actors.runtime.breaker import Transition
+from actors.runtime.supervisor import Supervisor
+from actors.settings import EngineSettings
+from actors.telemetry import events as ev
+from actors.telemetry.client import TelemetryClient
+from actors.telemetry.collector import TelemetryCollector
+from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
+from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
+
+TransportFactory = Callable[[ProviderSettings, HttpLoop], Transport]
+SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
+
+
+class Orchestrator:
+    """A running orchestrator; obtain one with `Orchestrator.start(...)`."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: EngineSettings,
+        supervisor: Supervisor,
+        router: Router,
+        ledger: LedgerClient,
+        cache: CacheClient | None,
+        telemetry: TelemetryClient | None,
+        simulator_url: str | None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.simulator_url = simulator_url
+        self._supervisor = supervisor
+        self._router = router
+        self._ledger = ledger
+        self._cache = cache
+        self._telemetry = telemetry
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        transport_factory: TransportFactory | None = None,
+        environ: Mapping[str, str] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        alert_callback: Callable[[ev.BudgetAlert], None] | None = None,
+    ) -> AsyncIterator[Orchestrator]:
+        if not isinstance(config, Config):
+            config = load_config(
+                default_config_path() if config is None else Path(config),
+                environ=environ,
+                state_dir=state_dir,
+            )
+        env = os.environ if environ is None else environ
+        http_loop = http_loop_for_current_backend()
+        with contextlib.ExitStack() as resources:
+            resources.callback(http_loop.close)
+            simulator_url = None
+            if config.uses_simulator:
+                simulator_url = env.get(SIMULATOR_URL_ENV)
+                if not simulator_url:
+                    sim = SimulatorThread(simulator_settings_from_dict(config.simulator or {}))
+                    resources.enter_context(sim)
+                    simulator_url = sim.url
+            engine = _resolve_simulator(config.engine, simulator_url)
+            orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
+            async with anyio.create_task_group() as tg:
+                await tg.start(orch._supervisor.run)
+                try:
+                    yield orch
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if orch._telemetry is not None:
+                            with anyio.move_on_after(10):
+                                await orch._telemetry.flush()
+                        orch._supervisor.stop()
+
+    # -- generation ----------------------------------------------------------------------
+
+    async def generate(self, request: Request) -> Result:
+        """Route and serve one request; raises a typed OrchestratorError on failure."""
+        return await self._router.generate(request)
+
+    async def generate_batch(
+        self,
+        requests: Iterable[Request],
+        *,
+        concurrency: int | None = None,
+        on_done: Callable[[int, Result | OrchestratorError], None] | None = None,
+    ) -> list[Result | OrchestratorError]:
+        """Serve many requests concurrently (bounded); one failure never cancels the others.
+
+        The list is in request order; a failed request's slot holds its error.
+        """
+        batch = list(requests)
+        results: list[Result | OrchestratorError | None] = [None] * len(batch)
+        limiter = anyio.Semaphore(concurrency or self.engine.batch_concurrency)
+
+        async def one(index: int, request: Request) -> None:
+            async with limiter:
+                outcome: Result | OrchestratorError
+                try:
+                    outcome = await self._router.generate(request)
+                except OrchestratorError as exc:
+                    outcome = exc
+                results[index] = outcome
+                if on_done is not None:
+                    on_done(index, outcome)
+
+        async with anyio.create_task_group() as tg:
+            for index, request in enumerate(batch):
+                tg.start_soon(one, index, request)
+        return [r for r in results if r is not None]
+
+    def decide(self, request: Request) -> Any:
+        """The routing decision for a request, without serving it (no I/O, no money)."""
+        decision, _, _ = self._router.decide(request)
+        return decision
+
+    # -- feedback and introspection ------------------------------------------------------
+
+    def feedback(self, request_id: str, score: float) -> None:
+        """Record the caller's score for a result (a GA's fitness), for per-tier quality reports."""
+        if self._telemetry is not None:
+            self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, float(score)))
+
+    def health(self) -> dict[str, dict[str, object]]:
+        return self._supervisor.health()
+
+    def routing_stats(self) -> dict[str, object]:
+        return self._router.stats()
+
+    async def cache_stats(self) -> Any:
+        return None if self._cache is None else await self._cache.stats()
+
+    async def budget(self) -> Any:
+        return await self._ledger.status()
+
+
+def _resolve_simulator(engine: EngineSettings, url: str | None) -> EngineSettings:
+    if url is None:
+        return engine
+    base = url.rstrip("/")
+    providers = tuple(
+        attrs.evolve(p, base_url=base + p.base_url[len(SIMULATOR_SCHEME):])
+        if p.base_url.startswith(SIMULATOR_SCHEME)
+        else p
+        for p in engine.providers
+    )
+    return attrs.evolve(engine, providers=providers)
+
+
+def _assemble(
+    cls: type[Orchestrator],
+    config: Config,
+    engine: EngineSettings,
+    http_loop: HttpLoop,
+    transport_factory: TransportFactory | None,
+    env: Mapping[str, str],
+    alert_callback: Callable[[ev.BudgetAlert], None] | None,
+    simulator_url: str | None,
+) -> Orchestrator:
+    telemetry_holder: list[TelemetryClient] = []
+
+    def emit(event: object) -> None:
+        if telemetry_holder:
+            telemetry_holder[0].emit(event)
+
+    def on_transition(transition: Transition) -> None:
+        emit(ev.CircuitChanged(time.time(), transition.provider, transition.old.value,
+                               transition.new.value, transition.reason))
+
+    supervisor = Supervisor(CODEC, on_transition=on_transition)
+    telemetry = None
+    if engine.telemetry.dir is not None:
+        settings = engine.telemetry
+        telemetry = TelemetryClient(supervisor.add("telemetry", lambda: TelemetryCollector(settings)))
+        telemetry_holder.append(telemetry)
+    ledger = LedgerClient(
+        supervisor.add("ledger", lambda: LedgerActor(engine.ledger, on_event=emit, alert_callback=alert_callback))
+    )
+    cache = None
+    if engine.cache.enabled:
+        cache = CacheClient(supervisor.add("cache", lambda: CacheActor(engine.cache)))
+    make_transport = transport_factory or AiohttpTransport
+    providers = {}
+    for provider in engine.providers:
+        providers[provider.name] = supervisor.add(
+            provider.name,
+            _provider_factory(provider, make_transport, http_loop, engine, dict(env)),
+            engine.breaker,
+        )
+    router = Router(
+        engine,
+        ledger=ledger,
+        providers=providers,
+        breakers={name: supervisor.breaker(name) for name in providers},
+        cache=cache,
+        telemetry=telemetry,
+    )
+    return cls(config, engine, supervisor, router, ledger, cache, telemetry, simulator_url)
+
+
+def _provider_factory(
+    provider: ProviderSettings,
+    make_transport: TransportFactory,
+    http_loop: HttpLoop,
+    engine: EngineSettings,
+    env: dict[str, str],
+) -> Callable[[], ProviderActor]:
+    def make() -> ProviderActor:
+        return ProviderActor(
+            provider,
+            make_transport(provider, http_loop),
+            failures_to_crash=engine.breaker.failures_to_crash,
+            environ=env,
+        )
+
+    return make
+
+
+class BlockingOrchestrator:
+    """The Orchestrator for synchronous code: each call blocks until its answer.
+
+        with BlockingOrchestrator.start("configs/simulated.yaml") as orch:
+            result = orch.generate(Request(task=task))
+    """
+
+    def __init__(self, portal: BlockingPortal, orch: Orchestrator) -> None:
+        self._portal = portal
+        self._orch = orch
+
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+        with start_blocking_portal(backend="asyncio") as portal:
+            with portal.wrap_async_context_manager(Orchestrator.start(config, **kwargs)) as orch:
+                yield cls(portal, orch)
+
+    def generate(self, request: Request) -> Result:
+        return self._portal.call(self._orch.generate, request)
+
+    def generate_batch(self, requests: Sequence[Request], concurrency: int | None = None) -> list[Result | OrchestratorError]:
+        return self._portal.call(lambda: self._orch.generate_batch(requests, concurrency=concurrency))
+
+    def feedback(self, request_id: str, score: float) -> None:
+        self._portal.call(self._orch.feedback, request_id, score)
+
+    def health(self) -> dict[str, dict[str, object]]:
+        return self._portal.call(self._orch.health)
+
+    def routing_stats(self) -> dict[str, object]:
+        return self._portal.call(self._orch.routing_stats)
+
+    def cache_stats(self) -> Any:
+        return self._portal.call(self._orch.cache_stats)
+
+    def budget(self) -> Any:
+        return self._portal.call(self._orch.budget)
