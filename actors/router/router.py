@@ -93,6 +93,9 @@ class Router:
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
         self._decisions = 0
+        self._results = 0
+        self._cost_nd = 0
+        self.errors: Counter[str] = Counter()
 
     # -- public ------------------------------------------------------------------------
 
@@ -138,8 +141,11 @@ class Router:
             result = await self._serve(request, decision, selection, messages, started)
         except Exception as exc:
             code = getattr(exc, "code", "INTERNAL_ERROR")
+            self.errors[code] += 1
             self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, None, code, str(exc)))
             raise
+        self._results += 1
+        self._cost_nd += result.cost_nd
         self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, result))
         return result
 
@@ -149,6 +155,9 @@ class Router:
             "levels": dict(self.levels),
             "tiers": dict(self.tiers_used),
             "average_confidence": self._confidence_sum / self._decisions if self._decisions else 0.0,
+            "results": self._results,
+            "errors": dict(self.errors),
+            "cost_nd": self._cost_nd,
         }
 
     # -- workflow ------------------------------------------------------------------------

@@ -192,7 +192,13 @@ class Inbox:
             dropped += 1
 
     def close(self) -> None:
+        """Stop accepting messages; the run loop ends once the queue is empty."""
         self.ref._send.close()  # noqa: SLF001 - the inbox owns its stream
+
+    def dispose(self) -> None:
+        """Release both ends of the stream for good (the actor system is gone)."""
+        self.ref._send.close()  # noqa: SLF001 - the inbox owns its stream
+        self._receive.close()
 
 
 ActorFactory = Callable[[], Actor]

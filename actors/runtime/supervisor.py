@@ -82,10 +82,15 @@ class Supervisor:
         }
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with anyio.create_task_group() as tg:
+        try:
+            async with anyio.create_task_group() as tg:
+                for child in self._children.values():
+                    tg.start_soon(self._keep, child, name=f"supervise:{child.name}")
+                task_status.started()
+        finally:
+            self._stopping = True
             for child in self._children.values():
-                tg.start_soon(self._keep, child, name=f"supervise:{child.name}")
-            task_status.started()
+                child.inbox.dispose()
 
     def stop(self) -> None:
         """Close every inbox: each child finishes what it holds and its run loop ends."""

@@ -1,0 +1,53 @@
+"""`orchestrator serve`: the OpenAI-compatible endpoint, for any OpenAI client or many GA workers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from aiohttp import web
+
+from orchestrator.api import Orchestrator
+from orchestrator.config import default_config_path, load_config
+from orchestrator.server import build_app, check_binding
+
+TOKEN_ENV = "ORCHESTRATOR_SERVER_TOKEN"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve an OpenAI-compatible /v1/chat/completions (plus /metrics and /health)",
+        description=__doc__,
+    )
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; elsewhere needs $" + TOKEN_ENV)
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    token = os.environ.get(TOKEN_ENV) or None
+    check_binding(args.host, token)
+    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    anyio.run(_serve, config, args.host, args.port, token, backend="asyncio")
+    return 0
+
+
+async def _serve(config: Any, host: str, port: int, token: str | None) -> None:
+    async with Orchestrator.start(config) as orch:
+        runner = web.AppRunner(build_app(orch, token), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        print(f"orchestrator: serving http://{host}:{port}/v1 (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()

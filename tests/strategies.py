@@ -1,0 +1,50 @@
+"""Hypothesis strategies derived from message annotations, so every registered message is covered."""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from typing import Any
+
+import attrs
+from hypothesis import strategies as st
+
+INT = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+FLOAT = st.floats(allow_nan=False)
+
+
+def for_hint(hint: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is type(None) or hint is None:
+        return st.none()
+    if hint is bool:
+        return st.booleans()
+    if hint is int:
+        return INT
+    if hint is float:
+        return FLOAT
+    if hint is str:
+        return st.text(max_size=20)
+    if hint is bytes:
+        return st.binary(max_size=20)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return st.sampled_from(list(hint))
+    if isinstance(hint, type) and attrs.has(hint):
+        return for_message(hint, depth + 1)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of([for_hint(a, depth) for a in args])
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return st.lists(for_hint(args[0], depth), max_size=3 if depth < 2 else 0).map(tuple)
+        return st.tuples(*(for_hint(a, depth) for a in args))
+    if origin is dict:
+        return st.dictionaries(for_hint(args[0], depth), for_hint(args[1], depth), max_size=3)
+    raise TypeError(f"no strategy for {hint!r}")
+
+
+def for_message(cls: type, depth: int = 0) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: for_hint(hints[f.name], depth) for f in attrs.fields(cls)}
+    return st.builds(cls, **fields)

@@ -1,0 +1,192 @@
+"""Benchmarks, measured side by side in one run because these machines are noisy.
+
+    python tools/bench.py                 # every section
+    python tools/bench.py e2e --requests 3000 --concurrency 100
+    python tools/bench.py routing ledger cache telemetry
+
+`e2e` starts the simulator in its own process (as a real provider would be) and sends
+the same ARC program-synthesis requests (a) with a bare aiohttp client and (b) through
+`orch.generate` with the full actor path (routing, durable ledger journal, cache
+lookup and store, telemetry log), then prints requests/s, latency and the ratio b/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors.messages import Request  # noqa: E402
+from actors.router.prompts import render_arc_prompt  # noqa: E402
+from orchestrator.api import SIMULATOR_URL_ENV, Orchestrator  # noqa: E402
+from orchestrator.cli.tables import render_table  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.workload import arc_tasks  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def simulator_process() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli.main", "simulator", "--port", str(port), "--latency", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"simulator exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _requests(count: int) -> list[Request]:
+    tasks = arc_tasks(400)
+    return [
+        Request(task=tasks[i % len(tasks)], sample_index=i // len(tasks), request_id=f"bench-{i}")
+        for i in range(count)
+    ]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def _bare(url: str, model: str, requests: list[Request], concurrency: int, max_tokens: int) -> dict[str, float]:
+    bodies = [
+        orjson.dumps(
+            {
+                "model": model,
+                "messages": [{"role": m.role, "content": m.content} for m in render_arc_prompt(r.task)],  # type: ignore[arg-type]
+                "max_tokens": max_tokens,
+                "temperature": 0.7,
+            }
+        )
+        for r in requests
+    ]
+    latencies: list[float] = []
+    limiter = anyio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: bytes) -> None:
+            async with limiter:
+                start = time.perf_counter()
+                async with session.post(
+                    f"{url}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+                ) as resp:
+                    payload = orjson.loads(await resp.read())
+                    assert payload["choices"][0]["message"]["content"]
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for body in bodies:
+                tg.start_soon(one, body)
+        elapsed = time.perf_counter() - started
+    return {"rps": len(bodies) / elapsed, "p50_ms": _percentile(latencies, 0.5) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3}
+
+
+async def _through_orchestrator(url: str, requests: list[Request], concurrency: int, state_dir: str) -> dict[str, float]:
+    os.environ[SIMULATOR_URL_ENV] = url
+    config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state_dir)
+    providers = tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
+    config = attrs.evolve(config, engine=attrs.evolve(config.engine, providers=providers))
+    latencies: list[float] = []
+    async with Orchestrator.start(config) as orch:
+        pinned = [attrs.evolve(r, tier="tier_1") for r in requests]
+        limiter = anyio.Semaphore(concurrency)
+
+        async def one(request: Request) -> None:
+            async with limiter:
+                start = time.perf_counter()
+                result = await orch.generate(request)
+                assert result.text
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for request in pinned:
+                tg.start_soon(one, request)
+        elapsed = time.perf_counter() - started
+    return {"rps": len(requests) / elapsed, "p50_ms": _percentile(latencies, 0.5) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3}
+
+
+def bench_e2e(count: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    requests = _requests(count)
+    config = load_config(ROOT / "configs" / "simulated.yaml")
+    tier = config.engine.router.tiers[0]
+    model = config.engine.provider(tier.providers[0]).model
+    rows = []
+    ratios = []
+    with simulator_process() as url:
+        anyio.run(_bare, url, model, requests[:200], concurrency, tier.max_tokens)  # warm-up
+        for round_no in range(rounds):
+            bare = anyio.run(_bare, url, model, requests, concurrency, tier.max_tokens)
+            with tempfile.TemporaryDirectory() as state:
+                orch = anyio.run(_through_orchestrator, url, requests, concurrency, state)
+            ratio = orch["rps"] / bare["rps"]
+            ratios.append(ratio)
+            rows.append((round_no + 1, f"{bare['rps']:.0f}", f"{orch['rps']:.0f}", f"{ratio:.2f}",
+                         f"{bare['p50_ms']:.1f}", f"{orch['p50_ms']:.1f}", f"{bare['p99_ms']:.1f}", f"{orch['p99_ms']:.1f}"))
+    print(render_table(
+        ("round", "bare req/s", "orch req/s", "ratio", "bare p50 ms", "orch p50 ms", "bare p99 ms", "orch p99 ms"),
+        rows,
+        title=f"e2e: {count} ARC requests at concurrency {concurrency}, simulator in its own process",
+    ))
+    best = max(ratios)
+    print(f"ratio orchestrator/bare: median {sorted(ratios)[len(ratios) // 2]:.2f}, best {best:.2f} (target ≥ 0.8)\n")
+    return {"ratios": ratios}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", default=["e2e", "routing", "ledger", "cache", "telemetry"])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    for section in args.sections:
+        if section == "e2e":
+            bench_e2e(args.requests, args.concurrency, args.rounds)
+            continue
+        module = __import__(f"tools.benchmarks.{section}", fromlist=["run"])
+        module.main() if hasattr(module, "main") else print(module.run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
