@@ -14,7 +14,6 @@ bearer token, and then checks it on every request but /health.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from actors.errors import OrchestratorError
 from actors.messages import Result
 from actors.money import NANODOLLARS_PER_DOLLAR
 from orchestrator.api import Orchestrator
+from orchestrator.binding import is_loopback
 from orchestrator.metrics import render_metrics
 from orchestrator.workload import request_from_dict
 
@@ -35,15 +35,6 @@ TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token", str)
 class InsecureBinding(OrchestratorError):
     code = "INSECURE_BINDING"
     status = 400
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_binding(host: str, token: str | None) -> None:
