@@ -88,6 +88,7 @@ class Orchestrator:
                 state_dir=state_dir,
             )
         env = os.environ if environ is None else environ
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         http_loop = http_loop_for_current_backend()
         with contextlib.ExitStack() as resources:
             resources.callback(http_loop.close)
@@ -210,7 +211,9 @@ def _assemble(
     telemetry = None
     if engine.telemetry.dir is not None:
         settings = engine.telemetry
-        telemetry = TelemetryClient(supervisor.add("telemetry", lambda: TelemetryCollector(settings)))
+        telemetry = TelemetryClient(
+            supervisor.add("telemetry", lambda: TelemetryCollector(settings), capacity=settings.buffer_events)
+        )
         telemetry_holder.append(telemetry)
     ledger = LedgerClient(
         supervisor.add("ledger", lambda: LedgerActor(engine.ledger, on_event=emit, alert_callback=alert_callback))

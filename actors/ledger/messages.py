@@ -1,3 +1,145 @@
-"""Messages of this actor package (placeholder until its issue lands)."""
+"""What the router (and the CLI) say to the ledger, and what it journals."""
 
-MESSAGES: tuple[type, ...] = ()
+from __future__ import annotations
+
+from actors.codec import message
+
+
+@message(100)
+class Reserve:
+    reservation_id: str
+    request_id: str
+    tier: str
+    model: str
+    amount_nd: int
+
+
+@message(101)
+class ReserveReply:
+    reservation_id: str
+    granted: bool
+    remaining_nd: int
+    reason: str = ""
+
+
+@message(102)
+class Settle:
+    reservation_id: str
+    actual_nd: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@message(103)
+class Release:
+    reservation_id: str
+
+
+@message(104)
+class LedgerAck:
+    """`outcome`: settled, released, reconciled, duplicate (an idempotent repeat)."""
+
+    reservation_id: str
+    outcome: str
+    overrun_nd: int = 0
+
+
+@message(105)
+class StatusQuery:
+    pass
+
+
+@message(106)
+class LimitStatus:
+    """One limit (total, a day, a month, a tier) and how much of it is used."""
+
+    scope: str
+    limit_nd: int
+    settled_nd: int
+    reserved_nd: int
+    remaining_nd: int
+
+
+@message(107)
+class BudgetStatus:
+    limit_nd: int
+    settled_nd: int
+    reserved_nd: int
+    unreconciled_nd: int
+    remaining_nd: int
+    outstanding: int
+    overruns: int
+    operations: int
+    limits: tuple[LimitStatus, ...] = ()
+
+
+@message(108)
+class Reconcile:
+    """Decide reservations left outstanding by a crash: charge them in full, or release them."""
+
+    release: bool = False
+
+
+@message(109)
+class ResetLedger:
+    pass
+
+
+@message(120)
+class JournalEntry:
+    """One durable operation. Replaying the entries in order rebuilds the ledger exactly."""
+
+    seq: int
+    op: str
+    reservation_id: str
+    at: float
+    amount_nd: int = 0
+    request_id: str = ""
+    tier: str = ""
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+MESSAGES: tuple[type, ...] = (
+    Reserve,
+    ReserveReply,
+    Settle,
+    Release,
+    LedgerAck,
+    StatusQuery,
+    LimitStatus,
+    BudgetStatus,
+    Reconcile,
+    ResetLedger,
+    JournalEntry,
+)
+
+
+@message(121)
+class SnapshotReservation:
+    reservation_id: str
+    request_id: str
+    tier: str
+    model: str
+    amount_nd: int
+    scopes: tuple[str, ...]
+    unreconciled: bool
+
+
+@message(122)
+class LedgerSnapshot:
+    """The whole ledger at journal sequence `seq`; entries up to `seq` are inside it."""
+
+    seq: int
+    operations: int
+    overruns: int
+    reservations: tuple[SnapshotReservation, ...]
+    closed: dict[str, str]
+    settled: dict[str, int]
+    reserved: dict[str, int]
+    settled_by_reservation: dict[str, int]
+    alerted: tuple[tuple[str, float], ...]
+
+
+MESSAGES = MESSAGES + (SnapshotReservation, LedgerSnapshot)

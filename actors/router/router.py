@@ -29,7 +29,7 @@ from actors.errors import (
     StrategyUnavailable,
 )
 from actors.ledger.client import LedgerClient
-from actors.ledger.pricing import prompt_token_upper_bound, worst_case_nd
+from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound, worst_case_nd
 from actors.messages import Attempt, CachePolicy, ChatMessage, Decision, FailureKind, Request, Result
 from actors.money import token_cost_nd
 from actors.providers.messages import ProviderCall, ProviderReply
@@ -115,6 +115,8 @@ class Router:
             remaining_share=self._remaining_share,
             providers=self._provider_settings,
             prompt_tokens=prompt_token_upper_bound(messages),
+            prompt_tokens_estimate=prompt_token_estimate(messages),
+            margin_ppm=self._settings.ledger.safety_margin_ppm,
         )
         selection = select(estimate, request, self._settings.router, context)
         decision = Decision(
@@ -264,7 +266,7 @@ class Router:
         """Try one provider with retries; a Result, the failure that ended it, or None if skipped."""
         breaker = self._breakers[provider.name]
         prompt_tokens = prompt_token_upper_bound(messages)
-        max_tokens = min(max_tokens, max(1, provider.context_window - prompt_tokens))
+        max_tokens = min(max_tokens, max(1, provider.context_window - prompt_token_estimate(messages)))
         retry = self._settings.retry
         last: FailureKind | None = None
         for try_no in range(retry.max_retries + 1):

@@ -129,6 +129,8 @@ class Actor:
     """
 
     name: str = "actor"
+    raw: bool = False
+    """A raw actor receives the encoded bytes undecoded (the telemetry log stores them as they are)."""
     inbox: Inbox
     tasks: TaskGroup
 
@@ -166,7 +168,7 @@ class Inbox:
 
     async def run(self, actor: Actor) -> None:
         """Serve `actor` until the inbox closes; exceptions propagate to the supervisor."""
-        decode = self._codec.decode
+        decode = _identity if actor.raw else self._codec.decode
         async with anyio.create_task_group() as tasks:
             actor.inbox = self
             actor.tasks = tasks
@@ -199,6 +201,10 @@ class Inbox:
         """Release both ends of the stream for good (the actor system is gone)."""
         self.ref._send.close()  # noqa: SLF001 - the inbox owns its stream
         self._receive.close()
+
+
+def _identity(payload: bytes) -> bytes:
+    return payload
 
 
 ActorFactory = Callable[[], Actor]

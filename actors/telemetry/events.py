@@ -143,3 +143,21 @@ MESSAGES: tuple[type, ...] = (
     TelemetryShed,
     LedgerOverrun,
 )
+
+
+@message(270)
+class SegmentHeader:
+    """The first record of every log segment."""
+
+    schema: int
+    fingerprint: str
+    started_at: float
+    segment: int
+
+
+@message(271)
+class FlushTelemetry:
+    """Ask the collector to write out everything it holds (answered with the same message)."""
+
+
+MESSAGES = MESSAGES + (SegmentHeader, FlushTelemetry)

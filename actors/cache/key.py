@@ -1,0 +1,49 @@
+"""The canonical cache key: everything that changes an answer, and nothing else.
+
+Model, messages (roles and contents, trailing whitespace of each line removed and
+line endings normalised to \n, since neither changes what a model is asked), the
+sampling parameters that change the answer (temperature, top_p, max_tokens, stop)
+and the sample index, so the k-th sample of a prompt at temperature > 0 is its own
+entry: a GA re-run replays exactly the programs it got before, while asking for a
+new sample is still a miss. Telemetry replay matches recorded responses by this key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import orjson
+
+from actors.messages import ChatMessage
+
+_TRAILING = re.compile(r"[ \t]+(?=\n|$)")
+
+
+def normalise(text: str) -> str:
+    return _TRAILING.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def cache_key(
+    model: str,
+    messages: tuple[ChatMessage, ...],
+    *,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int,
+    stop: tuple[str, ...],
+    sample_index: int,
+) -> str:
+    canonical = orjson.dumps(
+        [
+            1,
+            model,
+            [[m.role, normalise(m.content)] for m in messages],
+            None if temperature is None else round(float(temperature), 6),
+            None if top_p is None else round(float(top_p), 6),
+            max_tokens,
+            list(stop),
+            sample_index,
+        ]
+    )
+    return hashlib.blake2b(canonical, digest_size=20).hexdigest()

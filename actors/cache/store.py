@@ -1,0 +1,289 @@
+"""The persistent response store: SQLite in WAL mode, cost-weighted eviction.
+
+SQLite because it is in the standard library, survives crashes, and lets several
+processes on one machine share one file (WAL: readers never block the writer).
+Eviction is GreedyDual-Size-Frequency: priority = L + hits * cost / size, where L
+rises to the priority of the last entry evicted; an answer that cost $0.20 outlives
+one that cost $0.0001 at the same recency, and a long-unused entry eventually goes.
+
+A store that meets a corrupt, locked or unreadable file degrades to misses, logs one
+warning naming the file and the fix (`orchestrator cache verify` / `clear`), and never
+fails a request. The store is synchronous; the cache actor runs it on one worker
+thread at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from actors.cache import similarity
+from actors.cache.messages import CacheHit, CachePut, CacheStats
+from actors.cache.settings import CacheSettings
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, tier TEXT NOT NULL, model TEXT NOT NULL,
+    provider TEXT NOT NULL, text TEXT NOT NULL, input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL, cost_nd INTEGER NOT NULL, size INTEGER NOT NULL,
+    created REAL NOT NULL, expires REAL, hits INTEGER NOT NULL DEFAULT 0,
+    priority REAL NOT NULL, signature BLOB
+);
+CREATE INDEX IF NOT EXISTS entries_priority ON entries(priority);
+CREATE TABLE IF NOT EXISTS bands (
+    scope TEXT NOT NULL, band INTEGER NOT NULL, bucket BLOB NOT NULL, key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bands_lookup ON bands(scope, band, bucket);
+CREATE INDEX IF NOT EXISTS bands_key ON bands(key);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+
+_FILE_MODE = 0o600
+
+
+@attrs.define
+class Counters:
+    hits: int = 0
+    similar_hits: int = 0
+    misses: int = 0
+    saved_nd: int = 0
+    evictions: int = 0
+
+
+class CacheStore:
+    def __init__(self, settings: CacheSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.counters = Counters()
+        self.degraded = False
+        self._db: sqlite3.Connection | None = None
+        self._inflation = 0.0
+        self._entries = 0
+        self._bytes = 0
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _open(self) -> None:
+        path = self.settings.path or ":memory:"
+        if self.settings.path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not Path(path).exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, _FILE_MODE))
+        db = sqlite3.connect(path, timeout=5.0, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE name='inflation'").fetchone()
+        self._inflation = row[0] if row else 0.0
+        count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+        self._entries, self._bytes = count, size
+        self._db = db
+        if self.settings.path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                candidate = Path(path + suffix)
+                if candidate.exists():
+                    os.chmod(candidate, _FILE_MODE)
+
+    def _degrade(self, exc: BaseException) -> None:
+        if not self.degraded:
+            log.warning(
+                "response cache %s is unusable (%s: %s); serving without a cache. "
+                "Run `orchestrator cache verify` or `orchestrator cache clear` to repair it.",
+                self.settings.path or ":memory:", type(exc).__name__, exc,
+            )
+        self.degraded = True
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> CacheHit | None:
+        db = self._db
+        if db is None:
+            self.counters.misses += 1
+            return None
+        now = self._clock()
+        try:
+            row = db.execute(
+                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires, hits, size "
+                "FROM entries WHERE key=?",
+                (key,),
+            ).fetchone()
+            if row is None or (row[7] is not None and row[7] <= now):
+                if row is not None:
+                    self._delete(db, key)
+                self.counters.misses += 1
+                return None
+            self._touch(db, key, row[8] + 1, row[3], row[9])
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            self.counters.misses += 1
+            return None
+        self.counters.hits += 1
+        self.counters.saved_nd += row[3]
+        return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], None)
+
+    def similar(self, kind: str, tier: str, text: str) -> CacheHit | None:
+        """The most similar entry of the same kind and tier at or above the threshold."""
+        db = self._db
+        if db is None:
+            return None
+        sig = similarity.signature(text)
+        scope = f"{kind}\x00{tier}"
+        now = self._clock()
+        try:
+            candidates: set[str] = set()
+            for band, bucket in enumerate(similarity.bands(sig)):
+                candidates.update(
+                    k for (k,) in db.execute(
+                        "SELECT key FROM bands WHERE scope=? AND band=? AND bucket=? LIMIT 64", (scope, band, bucket)
+                    )
+                )
+            best: tuple[float, tuple[object, ...]] | None = None
+            for key in candidates:
+                row = db.execute(
+                    "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires, hits, "
+                    "size, signature, key FROM entries WHERE key=?",
+                    (key,),
+                ).fetchone()
+                if row is None or row[10] is None or (row[7] is not None and row[7] <= now):
+                    continue
+                score = similarity.estimate(sig, similarity.from_bytes(row[10]))
+                if score >= self.settings.similarity_threshold and (best is None or score > best[0]):
+                    best = (score, row)
+            if best is None:
+                return None
+            score, row = best
+            self._touch(db, str(row[11]), int(row[8]) + 1, int(row[3]), int(row[9]))  # type: ignore[call-overload]
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return None
+        self.counters.similar_hits += 1
+        self.counters.saved_nd += int(row[3])  # type: ignore[call-overload]
+        return CacheHit(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]), str(row[5]), str(row[6]), round(score, 4))  # type: ignore[call-overload]
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def put(self, item: CachePut) -> None:
+        db = self._db
+        if db is None:
+            return
+        now = self._clock()
+        ttl = item.ttl_s if item.ttl_s is not None else self.settings.default_ttl_s
+        size = len(item.text.encode("utf-8")) + 200
+        sig = similarity.signature(item.similar_text) if item.similar_text else None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            old = db.execute("SELECT size FROM entries WHERE key=?", (item.key,)).fetchone()
+            if old is not None:
+                self._delete(db, item.key)
+            db.execute(
+                "INSERT INTO entries (key, kind, tier, model, provider, text, input_tokens, output_tokens, "
+                "cost_nd, size, created, expires, hits, priority, signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    item.key, item.kind, item.tier, item.model, item.provider, item.text, item.input_tokens,
+                    item.output_tokens, item.cost_nd, size, now, None if ttl is None else now + ttl, 1,
+                    self._priority(1, item.cost_nd, size), None if sig is None else similarity.to_bytes(sig),
+                ),
+            )
+            if sig is not None:
+                scope = f"{item.kind}\x00{item.tier}"
+                db.executemany(
+                    "INSERT INTO bands (scope, band, bucket, key) VALUES (?,?,?,?)",
+                    [(scope, band, bucket, item.key) for band, bucket in enumerate(similarity.bands(sig))],
+                )
+            db.execute("COMMIT")
+            self._entries += 1
+            self._bytes += size
+            self._evict(db)
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+
+    def _priority(self, hits: int, cost_nd: int, size: int) -> float:
+        return self._inflation + hits * max(cost_nd, 1) / size
+
+    def _touch(self, db: sqlite3.Connection, key: str, hits: int, cost_nd: int, size: int) -> None:
+        db.execute("UPDATE entries SET hits=?, priority=? WHERE key=?", (hits, self._priority(hits, cost_nd, size), key))
+
+    def _delete(self, db: sqlite3.Connection, key: str) -> None:
+        row = db.execute("SELECT size FROM entries WHERE key=?", (key,)).fetchone()
+        db.execute("DELETE FROM entries WHERE key=?", (key,))
+        db.execute("DELETE FROM bands WHERE key=?", (key,))
+        if row is not None:
+            self._entries -= 1
+            self._bytes -= row[0]
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        if self._entries <= self.settings.max_entries and self._bytes <= self.settings.max_bytes:
+            return
+        target_entries = int(self.settings.max_entries * 0.99)
+        target_bytes = int(self.settings.max_bytes * 0.99)
+        db.execute("BEGIN IMMEDIATE")
+        while self._entries > target_entries or self._bytes > target_bytes:
+            victims = db.execute(
+                "SELECT key, priority FROM entries ORDER BY priority ASC LIMIT ?",
+                (max(1, min(256, self._entries - target_entries)),),
+            ).fetchall()
+            if not victims:
+                break
+            for key, priority in victims:
+                self._inflation = max(self._inflation, priority)
+                self._delete(db, key)
+                self.counters.evictions += 1
+                if self._entries <= target_entries and self._bytes <= target_bytes:
+                    break
+        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('inflation', ?)", (self._inflation,))
+        db.execute("COMMIT")
+
+    def stats(self) -> CacheStats:
+        c = self.counters
+        return CacheStats(c.hits, c.similar_hits, c.misses, self._entries, self._bytes, c.saved_nd, c.evictions, self.degraded)
+
+
+def verify(path: str) -> tuple[bool, str]:
+    """Check a cache file: (healthy, what SQLite says)."""
+    if not Path(path).exists():
+        return True, "no cache file (it is created on first use)"
+    try:
+        db = sqlite3.connect(path, timeout=5.0)
+        try:
+            result = db.execute("PRAGMA integrity_check").fetchone()[0]
+            count = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    return result == "ok", f"integrity {result}, {count} entries"
+
+
+def clear(path: str) -> int:
+    """Delete the cache files; returns how many were removed."""
+    removed = 0
+    for suffix in ("", "-wal", "-shm"):
+        candidate = Path(path + suffix)
+        if candidate.exists():
+            candidate.unlink()
+            removed += 1
+    return removed

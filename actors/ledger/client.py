@@ -1,0 +1,42 @@
+"""The ledger as the router and the CLI use it: typed calls over the actor's ask."""
+
+from __future__ import annotations
+
+import math
+
+from actors.ledger.messages import (
+    BudgetStatus,
+    LedgerAck,
+    Reconcile,
+    Release,
+    Reserve,
+    ReserveReply,
+    ResetLedger,
+    Settle,
+    StatusQuery,
+)
+from actors.runtime.actor import ActorRef
+
+
+class LedgerClient:
+    def __init__(self, ref: ActorRef, timeout: float = math.inf) -> None:
+        self._ref = ref
+        self._timeout = timeout
+
+    async def reserve(self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int) -> ReserveReply:
+        return await self._ref.ask(Reserve(reservation_id, request_id, tier, model, amount_nd), self._timeout)
+
+    async def settle(self, reservation_id: str, actual_nd: int, input_tokens: int = 0, output_tokens: int = 0) -> LedgerAck:
+        return await self._ref.ask(Settle(reservation_id, actual_nd, input_tokens, output_tokens), self._timeout)
+
+    async def release(self, reservation_id: str) -> LedgerAck:
+        return await self._ref.ask(Release(reservation_id), self._timeout)
+
+    async def status(self) -> BudgetStatus:
+        return await self._ref.ask(StatusQuery(), self._timeout)
+
+    async def reconcile(self, release: bool = False) -> BudgetStatus:
+        return await self._ref.ask(Reconcile(release), self._timeout)
+
+    async def reset(self) -> BudgetStatus:
+        return await self._ref.ask(ResetLedger(), self._timeout)

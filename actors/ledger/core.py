@@ -1,0 +1,303 @@
+"""The ledger's state machine: reservations, settlements and limits, with no I/O.
+
+Two-phase, like a bank's pending transfers. `reserve` grants only when, for every
+limit that applies (the total, the reservation's UTC day and month, its tier's cap),
+settled + outstanding reservations + the new amount stays within the limit. So at
+every instant settled + outstanding <= limit, as long as settlements stay within
+their reservations. A settlement above its reservation (a provider that ignored
+max_tokens) is charged in full and reported as an overrun: that is the one way
+spending can pass a limit, by at most the overrun, which the safety margin exists
+to absorb.
+
+Every change is a `JournalEntry`; `apply` is the only mutator, so replaying the
+journal rebuilds the same state, and the actor journals exactly what it applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+import attrs
+
+from actors.errors import LedgerError
+from actors.ledger.messages import (
+    BudgetStatus,
+    JournalEntry,
+    LedgerSnapshot,
+    LimitStatus,
+    SnapshotReservation,
+)
+from actors.ledger.settings import LedgerSettings
+
+TOTAL = "total"
+
+
+@attrs.define
+class Reservation:
+    request_id: str
+    tier: str
+    model: str
+    amount_nd: int
+    scopes: tuple[str, ...]
+    unreconciled: bool = False
+
+
+@attrs.frozen
+class Decision:
+    granted: bool
+    remaining_nd: int
+    reason: str = ""
+
+
+@attrs.frozen
+class Alert:
+    scope: str
+    threshold: float
+    spent_nd: int
+    limit_nd: int
+
+
+@attrs.frozen
+class Applied:
+    """What applying one entry did: the outcome word, any overrun, alerts it crossed."""
+
+    outcome: str
+    overrun_nd: int = 0
+    alerts: tuple[Alert, ...] = ()
+
+
+def period_scopes(at: float) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(at, tz=timezone.utc)
+    return f"day:{moment:%Y-%m-%d}", f"month:{moment:%Y-%m}"
+
+
+class LedgerCore:
+    def __init__(self, settings: LedgerSettings, wall_clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._wall = wall_clock
+        self.seq = 0
+        self.operations = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self.reservations: dict[str, Reservation] = {}
+        self.closed: dict[str, str] = {}
+        self.settled: dict[str, int] = {}
+        self.reserved: dict[str, int] = {}
+        self.settled_by_reservation: dict[str, int] = {}
+        self.overruns = 0
+        self.alerted: set[tuple[str, float]] = set()
+
+    # -- limits ------------------------------------------------------------------------
+
+    def limit_of(self, scope: str) -> int | None:
+        if scope == TOTAL:
+            return self.settings.limit_nd
+        kind, _, name = scope.partition(":")
+        if kind == "day":
+            return self.settings.daily_limit_nd
+        if kind == "month":
+            return self.settings.monthly_limit_nd
+        if kind == "tier":
+            return self.settings.tier_caps_nd.get(name)
+        return None
+
+    def scopes_for(self, tier: str, at: float) -> tuple[str, ...]:
+        day, month = period_scopes(at)
+        scopes = [TOTAL]
+        if self.settings.daily_limit_nd is not None:
+            scopes.append(day)
+        if self.settings.monthly_limit_nd is not None:
+            scopes.append(month)
+        if tier in self.settings.tier_caps_nd:
+            scopes.append(f"tier:{tier}")
+        return tuple(scopes)
+
+    def remaining(self, scope: str) -> int:
+        limit = self.limit_of(scope)
+        if limit is None:
+            return 0
+        return limit - self.settled.get(scope, 0) - self.reserved.get(scope, 0)
+
+    # -- decisions (no state change) ---------------------------------------------------------
+
+    def check(self, tier: str, amount_nd: int, at: float) -> Decision:
+        if amount_nd < 0:
+            raise LedgerError(f"a reservation cannot be negative: {amount_nd}")
+        tightest = None
+        for scope in self.scopes_for(tier, at):
+            left = self.remaining(scope)
+            if tightest is None or left < tightest[1]:
+                tightest = (scope, left)
+            if amount_nd > left:
+                return Decision(False, max(0, tightest[1]), f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left")
+        assert tightest is not None
+        return Decision(True, tightest[1] - amount_nd)
+
+    # -- operations: each returns the entry to journal, or None when nothing changes --------
+
+    def reserve(self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int) -> tuple[Decision, JournalEntry | None]:
+        at = self._wall()
+        if reservation_id in self.reservations or reservation_id in self.closed:
+            raise LedgerError(f"reservation {reservation_id} already exists")
+        decision = self.check(tier, amount_nd, at)
+        if not decision.granted:
+            return decision, None
+        return decision, self._entry("reserve", reservation_id, at, amount_nd, request_id, tier, model)
+
+    def settle(self, reservation_id: str, actual_nd: int, input_tokens: int = 0, output_tokens: int = 0) -> JournalEntry | None:
+        if actual_nd < 0:
+            raise LedgerError(f"a settlement cannot be negative: {actual_nd}")
+        if reservation_id in self.closed:
+            if self.closed[reservation_id] == "released":
+                raise LedgerError(f"reservation {reservation_id} was released; it cannot be settled")
+            return None
+        if reservation_id not in self.reservations:
+            raise LedgerError(f"unknown reservation {reservation_id}")
+        return self._entry("settle", reservation_id, self._wall(), actual_nd, input_tokens=input_tokens, output_tokens=output_tokens)
+
+    def release(self, reservation_id: str) -> JournalEntry | None:
+        if reservation_id in self.closed:
+            if self.closed[reservation_id] != "released":
+                raise LedgerError(f"reservation {reservation_id} was settled; it cannot be released")
+            return None
+        if reservation_id not in self.reservations:
+            raise LedgerError(f"unknown reservation {reservation_id}")
+        return self._entry("release", reservation_id, self._wall())
+
+    def reconcile(self, release: bool) -> list[JournalEntry]:
+        """Decide every unreconciled reservation: charge it at its reserved amount, or release it."""
+        entries = []
+        for rid, res in list(self.reservations.items()):
+            if res.unreconciled:
+                op = "release" if release else "settle"
+                entry = self._entry(op, rid, self._wall(), 0 if release else res.amount_nd)
+                entries.append(entry)
+                self.apply(entry)
+        return entries
+
+    def reset(self) -> JournalEntry:
+        return self._entry("reset", "", self._wall())
+
+    def mark_outstanding_unreconciled(self) -> int:
+        """After a restart: reservations whose calls died with the process count as spent."""
+        for res in self.reservations.values():
+            res.unreconciled = True
+        return len(self.reservations)
+
+    def _entry(self, op: str, rid: str, at: float, amount: int = 0, request_id: str = "", tier: str = "",
+               model: str = "", input_tokens: int = 0, output_tokens: int = 0) -> JournalEntry:
+        return JournalEntry(self.seq + 1, op, rid, at, amount, request_id, tier, model, input_tokens, output_tokens)
+
+    # -- the one mutator -------------------------------------------------------------------
+
+    def apply(self, entry: JournalEntry) -> Applied:
+        if entry.seq <= self.seq:
+            return Applied("duplicate")
+        self.seq = entry.seq
+        self.operations += 1
+        if entry.op == "reserve":
+            scopes = self.scopes_for(entry.tier, entry.at)
+            self.reservations[entry.reservation_id] = Reservation(
+                entry.request_id, entry.tier, entry.model, entry.amount_nd, scopes
+            )
+            for scope in scopes:
+                self.reserved[scope] = self.reserved.get(scope, 0) + entry.amount_nd
+            return Applied("reserved")
+        if entry.op == "settle":
+            res = self.reservations.pop(entry.reservation_id)
+            for scope in res.scopes:
+                self.reserved[scope] -= res.amount_nd
+                self.settled[scope] = self.settled.get(scope, 0) + entry.amount_nd
+            self.closed[entry.reservation_id] = "settled"
+            self.settled_by_reservation[entry.reservation_id] = entry.amount_nd
+            overrun = max(0, entry.amount_nd - res.amount_nd)
+            self.overruns += overrun > 0
+            return Applied("settled", overrun, self._crossings(res.scopes))
+        if entry.op == "release":
+            res = self.reservations.pop(entry.reservation_id)
+            for scope in res.scopes:
+                self.reserved[scope] -= res.amount_nd
+            self.closed[entry.reservation_id] = "released"
+            return Applied("released")
+        if entry.op == "reset":
+            self._clear()
+            return Applied("reset")
+        raise LedgerError(f"journal entry {entry.seq} has unknown operation {entry.op!r}")
+
+    def _crossings(self, scopes: tuple[str, ...]) -> tuple[Alert, ...]:
+        alerts = []
+        for scope in scopes:
+            limit = self.limit_of(scope)
+            if not limit:
+                continue
+            spent = self.settled.get(scope, 0)
+            for threshold in self.settings.warning_thresholds:
+                key = (scope, threshold)
+                if key not in self.alerted and spent * 1_000_000 >= round(threshold * 1_000_000) * limit:
+                    self.alerted.add(key)
+                    alerts.append(Alert(scope, threshold, spent, limit))
+        return tuple(alerts)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def scopes_in_use(self) -> Iterator[str]:
+        seen = {TOTAL}
+        yield TOTAL
+        for scope in sorted(set(self.settled) | set(self.reserved)):
+            if scope not in seen and self.limit_of(scope) is not None:
+                seen.add(scope)
+                yield scope
+
+    def status(self) -> BudgetStatus:
+        unreconciled = sum(r.amount_nd for r in self.reservations.values() if r.unreconciled)
+        limits = tuple(
+            LimitStatus(scope, self.limit_of(scope) or 0, self.settled.get(scope, 0),
+                        self.reserved.get(scope, 0), self.remaining(scope))
+            for scope in self.scopes_in_use()
+        )
+        return BudgetStatus(
+            limit_nd=self.settings.limit_nd,
+            settled_nd=self.settled.get(TOTAL, 0),
+            reserved_nd=self.reserved.get(TOTAL, 0),
+            unreconciled_nd=unreconciled,
+            remaining_nd=self.remaining(TOTAL),
+            outstanding=len(self.reservations),
+            overruns=self.overruns,
+            operations=self.operations,
+            limits=limits,
+        )
+
+
+def snapshot_of(core: LedgerCore) -> LedgerSnapshot:
+    return LedgerSnapshot(
+        seq=core.seq,
+        operations=core.operations,
+        overruns=core.overruns,
+        reservations=tuple(
+            SnapshotReservation(rid, r.request_id, r.tier, r.model, r.amount_nd, r.scopes, r.unreconciled)
+            for rid, r in core.reservations.items()
+        ),
+        closed=dict(core.closed),
+        settled=dict(core.settled),
+        reserved=dict(core.reserved),
+        settled_by_reservation=dict(core.settled_by_reservation),
+        alerted=tuple(sorted(core.alerted)),
+    )
+
+
+def restore(core: LedgerCore, snap: LedgerSnapshot) -> None:
+    core.seq = snap.seq
+    core.operations = snap.operations
+    core.overruns = snap.overruns
+    core.reservations = {
+        r.reservation_id: Reservation(r.request_id, r.tier, r.model, r.amount_nd, r.scopes, r.unreconciled)
+        for r in snap.reservations
+    }
+    core.closed = dict(snap.closed)
+    core.settled = dict(snap.settled)
+    core.reserved = dict(snap.reserved)
+    core.settled_by_reservation = dict(snap.settled_by_reservation)
+    core.alerted = set(snap.alerted)

@@ -1,0 +1,19 @@
+"""Settings of the budget ledger. All money in integer nanodollars."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class LedgerSettings:
+    limit_nd: int
+    daily_limit_nd: int | None = None
+    monthly_limit_nd: int | None = None
+    tier_caps_nd: dict[str, int] = attrs.field(factory=dict)
+    warning_thresholds: tuple[float, ...] = (0.8,)
+    safety_margin_ppm: int = 0
+    journal_path: str | None = None
+    state_dir: str | None = None
+    group_commit: bool = True
+    snapshot_every: int = 100_000

@@ -1,0 +1,179 @@
+"""Features of an ARC task, each in [0, 1], and the checks that reject malformed tasks.
+
+All grids of the task count: every train input and output and every test input.
+
+- grid_size_score: the largest grid's cell count / 900 (a 30x30 grid is 1.0). Larger
+  grids never lower it.
+- color_diversity: the number of distinct colours used anywhere (0 included) / 10.
+  More colours never lower it.
+- pattern_complexity: the mean of three parts: the colour entropy of the inputs
+  (bits / log2(10)); the mean number of objects (4-connected groups of one non-zero
+  colour) per input, / 30, capped at 1; and the share of cells that change between
+  input and output (pairs whose shapes differ count 1.0).
+- transformation_hints: how far the transformation is from an easy family, the
+  worst over the train pairs: a rigid motion of the whole grid (identity, flips,
+  rotations, transpose) 0.0; a consistent colour mapping 0.1; a tiling or integer
+  upscaling of the input 0.25; same shape otherwise 0.4 + 0.4 x the share of cells
+  changed; output size constant across pairs but unlike the input 0.7; anything else
+  0.9.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from actors.errors import InvalidRequest
+from actors.messages import ArcTask, Grid
+
+MAX_SIDE = 30
+FEATURES = ("grid_size_score", "pattern_complexity", "color_diversity", "transformation_hints")
+
+
+def validate(task: ArcTask) -> None:
+    """Raise InvalidRequest naming the task, the grid and what is wrong with it."""
+    if not task.train:
+        raise InvalidRequest(f"ARC task {task.task_id}: has no train pairs")
+    grids = [(f"train[{i}].{side}", grid) for i, pair in enumerate(task.train) for side, grid in (("input", pair.input), ("output", pair.output))]
+    grids += [(f"test[{i}].input", grid) for i, grid in enumerate(task.test)]
+    for where, grid in grids:
+        if not grid or not grid[0]:
+            raise InvalidRequest(f"ARC task {task.task_id}: {where} is empty")
+        if len(grid) > MAX_SIDE or len(grid[0]) > MAX_SIDE:
+            raise InvalidRequest(
+                f"ARC task {task.task_id}: {where} is {len(grid)}x{len(grid[0])}, above the {MAX_SIDE}x{MAX_SIDE} maximum"
+            )
+        width = len(grid[0])
+        for r, row in enumerate(grid):
+            if len(row) != width:
+                raise InvalidRequest(f"ARC task {task.task_id}: {where} is ragged: row {r} has {len(row)} cells, row 0 has {width}")
+            for c, value in enumerate(row):
+                if type(value) is not int or not 0 <= value <= 9:
+                    raise InvalidRequest(f"ARC task {task.task_id}: {where}[{r}][{c}] is {value!r}, colours are integers 0-9")
+
+
+def _all_grids(task: ArcTask) -> list[Grid]:
+    return [g for pair in task.train for g in (pair.input, pair.output)] + list(task.test)
+
+
+def grid_size_score(task: ArcTask) -> float:
+    return min(1.0, max(len(g) * len(g[0]) for g in _all_grids(task)) / (MAX_SIDE * MAX_SIDE))
+
+
+def color_diversity(task: ArcTask) -> float:
+    colours: set[int] = set()
+    for grid in _all_grids(task):
+        for row in grid:
+            colours.update(row)
+    return len(colours) / 10
+
+
+def _entropy(grids: list[Grid]) -> float:
+    counts: Counter[int] = Counter()
+    for grid in grids:
+        for row in grid:
+            counts.update(row)
+    total = sum(counts.values())
+    bits = -sum(n / total * math.log2(n / total) for n in counts.values())
+    return min(1.0, bits / math.log2(10))
+
+
+def count_objects(grid: Grid) -> int:
+    """4-connected groups of one non-zero colour."""
+    height, width = len(grid), len(grid[0])
+    seen = [[False] * width for _ in range(height)]
+    objects = 0
+    for r in range(height):
+        for c in range(width):
+            if seen[r][c] or grid[r][c] == 0:
+                continue
+            objects += 1
+            colour = grid[r][c]
+            stack = [(r, c)]
+            seen[r][c] = True
+            while stack:
+                y, x = stack.pop()
+                for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                    if 0 <= ny < height and 0 <= nx < width and not seen[ny][nx] and grid[ny][nx] == colour:
+                        seen[ny][nx] = True
+                        stack.append((ny, nx))
+    return objects
+
+
+def _changed_share(inp: Grid, out: Grid) -> float:
+    if len(inp) != len(out) or len(inp[0]) != len(out[0]):
+        return 1.0
+    cells = len(inp) * len(inp[0])
+    return sum(a != b for row_in, row_out in zip(inp, out) for a, b in zip(row_in, row_out)) / cells
+
+
+def pattern_complexity(task: ArcTask) -> float:
+    inputs = [pair.input for pair in task.train] + list(task.test)
+    entropy = _entropy(inputs)
+    objects = min(1.0, sum(count_objects(g) for g in inputs) / len(inputs) / 30)
+    change = sum(_changed_share(p.input, p.output) for p in task.train) / len(task.train)
+    return (entropy + objects + change) / 3
+
+
+def _rigid_motions(grid: Grid) -> list[Grid]:
+    rows = [list(r) for r in grid]
+    transposed = [tuple(col) for col in zip(*rows)]
+    return [
+        grid,
+        tuple(tuple(r[::-1]) for r in grid),
+        tuple(grid[::-1]),
+        tuple(tuple(r[::-1]) for r in grid[::-1]),
+        tuple(transposed),
+        tuple(tuple(r[::-1]) for r in transposed),
+        tuple(transposed[::-1]),
+        tuple(tuple(r[::-1]) for r in transposed[::-1]),
+    ]
+
+
+def _is_colour_map(inp: Grid, out: Grid) -> bool:
+    if len(inp) != len(out) or len(inp[0]) != len(out[0]):
+        return False
+    mapping: dict[int, int] = {}
+    for row_in, row_out in zip(inp, out):
+        for a, b in zip(row_in, row_out):
+            if mapping.setdefault(a, b) != b:
+                return False
+    return True
+
+
+def _is_tiling_or_upscale(inp: Grid, out: Grid) -> bool:
+    h, w, H, W = len(inp), len(inp[0]), len(out), len(out[0])
+    if H % h or W % w or (H == h and W == w):
+        return False
+    fy, fx = H // h, W // w
+    tiled = all(out[r][c] == inp[r % h][c % w] for r in range(H) for c in range(W))
+    scaled = all(out[r][c] == inp[r // fy][c // fx] for r in range(H) for c in range(W))
+    return tiled or scaled
+
+
+def _pair_hint(inp: Grid, out: Grid, constant_output: bool) -> float:
+    if out in _rigid_motions(inp):
+        return 0.0
+    if _is_colour_map(inp, out):
+        return 0.1
+    if _is_tiling_or_upscale(inp, out):
+        return 0.25
+    if len(inp) == len(out) and len(inp[0]) == len(out[0]):
+        return 0.4 + 0.4 * _changed_share(inp, out)
+    return 0.7 if constant_output else 0.9
+
+
+def transformation_hints(task: ArcTask) -> float:
+    shapes = {(len(p.output), len(p.output[0])) for p in task.train}
+    constant = len(shapes) == 1
+    return max(_pair_hint(p.input, p.output, constant) for p in task.train)
+
+
+def arc_features(task: ArcTask) -> dict[str, float]:
+    validate(task)
+    return {
+        "grid_size_score": grid_size_score(task),
+        "pattern_complexity": pattern_complexity(task),
+        "color_diversity": color_diversity(task),
+        "transformation_hints": transformation_hints(task),
+    }

@@ -1,0 +1,181 @@
+"""Complexity estimators: a request in, an Estimate (score, level, confidence, reasons) out.
+
+The score is in [0, 1]. The level comes from the configured thresholds, ascending
+(level, upper bound) pairs: a score at or below a bound gets that level, above the
+last bound the last level. Confidence says how safely inside its level a score is:
+1.0 at the middle of the level's band, 0.5 on a threshold (where a small change of
+features would route elsewhere).
+
+A request may bring its own `score` (used as is) or `features` (weighted like
+computed ones). `kind` "arc", "text", "auto" (ARC for requests with a task, text
+otherwise) or "package.module:callable" (a function taking a Request and returning
+an Estimate, or a score).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from actors.errors import ConfigError
+from actors.messages import ArcTask, Estimate, Request
+from actors.router.arc_features import FEATURES, arc_features
+from actors.router.settings import EstimatorSettings
+from actors.router.text_features import text_points
+
+DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.3, "pattern_complexity": 0.3, "color_diversity": 0.2, "transformation_hints": 0.2}
+
+
+class Estimator(Protocol):
+    def estimate(self, request: Request) -> Estimate: ...
+
+
+class Levels:
+    """Maps a score to a level and a confidence, from ascending thresholds."""
+
+    def __init__(self, thresholds: tuple[tuple[str, float], ...]) -> None:
+        scale = max(bound for _, bound in thresholds)
+        self.scale = 100.0 if scale > 1.0 else 1.0
+        self.names = tuple(level for level, _ in thresholds)
+        self.bounds = tuple(bound / self.scale for _, bound in thresholds)
+
+    def level(self, score: float) -> tuple[str, float]:
+        low = 0.0
+        for name, high in zip(self.names, self.bounds):
+            if score <= high:
+                return name, _confidence(score, low, high)
+            low = high
+        return self.names[-1], _confidence(score, self.bounds[-1], 1.0)
+
+
+def _confidence(score: float, low: float, high: float) -> float:
+    band = high - low
+    if band <= 0:
+        return 1.0
+    distance = max(0.0, min(score - low, high - score))
+    return round(0.5 + 0.5 * min(1.0, 2 * distance / band), 4)
+
+
+def _weighted(features: dict[str, float], weights: dict[str, float]) -> tuple[float, list[str]]:
+    total_weight = sum(weights.get(name, 0.0) for name in features) or 1.0
+    contributions = {
+        name: value * weights.get(name, 0.0) / total_weight for name, value in features.items() if weights.get(name)
+    }
+    score = min(1.0, max(0.0, sum(contributions.values())))
+    ranked = sorted(contributions.items(), key=lambda item: item[1], reverse=True)
+    reasons = [f"{name} {features[name]:.2f} (weight {weights[name]:g})" for name, _ in ranked[:2] if contributions[name] > 0]
+    return score, reasons
+
+
+class ArcEstimator:
+    """The story's four weighted grid features; estimates are memoised per task content."""
+
+    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
+        self.weights = {k: v for k, v in (settings.weights or DEFAULT_ARC_WEIGHTS).items() if k in FEATURES} or DEFAULT_ARC_WEIGHTS
+        self.levels = Levels(settings.thresholds)
+        self._memo: OrderedDict[ArcTask, Estimate] = OrderedDict()
+        self._memo_size = memo_size
+
+    def estimate(self, request: Request) -> Estimate:
+        if request.score is not None:
+            return self._from_score(request.score, ["score given by the caller"])
+        if request.features:
+            score, reasons = _weighted(request.features, self.weights)
+            return self._finish(score, reasons, dict(request.features))
+        if request.task is None:
+            raise ConfigError("the ARC estimator needs requests with an ARC task (use estimator: auto)")
+        cached = self._memo.get(request.task)
+        if cached is not None:
+            self._memo.move_to_end(request.task)
+            return cached
+        features = arc_features(request.task)
+        score, reasons = _weighted(features, self.weights)
+        estimate = self._finish(score, reasons, features)
+        self._memo[request.task] = estimate
+        if len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+        return estimate
+
+    def _from_score(self, score: float, reasons: list[str]) -> Estimate:
+        return self._finish(min(1.0, max(0.0, score)), reasons, {})
+
+    def _finish(self, score: float, reasons: list[str], features: dict[str, float]) -> Estimate:
+        level, confidence = self.levels.level(score)
+        return Estimate(round(score, 6), level, confidence, tuple(reasons), features)
+
+
+class TextEstimator:
+    """The coding-router source's points, scaled to [0, 1]; the top level needs a critical pattern."""
+
+    def __init__(self, settings: EstimatorSettings) -> None:
+        self.levels = Levels(settings.thresholds)
+
+    def estimate(self, request: Request) -> Estimate:
+        if request.score is not None:
+            score = min(1.0, max(0.0, request.score / 100 if request.score > 1 else request.score))
+            level, confidence = self.levels.level(score)
+            return Estimate(score, level, confidence, ("score given by the caller",), {})
+        text = "\n".join(m.content for m in request.messages if m.role != "system")
+        files = int(request.metadata["files"]) if request.metadata.get("files", "").isdigit() else None
+        points, critical, features, reasons = text_points(text, files=files)
+        if request.features:
+            features = {**features, **request.features}
+        score = points / 100
+        level, confidence = self.levels.level(score)
+        if level == self.levels.names[-1] and not critical and len(self.levels.names) > 1:
+            level = self.levels.names[-2]
+            reasons.append(f"no critical pattern: capped at {level}")
+            confidence = 1.0
+        return Estimate(score, level, confidence, tuple(reasons), features)
+
+
+class AutoEstimator:
+    """ARC features for requests that carry a task, the text rules for the rest."""
+
+    def __init__(self, settings: EstimatorSettings) -> None:
+        self.arc = ArcEstimator(settings)
+        self.text = TextEstimator(settings)
+
+    def estimate(self, request: Request) -> Estimate:
+        if request.task is not None or (request.features and set(request.features) <= set(FEATURES)):
+            return self.arc.estimate(request)
+        return self.text.estimate(request)
+
+
+class CallableEstimator:
+    """A user's function, registered by its import path in the configuration."""
+
+    def __init__(self, function: Callable[[Request], Estimate | float], settings: EstimatorSettings) -> None:
+        self.function = function
+        self.levels = Levels(settings.thresholds)
+
+    def estimate(self, request: Request) -> Estimate:
+        answer = self.function(request)
+        if isinstance(answer, Estimate):
+            return answer
+        score = min(1.0, max(0.0, float(answer)))
+        level, confidence = self.levels.level(score)
+        return Estimate(score, level, confidence, (f"custom estimator {getattr(self.function, '__name__', '?')}",), {})
+
+
+def build_estimator(settings: EstimatorSettings) -> Estimator:
+    if settings.kind == "arc":
+        return ArcEstimator(settings)
+    if settings.kind == "text":
+        return TextEstimator(settings)
+    if settings.kind == "auto":
+        return AutoEstimator(settings)
+    module_name, _, attribute = settings.kind.partition(":")
+    if not attribute:
+        raise ConfigError(
+            f"complexity_detection.estimator: {settings.kind!r} is not arc, text, auto or package.module:callable"
+        )
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"complexity_detection.estimator: cannot load {settings.kind!r}: {exc}") from None
+    if not callable(function):
+        raise ConfigError(f"complexity_detection.estimator: {settings.kind!r} is not callable")
+    return CallableEstimator(function, settings)
