@@ -1,0 +1,224 @@
+"""The journal: recovery after SIGKILL and power cuts, corrupt files, locks, paths, modes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from actors.catalog import CODEC
+from actors.errors import JournalError
+from actors.ledger.actor import LedgerActor, open_core
+from actors.ledger.client import LedgerClient
+from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, frame
+from actors.ledger.messages import JournalEntry
+from actors.ledger.settings import LedgerSettings
+from actors.runtime.supervisor import Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_in(directory: Path, **changes: object) -> LedgerSettings:
+    return LedgerSettings(
+        limit_nd=10**9, journal_path=str(directory / "journal"), state_dir=str(directory), **changes  # type: ignore[arg-type]
+    )
+
+
+def entries(n: int) -> list[JournalEntry]:
+    out = []
+    for i in range(n):
+        out.append(JournalEntry(2 * i + 1, "reserve", f"r{i}", 1.7e9, 100, "req", "t", "m"))
+        out.append(JournalEntry(2 * i + 2, "settle", f"r{i}", 1.7e9, 60))
+    return out
+
+
+def write_journal(path: Path, records: list[JournalEntry]) -> bytes:
+    data = HEADER + b"".join(frame(e) for e in records)
+    path.write_bytes(data)
+    return data
+
+
+def test_sigkill_at_random_instants_never_loses_an_acknowledged_operation(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    acked_reserved: dict[str, int] = {}
+    acked_settled: dict[str, int] = {}
+    acked_released: set[str] = set()
+    settings = settings_in(tmp_path)
+    for kill in range(20):
+        child = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "ledger_child.py"), str(tmp_path), str(kill)],
+            stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"READY"
+        time.sleep(rng.uniform(0.02, 0.25))
+        child.send_signal(signal.SIGKILL)
+        output, _ = child.communicate()
+        for line in output.decode().splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            if parts[0] == "R" and len(parts) == 3:
+                acked_reserved[parts[1]] = int(parts[2])
+            elif parts[0] == "S" and len(parts) == 3:
+                acked_settled[parts[1]] = int(parts[2])
+            elif parts[0] == "X":
+                acked_released.add(parts[1])
+        storage = FileStorage(settings.journal_path, settings.state_dir)  # type: ignore[arg-type]
+        try:
+            core = open_core(settings, storage)
+        finally:
+            storage.close()
+        status = core.status()
+        assert status.settled_nd + status.reserved_nd <= settings.limit_nd
+        known = set(core.reservations) | set(core.closed)
+        assert set(acked_reserved) <= known
+        for rid, amount in acked_settled.items():
+            assert core.settled_by_reservation[rid] == amount
+        for rid in acked_released:
+            assert core.closed[rid] == "released"
+    assert len(acked_settled) > 100, "the children made real progress before being killed"
+
+
+def test_a_power_cut_loses_only_what_was_never_synced() -> None:
+    storage = MemoryStorage()
+    settings = LedgerSettings(limit_nd=10**9)
+    core = open_core(settings, storage)
+    for entry in entries(3):
+        core.apply(entry)
+        storage.append(frame(entry))
+    storage.sync()
+    extra = JournalEntry(7, "reserve", "late", 1.7e9, 500, "req", "t", "m")
+    storage.append(frame(extra))
+    storage.power_cut()
+    recovered = open_core(settings, storage)
+    assert recovered.status().settled_nd == 180
+    assert "late" not in recovered.reservations
+
+
+def test_torn_last_record_is_cut_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = write_journal(tmp_path / "journal", entries(2))
+    (tmp_path / "journal").write_bytes(data[:-5])
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    with caplog.at_level(logging.WARNING):
+        core = open_core(LedgerSettings(limit_nd=10**9), storage)
+    storage.close()
+    assert "cut" in caplog.text and "unacknowledged tail" in caplog.text
+    assert core.status().settled_nd == 60 and "r1" in core.reservations
+    assert len((tmp_path / "journal").read_bytes()) < len(data) - 5 + 1
+
+
+def test_flipped_bytes_in_the_middle_refuse_to_start(tmp_path: Path) -> None:
+    data = bytearray(write_journal(tmp_path / "journal", entries(4)))
+    data[len(HEADER) + 20] ^= 0xFF
+    (tmp_path / "journal").write_bytes(bytes(data))
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    with pytest.raises(JournalError, match=r"corrupt record at byte \d+ .* intact data after it"):
+        open_core(LedgerSettings(limit_nd=10**9), storage)
+    storage.close()
+
+
+def test_an_empty_file_is_a_new_journal(tmp_path: Path) -> None:
+    (tmp_path / "journal").write_bytes(b"")
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    core = open_core(LedgerSettings(limit_nd=10**9), storage)
+    storage.close()
+    assert core.status().operations == 0
+    assert (tmp_path / "journal").read_bytes() == HEADER
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"NOTALEDGER-------", "bad magic"), (b"ORCHLEDG\x00\x09" + b"\x00" * 6, "format version 9")],
+)
+def test_wrong_magic_or_version_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "journal").write_bytes(content)
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    with pytest.raises(JournalError, match=message):
+        open_core(LedgerSettings(limit_nd=10**9), storage)
+    storage.close()
+
+
+def test_a_second_process_cannot_open_the_same_journal(tmp_path: Path) -> None:
+    first = FileStorage(tmp_path / "journal", tmp_path)
+    script = (
+        "import sys; from actors.ledger.journal import FileStorage\n"
+        f"FileStorage({str(tmp_path / 'journal')!r}, {str(tmp_path)!r})"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    first.close()
+    assert done.returncode != 0
+    assert b"in use by another orchestrator process" in done.stderr
+
+
+def test_journal_outside_the_state_dir_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="outside the state directory"):
+        FileStorage(tmp_path / "elsewhere" / ".." / ".." / "journal", tmp_path / "state")
+
+
+def test_files_are_owner_only(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path / "ledger" / "journal", tmp_path)
+    open_core(LedgerSettings(limit_nd=1), storage)
+    storage.close()
+    for name in ("journal", "journal.lock"):
+        assert stat.S_IMODE((tmp_path / "ledger" / name).stat().st_mode) == 0o600
+
+
+def test_compaction_keeps_the_state_and_replays_nothing_twice(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path, snapshot_every=10)
+
+    async def run() -> None:
+        supervisor = Supervisor(CODEC)
+        ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings)))
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            for i in range(25):
+                await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+                await ledger.settle(f"r{i}", 40)
+            supervisor.stop()
+
+    anyio.run(run)
+    storage = FileStorage(settings.journal_path, settings.state_dir)  # type: ignore[arg-type]
+    core = open_core(settings, storage)
+    storage.close()
+    assert (tmp_path / "journal.snapshot").exists()
+    assert core.status().settled_nd == 25 * 40 and core.status().outstanding == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("group_commit", [True, False])
+async def test_the_actor_answers_only_after_fsync_and_never_overspends(
+    anyio_backend: str, tmp_path: Path, group_commit: bool
+) -> None:
+    storage = MemoryStorage()
+    settings = LedgerSettings(limit_nd=50_000, journal_path="memory", group_commit=group_commit)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    granted = []
+
+    async def client(i: int) -> None:
+        reply = await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+        if reply.granted:
+            assert f"r{i}".encode() in storage.durable, "answered before the record was synced"
+            granted.append(i)
+            await ledger.settle(f"r{i}", 100)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        async with anyio.create_task_group() as clients:
+            for i in range(1000):
+                clients.start_soon(client, i)
+        status = await ledger.status()
+        supervisor.stop()
+    assert len(granted) == 500 and status.settled_nd == 50_000 and status.outstanding == 0
+    if group_commit:
+        assert storage.syncs < 1000, "group commit batches fsyncs"

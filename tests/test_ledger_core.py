@@ -1,0 +1,127 @@
+"""The ledger's state machine: limits, idempotency, typed errors, alerts, overruns."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.errors import LedgerError
+from actors.ledger.core import LedgerCore
+from actors.ledger.pricing import prompt_token_upper_bound, worst_case_nd
+from actors.ledger.settings import LedgerSettings
+from actors.messages import ChatMessage
+
+DAY = 1_790_000_000.0
+
+
+def core(**changes: object) -> LedgerCore:
+    settings = LedgerSettings(limit_nd=1000, **changes)  # type: ignore[arg-type]
+    return LedgerCore(settings, wall_clock=lambda: DAY)
+
+
+def reserve(ledger: LedgerCore, rid: str, amount: int, tier: str = "t1") -> bool:
+    decision, entry = ledger.reserve(rid, "req", tier, "m", amount)
+    if entry is not None:
+        ledger.apply(entry)
+    return decision.granted
+
+
+def settle(ledger: LedgerCore, rid: str, amount: int) -> None:
+    entry = ledger.settle(rid, amount)
+    if entry is not None:
+        ledger.apply(entry)
+
+
+def test_reservations_never_let_settled_plus_outstanding_pass_the_limit() -> None:
+    ledger = core()
+    assert reserve(ledger, "a", 600)
+    assert not reserve(ledger, "b", 401)
+    assert reserve(ledger, "b", 400)
+    status = ledger.status()
+    assert status.reserved_nd == 1000 and status.remaining_nd == 0
+
+
+def test_settle_frees_the_difference_and_release_frees_everything() -> None:
+    ledger = core()
+    reserve(ledger, "a", 600)
+    settle(ledger, "a", 250)
+    reserve(ledger, "b", 700)
+    ledger.apply(ledger.release("b"))  # type: ignore[arg-type]
+    status = ledger.status()
+    assert status.settled_nd == 250 and status.reserved_nd == 0 and status.remaining_nd == 750
+
+
+def test_settle_and_release_are_idempotent() -> None:
+    ledger = core()
+    reserve(ledger, "a", 100)
+    settle(ledger, "a", 90)
+    assert ledger.settle("a", 90) is None
+    reserve(ledger, "b", 100)
+    ledger.apply(ledger.release("b"))  # type: ignore[arg-type]
+    assert ledger.release("b") is None
+    assert ledger.status().settled_nd == 90
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (lambda l: l.settle("nope", 1), "unknown reservation nope"),
+        (lambda l: l.release("nope"), "unknown reservation nope"),
+        (lambda l: l.reserve("x", "r", "t", "m", -1), "cannot be negative"),
+        (lambda l: l.settle("open", -5), "cannot be negative"),
+    ],
+)
+def test_bad_operations_get_typed_errors_and_change_no_money(action: object, message: str) -> None:
+    ledger = core()
+    reserve(ledger, "open", 100)
+    before = ledger.status()
+    with pytest.raises(LedgerError, match=message):
+        action(ledger)  # type: ignore[operator]
+    assert ledger.status() == before
+
+
+def test_settle_after_release_is_refused() -> None:
+    ledger = core()
+    reserve(ledger, "a", 100)
+    ledger.apply(ledger.release("a"))  # type: ignore[arg-type]
+    with pytest.raises(LedgerError, match="was released"):
+        ledger.settle("a", 10)
+
+
+def test_an_overrun_is_charged_in_full_and_counted() -> None:
+    ledger = core()
+    reserve(ledger, "a", 100)
+    applied = ledger.apply(ledger.settle("a", 180))  # type: ignore[arg-type]
+    assert applied.overrun_nd == 80
+    assert ledger.status().settled_nd == 180 and ledger.status().overruns == 1
+
+
+def test_period_and_tier_caps_apply_alongside_the_total() -> None:
+    ledger = core(daily_limit_nd=300, tier_caps_nd={"gpt": 150})
+    assert reserve(ledger, "a", 140, tier="gpt")
+    assert not reserve(ledger, "b", 20, tier="gpt")
+    assert reserve(ledger, "c", 160, tier="cheap")
+    assert not reserve(ledger, "d", 1, tier="cheap"), "the day is full"
+    scopes = {limit.scope for limit in ledger.status().limits}
+    assert {"total", "tier:gpt"} <= scopes and any(s.startswith("day:") for s in scopes)
+
+
+def test_each_warning_threshold_alerts_once_per_crossing() -> None:
+    ledger = core(warning_thresholds=(0.5, 0.8))
+    alerts = []
+    for i, amount in enumerate((400, 200, 100, 100)):
+        reserve(ledger, f"r{i}", amount)
+        alerts += ledger.apply(ledger.settle(f"r{i}", amount)).alerts  # type: ignore[arg-type]
+    assert [(a.scope, a.threshold) for a in alerts] == [("total", 0.5), ("total", 0.8)]
+
+
+def test_the_prompt_upper_bound_is_never_below_the_simulator_count() -> None:
+    from orchestrator.simulator.content import prompt_tokens
+
+    messages = (ChatMessage("system", "abc " * 50), ChatMessage("user", "ünïcode ✓ " * 30))
+    assert prompt_token_upper_bound(messages) >= prompt_tokens([(m.role, m.content) for m in messages])
+
+
+def test_worst_case_adds_the_safety_margin_rounding_up() -> None:
+    assert worst_case_nd(1000, 1000, 150_000_000, 150_000_000, 0) == 300_000
+    assert worst_case_nd(1000, 1000, 150_000_000, 150_000_000, 100_000) == 330_000
+    assert worst_case_nd(1, 0, 1, 0, 0) == 1
