@@ -109,6 +109,47 @@ class Codec:
     def tag_of(self, cls: type) -> int:
         return self._tags[cls]
 
+    @staticmethod
+    def peek_tag(data: bytes) -> int | None:
+        """The tag of an encoded message without decoding it (None if not recognisable).
+
+        Log readers use it to decode only the events a summary needs.
+        """
+        if len(data) < 4:
+            return None
+        first = data[0]
+        if 0xD4 <= first <= 0xD8:
+            pos = 2
+        elif first == 0xC7:
+            pos = 3
+        elif first == 0xC8:
+            pos = 4
+        elif first == 0xC9:
+            pos = 6
+        else:
+            return None
+        if data[pos - 1] != MESSAGE_EXT or pos >= len(data):
+            return None
+        head = data[pos]
+        if 0x90 <= head <= 0x9F:
+            pos += 1
+        elif head == 0xDC:
+            pos += 3
+        elif head == 0xDD:
+            pos += 5
+        else:
+            return None
+        if pos >= len(data):
+            return None
+        tag = data[pos]
+        if tag < 0x80:
+            return tag
+        if tag == 0xCC and pos + 1 < len(data):
+            return data[pos + 1]
+        if tag == 0xCD and pos + 2 < len(data):
+            return int.from_bytes(data[pos + 1 : pos + 3], "big")
+        return None
+
     # -- encoding -----------------------------------------------------------------
 
     def _to_ext(self, msg: object) -> msgpack.ExtType:

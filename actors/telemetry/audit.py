@@ -1,0 +1,88 @@
+"""Audit: re-derive the money from the telemetry log and check it against the ledger.
+
+Every attempt that reached a provider had its own reservation (`<request id>/<n>`).
+The log says what each attempt cost; the ledger's journal says what each reservation
+settled at. They must agree to the nanodollar, in both directions: an attempt the
+ledger never settled, a settlement the log never mentions, or a different amount is
+a finding, reported with the reservation id. So is a result whose cost is not the
+sum of its attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from actors.catalog import CODEC
+from actors.telemetry.events import ReservationDecided, ResultRecorded
+from actors.telemetry.log import LogReader
+
+_TAGS = frozenset(CODEC.tag_of(cls) for cls in (ResultRecorded, ReservationDecided))
+
+
+@attrs.frozen
+class AuditReport:
+    requests: int
+    results_cost_nd: int
+    attempts_cost_nd: int
+    ledger_settled_nd: int
+    findings: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed: Mapping[str, str]) -> AuditReport:
+    reader = LogReader(Path(log_dir))
+    findings: list[str] = []
+    attempts: dict[str, int] = {}
+    granted: set[str] = set()
+    results_cost = 0
+    requests = 0
+    for payload in reader.payloads():
+        if CODEC.peek_tag(payload) not in _TAGS:
+            continue
+        event = CODEC.decode(payload)
+        if isinstance(event, ReservationDecided):
+            if event.granted:
+                granted.add(event.reservation_id)
+            continue
+        requests += 1
+        result = event.result
+        if result is None:
+            continue
+        results_cost += result.cost_nd
+        if not result.cached and result.cost_nd != sum(a.cost_nd for a in result.attempts):
+            findings.append(
+                f"request {result.request_id}: result cost {result.cost_nd} nd is not the sum of its attempts"
+            )
+        for number, attempt in enumerate(result.attempts, 1):
+            rid = f"{result.request_id}/{number}"
+            if attempt.outcome == "ok":
+                attempts[rid] = attempt.cost_nd
+            elif closed.get(rid) != "released":
+                findings.append(f"reservation {rid}: the attempt failed ({attempt.outcome}) but the ledger did not release it")
+    for rid, cost in attempts.items():
+        if rid not in settled_by_reservation:
+            findings.append(f"reservation {rid}: the log says it cost {cost} nd, the ledger never settled it")
+        elif settled_by_reservation[rid] != cost:
+            findings.append(
+                f"reservation {rid}: the log says {cost} nd, the ledger settled {settled_by_reservation[rid]} nd"
+            )
+    for rid in granted:
+        if rid in settled_by_reservation and rid not in attempts and settled_by_reservation[rid]:
+            findings.append(f"reservation {rid}: the ledger settled {settled_by_reservation[rid]} nd the log has no result for")
+        if rid not in closed and rid not in settled_by_reservation:
+            findings.append(f"reservation {rid}: still outstanding in the ledger")
+    return AuditReport(
+        requests=requests,
+        results_cost_nd=results_cost,
+        attempts_cost_nd=sum(attempts.values()),
+        ledger_settled_nd=sum(settled_by_reservation.values()),
+        findings=tuple(findings),
+        problems=tuple(f"{p.segment} @ {p.offset}: {p.what}" for p in reader.problems),
+    )

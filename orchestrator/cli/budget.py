@@ -1,0 +1,103 @@
+"""`orchestrator budget`: the ledger's limit, settled, reserved and remaining money.
+
+`budget reconcile` decides reservations a crash left outstanding (they count as spent
+until then): by default each is charged at its reserved amount, the safe choice when
+the provider may have billed; `--release` frees them when you know it did not.
+`budget reset --confirm` starts a new budget period from zero (journaled, not erased).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from actors.catalog import CODEC
+from actors.ledger.actor import LedgerActor
+from actors.ledger.client import LedgerClient
+from actors.ledger.messages import BudgetStatus
+from actors.money import format_usd
+from actors.runtime.supervisor import Supervisor
+from orchestrator.cli.tables import render_table
+from orchestrator.config import default_config_path, load_config
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "budget", help="show the budget; reconcile after a crash; reset", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", nargs="?", choices=("show", "reconcile", "reset"), default="show")
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--release", action="store_true", help="with reconcile: release instead of charging")
+    parser.add_argument("--confirm", action="store_true", help="required by reset")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "reset" and not args.confirm:
+        print("orchestrator budget reset: add --confirm to start the budget from zero")
+        return 2
+    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    status = anyio.run(_act, config.engine.ledger, args.action, args.release)
+    if args.json:
+        print(orjson.dumps(_as_dict(status), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_status(status))
+    return 0
+
+
+async def _act(settings: Any, action: str, release: bool) -> BudgetStatus:
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings)))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        if action == "reconcile":
+            status = await ledger.reconcile(release)
+        elif action == "reset":
+            status = await ledger.reset()
+        else:
+            status = await ledger.status()
+        supervisor.stop()
+    return status
+
+
+def _as_dict(status: BudgetStatus) -> dict[str, Any]:
+    return {
+        "limit_nd": status.limit_nd,
+        "settled_nd": status.settled_nd,
+        "reserved_nd": status.reserved_nd,
+        "unreconciled_nd": status.unreconciled_nd,
+        "remaining_nd": status.remaining_nd,
+        "outstanding": status.outstanding,
+        "overruns": status.overruns,
+        "operations": status.operations,
+        "limits": [
+            {"scope": l.scope, "limit_nd": l.limit_nd, "settled_nd": l.settled_nd,
+             "reserved_nd": l.reserved_nd, "remaining_nd": l.remaining_nd}
+            for l in status.limits
+        ],
+    }
+
+
+def render_status(status: BudgetStatus) -> str:
+    rows = [
+        (l.scope, format_usd(l.limit_nd, 6), format_usd(l.settled_nd, 6), format_usd(l.reserved_nd, 6),
+         format_usd(l.remaining_nd, 6), f"{100 * (l.settled_nd + l.reserved_nd) / l.limit_nd:.1f}%" if l.limit_nd else "-")
+        for l in status.limits
+    ]
+    lines = [render_table(("scope", "limit", "settled", "reserved", "remaining", "used"), rows)]
+    if status.unreconciled_nd:
+        lines.append(
+            f"\n{status.outstanding} reservations ({format_usd(status.unreconciled_nd, 6)}) were outstanding at a crash "
+            "and count as spent: run `orchestrator budget reconcile`"
+        )
+    if status.overruns:
+        lines.append(f"{status.overruns} settlements exceeded their reservation (providers ignoring max_tokens)")
+    lines.append(f"{status.operations} journaled operations")
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Reading the telemetry log: `stats`, `costs`, `replay`, `report`, `telemetry prune`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from actors.ledger.actor import open_core
+from actors.ledger.journal import FileStorage
+from actors.money import format_usd
+from actors.telemetry.audit import audit
+from actors.telemetry.summary import GROUPS, PERIODS, summarize
+from orchestrator.cli.tables import render_table
+from orchestrator.config import Config, default_config_path, load_config
+from orchestrator.files import write_private
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--telemetry", type=Path, default=None, help="log directory (default: STATE_DIR/telemetry)")
+
+
+def add_parser(subparsers: Any) -> None:
+    stats = subparsers.add_parser("stats", help="totals of the telemetry log")
+    _common(stats)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=run_stats)
+
+    costs = subparsers.add_parser("costs", help="cost table by period and by model, tier, task type or provider")
+    _common(costs)
+    costs.add_argument("--period", choices=PERIODS, default="day")
+    costs.add_argument("--by", choices=GROUPS, default="tier")
+    costs.add_argument("--json", action="store_true")
+    costs.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file")
+    costs.set_defaults(func=run_costs)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="audit a log against the ledger, or re-route it under another config (what-if)",
+        description="`replay LOG`: audit every attempt's cost against the ledger's journal, to the nanodollar "
+        "(exit 1 on a mismatch). `replay LOG --config OTHER.yaml`: re-route and re-price every recorded "
+        "request under OTHER and compare it with the recorded run.",
+    )
+    replay.add_argument("log", type=Path, nargs="?", default=None, help="telemetry directory")
+    replay.add_argument("--config", type=Path, default=None, help="what-if: the configuration to compare with")
+    replay.add_argument("--base-config", type=Path, default=None, help="the configuration the run used")
+    replay.add_argument("--state-dir", type=Path, default=None)
+    replay.add_argument("--telemetry", type=Path, default=None)
+    replay.set_defaults(func=run_replay)
+
+    report = subparsers.add_parser("report", help="write a self-contained HTML report with plots")
+    _common(report)
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.set_defaults(func=run_report)
+
+    telemetry = subparsers.add_parser("telemetry", help="maintain the telemetry log")
+    telemetry_sub = telemetry.add_subparsers(dest="action", required=True)
+    prune = telemetry_sub.add_parser("prune", help="delete segments older than a duration (e.g. 90d, 12h)")
+    _common(prune)
+    prune.add_argument("--older-than", required=True)
+    prune.set_defaults(func=run_prune)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config or default_config_path(), state_dir=args.state_dir)
+
+
+def _log_dir(args: argparse.Namespace, config: Config) -> Path:
+    explicit = getattr(args, "log", None) or args.telemetry
+    if explicit is not None:
+        return Path(explicit)
+    return Path(config.engine.telemetry.dir or config.state_dir / "telemetry")
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    config = _config(args)
+    summary = summarize(_log_dir(args, config), "all", "tier")
+    row = summary.total.row()
+    if args.json:
+        print(orjson.dumps({**row, "events": summary.events, "shed": summary.shed, "problems": summary.problems}).decode())
+        return 0
+    pairs = [
+        ("events", summary.events),
+        ("requests", row["requests"]),
+        ("success rate", f"{100 * row['success_rate']:.1f}%"),  # type: ignore[operator]
+        ("fallback rate", f"{100 * row['fallback_rate']:.1f}%"),  # type: ignore[operator]
+        ("tokens in / out", f"{row['input_tokens']} / {row['output_tokens']}"),
+        ("cost", format_usd(row["cost_nd"], 6)),  # type: ignore[arg-type]
+        ("average cost per request", format_usd(row["avg_cost_nd"], 6)),  # type: ignore[arg-type]
+        ("cache hits / saved", f"{row['cache_hits']} / {format_usd(row['saved_nd'], 6)}"),  # type: ignore[arg-type]
+        ("latency p50 / p95 / p99", f"{row['latency_p50_ms']} / {row['latency_p95_ms']} / {row['latency_p99_ms']} ms"),
+        ("most used model", row["most_used_model"]),
+        ("most expensive model", row["most_expensive_model"]),
+    ]
+    if summary.shed:
+        pairs.append(("events shed (buffer full)", summary.shed))
+    print(render_table(("", "value"), pairs))
+    for problem in summary.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def run_costs(args: argparse.Namespace) -> int:
+    config = _config(args)
+    summary = summarize(_log_dir(args, config), args.period, args.by)
+    rows = summary.rows()
+    if args.csv is not None:
+        buffer = io.StringIO()
+        fields = [k for k in rows[0] if k not in ("errors", "failed_attempts")] if rows else ["period"]
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_private(args.csv, buffer.getvalue())
+    if args.json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    table = [
+        (
+            r["period"], r[args.by], r["requests"], r["input_tokens"], r["output_tokens"],
+            format_usd(r["cost_nd"], 6), format_usd(r["avg_cost_nd"], 6),  # type: ignore[arg-type]
+            r["latency_p50_ms"], r["latency_p99_ms"], f"{100 * r['success_rate']:.0f}%",  # type: ignore[operator]
+            r["cache_hits"],
+        )
+        for r in rows
+    ]
+    print(render_table(
+        ("period", args.by, "requests", "tokens in", "tokens out", "cost", "avg/request", "p50 ms", "p99 ms", "success", "cached"),
+        table,
+    ))
+    total = summary.total.row()
+    print(f"\ntotal {format_usd(total['cost_nd'], 6)} over {total['requests']} requests; "  # type: ignore[arg-type]
+          f"most used {total['most_used_model']}, most expensive {total['most_expensive_model']}")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    config = load_config(args.base_config or default_config_path(), state_dir=args.state_dir)
+    log_dir = _log_dir(args, config)
+    if args.config is not None:
+        from orchestrator.whatif import compare, render_comparison
+
+        other = load_config(args.config, state_dir=args.state_dir)
+        print(render_comparison(compare(log_dir, config, other)))
+        return 0
+    ledger = config.engine.ledger
+    if ledger.journal_path is None:
+        print("orchestrator replay: this configuration keeps no ledger journal to audit against", file=sys.stderr)
+        return 2
+    storage = FileStorage(ledger.journal_path, ledger.state_dir)
+    try:
+        core = open_core(ledger, storage, ledger.journal_path)
+    finally:
+        storage.close()
+    report = audit(log_dir, core.settled_by_reservation, core.closed)
+    print(render_table(
+        ("", "nanodollars", "dollars"),
+        [
+            ("results in the log", report.results_cost_nd, format_usd(report.results_cost_nd, 6)),
+            ("attempts in the log", report.attempts_cost_nd, format_usd(report.attempts_cost_nd, 6)),
+            ("settled in the ledger", report.ledger_settled_nd, format_usd(report.ledger_settled_nd, 6)),
+        ],
+        title=f"audit of {report.requests} requests in {log_dir}",
+    ))
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if report.findings:
+        print(f"\nMISMATCH: {len(report.findings)} finding(s)")
+        for finding in report.findings[:50]:
+            print(f"  {finding}")
+        return 1
+    print("\nOK: every attempt's cost matches the ledger to the nanodollar")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from orchestrator.report import write_report
+
+    config = _config(args)
+    write_report(_log_dir(args, config), config, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    match = _DURATION.match(args.older_than)
+    if not match:
+        print(f"orchestrator telemetry prune: --older-than {args.older_than!r}: use a number and s, m, h, d or w (e.g. 90d)", file=sys.stderr)
+        return 2
+    cutoff = time.time() - int(match.group(1)) * _SECONDS[match.group(2)]
+    log_dir = _log_dir(args, _config(args))
+    segments = sorted(log_dir.glob("segment-*.log"))
+    removed = 0
+    for segment in segments[:-1]:
+        if segment.stat().st_mtime < cutoff:
+            segment.unlink()
+            removed += 1
+    print(f"removed {removed} of {len(segments)} segments older than {args.older_than}")
+    return 0
