@@ -50,6 +50,13 @@ class InvalidRequest(OrchestratorError):
     status = 400
 
 
+class NotRecorded(OrchestratorError):
+    """A deterministic re-run met a request the recorded log does not hold."""
+
+    code = "NOT_RECORDED"
+    status = 404
+
+
 class BudgetExceeded(OrchestratorError):
     """The ledger refused to reserve the worst-case cost; no provider was called."""
 

@@ -185,6 +185,8 @@ class Result:
     cached: bool = False
     similarity: float | None = None
     saved_nd: int = 0
+    cache_key: str = ""
+    replayed: bool = False
 
     @property
     def score(self) -> float:

@@ -40,6 +40,7 @@ from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
+from actors.telemetry.replay import recorded_answers
 from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
 from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
 
@@ -80,7 +81,10 @@ class Orchestrator:
         environ: Mapping[str, str] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         alert_callback: Callable[[ev.BudgetAlert], None] | None = None,
+        replay_log: str | os.PathLike[str] | None = None,
+        replay_passthrough: bool = False,
     ) -> AsyncIterator[Orchestrator]:
+        """Start every actor; with `replay_log`, answer from that recorded run instead of providers."""
         if not isinstance(config, Config):
             config = load_config(
                 default_config_path() if config is None else Path(config),
@@ -100,7 +104,9 @@ class Orchestrator:
                     resources.enter_context(sim)
                     simulator_url = sim.url
             engine = _resolve_simulator(config.engine, simulator_url)
+            replay = None if replay_log is None else recorded_answers(replay_log)
             orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
+            orch._router.use_replay(replay, replay_passthrough)
             async with anyio.create_task_group() as tg:
                 await tg.start(orch._supervisor.run)
                 try:

@@ -25,6 +25,7 @@ from actors.errors import (
     AskTimeout,
     BudgetExceeded,
     InvalidRequest,
+    NotRecorded,
     RateLimitExceeded,
     StrategyUnavailable,
 )
@@ -74,6 +75,8 @@ class Router:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._replay: Mapping[str, Result] | None = None
+        self._replay_passthrough = False
         self._estimator = build_estimator(settings.router.estimator)
         self._ledger = ledger
         self._providers = providers
@@ -98,6 +101,11 @@ class Router:
         self.errors: Counter[str] = Counter()
 
     # -- public ------------------------------------------------------------------------
+
+    def use_replay(self, answers: Mapping[str, Result] | None, passthrough: bool) -> None:
+        """Serve identical requests from a recorded run (and, with passthrough, the rest live)."""
+        self._replay = answers
+        self._replay_passthrough = passthrough
 
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
@@ -193,6 +201,18 @@ class Router:
             )
 
         key = key_for(decision.model)
+        if self._replay is not None:
+            recorded = self._replay.get(key)
+            if recorded is not None:
+                return attrs.evolve(
+                    recorded, request_id=request.request_id, decision=decision, cost_nd=0,
+                    saved_nd=recorded.cost_nd, latency_s=self._clock() - started, replayed=True,
+                )
+            if not self._replay_passthrough:
+                raise NotRecorded(
+                    f"request {request.request_id}: not in the recorded log (cache key {key}); "
+                    "run with --passthrough to send unrecorded requests to the providers"
+                )
         similar_text = messages[-1].content if request.allow_similar else None
         if self._cache is not None and request.cache is CachePolicy.USE:
             hit = await self._cache.lookup(key, kind=request.kind, tier=decision.tier, similar_text=similar_text)
@@ -216,6 +236,7 @@ class Router:
                     cached=True,
                     similarity=hit.similarity,
                     saved_nd=hit.cost_nd,
+                    cache_key=key,
                 )
         progress = _Progress()
         chain = ((selection.tier, selection.provider),) + selection.alternatives
@@ -240,7 +261,7 @@ class Router:
                         input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
                         cost_nd=outcome.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
                     )
-                return attrs.evolve(outcome, latency_s=self._clock() - started)
+                return attrs.evolve(outcome, latency_s=self._clock() - started, cache_key=key)
             if outcome is FailureKind.CONTEXT_LENGTH:
                 context_floor = max(context_floor, provider.context_window)
             if outcome is FailureKind.INVALID_REQUEST:

@@ -39,6 +39,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
     parser.add_argument("--telemetry", type=Path, default=None, help="telemetry log directory (default: STATE_DIR/telemetry)")
     parser.add_argument("--chaos", action="store_true", help="inject simulator faults: random failures and an outage")
+    parser.add_argument("--replay", type=Path, default=None, help="re-run from this telemetry log: recorded answers, no cost")
+    parser.add_argument("--passthrough", action="store_true", help="with --replay: send unrecorded requests to providers")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run)
 
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chaos:
         config = with_chaos(config)
     requests = load_jsonl(args.requests) if args.requests else arc_requests(args.tasks)
-    summary = anyio.run(_run, config, requests, args.concurrency, not args.json)
+    summary = anyio.run(_run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough)
     if args.json:
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -65,14 +67,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(config: Config, requests: list[Request], concurrency: int | None, show_progress: bool) -> dict[str, Any]:
+async def _run(
+    config: Config,
+    requests: list[Request],
+    concurrency: int | None,
+    show_progress: bool,
+    replay: Path | None = None,
+    passthrough: bool = False,
+) -> dict[str, Any]:
     bar = ProgressBar(len(requests), "routing") if show_progress else None
 
     def on_done(_: int, outcome: Result | OrchestratorError) -> None:
         if bar is not None:
             bar.advance(isinstance(outcome, Result))
 
-    async with Orchestrator.start(config) as orch:
+    async with Orchestrator.start(config, replay_log=replay, replay_passthrough=passthrough) as orch:
         outcomes = await orch.generate_batch(requests, concurrency=concurrency, on_done=on_done)
         if bar is not None:
             bar.close()
@@ -159,6 +168,7 @@ def summarize(
         "top_tier_cost_nd": top_cost,
         "top_tier_cost_usd": format_usd(top_cost, 6),
         "cached": sum(r.cached for r in results),
+        "replayed": sum(r.replayed for r in results),
         "saved_nd": sum(r.saved_nd for r in results),
         "saved_usd": format_usd(sum(r.saved_nd for r in results), 6),
         "fallbacks": sum(r.fallbacks > 0 for r in results),
@@ -201,7 +211,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         "",
         f"total cost            {summary['cost_usd']}",
         f"all on {summary['top_tier']:<14} {summary['top_tier_cost_usd']}  (same tokens at the top paid tier's prices)",
-        f"cache                 {summary['cached']} hits, {summary['saved_usd']} saved",
+        f"cache                 {summary['cached']} hits, {summary['replayed']} replayed, {summary['saved_usd']} saved",
         f"latency               p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms",
         f"fallbacks / retries   {summary['fallbacks']} requests fell back, {summary['retries']} extra attempts",
     ]
