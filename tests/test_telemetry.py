@@ -1,0 +1,219 @@
+"""The telemetry log: framing, rotation, damage, shedding, and what a run records."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from pathlib import Path
+
+import anyio
+import attrs
+import pytest
+
+from actors.catalog import CODEC
+from actors.ledger.actor import open_core
+from actors.ledger.journal import FileStorage
+from actors.messages import ArcTask, Request
+from actors.money import token_cost_nd
+from actors.runtime.supervisor import Supervisor
+from actors.telemetry.audit import audit
+from actors.telemetry.client import TelemetryClient
+from actors.telemetry.collector import TelemetryCollector
+from actors.telemetry.events import FeedbackGiven, ResultRecorded
+from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
+from actors.telemetry.settings import TelemetrySettings
+from actors.telemetry.summary import results, summarize
+from orchestrator import Orchestrator, load_config
+from orchestrator.whatif import compare
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def feedback(i: int) -> FeedbackGiven:
+    return FeedbackGiven(1.7e9 + i, f"r{i}", i / 100)
+
+
+def write_events(directory: Path, count: int, segment_bytes: int = 1 << 20) -> None:
+    writer = SegmentWriter(directory, segment_bytes, "fp")
+    for i in range(count):
+        writer.write(frame(CODEC.encode(feedback(i))), 1)
+    writer.close()
+
+
+def test_events_round_trip_and_segments_rotate_by_size(tmp_path: Path) -> None:
+    write_events(tmp_path, 500, segment_bytes=4096)
+    reader = LogReader(tmp_path)
+    events = list(reader.events())
+    assert events == [feedback(i) for i in range(500)]
+    assert len(reader.segments()) > 3
+    assert all(h.fingerprint == "fp" for h in reader.headers)
+    assert not reader.problems
+
+
+def test_a_torn_last_record_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_events(tmp_path, 10)
+    segment = LogReader(tmp_path).segments()[0]
+    segment.write_bytes(segment.read_bytes()[:-3])
+    with caplog.at_level(logging.WARNING):
+        events = list(LogReader(tmp_path).events())
+    assert events == [feedback(i) for i in range(9)]
+    assert "torn last record" in caplog.text
+
+
+def test_a_corrupt_record_in_the_middle_is_reported_and_the_rest_still_read(tmp_path: Path) -> None:
+    write_events(tmp_path, 300, segment_bytes=2048)
+    reader = LogReader(tmp_path)
+    middle = reader.segments()[1]
+    data = bytearray(middle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    middle.write_bytes(bytes(data))
+    events = list(reader.events())
+    assert 290 <= len(events) < 300
+    assert any("corrupt record" in p.what and p.segment == middle.name for p in reader.problems)
+
+
+@pytest.mark.anyio
+async def test_a_full_buffer_sheds_without_blocking_and_counts_what_it_shed(anyio_backend: str, tmp_path: Path) -> None:
+    supervisor = Supervisor(CODEC)
+    settings = TelemetrySettings(dir=str(tmp_path), buffer_events=16)
+    client = TelemetryClient(supervisor.add("telemetry", lambda: TelemetryCollector(settings), capacity=16))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        for i in range(200):
+            client.emit(feedback(i))
+        shed = client.shed
+        await anyio.sleep(0.05)
+        client.emit(feedback(999))
+        await client.flush()
+        supervisor.stop()
+    summary = summarize(tmp_path)
+    written = [e for e in LogReader(tmp_path).events() if isinstance(e, FeedbackGiven)]
+    assert shed > 0
+    assert len(written) + shed == 201
+    assert summary.shed == shed
+
+
+TASK = ArcTask.from_lists("t", [{"input": [[1, 2]], "output": [[2, 1]]}, {"input": [[3, 4, 5]], "output": [[5, 4, 3]]}])
+
+
+def run_workload(tmp_path: Path, count: int = 20) -> Path:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path / "state", environ={})
+    requests = [Request(task=TASK, sample_index=i) for i in range(count // 2)]
+    requests += [Request.prompt(f"Refactor module {i} for clarity") for i in range(count - count // 2)]
+
+    async def main() -> None:
+        async with Orchestrator.start(config) as orch:
+            done = await orch.generate_batch(requests)
+            for result in done:
+                orch.feedback(result.request_id, 0.5)  # type: ignore[union-attr]
+
+    anyio.run(main)
+    return tmp_path / "state"
+
+
+def ledger_of(state: Path) -> tuple[dict[str, int], dict[str, str], int]:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=state, environ={})
+    storage = FileStorage(config.engine.ledger.journal_path, config.engine.ledger.state_dir)  # type: ignore[arg-type]
+    try:
+        core = open_core(config.engine.ledger, storage)
+    finally:
+        storage.close()
+    return core.settled_by_reservation, core.closed, core.status().settled_nd
+
+
+def test_a_run_records_one_result_per_request_and_its_money_matches_the_ledger(tmp_path: Path) -> None:
+    state = run_workload(tmp_path)
+    recorded = list(results(state / "telemetry"))
+    assert len(recorded) == 20 and len({e.request_id for e in recorded}) == 20
+    settled, closed, total = ledger_of(state)
+    assert sum(e.result.cost_nd for e in recorded) == total  # type: ignore[union-attr]
+    report = audit(state / "telemetry", settled, closed)
+    assert report.ok and report.attempts_cost_nd == total
+    summary = summarize(state / "telemetry", "all", "task_type")
+    assert {k for _, k in summary.groups} == {"arc", "text"}
+    assert summary.total.row()["mean_feedback"] == 0.5
+
+
+def test_audit_detects_a_tampered_record(tmp_path: Path) -> None:
+    state = run_workload(tmp_path, 6)
+    segment = LogReader(state / "telemetry").segments()[0]
+    data = segment.read_bytes()
+    offset, out, done = 10, bytearray(data[:10]), False
+    while offset < len(data):
+        length, _ = FRAME.unpack_from(data, offset)
+        payload = data[offset + 8 : offset + 8 + length]
+        event = CODEC.decode(payload)
+        if not done and isinstance(event, ResultRecorded) and event.result is not None and event.result.cost_nd:
+            forged = attrs.evolve(event.result, cost_nd=event.result.cost_nd - 1,
+                                  attempts=tuple(attrs.evolve(a, cost_nd=a.cost_nd - 1) for a in event.result.attempts))
+            payload, done = CODEC.encode(attrs.evolve(event, result=forged)), True
+        out += frame(payload)
+        offset += 8 + length
+    segment.write_bytes(bytes(out))
+    settled, closed, _ = ledger_of(state)
+    report = audit(state / "telemetry", settled, closed)
+    assert done and not report.ok
+    assert any("the ledger settled" in f for f in report.findings)
+
+
+def test_what_if_all_on_the_top_tier_costs_what_its_prices_imply(tmp_path: Path) -> None:
+    state = run_workload(tmp_path)
+    base = load_config(CONFIGS / "simulated.yaml", state_dir=state, environ={})
+    top = load_config(CONFIGS / "whatif_top_tier.yaml", state_dir=state, environ={})
+    comparison = compare(state / "telemetry", base, top)
+    gpt5 = top.engine.provider("GPT-5")
+    expected = sum(
+        token_cost_nd(e.result.input_tokens, gpt5.input_price_nd_per_mtok)  # type: ignore[union-attr]
+        + token_cost_nd(e.result.output_tokens, gpt5.output_price_nd_per_mtok)  # type: ignore[union-attr]
+        for e in results(state / "telemetry")
+    )
+    assert comparison.alternative.tiers == {"tier_4": 20}
+    assert comparison.alternative.cost_nd == expected
+    assert comparison.alternative.cost_nd > comparison.recorded.cost_nd
+    assert comparison.recorded.expected_score == 0.5
+
+
+def test_a_rerun_from_the_log_returns_identical_texts_with_no_http_traffic(tmp_path: Path) -> None:
+    state = run_workload(tmp_path)
+    first = {e.request_id: e.result.text for e in results(state / "telemetry")}  # type: ignore[union-attr]
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path / "rerun", environ={})
+    requests = [e.request for e in LogReader(state / "telemetry").events() if type(e).__name__ == "RequestReceived"]
+
+    async def main() -> tuple[list[object], dict[str, int]]:
+        async with Orchestrator.start(config, replay_log=state / "telemetry") as orch:
+            done = await orch.generate_batch(requests)
+            stats = await _simulator_stats(orch.simulator_url)
+        return done, stats
+
+    done, stats = anyio.run(main)
+    assert {r.request_id: r.text for r in done} == first  # type: ignore[attr-defined]
+    assert all(r.replayed and r.cost_nd == 0 for r in done)  # type: ignore[attr-defined]
+    assert not any(k.endswith(":requests") for k in stats), "no request reached a provider"
+
+
+async def _simulator_stats(url: str | None) -> dict[str, int]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/_sim/stats") as response:
+        return await response.json()  # type: ignore[no-any-return]
+
+
+def test_no_key_reaches_the_log_the_cache_or_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-PLANTED-0123456789abcdef"
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path / "state", environ={})
+    providers = tuple(attrs.evolve(p, api_key_env="PLANTED_KEY") for p in config.engine.providers)
+    config = attrs.evolve(config, engine=attrs.evolve(config.engine, providers=providers))
+    monkeypatch.setenv("PLANTED_KEY", secret)
+
+    async def main() -> None:
+        async with Orchestrator.start(config) as orch:
+            await orch.generate_batch([Request(task=TASK), Request.prompt("hello")])
+            assert secret not in repr(orch.engine) and secret not in repr(orch.health())
+
+    anyio.run(main)
+    files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert len(files) >= 3
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), f"the key leaked into {path}"
+        assert (path.stat().st_mode & 0o077) == 0, f"{path} is readable by others"
+    assert struct.calcsize(">II") == FRAME.size
