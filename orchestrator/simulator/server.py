@@ -235,7 +235,7 @@ async def serve(settings: SimulatorSettings, host: str = "127.0.0.1", port: int 
     """Run the simulator on the current asyncio loop for the duration of the block."""
     _check_host(host, settings)
     app = build_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -1,0 +1,185 @@
+"""Retry, fallback, circuit breaking and rate limits, in virtual time.
+
+Providers here answer from `ScriptedTransport` (no sockets), so trio's MockClock with
+autojump can run a minute of backoff in microseconds. The ledger is in memory and
+the cache and telemetry are off: nothing hides real I/O in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from actors.errors import StrategyUnavailable
+from actors.messages import Request
+from actors.providers.settings import ProviderSettings
+from orchestrator import Orchestrator, load_config
+from orchestrator.config import Config
+from tests.fakes import ScriptedTransport, openai_error, openai_ok
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SIMPLE = Request.prompt("Fix the typo in README.md")
+
+
+def config(tmp_path: Path, **engine: object) -> Config:
+    base = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path, environ={})
+    providers = tuple(attrs.evolve(p, base_url="http://provider.invalid/v1", protocol="openai") for p in base.engine.providers)
+    settings = attrs.evolve(
+        base.engine,
+        providers=providers,
+        ledger=attrs.evolve(base.engine.ledger, journal_path=None),
+        cache=attrs.evolve(base.engine.cache, enabled=False),
+        telemetry=attrs.evolve(base.engine.telemetry, dir=None),
+        retry=attrs.evolve(base.engine.retry, jitter=0.0),
+        **engine,
+    )
+    return attrs.evolve(base, engine=settings)
+
+
+def scripted(transports: dict[str, ScriptedTransport]) -> Callable[[ProviderSettings, object], ScriptedTransport]:
+    def factory(settings: ProviderSettings, _loop: object) -> ScriptedTransport:
+        return transports.setdefault(settings.name, ScriptedTransport(default=openai_ok()))
+
+    return factory
+
+
+@pytest.mark.trio
+async def test_backoff_doubles_from_one_second_then_succeeds(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(500)] * 3, default=openai_ok())}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        result = await orch.generate(SIMPLE)
+        elapsed = trio.current_time() - start
+        budget = await orch.budget()
+    assert [a.outcome for a in result.attempts] == ["server_error"] * 3 + ["ok"]
+    assert elapsed == pytest.approx(1 + 2 + 4)
+    assert budget.settled_nd == result.cost_nd == result.attempts[-1].cost_nd and budget.outstanding == 0
+
+
+@pytest.mark.trio
+async def test_backoff_is_capped(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, retry=attrs.evolve(cfg.engine.retry, initial_s=10, factor=10, cap_s=60)))
+    transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(502)] * 3, default=openai_ok())}
+    async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        await orch.generate(SIMPLE)
+        assert trio.current_time() - start == pytest.approx(10 + 60 + 60)
+
+
+@pytest.mark.trio
+async def test_retry_after_is_honoured_over_a_shorter_backoff(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(503, retry_after="30")], default=openai_ok())}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        result = await orch.generate(SIMPLE)
+        assert trio.current_time() - start == pytest.approx(30)
+    assert result.provider == "Qwen2.5-Coder"
+
+
+@pytest.mark.trio
+async def test_a_rate_limit_switches_to_an_alternative_at_once(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=openai_error(429, "rate_limit_exceeded", retry_after="20"))}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        result = await orch.generate(SIMPLE)
+        assert trio.current_time() - start == 0
+        budget = await orch.budget()
+    assert [a.outcome for a in result.attempts] == ["rate_limit", "ok"]
+    assert result.provider != "Qwen2.5-Coder"
+    assert budget.outstanding == 0
+
+
+@pytest.mark.trio
+async def test_context_length_moves_to_a_larger_window(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    too_long = openai_error(400, "context_length_exceeded", "maximum context length is 32768 tokens")
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=too_long)}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        result = await orch.generate(SIMPLE)
+        windows = {p.name: p.context_window for p in orch.engine.providers}
+    assert result.attempts[0].outcome == "context_length"
+    assert windows[result.provider] > windows["Qwen2.5-Coder"]
+
+
+@pytest.mark.trio
+async def test_auth_failure_disables_only_that_provider(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=openai_error(401, "invalid_api_key"))}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        first = await orch.generate(SIMPLE)
+        second = await orch.generate(attrs.evolve(SIMPLE, request_id="again"))
+        health = orch.health()
+    assert [a.outcome for a in first.attempts] == ["auth", "ok"]
+    assert [a.outcome for a in second.attempts] == ["ok"] and second.provider != "Qwen2.5-Coder"
+    assert len(transports["Qwen2.5-Coder"].calls) == 1, "no retry on AUTH, and no second try"
+    assert health["Qwen2.5-Coder"]["state"] == "disabled"
+    assert all(h["state"] == "closed" for n, h in health.items() if n != "Qwen2.5-Coder")
+
+
+@pytest.mark.trio
+async def test_circuit_opens_past_the_restart_intensity_then_a_probe_closes_it(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path)
+    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=2, max_restarts=1, window_s=300, cooldown_s=100,
+                           backoff_initial_s=1, probe_timeout_s=20)
+    retry = attrs.evolve(cfg.engine.retry, max_retries=0)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker, retry=retry))
+    qwen = ScriptedTransport(default=openai_error(500))
+    transports = {"Qwen2.5-Coder": qwen}
+    async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+        states = []
+        for i in range(6):
+            result = await orch.generate(attrs.evolve(SIMPLE, request_id=f"r{i}"))
+            assert result.text, "every request is answered by a fallback"
+            await trio.sleep(2)
+            states.append(orch.health()["Qwen2.5-Coder"]["state"])
+        assert states[-1] == "open"
+        calls_while_open = len(qwen.calls)
+        for i in range(3):
+            await orch.generate(attrs.evolve(SIMPLE, request_id=f"open{i}"))
+        assert len(qwen.calls) == calls_while_open, "no work is sent while the circuit is open"
+        qwen.default = openai_ok()
+        await trio.sleep(120)
+        probe = await orch.generate(attrs.evolve(SIMPLE, request_id="probe"))
+        final = orch.health()["Qwen2.5-Coder"]
+    assert probe.provider == "Qwen2.5-Coder"
+    assert final["state"] == "closed" and final["restarts"] >= 2
+
+
+@pytest.mark.trio
+async def test_requests_queue_behind_the_requests_per_minute_limit(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path)
+    providers = tuple(
+        attrs.evolve(p, requests_per_minute=30) if p.name == "Qwen2.5-Coder" else p for p in cfg.engine.providers
+    )
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, providers=providers))
+    transports: dict[str, ScriptedTransport] = {}
+    async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        results = await orch.generate_batch([attrs.evolve(SIMPLE, request_id=f"q{i}") for i in range(60)])
+        elapsed = trio.current_time() - start
+    assert all(r.provider == "Qwen2.5-Coder" for r in results)  # type: ignore[union-attr]
+    assert elapsed == pytest.approx(60, abs=2.5), "the second 30 wait for the bucket to refill"
+    assert max(r.queue_s for r in results) > 50  # type: ignore[union-attr]
+
+
+@pytest.mark.trio
+async def test_nothing_available_is_a_prompt_503(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {
+        name: ScriptedTransport(default=openai_error(401))
+        for name in ("Qwen2.5-Coder", "Gemini 2.5 Flash", "GLM-4.5", "GPT-5", "Falcon Mamba 7B")
+    }
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        with pytest.raises(StrategyUnavailable):
+            await orch.generate(SIMPLE)
+        start = trio.current_time()
+        with pytest.raises(StrategyUnavailable, match="no provider can serve it now"):
+            await orch.generate(attrs.evolve(SIMPLE, request_id="later"))
+        assert trio.current_time() - start == 0
