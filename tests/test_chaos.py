@@ -1,0 +1,93 @@
+"""Thousands of requests over real loopback HTTP while providers fail and one goes down."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+import attrs
+import pytest
+
+from actors.errors import BudgetExceeded, OrchestratorError
+from actors.messages import Request, Result
+from orchestrator import Orchestrator, load_config
+from orchestrator.config import Config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def chaos_config(tmp_path: Path, faults: list[dict[str, object]], **ledger: object) -> Config:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path, environ={})
+    engine = attrs.evolve(
+        config.engine,
+        retry=attrs.evolve(config.engine.retry, initial_s=0.005, cap_s=0.05, max_retries=2),
+        breaker=attrs.evolve(config.engine.breaker, backoff_initial_s=0.01, backoff_cap_s=0.1, cooldown_s=0.3,
+                             window_s=5.0, probe_timeout_s=2.0),
+        providers=tuple(attrs.evolve(p, max_concurrency=64, timeout_s=2.0) for p in config.engine.providers),
+        cache=attrs.evolve(config.engine.cache, enabled=False),
+        ledger=attrs.evolve(config.engine.ledger, **ledger),
+    )
+    return attrs.evolve(config, engine=engine, simulator={"seed": 11, "faults": faults})
+
+
+def workload(count: int) -> list[Request]:
+    return [Request.prompt(f"Write a function number {i} that parses the input", max_tokens=200) for i in range(count)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_every_request_is_answered_through_failures_and_an_outage(tmp_path: Path) -> None:
+    faults = [
+        {"kind": "server_error", "rate": 0.18, "model": m} for m in ("qwen2.5-coder-32b-instruct", "gemini-2.5-flash", "glm-4.5", "gpt-5")
+    ] + [
+        {"kind": "rate_limit", "rate": 0.07, "retry_after": 0.01},
+        {"kind": "drop", "rate": 0.05, "model": "gemini-2.5-flash"},
+        {"kind": "server_error", "model": "qwen2.5-coder-32b-instruct", "schedule": [[0.2, 2.0]]},
+    ]
+    async with Orchestrator.start(chaos_config(tmp_path, faults)) as orch:
+        outcomes = await orch.generate_batch(workload(2000), concurrency=200)
+        budget = await orch.budget()
+        stats = await _stats(orch.simulator_url)
+    results = [o for o in outcomes if isinstance(o, Result)]
+    assert len(results) == 2000, {type(o).__name__ for o in outcomes if not isinstance(o, Result)}
+    failed_calls = sum(v for k, v in stats.items() if k.endswith((":server_error", ":rate_limit", ":drop")))
+    calls = sum(v for k, v in stats.items() if k.endswith(":requests"))
+    assert failed_calls / calls > 0.2, "the chaos really happened"
+    assert any(len(r.attempts) > 1 for r in results)
+    assert budget.outstanding == 0 and budget.reserved_nd == 0
+    assert budget.settled_nd == sum(r.cost_nd for r in results)
+
+
+@pytest.mark.anyio
+async def test_five_thousand_concurrent_requests_never_pass_the_budget(tmp_path: Path) -> None:
+    limit = 40_000_000
+    faults = [{"kind": "server_error", "rate": 0.1}, {"kind": "drop", "rate": 0.03}]
+    config = chaos_config(tmp_path, faults, limit_nd=limit)
+    config = attrs.evolve(config, engine=attrs.evolve(
+        config.engine,
+        router=attrs.evolve(config.engine.router, selection=attrs.evolve(config.engine.router.selection, downgrade_on_budget=False)),
+    ))
+    async with Orchestrator.start(config) as orch:
+        outcomes = await orch.generate_batch(workload(5000), concurrency=5000)
+        budget = await orch.budget()
+    results = [o for o in outcomes if isinstance(o, Result)]
+    denied = [o for o in outcomes if isinstance(o, BudgetExceeded)]
+    others = [o for o in outcomes if isinstance(o, OrchestratorError) and not isinstance(o, BudgetExceeded)]
+    assert 0.1 < len(results) / 5000 < 0.3, "the limit covers about a fifth of the workload"
+    assert denied
+    assert not others
+    assert budget.settled_nd <= limit
+    assert budget.settled_nd == sum(r.cost_nd for r in results)
+    assert budget.outstanding == 0 and budget.reserved_nd == 0
+
+
+async def _stats(url: str | None) -> dict[str, int]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/_sim/stats") as response:
+        return await response.json()  # type: ignore[no-any-return]
