@@ -185,7 +185,7 @@ def _resolve_simulator(engine: EngineSettings, url: str | None) -> EngineSetting
         return engine
     base = url.rstrip("/")
     providers = tuple(
-        attrs.evolve(p, base_url=base + p.base_url[len(SIMULATOR_SCHEME):])
+        attrs.evolve(p, base_url=base + p.base_url[len(SIMULATOR_SCHEME):], api_key_env=None)
         if p.base_url.startswith(SIMULATOR_SCHEME)
         else p
         for p in engine.providers

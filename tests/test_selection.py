@@ -1,0 +1,101 @@
+"""Tier selection: each adjustment changes the decision as documented and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from actors.errors import StrategyUnavailable
+from actors.messages import Estimate, Request
+from actors.router.selection import RoutingContext, Selection, select
+from actors.router.settings import RouterSettings
+from orchestrator import load_config
+
+CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml", environ={})
+ROUTER = CONFIG.engine.router
+PROVIDERS = {p.name: p for p in CONFIG.engine.providers}
+ALL = frozenset(PROVIDERS)
+
+
+def decide(level: str, request: Request | None = None, router: RouterSettings = ROUTER, **context: object) -> Selection:
+    ctx = RoutingContext(
+        available=context.get("available", ALL),  # type: ignore[arg-type]
+        remaining_share=context.get("remaining_share", 1.0),  # type: ignore[arg-type]
+        providers=PROVIDERS,
+        prompt_tokens=1000,
+        prompt_tokens_estimate=context.get("prompt_tokens_estimate", 300),  # type: ignore[arg-type]
+    )
+    return select(Estimate(0.5, level, 0.9), request or Request.prompt("x"), router, ctx)
+
+
+def test_each_level_starts_on_its_tier_and_breakthrough_waits_for_stagnation() -> None:
+    assert [decide(level).tier for level in ("simple", "medium", "complex")] == ["tier_1", "tier_2", "tier_3"]
+    capped = decide("breakthrough")
+    assert capped.tier == "tier_3"
+    assert any("only on stagnation" in r for r in capped.reasons)
+
+
+def test_stagnation_escalates_one_tier_and_is_the_way_to_the_top() -> None:
+    assert decide("medium", Request.prompt("x", stagnation=4)).tier == "tier_2"
+    escalated = decide("medium", Request.prompt("x", stagnation=5))
+    assert escalated.tier == "tier_3" and any("stagnated 5 generations" in r for r in escalated.reasons)
+    assert decide("breakthrough", Request.prompt("x", stagnation=9)).tier == "tier_4"
+
+
+def test_explicit_overrides_pin_a_tier_or_a_model() -> None:
+    by_tier = decide("simple", Request.prompt("x", tier="tier_4"))
+    assert by_tier.tier == "tier_4" and "override: tier tier_4" in by_tier.reasons
+    by_model = decide("simple", Request.prompt("x", model="glm-4.5"))
+    assert by_model.provider == "GLM-4.5" and "override: model glm-4.5" in by_model.reasons
+    with pytest.raises(StrategyUnavailable, match="no provider serves model 'nope'"):
+        decide("simple", Request.prompt("x", model="nope"))
+
+
+def test_budget_pressure_prefers_a_cheaper_tier() -> None:
+    pressed = decide("complex", remaining_share=0.1)
+    assert pressed.tier == "tier_2" and any("budget pressure (10% left)" in r for r in pressed.reasons)
+    assert decide("complex", remaining_share=0.5).tier == "tier_3"
+
+
+def test_unavailable_providers_are_skipped_and_named() -> None:
+    chosen = decide("simple", available=ALL - {"Qwen2.5-Coder"})
+    assert chosen.provider != "Qwen2.5-Coder"
+    assert any("Qwen2.5-Coder unavailable" in r for r in chosen.reasons)
+
+
+def test_a_prompt_too_long_for_a_window_upgrades_to_one_that_fits() -> None:
+    upgraded = decide("simple", prompt_tokens_estimate=100_000)
+    assert PROVIDERS[upgraded.provider].context_window >= 100_000 + 4096
+    assert any("context upgrade" in r for r in upgraded.reasons)
+
+
+def test_best_available_chain_goes_cheaper_then_pricier_then_local() -> None:
+    chain = [decide("medium").tier] + [t for t, _ in decide("medium").alternatives]
+    assert chain == ["tier_2", "tier_1", "tier_3", "tier_4", "fallback"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("downgrade", ["tier_2", "tier_1", "fallback"]),
+        ("upgrade", ["tier_2", "tier_3", "tier_4", "fallback"]),
+        ("retry", ["tier_2", "fallback"]),
+    ],
+)
+def test_other_fallback_strategies(strategy: str, expected: list[str]) -> None:
+    router = attrs.evolve(ROUTER, selection=attrs.evolve(ROUTER.selection, fallback_strategy=strategy))
+    selection = decide("medium", router=router)
+    assert [selection.tier] + [t for t, _ in selection.alternatives] == expected
+
+
+def test_the_estimated_worst_case_is_part_of_the_decision() -> None:
+    selection = decide("simple")
+    qwen = PROVIDERS["Qwen2.5-Coder"]
+    assert selection.estimated_cost_nd == (1000 + 4096) * qwen.input_price_nd_per_mtok // 1_000_000
+
+
+def test_nothing_available_is_strategy_unavailable() -> None:
+    with pytest.raises(StrategyUnavailable):
+        decide("simple", available=frozenset())
