@@ -160,3 +160,31 @@ def test_shutdown_leaves_no_thread_behind(tmp_path: Path) -> None:
     time.sleep(0.05)
     leftover = {t.name for t in threading.enumerate()} - before
     assert not {name for name in leftover if name in ("orchestrator-http", "simulator")}
+
+
+@pytest.mark.anyio
+async def test_cache_policies_use_refresh_and_off(anyio_backend: str, tmp_path: Path) -> None:
+    from actors.messages import CachePolicy
+
+    base = Request(task=TASK, request_id="a")
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        first = await orch.generate(attrs.evolve(base, cache=CachePolicy.OFF))
+        second = await orch.generate(attrs.evolve(base, request_id="b"))
+        refreshed = await orch.generate(attrs.evolve(base, request_id="c", cache=CachePolicy.REFRESH))
+        used = await orch.generate(attrs.evolve(base, request_id="d"))
+        stats = await orch.cache_stats()
+    assert not first.cached and not second.cached, "OFF neither read nor wrote"
+    assert not refreshed.cached, "REFRESH does not read"
+    assert used.cached and used.saved_nd == refreshed.cost_nd
+    assert stats.hits == 1 and stats.misses == 1
+
+
+@pytest.mark.anyio
+async def test_a_similar_request_is_served_when_allowed(anyio_backend: str, tmp_path: Path) -> None:
+    prompt = "Write a Python function that mirrors each row of a grid from left to right, keeping colours. " * 2
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        first = await orch.generate(Request.prompt(prompt, allow_similar=True))
+        near = await orch.generate(Request.prompt(prompt.replace("keeping colours", "keeping the colours"), allow_similar=True))
+        strict = await orch.generate(Request.prompt(prompt.replace("keeping colours", "keeping the colours") + " "))
+    assert near.cached and near.similarity is not None and near.similarity >= 0.85 and near.text == first.text
+    assert not strict.cached

@@ -1,0 +1,52 @@
+"""`orchestrator cache`: inspect, check or rebuild the persistent response cache.
+
+A corrupt or unreadable cache never fails a request (it degrades to misses with one
+warning); `verify` says what is wrong and `clear` deletes the files so the next run
+starts a fresh cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from actors.cache.store import CacheStore, clear, verify
+from orchestrator.cli.tables import render_table
+from orchestrator.config import default_config_path, load_config
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("cache", help="stats, verify or clear the response cache", description=__doc__)
+    parser.add_argument("action", choices=("stats", "verify", "clear"))
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    settings = config.engine.cache
+    if settings.path is None:
+        print("this configuration keeps no persistent cache")
+        return 0
+    if args.action == "verify":
+        healthy, detail = verify(settings.path)
+        print(f"{settings.path}: {'OK' if healthy else 'DAMAGED'}: {detail}")
+        if not healthy:
+            print("run `orchestrator cache clear` to start a fresh cache")
+        return 0 if healthy else 1
+    if args.action == "clear":
+        removed = clear(settings.path)
+        print(f"removed {removed} cache file(s) at {settings.path}")
+        return 0
+    store = CacheStore(settings)
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    print(render_table(
+        ("", "value"),
+        [("entries", stats.entries), ("bytes", stats.bytes), ("degraded", stats.degraded), ("path", settings.path)],
+    ))
+    return 1 if stats.degraded else 0

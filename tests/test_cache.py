@@ -1,0 +1,145 @@
+"""The response cache: keys, policies, TTL, similarity, cost-weighted eviction, robustness."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from actors.cache.actor import CacheActor
+from actors.cache.client import CacheClient
+from actors.cache.key import cache_key
+from actors.cache.messages import CachePut
+from actors.cache.settings import CacheSettings
+from actors.cache.store import CacheStore, clear, verify
+from actors.catalog import CODEC
+from actors.messages import ChatMessage
+from actors.runtime.supervisor import Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = (ChatMessage("user", "write transform(grid) for task 42"),)
+PROGRAM = "def transform(grid):\n    return grid\n" * 3
+
+
+def key(sample: int = 0, **changes: object) -> str:
+    params: dict[str, object] = {"temperature": 0.7, "top_p": None, "max_tokens": 512, "stop": (), "sample_index": sample}
+    params.update(changes)
+    return cache_key("qwen", MESSAGES, **params)  # type: ignore[arg-type]
+
+
+def put(store: CacheStore, k: str, cost: int = 1000, text: str = PROGRAM, similar: str | None = None, ttl: float | None = None) -> None:
+    store.put(CachePut(k, "arc", "tier_1", "qwen", "Qwen", text, 100, 20, cost, ttl, similar))
+
+
+def test_the_key_separates_samples_and_sampling_parameters_but_not_trailing_spaces() -> None:
+    assert key(0) != key(1)
+    assert key(temperature=0.2) != key()
+    assert key(max_tokens=100) != key()
+    assert cache_key("qwen", (ChatMessage("user", "write transform(grid) for task 42   "),), temperature=0.7,
+                     top_p=None, max_tokens=512, stop=(), sample_index=0) == key()
+
+
+def test_an_exact_hit_survives_a_restart(tmp_path: Path) -> None:
+    settings = CacheSettings(path=str(tmp_path / "c.sqlite3"))
+    store = CacheStore(settings)
+    put(store, key(), cost=123)
+    store.close()
+    again = CacheStore(settings)
+    hit = again.get(key())
+    assert hit is not None and hit.text == PROGRAM and hit.cost_nd == 123 and hit.similarity is None
+    assert again.get(key(1)) is None
+    assert again.stats().hits == 1 and again.stats().misses == 1 and again.stats().saved_nd == 123
+
+
+def test_ttl_expires_entries() -> None:
+    now = [1000.0]
+    store = CacheStore(CacheSettings(), clock=lambda: now[0])
+    put(store, key(), ttl=60)
+    assert store.get(key()) is not None
+    now[0] += 61
+    assert store.get(key()) is None
+
+
+def test_similar_prompts_hit_above_the_threshold_only_within_kind_and_tier() -> None:
+    store = CacheStore(CacheSettings(similarity_threshold=0.85))
+    base = "Write transform(grid) that mirrors every row of the grid left to right and keeps colours. " * 3
+    put(store, "k1", similar=base)
+    close = store.similar("arc", "tier_1", base.replace("keeps colours", "keeps the colours"))
+    assert close is not None and close.similarity is not None and close.similarity >= 0.85
+    assert store.similar("arc", "tier_1", "Sort the list of integers in descending order and remove duplicates.") is None
+    assert store.similar("text", "tier_1", base) is None
+    assert store.similar("arc", "tier_2", base) is None
+
+
+def test_cost_weighted_eviction_keeps_the_expensive_answer() -> None:
+    store = CacheStore(CacheSettings(max_entries=50))
+    put(store, "expensive", cost=200_000_000)
+    for i in range(120):
+        put(store, f"cheap-{i}", cost=100_000)
+    assert store.get("expensive") is not None
+    assert store.stats().entries <= 50 and store.stats().evictions >= 70
+
+
+def test_two_processes_share_one_cache_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    script = (
+        "from actors.cache.store import CacheStore; from actors.cache.settings import CacheSettings;"
+        "from actors.cache.messages import CachePut;"
+        f"s = CacheStore(CacheSettings(path={str(path)!r}));"
+        "s.put(CachePut('from-child', 'arc', 't', 'm', 'p', 'child text', 1, 1, 5, None, None)); s.close()"
+    )
+    reader = CacheStore(CacheSettings(path=str(path)))
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    hit = reader.get("from-child")
+    reader.close()
+    assert hit is not None and hit.text == "child text"
+
+
+def test_a_corrupt_file_degrades_to_misses_with_one_warning_and_clear_fixes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.WARNING):
+        store = CacheStore(CacheSettings(path=str(path)))
+        assert store.get(key()) is None
+        put(store, key())
+        assert store.get(key()) is None
+    assert caplog.text.count("unusable") == 1 and "orchestrator cache clear" in caplog.text
+    assert store.stats().degraded
+    assert verify(str(path))[0] is False
+    assert clear(str(path)) == 1
+    fresh = CacheStore(CacheSettings(path=str(path)))
+    put(fresh, key())
+    assert fresh.get(key()) is not None and verify(str(path))[0] is True
+    fresh.close()
+
+
+def test_cache_files_are_owner_only(tmp_path: Path) -> None:
+    store = CacheStore(CacheSettings(path=str(tmp_path / "cache" / "c.sqlite3")))
+    put(store, key())
+    for file in (tmp_path / "cache").iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_the_actor_serves_lookups_and_stores_on_both_backends(anyio_backend: str, tmp_path: Path) -> None:
+    supervisor = Supervisor(CODEC)
+    client = CacheClient(supervisor.add("cache", lambda: CacheActor(CacheSettings(path=str(tmp_path / "c.sqlite3")))))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        assert await client.lookup(key(), kind="arc", tier="tier_1", similar_text=None) is None
+        await client.store(key(), kind="arc", tier="tier_1", model="qwen", provider="Qwen", text=PROGRAM,
+                           input_tokens=10, output_tokens=5, cost_nd=77, ttl_s=None, similar_text=None)
+        hit = await client.lookup(key(), kind="arc", tier="tier_1", similar_text=None)
+        stats = await client.stats()
+        supervisor.stop()
+    assert hit is not None and hit.cost_nd == 77
+    assert stats.hits == 1 and stats.misses == 1 and stats.entries == 1
