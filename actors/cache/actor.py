@@ -1,8 +1,10 @@
-"""The cache actor: owns the store and runs it on one worker thread at a time.
+"""The cache actor: owns the store and works on it in batches, off the event loop.
 
-SQLite connections are not safe for concurrent use, and its calls block, so every
-store call goes through `anyio.to_thread.run_sync` under a limiter of one: the event
-loop never waits on the disk and the store never sees two calls at once.
+SQLite calls block and a connection must not be used by two threads at once, so all
+store work runs in one worker thread at a time. Lookups and stores that arrive while
+a batch is running are queued and served together by the next one: one thread hop
+and one write transaction for the whole batch, which is what keeps the cache cheap
+under a GA's hundreds of concurrent requests.
 """
 
 from __future__ import annotations
@@ -23,32 +25,55 @@ class CacheActor(Actor):
         self.settings = settings
         self._limiter = anyio.CapacityLimiter(1)
         self._store: CacheStore | None = None
+        self._lookups: list[tuple[int, CacheLookup]] = []
+        self._puts: list[CachePut] = []
+        self._wake = anyio.Event()
 
     async def on_start(self) -> None:
         self._store = await anyio.to_thread.run_sync(CacheStore, self.settings, limiter=self._limiter)
+        self.tasks.start_soon(self._worker)
 
     async def on_stop(self) -> None:
         if self._store is not None:
+            await self._run_batch()
             await anyio.to_thread.run_sync(self._store.close, limiter=self._limiter)
 
     async def handle(self, msg: object, corr: int) -> object | None:
-        store = self._store
-        assert store is not None
         if isinstance(msg, CacheLookup):
-            self.tasks.start_soon(self._lookup, store, msg, corr)
-            return None
-        if isinstance(msg, CachePut):
-            await anyio.to_thread.run_sync(store.put, msg, limiter=self._limiter)
-            return None
-        if isinstance(msg, CacheStatsQuery):
-            return store.stats()
-        raise OrchestratorError(f"the cache does not handle {type(msg).__name__}")
+            self._lookups.append((corr, msg))
+        elif isinstance(msg, CachePut):
+            self._puts.append(msg)
+        elif isinstance(msg, CacheStatsQuery):
+            assert self._store is not None
+            return self._store.stats()
+        else:
+            raise OrchestratorError(f"the cache does not handle {type(msg).__name__}")
+        self._wake.set()
+        return None
 
-    async def _lookup(self, store: CacheStore, msg: CacheLookup, corr: int) -> None:
-        def lookup() -> object:
-            hit = store.get(msg.key)
-            if hit is None and msg.similar_text is not None:
-                hit = store.similar(msg.kind, msg.tier, msg.similar_text)
-            return hit or CacheMiss()
+    async def _worker(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            await self._run_batch()
 
-        self.inbox.reply(corr, await anyio.to_thread.run_sync(lookup, limiter=self._limiter))
+    async def _run_batch(self) -> None:
+        store = self._store
+        lookups, self._lookups = self._lookups, []
+        puts, self._puts = self._puts, []
+        if store is None or not (lookups or puts):
+            return
+
+        def work() -> list[object]:
+            answers: list[object] = []
+            for _, msg in lookups:
+                hit = store.get(msg.key)
+                if hit is None and msg.similar_text is not None:
+                    hit = store.similar(msg.kind, msg.tier, msg.similar_text)
+                answers.append(hit or CacheMiss())
+            store.put_many(puts)
+            return answers
+
+        answers = await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        for (corr, _), answer in zip(lookups, answers):
+            self.inbox.reply(corr, answer)

@@ -187,39 +187,46 @@ class CacheStore:
     # -- writes ----------------------------------------------------------------------------
 
     def put(self, item: CachePut) -> None:
+        self.put_many([item])
+
+    def put_many(self, items: list[CachePut]) -> None:
+        """Store answers in one transaction (the actor batches what arrived together)."""
         db = self._db
-        if db is None:
+        if db is None or not items:
             return
         now = self._clock()
-        ttl = item.ttl_s if item.ttl_s is not None else self.settings.default_ttl_s
-        size = len(item.text.encode("utf-8")) + 200
-        sig = similarity.signature(item.similar_text) if item.similar_text else None
         try:
             db.execute("BEGIN IMMEDIATE")
-            old = db.execute("SELECT size FROM entries WHERE key=?", (item.key,)).fetchone()
-            if old is not None:
-                self._delete(db, item.key)
-            db.execute(
-                "INSERT INTO entries (key, kind, tier, model, provider, text, input_tokens, output_tokens, "
-                "cost_nd, size, created, expires, hits, priority, signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    item.key, item.kind, item.tier, item.model, item.provider, item.text, item.input_tokens,
-                    item.output_tokens, item.cost_nd, size, now, None if ttl is None else now + ttl, 1,
-                    self._priority(1, item.cost_nd, size), None if sig is None else similarity.to_bytes(sig),
-                ),
-            )
-            if sig is not None:
-                scope = f"{item.kind}\x00{item.tier}"
-                db.executemany(
-                    "INSERT INTO bands (scope, band, bucket, key) VALUES (?,?,?,?)",
-                    [(scope, band, bucket, item.key) for band, bucket in enumerate(similarity.bands(sig))],
-                )
+            for item in items:
+                self._insert(db, item, now)
             db.execute("COMMIT")
-            self._entries += 1
-            self._bytes += size
             self._evict(db)
         except sqlite3.Error as exc:
             self._degrade(exc)
+
+    def _insert(self, db: sqlite3.Connection, item: CachePut, now: float) -> None:
+        ttl = item.ttl_s if item.ttl_s is not None else self.settings.default_ttl_s
+        size = len(item.text.encode("utf-8")) + 200
+        sig = similarity.signature(item.similar_text) if item.similar_text else None
+        if db.execute("SELECT 1 FROM entries WHERE key=?", (item.key,)).fetchone() is not None:
+            self._delete(db, item.key)
+        db.execute(
+            "INSERT INTO entries (key, kind, tier, model, provider, text, input_tokens, output_tokens, "
+            "cost_nd, size, created, expires, hits, priority, signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                item.key, item.kind, item.tier, item.model, item.provider, item.text, item.input_tokens,
+                item.output_tokens, item.cost_nd, size, now, None if ttl is None else now + ttl, 1,
+                self._priority(1, item.cost_nd, size), None if sig is None else similarity.to_bytes(sig),
+            ),
+        )
+        if sig is not None:
+            scope = f"{item.kind}\x00{item.tier}"
+            db.executemany(
+                "INSERT INTO bands (scope, band, bucket, key) VALUES (?,?,?,?)",
+                [(scope, band, bucket, item.key) for band, bucket in enumerate(similarity.bands(sig))],
+            )
+        self._entries += 1
+        self._bytes += size
 
     def _priority(self, hits: int, cost_nd: int, size: int) -> float:
         return self._inflation + hits * max(cost_nd, 1) / size

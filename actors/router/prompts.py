@@ -16,7 +16,7 @@ SYSTEM = (
 
 
 def render_grid(grid: Grid) -> str:
-    return "\n".join("".join(str(cell) for cell in row) for row in grid)
+    return "\n".join("".join(map(str, row)) for row in grid)
 
 
 def render_arc_prompt(task: ArcTask) -> tuple[ChatMessage, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 
 import anyio
@@ -31,7 +31,16 @@ from actors.errors import (
 )
 from actors.ledger.client import LedgerClient
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound, worst_case_nd
-from actors.messages import Attempt, CachePolicy, ChatMessage, Decision, FailureKind, Request, Result
+from actors.messages import (
+    ArcTask,
+    Attempt,
+    CachePolicy,
+    ChatMessage,
+    Decision,
+    FailureKind,
+    Request,
+    Result,
+)
 from actors.money import token_cost_nd
 from actors.providers.messages import ProviderCall, ProviderReply
 from actors.providers.settings import ProviderSettings
@@ -44,6 +53,7 @@ from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 
+PROMPT_MEMO = 4096
 RETRY_SAME = frozenset(
     {FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.UNKNOWN, FailureKind.MALFORMED_RESPONSE}
 )
@@ -92,6 +102,7 @@ class Router:
         }
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
+        self._prompts: OrderedDict[ArcTask, tuple[ChatMessage, ...]] = OrderedDict()
         self.levels: Counter[str] = Counter()
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
@@ -110,9 +121,7 @@ class Router:
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
         estimate = self._estimator.estimate(request)
-        messages = request.messages or (
-            render_arc_prompt(request.task) if request.task is not None else ()
-        )
+        messages = request.messages or self._prompt_for(request.task)
         if not messages:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
         now = self._clock()
@@ -158,6 +167,18 @@ class Router:
         self._cost_nd += result.cost_nd
         self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, result))
         return result
+
+    def _prompt_for(self, task: ArcTask | None) -> tuple[ChatMessage, ...]:
+        """The rendered prompt of a task, memoised: a GA asks about the same tasks again and again."""
+        if task is None:
+            return ()
+        prompt = self._prompts.get(task)
+        if prompt is None:
+            prompt = render_arc_prompt(task)
+            self._prompts[task] = prompt
+            if len(self._prompts) > PROMPT_MEMO:
+                self._prompts.popitem(last=False)
+        return prompt
 
     def stats(self) -> dict[str, object]:
         return {
