@@ -4,7 +4,8 @@ SQLite calls block and a connection must not be used by two threads at once, so 
 store work runs in one worker thread at a time. Lookups and stores that arrive while
 a batch is running are queued and served together by the next one: one thread hop
 and one write transaction for the whole batch, which is what keeps the cache cheap
-under a GA's hundreds of concurrent requests.
+under a GA's hundreds of concurrent requests. A batch writes before it reads, so a
+lookup never misses an answer stored before it arrived.
 """
 
 from __future__ import annotations
@@ -65,13 +66,13 @@ class CacheActor(Actor):
             return
 
         def work() -> list[object]:
+            store.put_many(puts)
             answers: list[object] = []
             for _, msg in lookups:
                 hit = store.get(msg.key)
                 if hit is None and msg.similar_text is not None:
                     hit = store.similar(msg.kind, msg.tier, msg.similar_text)
                 answers.append(hit or CacheMiss())
-            store.put_many(puts)
             return answers
 
         answers = await anyio.to_thread.run_sync(work, limiter=self._limiter)

@@ -53,3 +53,11 @@ def to_bytes(sig: np.ndarray) -> bytes:
 
 def from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint64)
+
+
+def best_match(sig: np.ndarray, candidates: list[bytes]) -> tuple[int, float]:
+    """Index and estimated similarity of the candidate signature closest to `sig`."""
+    matrix = np.frombuffer(b"".join(candidates), dtype=np.uint64).reshape(len(candidates), PERMUTATIONS)
+    agreement = np.count_nonzero(matrix == sig[None, :], axis=1)
+    best = int(np.argmax(agreement))
+    return best, float(agreement[best]) / PERMUTATIONS

@@ -146,7 +146,11 @@ class CacheStore:
         return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], None)
 
     def similar(self, kind: str, tier: str, text: str) -> CacheHit | None:
-        """The most similar entry of the same kind and tier at or above the threshold."""
+        """The most similar entry of the same kind and tier at or above the threshold.
+
+        Candidates come from the LSH bands; their signatures are fetched in one query
+        and compared in one vectorised step.
+        """
         db = self._db
         if db is None:
             return None
@@ -161,28 +165,33 @@ class CacheStore:
                         "SELECT key FROM bands WHERE scope=? AND band=? AND bucket=? LIMIT 64", (scope, band, bucket)
                     )
                 )
-            best: tuple[float, tuple[object, ...]] | None = None
-            for key in candidates:
-                row = db.execute(
-                    "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires, hits, "
-                    "size, signature, key FROM entries WHERE key=?",
-                    (key,),
-                ).fetchone()
-                if row is None or row[10] is None or (row[7] is not None and row[7] <= now):
-                    continue
-                score = similarity.estimate(sig, similarity.from_bytes(row[10]))
-                if score >= self.settings.similarity_threshold and (best is None or score > best[0]):
-                    best = (score, row)
-            if best is None:
+            if not candidates:
                 return None
-            score, row = best
-            self._touch(db, str(row[11]), int(row[8]) + 1, int(row[3]), int(row[9]))  # type: ignore[call-overload]
+            keys = list(candidates)
+            rows = db.execute(
+                f"SELECT key, signature FROM entries WHERE key IN ({','.join('?' * len(keys))}) "
+                "AND signature IS NOT NULL AND (expires IS NULL OR expires > ?)",
+                (*keys, now),
+            ).fetchall()
+            if not rows:
+                return None
+            index, score = similarity.best_match(sig, [r[1] for r in rows])
+            if score < self.settings.similarity_threshold:
+                return None
+            row = db.execute(
+                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, hits, size "
+                "FROM entries WHERE key=?",
+                (rows[index][0],),
+            ).fetchone()
+            if row is None:
+                return None
+            self._touch(db, rows[index][0], row[7] + 1, row[3], row[8])
         except sqlite3.Error as exc:
             self._degrade(exc)
             return None
         self.counters.similar_hits += 1
-        self.counters.saved_nd += int(row[3])  # type: ignore[call-overload]
-        return CacheHit(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]), str(row[5]), str(row[6]), round(score, 4))  # type: ignore[call-overload]
+        self.counters.saved_nd += row[3]
+        return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], round(score, 4))
 
     # -- writes ----------------------------------------------------------------------------
 
