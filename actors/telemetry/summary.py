@@ -135,7 +135,7 @@ def summarize(log_dir: str | Path, period: str = "all", by: str = "tier", since:
         summary.events += 1
         if CODEC.peek_tag(payload) not in _WANTED:
             continue
-        event = CODEC.decode(payload)
+        event = CODEC.decode_trusted(payload)
         if isinstance(event, ResultRecorded):
             if since is not None and event.at < since:
                 continue
