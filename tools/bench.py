@@ -2,6 +2,7 @@
 
     python tools/bench.py                 # every section
     python tools/bench.py e2e --requests 3000 --concurrency 100
+    python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` starts the simulator in its own process (as a real provider would be) and sends
@@ -120,11 +121,26 @@ async def _bare(url: str, model: str, requests: list[Request], concurrency: int,
     return {"rps": len(bodies) / elapsed, "p50_ms": _percentile(latencies, 0.5) * 1e3, "p99_ms": _percentile(latencies, 0.99) * 1e3}
 
 
-async def _through_orchestrator(url: str, requests: list[Request], concurrency: int, state_dir: str) -> dict[str, float]:
+async def _through_orchestrator(
+    url: str,
+    requests: list[Request],
+    concurrency: int,
+    state_dir: str,
+    parts: tuple[bool, bool, bool] = (True, True, True),
+) -> dict[str, float]:
+    """`parts` switches the cache, the telemetry log and the ledger journal on or off."""
     os.environ[SIMULATOR_URL_ENV] = url
     config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state_dir)
-    providers = tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
-    config = attrs.evolve(config, engine=attrs.evolve(config.engine, providers=providers))
+    cache, telemetry, journal = parts
+    engine = config.engine
+    engine = attrs.evolve(
+        engine,
+        providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in engine.providers),
+        cache=attrs.evolve(engine.cache, enabled=cache),
+        telemetry=attrs.evolve(engine.telemetry, dir=engine.telemetry.dir if telemetry else None),
+        ledger=attrs.evolve(engine.ledger, journal_path=engine.ledger.journal_path if journal else None),
+    )
+    config = attrs.evolve(config, engine=engine)
     latencies: list[float] = []
     async with Orchestrator.start(config) as orch:
         pinned = [attrs.evolve(r, tier="tier_1") for r in requests]
@@ -172,6 +188,26 @@ def bench_e2e(count: int, concurrency: int, rounds: int) -> dict[str, Any]:
     return {"ratios": ratios}
 
 
+def bench_ablation(count: int, concurrency: int) -> None:
+    """Where the orchestrator's time goes: the same run with parts switched off."""
+    requests = _requests(count)
+    rows = []
+    with simulator_process() as url:
+        for label, parts in (
+            ("router + in-memory ledger + provider actor", (False, False, False)),
+            ("+ cache", (True, False, False)),
+            ("+ telemetry", (False, True, False)),
+            ("+ ledger journal", (False, False, True)),
+            ("everything", (True, True, True)),
+        ):
+            with tempfile.TemporaryDirectory() as state:
+                result = anyio.run(_through_orchestrator, url, requests, concurrency, state, parts)
+            rows.append((label, f"{result['rps']:.0f}", f"{1000 / result['rps']:.2f}"))
+    print(render_table(("configuration", "req/s", "ms per request"), rows,
+                       title=f"ablation: {count} ARC requests at concurrency {concurrency}"))
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", default=["e2e", "routing", "ledger", "cache", "telemetry"])
@@ -182,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections:
         if section == "e2e":
             bench_e2e(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "ablation":
+            bench_ablation(args.requests, args.concurrency)
             continue
         module = __import__(f"tools.benchmarks.{section}", fromlist=["run"])
         module.main() if hasattr(module, "main") else print(module.run())
