@@ -1,0 +1,114 @@
+"""The OpenAI-compatible surface, over real loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import attrs
+import pytest
+from aiohttp import web
+
+from orchestrator import Orchestrator, load_config
+from orchestrator.server import InsecureBinding, build_app, check_binding
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def serving(tmp_path: Path, token: str | None = None, limit_nd: int | None = None) -> AsyncIterator[str]:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path, environ={})
+    if limit_nd is not None:
+        engine = attrs.evolve(
+            config.engine,
+            ledger=attrs.evolve(config.engine.ledger, limit_nd=limit_nd),
+            router=attrs.evolve(config.engine.router, selection=attrs.evolve(config.engine.router.selection, downgrade_on_budget=False)),
+        )
+        config = attrs.evolve(config, engine=engine)
+    async with Orchestrator.start(config) as orch:
+        runner = web.AppRunner(build_app(orch, token))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    async for url in serving(tmp_path):
+        yield url
+
+
+@pytest.mark.anyio
+async def test_an_openai_client_request_is_routed_and_answered(server: str) -> None:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Fix the typo in README.md"}], "max_tokens": 50}
+    async with aiohttp.ClientSession() as session, session.post(f"{server}/v1/chat/completions", json=body) as resp:
+        answer = await resp.json()
+    assert resp.status == 200
+    assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"]
+    assert answer["usage"]["completion_tokens"] <= 50
+    assert answer["x_orchestrator"]["tier"] == "tier_1" and answer["x_orchestrator"]["level"] == "simple"
+
+
+@pytest.mark.anyio
+async def test_a_tier_name_as_model_overrides_routing_and_models_are_listed(server: str) -> None:
+    body = {"model": "tier_3", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server}/v1/chat/completions", json=body) as resp:
+            answer = await resp.json()
+        async with session.get(f"{server}/v1/models") as resp:
+            models = {m["id"] for m in (await resp.json())["data"]}
+    assert answer["x_orchestrator"]["tier"] == "tier_3"
+    assert {"auto", "tier_1", "gpt-5"} <= models
+
+
+@pytest.mark.anyio
+async def test_metrics_are_prometheus_text_and_health_reports_actors(server: str) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        await (await session.post(f"{server}/v1/chat/completions", json=body)).read()
+        metrics = await (await session.get(f"{server}/metrics")).text()
+        health = await (await session.get(f"{server}/health")).json()
+    assert "# TYPE orchestrator_requests_total counter" in metrics
+    assert 'orchestrator_requests_total{code="OK"} 1' in metrics
+    assert 'orchestrator_budget_nanodollars{kind="limit"} 100000000000' in metrics
+    assert health["status"] == "ok" and "ledger" in health["actors"]
+
+
+@pytest.mark.anyio
+async def test_errors_use_openai_bodies_and_the_sources_codes(tmp_path: Path) -> None:
+    async for url in serving(tmp_path, limit_nd=1):
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}) as resp:
+                budget, budget_status = await resp.json(), resp.status
+            async with session.post(f"{url}/v1/chat/completions", data=b"{nope") as resp:
+                bad = await resp.json()
+        assert budget_status == 402 and budget["error"]["code"] == "BUDGET_EXCEEDED"
+        assert resp.status == 400 and bad["error"]["code"] == "INVALID_REQUEST"
+
+
+@pytest.mark.anyio
+async def test_a_bearer_token_is_required_when_configured(tmp_path: Path) -> None:
+    async for url in serving(tmp_path, token="s3cret"):
+        body = {"messages": [{"role": "user", "content": "x"}]}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
+                denied = resp.status
+            async with session.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer s3cret"}) as resp:
+                allowed = resp.status
+        assert denied == 401 and allowed == 200
+
+
+def test_binding_beyond_loopback_needs_a_token() -> None:
+    check_binding("127.0.0.1", None)
+    check_binding("0.0.0.0", "token")
+    with pytest.raises(InsecureBinding, match="without a bearer token"):
+        check_binding("0.0.0.0", None)
