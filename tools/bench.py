@@ -3,6 +3,7 @@
     python tools/bench.py                 # every section
     python tools/bench.py e2e --requests 3000 --concurrency 100
     python tools/bench.py ablation --requests 2000   # where the time goes
+    python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` starts the simulator in its own process (as a real provider would be) and sends
@@ -208,9 +209,26 @@ def bench_ablation(count: int, concurrency: int) -> None:
     print()
 
 
+def bench_cache_path(count: int, concurrency: int) -> None:
+    """The same requests twice in one state directory: the first run misses, the second hits."""
+    requests = _requests(count)
+    with simulator_process() as url, tempfile.TemporaryDirectory() as state:
+        miss = anyio.run(_through_orchestrator, url, requests, concurrency, state)
+        hit = anyio.run(_through_orchestrator, url, requests, concurrency, state)
+    print(render_table(
+        ("path through orch.generate", "req/s", "p50 ms", "p99 ms"),
+        [("miss (provider call, cache store)", f"{miss['rps']:.0f}", f"{miss['p50_ms']:.1f}", f"{miss['p99_ms']:.1f}"),
+         ("hit (cache lookup only)", f"{hit['rps']:.0f}", f"{hit['p50_ms']:.1f}", f"{hit['p99_ms']:.1f}")],
+        title=f"cache path: {count} ARC requests at concurrency {concurrency}; hit/miss throughput {hit['rps'] / miss['rps']:.2f}x",
+    ))
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", default=["e2e", "routing", "ledger", "cache", "telemetry"])
+    parser.add_argument(
+        "sections", nargs="*", default=["e2e", "ablation", "cachepath", "routing", "ledger", "cache", "telemetry"]
+    )
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
@@ -218,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections:
         if section == "e2e":
             bench_e2e(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "cachepath":
+            bench_cache_path(args.requests, args.concurrency)
             continue
         if section == "ablation":
             bench_ablation(args.requests, args.concurrency)
