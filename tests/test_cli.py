@@ -1,0 +1,105 @@
+"""The console script as a user runs it: output, files and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.main import main
+
+CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_run_then_read_the_log_back_with_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = str(tmp_path / "state")
+    code, out = run(capsys, "run", "--config", CONFIG, "--state-dir", state, "--tasks", "12", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["succeeded"] == 12 and summary["cost_nd"] > 0
+    assert summary["top_tier_cost_nd"] > summary["cost_nd"]
+
+    code, out = run(capsys, "run", "--config", CONFIG, "--state-dir", state, "--tasks", "12")
+    assert code == 0 and "12 hits" in out and "total cost            $0.000000" in out
+
+    code, out = run(capsys, "budget", "--config", CONFIG, "--state-dir", state, "--json")
+    assert code == 0 and json.loads(out)["settled_nd"] == summary["cost_nd"]
+
+    code, out = run(capsys, "costs", "--config", CONFIG, "--state-dir", state, "--period", "all", "--by", "model",
+                    "--csv", str(tmp_path / "costs.csv"))
+    assert code == 0 and ("gemini-2.5-flash" in out or "qwen2.5-coder-32b-instruct" in out)
+    assert (tmp_path / "costs.csv").read_text().startswith("period,model,requests")
+
+    code, out = run(capsys, "replay", "--base-config", CONFIG, "--state-dir", state)
+    assert code == 0 and "OK: every attempt's cost matches the ledger" in out
+
+    code, out = run(capsys, "report", "--config", CONFIG, "--state-dir", state, "--out", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert code == 0 and "<svg" in page and "Budget burn-down" in page and "<script" not in page
+
+    code, out = run(capsys, "stats", "--config", CONFIG, "--state-dir", state)
+    assert code == 0 and "success rate" in out
+
+
+def test_a_jsonl_workload_runs_and_a_bad_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "w.jsonl"
+    good.write_text(
+        '{"prompt": "Fix the typo in README.md"}\n'
+        "# comments and blank lines are skipped\n\n"
+        '{"messages": [{"role": "user", "content": "Design a distributed cache"}], "max_tokens": 64, "tier": "tier_2"}\n'
+        '{"task_id": "t", "train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [[[3, 4]]]}\n'
+    )
+    code, out = run(capsys, "run", "--config", CONFIG, "--state-dir", str(tmp_path / "s"), "--requests", str(good), "--json")
+    assert code == 0 and json.loads(out)["succeeded"] == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"prompt": 5}\n')
+    assert main(["run", "--config", CONFIG, "--state-dir", str(tmp_path / "s"), "--requests", str(bad)]) == 1
+    assert "bad.jsonl:2: prompt must be a string" in capsys.readouterr().err
+
+
+def test_a_broken_config_exits_2_with_the_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(Path(CONFIG).read_text().replace("parallel_requests: 16", "parallel_requests: many"))
+    (tmp_path / "llm_routing.yaml").write_text((Path(CONFIG).parent / "llm_routing.yaml").read_text())
+    assert main(["run", "--config", str(broken), "--state-dir", str(tmp_path / "s")]) == 2
+    assert 'optimization.parallel_requests: must be an integer ≥ 1, got "many"' in capsys.readouterr().err
+
+
+def test_an_exhausted_budget_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(
+        f"extends: {CONFIG}\nllm_routing:\n  optimization:\n    budget_limit: 0.000000001\n"
+        "  routing:\n    downgrade_on_budget: false\n"
+    )
+    assert main(["run", "--config", str(tiny), "--state-dir", str(tmp_path / "s"), "--tasks", "3"]) == 3
+    assert "BUDGET_EXCEEDED 3" in capsys.readouterr().out
+
+
+def test_calibrate_prints_thresholds_and_the_achieved_mix(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "calibrate", "--config", CONFIG, "--tasks", "200", "--mix", "50,30,15,5")
+    assert code == 0 and "achieved" in out and "thresholds:" in out and "50.0%" in out
+
+
+def test_budget_reset_needs_confirmation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["budget", "reset", "--config", CONFIG, "--state-dir", str(tmp_path)]) == 2
+    code, out = run(capsys, "budget", "reset", "--confirm", "--config", CONFIG, "--state-dir", str(tmp_path))
+    assert code == 0 and "journaled operations" in out
+
+
+def test_cache_verify_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = str(tmp_path / "state")
+    main(["run", "--config", CONFIG, "--state-dir", state, "--tasks", "2", "--json"])
+    capsys.readouterr()
+    code, out = run(capsys, "cache", "verify", "--config", CONFIG, "--state-dir", state)
+    assert code == 0 and "OK" in out
+    cache_file = Path(state) / "cache" / "responses.sqlite3"
+    cache_file.write_bytes(b"garbage" * 1000)
+    code, out = run(capsys, "cache", "verify", "--config", CONFIG, "--state-dir", state)
+    assert code == 1 and "DAMAGED" in out
+    code, out = run(capsys, "cache", "clear", "--config", CONFIG, "--state-dir", state)
+    assert code == 0 and not cache_file.exists()
