@@ -217,3 +217,28 @@ def test_no_key_reaches_the_log_the_cache_or_the_journal(tmp_path: Path, monkeyp
         assert secret.encode() not in path.read_bytes(), f"the key leaked into {path}"
         assert (path.stat().st_mode & 0o077) == 0, f"{path} is readable by others"
     assert struct.calcsize(">II") == FRAME.size
+
+
+def test_audit_of_a_chaos_run_matches_to_the_nanodollar(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path / "state", environ={})
+    engine = attrs.evolve(
+        config.engine,
+        retry=attrs.evolve(config.engine.retry, initial_s=0.002, cap_s=0.01),
+        breaker=attrs.evolve(config.engine.breaker, backoff_initial_s=0.01, cooldown_s=0.2),
+    )
+    faults = {"seed": 5, "faults": [{"kind": "server_error", "rate": 0.25}, {"kind": "rate_limit", "rate": 0.1, "retry_after": 0.01},
+                                    {"kind": "drop", "rate": 0.05}]}
+    config = attrs.evolve(config, engine=engine, simulator=faults)
+    requests = [Request.prompt(f"Write parser number {i}") for i in range(300)]
+
+    async def main() -> list[object]:
+        async with Orchestrator.start(config) as orch:
+            return await orch.generate_batch(requests, concurrency=50)
+
+    outcomes = anyio.run(main)
+    retried = sum(len(o.attempts) > 1 for o in outcomes if hasattr(o, "attempts"))
+    settled, closed, total = ledger_of(tmp_path / "state")
+    report = audit(tmp_path / "state" / "telemetry", settled, closed)
+    assert retried > 30, "failures, retries and fallbacks really happened"
+    assert report.ok, report.findings[:3]
+    assert report.attempts_cost_nd == report.results_cost_nd == total
