@@ -183,3 +183,16 @@ async def test_nothing_available_is_a_prompt_503(autojump_clock: trio.testing.Mo
         with pytest.raises(StrategyUnavailable, match="no provider can serve it now"):
             await orch.generate(attrs.evolve(SIMPLE, request_id="later"))
         assert trio.current_time() - start == 0
+
+
+@pytest.mark.trio
+async def test_the_last_candidate_waits_out_its_rate_limit(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    transports = {name: ScriptedTransport(default=openai_error(401)) for name in ("Qwen2.5-Coder", "Gemini 2.5 Flash", "GLM-4.5", "GPT-5")}
+    transports["Falcon Mamba 7B"] = ScriptedTransport([openai_error(429, retry_after="15")], default=openai_ok())
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        result = await orch.generate(SIMPLE)
+        waited = trio.current_time() - start
+    assert result.provider == "Falcon Mamba 7B" and result.cost_nd == 0
+    assert [a.outcome for a in result.attempts][-2:] == ["rate_limit", "ok"]
+    assert waited == pytest.approx(15)

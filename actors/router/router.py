@@ -273,6 +273,7 @@ class Router:
                 request.max_tokens or tier.max_tokens,
                 temperature if tier_name == selection.tier else _temperature(request, tier.temperature),
                 progress,
+                final_candidate=position + 1 == len(chain),
             )
             if isinstance(outcome, Result):
                 if self._cache is not None and request.cache is not CachePolicy.OFF:
@@ -304,8 +305,13 @@ class Router:
         max_tokens: int,
         temperature: float | None,
         progress: _Progress,
+        final_candidate: bool,
     ) -> Result | FailureKind | None:
-        """Try one provider with retries; a Result, the failure that ended it, or None if skipped."""
+        """Try one provider with retries; a Result, the failure that ended it, or None if skipped.
+
+        A rate limit moves on at once while another candidate remains; on the last one
+        it waits out Retry-After like any other retryable failure.
+        """
         breaker = self._breakers[provider.name]
         prompt_tokens = prompt_token_upper_bound(messages)
         max_tokens = min(max_tokens, max(1, provider.context_window - prompt_token_estimate(messages)))
@@ -375,8 +381,11 @@ class Router:
                 return kind
             if kind is FailureKind.RATE_LIMIT:
                 progress.rate_limited = answer.retry_after_s
+                if not final_candidate:
+                    return kind
+            elif kind not in RETRY_SAME:
                 return kind
-            if kind not in RETRY_SAME or try_no == retry.max_retries:
+            if try_no == retry.max_retries:
                 return kind
             await anyio.sleep(retry.delay(try_no + 1, answer.retry_after_s, self._rng))
         return last
