@@ -45,6 +45,8 @@ class _Layout:
     cls: type
     names: tuple[str, ...]
     checks: tuple[_Check, ...]
+    required: int = 0
+    """Fields without a default: bytes written before a defaulted field was appended still decode."""
 
 
 class Codec:
@@ -70,7 +72,8 @@ class Codec:
             hints = typing.get_type_hints(cls)
             fields = attrs.fields(cls)
             checks = tuple(self._compile(hints[f.name], tags) for f in fields)
-            by_tag[tag] = _Layout(cls, tuple(f.name for f in fields), checks)
+            required = sum(1 for f in fields if f.default is attrs.NOTHING)
+            by_tag[tag] = _Layout(cls, tuple(f.name for f in fields), checks, required)
         self._by_tag = by_tag
         self._tags = tags
 
@@ -113,7 +116,7 @@ class Codec:
             raise CodecError(f"unknown msgpack extension type {code}")
         values = msgpack.unpackb(data, ext_hook=self._trusted_hook, use_list=False, raw=False)
         layout = self._by_tag.get(values[0]) if isinstance(values, tuple) and values else None
-        if layout is None or len(values) - 1 != len(layout.names):
+        if layout is None or not layout.required <= len(values) - 1 <= len(layout.names):
             raise CodecError("unknown message tag or wrong field count")
         return layout.cls(*values[1:])
 
@@ -198,7 +201,7 @@ class Codec:
         if layout is None:
             raise CodecError(f"unknown message tag {values[0]}")
         name = layout.cls.__qualname__
-        if len(values) - 1 != len(layout.names):
+        if not layout.required <= len(values) - 1 <= len(layout.names):
             raise CodecError(
                 f"{name}: expected {len(layout.names)} fields, got {len(values) - 1}"
             )

@@ -36,6 +36,13 @@ class ActorStopped(OrchestratorError):
     status = 503
 
 
+class HandlerFailed(OrchestratorError):
+    """An actor could not handle one message (a bug or an unexpected input); it goes on serving."""
+
+    code = "HANDLER_FAILED"
+    status = 500
+
+
 class ConfigError(OrchestratorError):
     """A configuration that cannot be used; the message names the file and key path."""
 
@@ -48,6 +55,13 @@ class InvalidRequest(OrchestratorError):
 
     code = "INVALID_REQUEST"
     status = 400
+
+
+class DuplicateRequest(InvalidRequest):
+    """A request id that is already in flight with a different request; refused for this caller alone."""
+
+    code = "DUPLICATE_REQUEST"
+    status = 409
 
 
 class NotRecorded(OrchestratorError):
@@ -92,6 +106,13 @@ class LedgerError(OrchestratorError):
 
     code = "LEDGER_ERROR"
     status = 409
+
+
+class LedgerUnavailable(OrchestratorError):
+    """The ledger cannot decide now (restarting, or its store unreachable); nothing was reserved."""
+
+    code = "LEDGER_UNAVAILABLE"
+    status = 503
 
 
 class JournalError(OrchestratorError):

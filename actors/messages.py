@@ -108,6 +108,8 @@ class Request:
     cache_ttl_s: float | None = None
     allow_similar: bool = False
     metadata: dict[str, str] = attrs.field(factory=dict)
+    deadline_s: float | None = None
+    """Bound on the whole workflow (retries, fallbacks, Retry-After waits); the engine default if None."""
 
     @property
     def kind(self) -> str:
@@ -164,6 +166,9 @@ class Attempt:
     output_tokens: int = 0
     cost_nd: int = 0
     http_status: int = 0
+    reservation_id: str = ""
+    held_nd: int = 0
+    """Reserved money kept counted as spent because the call's outcome is unknown (see docs/LEDGER.md)."""
 
 
 @message(8)

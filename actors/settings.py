@@ -23,7 +23,8 @@ class EngineSettings:
     breaker: BreakerSettings = BreakerSettings()
     retry: RetrySettings = RetrySettings()
     batch_concurrency: int = 64
-    request_timeout_s: float = 600.0
+    request_deadline_s: float = 180.0
+    """Default bound on one request's whole workflow; `Request.deadline_s` overrides it."""
     rng_seed: int | None = None
 
     def provider(self, name: str) -> ProviderSettings:

@@ -26,8 +26,10 @@ from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
 from actors.catalog import CODEC
 from actors.errors import OrchestratorError
-from actors.ledger.actor import LedgerActor
+from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
+from actors.ledger.journal import MemoryStorage
+from actors.ledger.settings import LedgerSettings
 from actors.messages import Request, Result
 from actors.providers.actor import ProviderActor
 from actors.providers.settings import ProviderSettings
@@ -35,7 +37,7 @@ from actors.providers.transport import AiohttpTransport, Transport
 from actors.router.router import Router
 from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
 from actors.runtime.breaker import Transition
-from actors.runtime.supervisor import Supervisor
+from actors.runtime.supervisor import Supervisor, sole_exception
 from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
@@ -46,6 +48,8 @@ from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
 
 TransportFactory = Callable[[ProviderSettings, HttpLoop], Transport]
 SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
+LEDGER_ASK_TIMEOUT_S = 60.0
+"""No ledger answer takes this long unless the ledger is stuck; the request then fails alone."""
 
 
 class Orchestrator:
@@ -107,16 +111,22 @@ class Orchestrator:
             replay = None if replay_log is None else recorded_answers(replay_log)
             orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
             orch._router.use_replay(replay, replay_passthrough)
-            async with anyio.create_task_group() as tg:
-                await tg.start(orch._supervisor.run)
-                try:
-                    yield orch
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if orch._telemetry is not None:
-                            with anyio.move_on_after(10):
-                                await orch._telemetry.flush()
-                        orch._supervisor.stop()
+            try:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(orch._supervisor.run)
+                    try:
+                        yield orch
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            if orch._telemetry is not None:
+                                with anyio.move_on_after(10):
+                                    await orch._telemetry.flush()
+                            orch._supervisor.stop()
+            except BaseExceptionGroup as group:
+                sole = sole_exception(group)
+                if sole is None:
+                    raise
+                raise sole from None
 
     # -- generation ----------------------------------------------------------------------
 
@@ -168,7 +178,18 @@ class Orchestrator:
             self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, float(score)))
 
     def health(self) -> dict[str, dict[str, object]]:
+        """Each actor: running, circuit state, restarts and the last crash's cause."""
         return self._supervisor.health()
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether requests can be served now, and why not: the ledger down, or every provider."""
+        if not self._supervisor.available("ledger"):
+            return False, "the budget ledger is unavailable: " + str(
+                self._supervisor.health()["ledger"]["last_error"] or "starting"
+            )
+        if not any(self._supervisor.available(p.name) for p in self.engine.providers):
+            return False, "no provider is available (every circuit is open or restarting)"
+        return True, "ok"
 
     def routing_stats(self) -> dict[str, object]:
         return self._router.stats()
@@ -221,8 +242,14 @@ def _assemble(
             supervisor.add("telemetry", lambda: TelemetryCollector(settings), capacity=settings.buffer_events)
         )
         telemetry_holder.append(telemetry)
+    ledger_storage = _ledger_storage(engine.ledger)
     ledger = LedgerClient(
-        supervisor.add("ledger", lambda: LedgerActor(engine.ledger, on_event=emit, alert_callback=alert_callback))
+        supervisor.add(
+            "ledger",
+            lambda: LedgerActor(engine.ledger, on_event=emit, alert_callback=alert_callback,
+                                storage_factory=ledger_storage),
+        ),
+        timeout=LEDGER_ASK_TIMEOUT_S,
     )
     cache = None
     if engine.cache.enabled:
@@ -239,11 +266,20 @@ def _assemble(
         engine,
         ledger=ledger,
         providers=providers,
-        breakers={name: supervisor.breaker(name) for name in providers},
+        circuits=supervisor.circuits(tuple(providers)),
         cache=cache,
         telemetry=telemetry,
     )
     return cls(config, engine, supervisor, router, ledger, cache, telemetry, simulator_url)
+
+
+def _ledger_storage(settings: LedgerSettings) -> StorageFactory:
+    """The journal on disk, or (with `journal: false`) memory that outlives every restart of the actor."""
+    on_disk = file_storage_factory(settings)
+    if on_disk is not None:
+        return on_disk
+    memory = MemoryStorage()
+    return lambda: memory
 
 
 def _provider_factory(

@@ -151,10 +151,11 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
-    health = request.app[ORCH_KEY].health()
-    ok = any(h["available"] for h in health.values())
+    orch = request.app[ORCH_KEY]
+    health = orch.health()
+    ok, reason = orch.ready()
     return web.Response(
         status=200 if ok else 503,
-        body=orjson.dumps({"status": "ok" if ok else "unavailable", "actors": health}),
+        body=orjson.dumps({"status": "ok" if ok else "unavailable", "reason": reason, "actors": health}),
         content_type="application/json",
     )

@@ -90,7 +90,7 @@ def test_disabled_provider_stays_out() -> None:
     breaker = CircuitBreaker("p", SETTINGS)
     breaker.disable(0.0, "authentication failed")
     assert breaker.acquire(1e9) is None
-    assert [t.new for t in breaker.transitions] == [CircuitState.DISABLED]
+    assert [t.new for t in breaker.recent] == [CircuitState.DISABLED]
 
 
 @pytest.mark.parametrize("permits", [1, 3])

@@ -115,7 +115,8 @@ async def test_with_downgrade_the_free_local_tier_serves_when_nothing_paid_is_af
 async def test_every_provider_down_gives_503_promptly(anyio_backend: str, tmp_path: Path) -> None:
     config = simulated(tmp_path)
     dead = tuple(attrs.evolve(p, base_url="http://127.0.0.1:9/v1") for p in config.engine.providers)
-    config = attrs.evolve(config, engine=attrs.evolve(config.engine, providers=dead))
+    fast = attrs.evolve(config.engine.retry, initial_s=0.01)
+    config = attrs.evolve(config, engine=attrs.evolve(config.engine, providers=dead, retry=fast))
     async with Orchestrator.start(config) as orch:
         started = time.monotonic()
         with pytest.raises(StrategyUnavailable) as caught:
@@ -124,7 +125,8 @@ async def test_every_provider_down_gives_503_promptly(anyio_backend: str, tmp_pa
         budget = await orch.budget()
     assert caught.value.status == 503
     assert elapsed < 5, "no minutes of retries when nothing can answer"
-    assert budget.outstanding == 0 and budget.settled_nd == 0
+    assert budget.outstanding == 0 and budget.settled_nd == 0, "a refused connection sent nothing: released"
+    assert "connection failed" in str(caught.value), "the cause is named"
 
 
 def test_blocking_facade_serves_plain_synchronous_code(tmp_path: Path) -> None:

@@ -41,6 +41,11 @@ def config(tmp_path: Path, **engine: object) -> Config:
     return attrs.evolve(base, engine=settings)
 
 
+def retrying(cfg: Config) -> Config:
+    """Retry each candidate up to three times before falling back (the default falls back at once)."""
+    return attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, retry=attrs.evolve(cfg.engine.retry, before_fallback=3)))
+
+
 def scripted(transports: dict[str, ScriptedTransport]) -> Callable[[ProviderSettings, object], ScriptedTransport]:
     def factory(settings: ProviderSettings, _loop: object) -> ScriptedTransport:
         return transports.setdefault(settings.name, ScriptedTransport(default=openai_ok()))
@@ -51,7 +56,7 @@ def scripted(transports: dict[str, ScriptedTransport]) -> Callable[[ProviderSett
 @pytest.mark.trio
 async def test_backoff_doubles_from_one_second_then_succeeds(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(500)] * 3, default=openai_ok())}
-    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+    async with Orchestrator.start(retrying(config(tmp_path)), transport_factory=scripted(transports)) as orch:
         start = trio.current_time()
         result = await orch.generate(SIMPLE)
         elapsed = trio.current_time() - start
@@ -64,7 +69,8 @@ async def test_backoff_doubles_from_one_second_then_succeeds(autojump_clock: tri
 @pytest.mark.trio
 async def test_backoff_is_capped(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, retry=attrs.evolve(cfg.engine.retry, initial_s=10, factor=10, cap_s=60)))
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, retry=attrs.evolve(
+        cfg.engine.retry, initial_s=10, factor=10, cap_s=60, before_fallback=3)))
     transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(502)] * 3, default=openai_ok())}
     async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
         start = trio.current_time()
@@ -75,7 +81,7 @@ async def test_backoff_is_capped(autojump_clock: trio.testing.MockClock, tmp_pat
 @pytest.mark.trio
 async def test_retry_after_is_honoured_over_a_shorter_backoff(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     transports = {"Qwen2.5-Coder": ScriptedTransport([openai_error(503, retry_after="30")], default=openai_ok())}
-    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+    async with Orchestrator.start(retrying(config(tmp_path)), transport_factory=scripted(transports)) as orch:
         start = trio.current_time()
         result = await orch.generate(SIMPLE)
         assert trio.current_time() - start == pytest.approx(30)

@@ -122,7 +122,7 @@ def test_flipped_bytes_in_the_middle_refuse_to_start(tmp_path: Path) -> None:
     data[len(HEADER) + 20] ^= 0xFF
     (tmp_path / "journal").write_bytes(bytes(data))
     storage = FileStorage(tmp_path / "journal", tmp_path)
-    with pytest.raises(JournalError, match=r"corrupt record at byte \d+ .* intact data after it"):
+    with pytest.raises(JournalError, match=r"corrupt record at byte \d+ .* intact records after it"):
         open_core(LedgerSettings(limit_nd=10**9), storage)
     storage.close()
 

@@ -8,15 +8,16 @@ import trio
 import trio.testing
 
 from actors.catalog import CODEC
-from actors.errors import ActorStopped, AskTimeout
+from actors.errors import ActorStopped, AskTimeout, HandlerFailed, InvalidRequest, JournalError
 from actors.messages import ChatMessage
-from actors.runtime.actor import Actor
+from actors.runtime.actor import Actor, BrokenInvariant
 from actors.runtime.breaker import BreakerSettings, CircuitState
 from actors.runtime.supervisor import Supervisor
 
 
 class Echo(Actor):
-    """Replies with the content; "boom" crashes it; "silent" never answers."""
+    """Replies with the content; "boom" breaks its state (a crash); "bad" fails that message alone;
+    "silent" never answers."""
 
     def __init__(self, log: list[str] | None = None) -> None:
         self.log = log if log is not None else []
@@ -29,7 +30,11 @@ class Echo(Actor):
 
     async def handle(self, msg: ChatMessage, corr: int) -> ChatMessage | None:
         if msg.content == "boom":
-            raise RuntimeError("boom")
+            raise BrokenInvariant("boom")
+        if msg.content == "bad":
+            raise RuntimeError("bad input")
+        if msg.content == "refused":
+            raise InvalidRequest("refused on purpose")
         if msg.content == "silent":
             return None
         if msg.content == "slow":
@@ -67,17 +72,60 @@ async def test_crash_fails_the_waiting_ask_and_the_actor_restarts(anyio_backend:
     assert log.count("start") == 2 and log.count("stop") == 2
 
 
-@pytest.mark.anyio
-async def test_shutdown_ends_every_task_even_with_work_in_flight(anyio_backend: str) -> None:
-    sup = Supervisor(CODEC)
-    ref = sup.add("echo", Echo)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            await tg.start(sup.run)
+@pytest.mark.trio
+async def test_shutdown_ends_every_task_even_with_work_in_flight(autojump_clock: trio.testing.MockClock) -> None:
+    log: list[str] = []
+    sup = Supervisor(CODEC, stop_grace_s=2)
+    ref = sup.add("echo", lambda: Echo(log))
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sup.run)
             await ref.tell(ChatMessage("u", "slow"))
-            await anyio.sleep(0.01)
+            await trio.sleep(1)
+            stopped_at = trio.current_time()
             sup.stop()
-            tg.cancel_scope.cancel()
+    assert trio.current_time() - stopped_at == pytest.approx(2), "the hung handler is cancelled after the grace"
+    assert log == ["start", "stop"], "on_stop still ran"
+
+
+@pytest.mark.anyio
+async def test_one_bad_message_fails_its_asker_alone(anyio_backend: str) -> None:
+    log: list[str] = []
+    sup = Supervisor(CODEC)
+    ref = sup.add("echo", lambda: Echo(log))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        with pytest.raises(HandlerFailed, match="RuntimeError: bad input"):
+            await ref.ask(ChatMessage("u", "bad"), timeout=5)
+        with pytest.raises(InvalidRequest, match="refused on purpose"):
+            await ref.ask(ChatMessage("u", "refused"), timeout=5)
+        await ref.tell(ChatMessage("u", "bad"))
+        assert await ref.ask(ChatMessage("u", "after"), timeout=5) == ChatMessage("echo", "after")
+        assert sup.health()["echo"]["restarts"] == 0
+        sup.stop()
+    assert log == ["start", "after", "stop"]
+
+
+class Locking(Actor):
+    """Takes a resource in on_start, then fails: on_stop must still give it back."""
+
+    held: list[str] = []
+
+    async def on_start(self) -> None:
+        self.held.append("lock")
+        raise JournalError("the journal is corrupt at byte 16")
+
+    async def on_stop(self) -> None:
+        self.held.remove("lock")
+
+
+@pytest.mark.anyio
+async def test_a_first_start_that_fails_cleans_up_and_fails_run_with_its_cause(anyio_backend: str) -> None:
+    sup = Supervisor(CODEC)
+    sup.add("locking", Locking)
+    with pytest.raises(JournalError, match="corrupt at byte 16"):
+        await sup.run()
+    assert Locking.held == []
 
 
 @pytest.mark.trio

@@ -6,6 +6,17 @@ arrived while the previous fsync ran are written and fsynced together, then all 
 them are answered, so durability costs one fsync per batch, not per request. A
 denial changes nothing and is answered at once. The fsync runs in a worker thread,
 so the event loop never blocks on the disk.
+
+Failure isolation: an operation the core refuses (a negative amount, an unknown or
+repeated id) is a `LedgerError` for that asker alone. What crashes the actor is
+only what breaks its own state: an entry the core cannot apply, or a journal write
+that failed (memory would then be ahead of the disk). A restart rebuilds the state
+from storage, and every ask whose record was not yet durable fails with the cause,
+so nothing acknowledged is lost and nothing unacknowledged is assumed.
+
+One writer: every write to storage happens under `_write_lock`, and whoever holds
+it writes everything appended so far, in order. So the group-commit flusher and a
+command that flushes at once (reconcile, reset, stop) can never interleave records.
 """
 
 from __future__ import annotations
@@ -13,13 +24,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 
-from actors.errors import LedgerError
+from actors.errors import JournalError, LedgerError
 from actors.ledger import journal
 from actors.ledger.core import Applied, LedgerCore, restore, snapshot_of
 from actors.ledger.messages import (
+    Hold,
     JournalEntry,
     LedgerAck,
     Reconcile,
@@ -31,26 +44,30 @@ from actors.ledger.messages import (
     StatusQuery,
 )
 from actors.ledger.settings import LedgerSettings
-from actors.runtime.actor import Actor
+from actors.runtime.actor import Actor, BrokenInvariant
 from actors.telemetry.events import BudgetAlert, LedgerOverrun
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 EventSink = Callable[[object], None]
+StorageFactory = Callable[[], journal.Storage]
 
 
-def open_core(settings: LedgerSettings, storage: journal.Storage | None, where: str = "journal") -> LedgerCore:
+def open_core(
+    settings: LedgerSettings, storage: journal.Storage | None, where: str = "journal", *, read_only: bool = False
+) -> LedgerCore:
     """Rebuild the ledger from storage; outstanding reservations become unreconciled."""
     core = LedgerCore(settings)
     if storage is None:
         return core
-    recovered = journal.recover(storage, where)
+    recovered = journal.recover(storage, where, read_only=read_only)
     if recovered.snapshot is not None:
         restore(core, recovered.snapshot)
     for entry in recovered.entries:
         core.apply(entry)
     outstanding = core.mark_outstanding_unreconciled()
-    if outstanding:
+    if outstanding and not read_only:
         log.warning(
             "%s: %d reservations were outstanding when the ledger stopped; they count as spent "
             "until `orchestrator budget reconcile`",
@@ -58,6 +75,22 @@ def open_core(settings: LedgerSettings, storage: journal.Storage | None, where: 
             outstanding,
         )
     return core
+
+
+def open_read_only(settings: LedgerSettings) -> LedgerCore:
+    """The ledger as its journal holds it, for commands that only look: nothing is written or locked."""
+    if settings.journal_path is None:
+        return LedgerCore(settings)
+    storage = journal.FileStorage(settings.journal_path, settings.state_dir, read_only=True)
+    return open_core(settings, storage, settings.journal_path, read_only=True)
+
+
+def file_storage_factory(settings: LedgerSettings) -> StorageFactory | None:
+    """Storage for a journaled ledger, or None when the settings name no journal."""
+    path = settings.journal_path
+    if path is None:
+        return None
+    return lambda: journal.FileStorage(path, settings.state_dir)
 
 
 class LedgerActor(Actor):
@@ -68,35 +101,44 @@ class LedgerActor(Actor):
         settings: LedgerSettings,
         on_event: EventSink | None = None,
         alert_callback: Callable[[BudgetAlert], None] | None = None,
-        storage_factory: Callable[[], journal.Storage] | None = None,
+        storage_factory: StorageFactory | None = None,
     ) -> None:
         self.settings = settings
         self._on_event = on_event
         self._alert_callback = alert_callback
-        self._storage_factory = storage_factory
+        self._storage_factory = storage_factory or file_storage_factory(settings)
         self._storage: journal.Storage | None = None
         self.core = LedgerCore(settings)
         self._batch: list[bytes] = []
         self._waiting: list[tuple[int, object]] = []
         self._wake = anyio.Event()
+        self._write_lock = anyio.Lock()
         self._since_snapshot = 0
 
+    def __repr__(self) -> str:
+        status = self.core.status()
+        return (
+            f"<LedgerActor settled={status.settled_nd} reserved={status.reserved_nd} "
+            f"outstanding={status.outstanding} pending_records={len(self._batch)}>"
+        )
+
     async def on_start(self) -> None:
-        if self._storage_factory is not None:
-            self._storage = self._storage_factory()
-        elif self.settings.journal_path is not None:
-            self._storage = journal.FileStorage(self.settings.journal_path, self.settings.state_dir)
-        where = self.settings.journal_path or "journal"
-        storage = self._storage
-        self.core = await anyio.to_thread.run_sync(lambda: open_core(self.settings, storage, where))
-        if self._storage is not None and self.settings.group_commit:
+        if self._storage_factory is None:
+            return
+        where = self.settings.journal_path or "ledger storage"
+        self._storage = storage = self._storage_factory()
+        self.core = await self._io(lambda: open_core(self.settings, storage, where))
+        if self.settings.group_commit:
             self.tasks.start_soon(self._flusher)
 
     async def on_stop(self) -> None:
-        if self._storage is not None:
-            await self._flush()
-            self._storage.close()
-            self._storage = None
+        storage, self._storage = self._storage, None
+        if storage is None:
+            return
+        try:
+            await self._write(storage)
+        finally:
+            storage.close()
 
     async def handle(self, msg: object, corr: int) -> object | None:
         if isinstance(msg, Reserve):
@@ -107,28 +149,28 @@ class LedgerActor(Actor):
             return await self._commit(entry, corr, reply)
         if isinstance(msg, Settle):
             entry = self.core.settle(msg.reservation_id, msg.actual_nd, msg.input_tokens, msg.output_tokens)
-            if entry is None:
-                return LedgerAck(msg.reservation_id, "duplicate")
-            return await self._commit(entry, corr, None)
-        if isinstance(msg, Release):
+        elif isinstance(msg, Release):
             entry = self.core.release(msg.reservation_id)
-            if entry is None:
-                return LedgerAck(msg.reservation_id, "duplicate")
-            return await self._commit(entry, corr, None)
-        if isinstance(msg, StatusQuery):
+        elif isinstance(msg, Hold):
+            entry = self.core.hold(msg.reservation_id)
+        elif isinstance(msg, StatusQuery):
             return self.core.status()
-        if isinstance(msg, Reconcile):
+        elif isinstance(msg, Reconcile):
             for entry in self.core.reconcile(msg.release):
                 self._append(entry)
-            await self._flush()
+            await self._flush_now()
             return self.core.status()
-        if isinstance(msg, ResetLedger):
+        elif isinstance(msg, ResetLedger):
             entry = self.core.reset()
             self._apply(entry)
             self._append(entry)
-            await self._flush()
+            await self._flush_now()
             return self.core.status()
-        raise LedgerError(f"the ledger does not handle {type(msg).__name__}")
+        else:
+            raise LedgerError(f"the ledger does not handle {type(msg).__name__}")
+        if entry is None:
+            return LedgerAck(msg.reservation_id, "duplicate")
+        return await self._commit(entry, corr, None)
 
     async def _commit(self, entry: JournalEntry, corr: int, reply: object | None) -> object | None:
         applied = self._apply(entry)
@@ -140,11 +182,14 @@ class LedgerActor(Actor):
             self._waiting.append((corr, answer))
             self._wake.set()
             return None
-        await self._flush()
+        await self._flush_now()
         return answer
 
     def _apply(self, entry: JournalEntry) -> Applied:
-        applied = self.core.apply(entry)
+        try:
+            applied = self.core.apply(entry)
+        except Exception as exc:
+            raise BrokenInvariant(f"the ledger could not apply its own entry {entry}: {exc!r}") from exc
         now = time.time()
         if applied.overrun_nd and self._on_event is not None:
             self._on_event(LedgerOverrun(now, entry.reservation_id, entry.amount_nd - applied.overrun_nd, entry.amount_nd))
@@ -162,33 +207,57 @@ class LedgerActor(Actor):
             self._batch.append(journal.frame(entry))
             self._since_snapshot += 1
 
-    async def _flush(self) -> None:
-        """Write and fsync the pending batch, then answer everyone waiting on it."""
-        storage = self._storage
-        if storage is None or not self._batch:
-            self._answer(self._waiting)
-            self._waiting = []
+    async def _flush_now(self) -> None:
+        """Write what is pending before answering; a failure breaks the ledger's state."""
+        if self._storage is None:
             return
-        data, self._batch = b"".join(self._batch), []
-        waiting, self._waiting = self._waiting, []
+        try:
+            await self._write(self._storage)
+        except JournalError as exc:
+            raise BrokenInvariant(str(exc)) from exc
 
-        def write() -> None:
-            storage.append(data)
-            storage.sync()
+    async def _write(self, storage: journal.Storage) -> None:
+        """Write and fsync everything appended so far, then answer everyone waiting on it."""
+        async with self._write_lock:
+            if not self._batch:
+                self._answer(self._waiting)
+                self._waiting = []
+                return
+            data, self._batch = b"".join(self._batch), []
+            waiting, self._waiting = self._waiting, []
 
-        await anyio.to_thread.run_sync(write)
-        self._answer(waiting)
-        if self._since_snapshot >= self.settings.snapshot_every:
-            self._since_snapshot = 0
-            snapshot = snapshot_of(self.core)
-            await anyio.to_thread.run_sync(journal.compact, storage, snapshot)
+            def write() -> None:
+                storage.append(data)
+                storage.sync()
+
+            await self._io(write)
+            self._answer(waiting)
+            if self._since_snapshot >= self.settings.snapshot_every:
+                self._since_snapshot = 0
+                await self._compact(storage)
+
+    async def _compact(self, storage: journal.Storage) -> None:
+        snapshot = snapshot_of(self.core)
+        try:
+            await self._io(lambda: journal.compact(storage, snapshot))
+        except (JournalError, OSError) as exc:
+            log.error("ledger: compaction failed (%s); the journal keeps every record and will be compacted later", exc)
+
+    async def _io(self, work: Callable[[], _T]) -> _T:
+        """Disk work in a worker thread, so the loop never waits on the disk; memory work inline."""
+        if isinstance(self._storage, journal.MemoryStorage):
+            return work()
+        return await anyio.to_thread.run_sync(work)
 
     def _answer(self, waiting: list[tuple[int, object]]) -> None:
         for corr, answer in waiting:
             self.inbox.reply(corr, answer)
 
     async def _flusher(self) -> None:
+        """The group-commit writer; a write that fails crashes the actor so it recovers from disk."""
+        storage = self._storage
+        assert storage is not None
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            await self._flush()
+            await self._write(storage)

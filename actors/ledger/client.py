@@ -6,6 +6,7 @@ import math
 
 from actors.ledger.messages import (
     BudgetStatus,
+    Hold,
     LedgerAck,
     Reconcile,
     Release,
@@ -31,6 +32,9 @@ class LedgerClient:
 
     async def release(self, reservation_id: str) -> LedgerAck:
         return await self._ref.ask(Release(reservation_id), self._timeout)
+
+    async def hold(self, reservation_id: str) -> LedgerAck:
+        return await self._ref.ask(Hold(reservation_id), self._timeout)
 
     async def status(self) -> BudgetStatus:
         return await self._ref.ask(StatusQuery(), self._timeout)

@@ -11,12 +11,24 @@ to absorb.
 
 Every change is a `JournalEntry`; `apply` is the only mutator, so replaying the
 journal rebuilds the same state, and the actor journals exactly what it applied.
+Operations check everything before they return an entry, so `apply` cannot fail on
+an entry they made; one that does means the state is broken.
+
+A hold marks a reservation whose call's outcome cannot be known (the request left
+the machine, then the answer was lost): it stays counted as spent, like the
+reservations a crash leaves behind, until `reconcile` decides it.
+
+Closed reservations are remembered for idempotency (a repeated settle or release is
+a no-op) and for the audit, up to `settings.closed_memory` of the most recent ones;
+older ids are forgotten, so memory stays bounded however long the ledger lives.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 from datetime import datetime, timezone
 
 import attrs
@@ -83,10 +95,10 @@ class LedgerCore:
 
     def _clear(self) -> None:
         self.reservations: dict[str, Reservation] = {}
-        self.closed: dict[str, str] = {}
+        self.closed: OrderedDict[str, str] = OrderedDict()
         self.settled: dict[str, int] = {}
         self.reserved: dict[str, int] = {}
-        self.settled_by_reservation: dict[str, int] = {}
+        self.settled_by_reservation: OrderedDict[str, int] = OrderedDict()
         self.overruns = 0
         self.alerted: set[tuple[str, float]] = set()
 
@@ -158,6 +170,17 @@ class LedgerCore:
             raise LedgerError(f"unknown reservation {reservation_id}")
         return self._entry("settle", reservation_id, self._wall(), actual_nd, input_tokens=input_tokens, output_tokens=output_tokens)
 
+    def hold(self, reservation_id: str) -> JournalEntry | None:
+        """Keep a reservation counted as spent until reconciled: its call's outcome is unknown."""
+        res = self.reservations.get(reservation_id)
+        if res is None:
+            if reservation_id in self.closed:
+                raise LedgerError(f"reservation {reservation_id} is already {self.closed[reservation_id]}; it cannot be held")
+            raise LedgerError(f"unknown reservation {reservation_id}")
+        if res.unreconciled:
+            return None
+        return self._entry("hold", reservation_id, self._wall())
+
     def release(self, reservation_id: str) -> JournalEntry | None:
         if reservation_id in self.closed:
             if self.closed[reservation_id] != "released":
@@ -211,8 +234,9 @@ class LedgerCore:
             for scope in res.scopes:
                 self.reserved[scope] -= res.amount_nd
                 self.settled[scope] = self.settled.get(scope, 0) + entry.amount_nd
-            self.closed[entry.reservation_id] = "settled"
+            self._close(entry.reservation_id, "settled")
             self.settled_by_reservation[entry.reservation_id] = entry.amount_nd
+            self._forget(self.settled_by_reservation)
             overrun = max(0, entry.amount_nd - res.amount_nd)
             self.overruns += overrun > 0
             return Applied("settled", overrun, self._crossings(res.scopes))
@@ -220,12 +244,23 @@ class LedgerCore:
             res = self.reservations.pop(entry.reservation_id)
             for scope in res.scopes:
                 self.reserved[scope] -= res.amount_nd
-            self.closed[entry.reservation_id] = "released"
+            self._close(entry.reservation_id, "released")
             return Applied("released")
+        if entry.op == "hold":
+            self.reservations[entry.reservation_id].unreconciled = True
+            return Applied("held")
         if entry.op == "reset":
             self._clear()
             return Applied("reset")
         raise LedgerError(f"journal entry {entry.seq} has unknown operation {entry.op!r}")
+
+    def _close(self, reservation_id: str, how: str) -> None:
+        self.closed[reservation_id] = how
+        self._forget(self.closed)
+
+    def _forget(self, remembered: OrderedDict[str, Any]) -> None:
+        while len(remembered) > self.settings.closed_memory:
+            remembered.popitem(last=False)
 
     def _crossings(self, scopes: tuple[str, ...]) -> tuple[Alert, ...]:
         alerts = []
@@ -296,8 +331,8 @@ def restore(core: LedgerCore, snap: LedgerSnapshot) -> None:
         r.reservation_id: Reservation(r.request_id, r.tier, r.model, r.amount_nd, r.scopes, r.unreconciled)
         for r in snap.reservations
     }
-    core.closed = dict(snap.closed)
+    core.closed = OrderedDict(snap.closed)
     core.settled = dict(snap.settled)
     core.reserved = dict(snap.reserved)
-    core.settled_by_reservation = dict(snap.settled_by_reservation)
+    core.settled_by_reservation = OrderedDict(snap.settled_by_reservation)
     core.alerted = set(snap.alerted)

@@ -37,7 +37,7 @@ class Release:
 
 @message(104)
 class LedgerAck:
-    """`outcome`: settled, released, reconciled, duplicate (an idempotent repeat)."""
+    """`outcome`: settled, released, held, duplicate (an idempotent repeat)."""
 
     reservation_id: str
     outcome: str
@@ -85,6 +85,13 @@ class ResetLedger:
     pass
 
 
+@message(110)
+class Hold:
+    """Keep a reservation counted as spent until reconciled: its call's outcome cannot be known."""
+
+    reservation_id: str
+
+
 @message(120)
 class JournalEntry:
     """One durable operation. Replaying the entries in order rebuilds the ledger exactly."""
@@ -112,6 +119,7 @@ MESSAGES: tuple[type, ...] = (
     BudgetStatus,
     Reconcile,
     ResetLedger,
+    Hold,
     JournalEntry,
 )
 

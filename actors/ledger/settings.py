@@ -17,3 +17,5 @@ class LedgerSettings:
     state_dir: str | None = None
     group_commit: bool = True
     snapshot_every: int = 100_000
+    closed_memory: int = 100_000
+    """How many closed reservation ids are remembered (idempotency and audit); ~250 B each."""

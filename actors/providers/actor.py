@@ -5,6 +5,11 @@ blocks the inbox. The actor counts consecutive failures that say the provider is
 unwell; at `failures_to_crash` it stops taking work, lets the calls in flight finish
 (so every reservation is settled or released on a known outcome), then crashes on
 purpose for its supervisor, whose restart policy is the circuit breaker.
+
+A call waits for a concurrency slot and the rate limits, then `Inbox.begin` decides
+whether to send it: a caller that gave up meanwhile has abandoned it, and it is
+dropped unsent (its reservation was released). Every failure detail is scrubbed of
+the key and of credential-shaped text before it leaves the actor.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from actors.providers.failures import classify_exception
 from actors.providers.messages import ProviderCall, ProviderReply
 from actors.providers.protocols import get_protocol
 from actors.providers.ratelimit import RateLimiter
+from actors.providers.redact import Redactor
 from actors.providers.settings import ProviderSettings
 from actors.providers.transport import Transport
 from actors.providers.wire import Completion, Failure
@@ -66,11 +72,13 @@ class ProviderActor(Actor):
         self._in_flight = 0
         self._consecutive_failures = 0
         self._crashing = False
+        self._redactor = Redactor()
 
     async def on_start(self) -> None:
         env = self.settings.api_key_env
         if env is not None:
             self._api_key = self._environ.get(env) or None
+            self._redactor = Redactor([self._api_key])
             if self._api_key is None:
                 self._key_problem = (
                     f"provider {self.settings.name}: environment variable {env} is not set"
@@ -82,10 +90,12 @@ class ProviderActor(Actor):
 
     async def handle(self, msg: ProviderCall, corr: int) -> None:
         if self._crashing:
-            self.inbox.reply(corr, ProviderReply(FailureKind.UNAVAILABLE.value, detail="provider restarting"))
+            self.inbox.reply(
+                corr, ProviderReply(FailureKind.UNAVAILABLE.value, detail="provider restarting", sent=False)
+            )
             return None
         if self._key_problem:
-            self.inbox.reply(corr, ProviderReply(FailureKind.AUTH.value, detail=self._key_problem))
+            self.inbox.reply(corr, ProviderReply(FailureKind.AUTH.value, detail=self._key_problem, sent=False))
             return None
         if self._waiting >= self.settings.queue_limit:
             self.inbox.reply(
@@ -94,6 +104,7 @@ class ProviderActor(Actor):
                     FailureKind.RATE_LIMIT.value,
                     detail=f"local queue full ({self.settings.queue_limit} waiting)",
                     retry_after_s=1.0,
+                    sent=False,
                 ),
             )
             return None
@@ -110,6 +121,8 @@ class ProviderActor(Actor):
         self._in_flight += 1
         try:
             await self._pace(call.budget_tokens)
+            if not self.inbox.begin(corr):
+                return
             started = self._clock()
             reply = await self._call(call)
             finished = self._clock()
@@ -124,6 +137,7 @@ class ProviderActor(Actor):
                 reply.retry_after_s,
                 latency_s=finished - started,
                 queue_s=started - queued_at,
+                sent=reply.sent,
             )
         finally:
             self._in_flight -= 1
@@ -157,7 +171,7 @@ class ProviderActor(Actor):
         try:
             raw = await self._transport.send(http)
         except Exception as exc:  # noqa: BLE001 - every transport failure is classified
-            return _failure_reply(classify_exception(exc))
+            return self._failure_reply(classify_exception(exc))
         outcome = self._protocol.parse_response(raw.status, raw.headers, raw.body, time.time())
         if isinstance(outcome, Completion):
             return ProviderReply(
@@ -168,7 +182,16 @@ class ProviderActor(Actor):
                 outcome.finish_reason,
                 http_status=raw.status,
             )
-        return _failure_reply(outcome)
+        return self._failure_reply(outcome)
+
+    def _failure_reply(self, failure: Failure) -> ProviderReply:
+        return ProviderReply(
+            failure.kind.value,
+            detail=self._redactor.scrub(failure.detail),
+            http_status=failure.http_status,
+            retry_after_s=failure.retry_after_s,
+            sent=failure.sent,
+        )
 
     def _count(self, reply: ProviderReply) -> None:
         if reply.ok:
@@ -179,11 +202,3 @@ class ProviderActor(Actor):
             if self._consecutive_failures >= self._failures_to_crash:
                 self._crashing = True
 
-
-def _failure_reply(failure: Failure) -> ProviderReply:
-    return ProviderReply(
-        failure.kind.value,
-        detail=failure.detail,
-        http_status=failure.http_status,
-        retry_after_s=failure.retry_after_s,
-    )

@@ -95,10 +95,16 @@ def classify_status(status: int, detail: str, headers: Mapping[str, str], now: f
 
 
 def classify_exception(exc: BaseException) -> Failure:
-    """A transport failure: the request may not have reached the provider at all."""
+    """A transport failure; `sent` is False only when the request certainly never left.
+
+    A refused or timed-out connection sent nothing; a connection dropped after it was
+    made may have delivered the request, which the provider may bill.
+    """
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return Failure(FailureKind.TIMEOUT, f"connect timeout ({name})")
+        return Failure(FailureKind.TIMEOUT, f"connect timeout ({name})", sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Failure(FailureKind.UNAVAILABLE, f"connection failed ({name}: {exc})", sent=False)
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError, TimeoutError)):
         return Failure(FailureKind.TIMEOUT, f"timed out waiting for the response ({name})")
     if isinstance(exc, aiohttp.ClientPayloadError):

@@ -32,6 +32,8 @@ class ProviderReply:
     retry_after_s: float | None = None
     latency_s: float = 0.0
     queue_s: float = 0.0
+    sent: bool = True
+    """False when the request certainly never reached the provider (so it cannot have been billed)."""
 
     @property
     def ok(self) -> bool:

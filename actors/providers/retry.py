@@ -19,6 +19,8 @@ class RetrySettings:
     max_retries: int = 3
     jitter: float = 0.1
     max_retry_after_s: float = 120.0
+    before_fallback: int = 0
+    """Retries of a candidate while others remain; 0 falls back at once (the last candidate gets `max_retries`)."""
 
     def delay(self, retry: int, retry_after_s: float | None, rng: random.Random) -> float:
         """Seconds to wait before retry number `retry` (1-based)."""

@@ -31,3 +31,4 @@ class Failure:
     detail: str
     http_status: int = 0
     retry_after_s: float | None = None
+    sent: bool = True

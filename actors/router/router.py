@@ -1,11 +1,16 @@
 """The router: turn a request into a decision, then drive it to a result.
 
-The workflow runs in the caller's own task (cache → ledger reserve → provider →
-ledger settle or release → cache store), so one request never waits behind another
-and a caller's cancellation reaches exactly its own request. Money only moves
-through the ledger; providers are reached only through their actors; every step is
-reported to telemetry. The failure policy is in `FailurePolicy`; which candidate
-comes next is the selection's ordered fallback chain.
+The workflow runs in the caller's own task (replay or cache → the fallback chain of
+attempts → cache store), so one request never waits behind another and a caller's
+cancellation reaches exactly its own request. Money moves only inside an attempt
+(`attempt.py`, with its release/settle/hold table); which attempt comes next is the
+fallback chain's (`fallback.py`); every step is reported to telemetry.
+
+Request ids are the caller's: a request whose id is already in flight with a
+different request is refused for that caller alone (`DuplicateRequest`); the same
+request sent twice at once joins the first (one upstream call, both callers get
+its result). Reservation ids are the engine's own, so reused request ids can never
+collide in the ledger.
 """
 
 from __future__ import annotations
@@ -20,55 +25,34 @@ import attrs
 
 from actors.cache.client import CacheClient
 from actors.cache.key import cache_key
-from actors.errors import (
-    ActorStopped,
-    AskTimeout,
-    BudgetExceeded,
-    InvalidRequest,
-    NotRecorded,
-    RateLimitExceeded,
-    StrategyUnavailable,
-)
+from actors.errors import DuplicateRequest, InvalidRequest, NotRecorded, OrchestratorError, StrategyUnavailable
 from actors.ledger.client import LedgerClient
-from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound, worst_case_nd
-from actors.messages import (
-    ArcTask,
-    Attempt,
-    CachePolicy,
-    ChatMessage,
-    Decision,
-    FailureKind,
-    Request,
-    Result,
-)
-from actors.money import token_cost_nd
-from actors.providers.messages import ProviderCall, ProviderReply
-from actors.providers.settings import ProviderSettings
+from actors.ledger.messages import ReserveReply
+from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
+from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Request, Result
+from actors.providers.messages import ProviderReply
+from actors.router.attempt import AttemptRunner, Plan
 from actors.router.estimators import build_estimator
+from actors.router.fallback import Candidate, FallbackChain, Progress, exhausted
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, Selection, select
 from actors.runtime.actor import ActorRef
-from actors.runtime.breaker import CircuitBreaker
+from actors.runtime.circuits import Circuits
 from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 
 PROMPT_MEMO = 4096
-RETRY_SAME = frozenset(
-    {FailureKind.TIMEOUT, FailureKind.SERVER_ERROR, FailureKind.UNKNOWN, FailureKind.MALFORMED_RESPONSE}
-)
 
 
 @attrs.define
-class _Progress:
-    """What one request has been through so far, to build its Result or its error."""
+class _Flight:
+    """A request in flight, for callers that send the same request again before it ends."""
 
-    attempts: list[Attempt] = attrs.Factory(list)
-    denied_budget: int = 0
-    rate_limited: float | None = None
-    skipped: list[str] = attrs.Factory(list)
-    remaining_nd: int | None = None
-    needed_nd: int = 0
+    request: Request
+    done: anyio.Event = attrs.Factory(anyio.Event)
+    result: Result | None = None
+    error: OrchestratorError | None = None
 
 
 class Router:
@@ -78,7 +62,7 @@ class Router:
         *,
         ledger: LedgerClient,
         providers: Mapping[str, ActorRef],
-        breakers: Mapping[str, CircuitBreaker],
+        circuits: Circuits,
         cache: CacheClient | None,
         telemetry: TelemetryClient | None,
         clock: Callable[[], float] = anyio.current_time,
@@ -88,21 +72,25 @@ class Router:
         self._replay: Mapping[str, Result] | None = None
         self._replay_passthrough = False
         self._estimator = build_estimator(settings.router.estimator)
-        self._ledger = ledger
-        self._providers = providers
-        self._breakers = breakers
+        self._circuits = circuits
         self._cache = cache
         self._telemetry = telemetry
         self._clock = clock
         self._wall = wall_clock
-        self._rng = random.Random(settings.rng_seed)
         self._provider_settings = {p.name: p for p in settings.providers}
-        self._tier_of = {
-            provider: tier.name for tier in settings.router.tiers for provider in tier.providers
-        }
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
         self._prompts: OrderedDict[ArcTask, tuple[ChatMessage, ...]] = OrderedDict()
+        self._in_flight: dict[str, _Flight] = {}
+        runner = AttemptRunner(
+            ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm, clock=clock,
+            on_reserved=self._reserved, on_started=self._started,
+        )
+        self._chain = FallbackChain(
+            runner, settings.retry, random.Random(settings.rng_seed),
+            downgrade_on_budget=settings.router.selection.downgrade_on_budget, clock=clock,
+            on_attempt=self._attempted, on_fallback=self._fell_back, on_auth_failure=self._auth_failed,
+        )
         self.levels: Counter[str] = Counter()
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
@@ -124,11 +112,8 @@ class Router:
         messages = request.messages or self._prompt_for(request.task)
         if not messages:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
-        now = self._clock()
         context = RoutingContext(
-            available=frozenset(
-                name for name, breaker in self._breakers.items() if breaker.available(now)
-            ),
+            available=self._circuits.available(),
             remaining_share=self._remaining_share,
             providers=self._provider_settings,
             prompt_tokens=prompt_token_upper_bound(messages),
@@ -151,6 +136,54 @@ class Router:
         return decision, selection, messages
 
     async def generate(self, request: Request) -> Result:
+        """Serve one request; the same request already in flight is joined, a different one refused."""
+        flight = self._in_flight.get(request.request_id)
+        if flight is not None:
+            return await self._join(flight, request)
+        flight = _Flight(request)
+        self._in_flight[request.request_id] = flight
+        try:
+            flight.result = await self._generate(request)
+            return flight.result
+        except OrchestratorError as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.error = StrategyUnavailable(
+                f"request {request.request_id}: the call it joined was abandoned by its first caller"
+            )
+            raise
+        finally:
+            del self._in_flight[request.request_id]
+            flight.done.set()
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "decisions": self._decisions,
+            "levels": dict(self.levels),
+            "tiers": dict(self.tiers_used),
+            "average_confidence": self._confidence_sum / self._decisions if self._decisions else 0.0,
+            "results": self._results,
+            "errors": dict(self.errors),
+            "cost_nd": self._cost_nd,
+            "in_flight": len(self._in_flight),
+        }
+
+    # -- workflow ------------------------------------------------------------------------
+
+    async def _join(self, flight: _Flight, request: Request) -> Result:
+        if flight.request != request:
+            raise DuplicateRequest(
+                f"request id {request.request_id!r} is already in flight with a different request; "
+                "request ids must be unique among requests in flight"
+            )
+        await flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        assert flight.result is not None
+        return flight.result
+
+    async def _generate(self, request: Request) -> Result:
         started = self._clock()
         self._emit(ev.RequestReceived(self._wall(), request))
         try:
@@ -180,24 +213,14 @@ class Router:
                 self._prompts.popitem(last=False)
         return prompt
 
-    def stats(self) -> dict[str, object]:
-        return {
-            "decisions": self._decisions,
-            "levels": dict(self.levels),
-            "tiers": dict(self.tiers_used),
-            "average_confidence": self._confidence_sum / self._decisions if self._decisions else 0.0,
-            "results": self._results,
-            "errors": dict(self.errors),
-            "cost_nd": self._cost_nd,
-        }
-
-    # -- workflow ------------------------------------------------------------------------
-
     def _count(self, decision: Decision) -> None:
         self._decisions += 1
         self.levels[decision.level] += 1
         self.tiers_used[decision.tier] += 1
         self._confidence_sum += decision.confidence
+
+    def _deadline(self, request: Request, started: float) -> float:
+        return started + (request.deadline_s or self._settings.request_deadline_s)
 
     async def _serve(
         self,
@@ -210,6 +233,7 @@ class Router:
         first = self._tiers[selection.tier]
         max_tokens = request.max_tokens or first.max_tokens
         temperature = _temperature(request, first.temperature)
+
         def key_for(model: str) -> str:
             return cache_key(
                 model,
@@ -259,198 +283,67 @@ class Router:
                     saved_nd=hit.cost_nd,
                     cache_key=key,
                 )
-        progress = _Progress()
-        chain = ((selection.tier, selection.provider),) + selection.alternatives
-        context_floor = 0
-        for position, (tier_name, provider_name) in enumerate(chain):
-            provider = self._provider_settings[provider_name]
-            if provider.context_window <= context_floor:
-                progress.skipped.append(f"{provider_name}: context window too small")
-                continue
-            tier = self._tiers[tier_name]
-            outcome = await self._try_provider(
-                request, decision, tier_name, provider, messages,
-                request.max_tokens or tier.max_tokens,
-                temperature if tier_name == selection.tier else _temperature(request, tier.temperature),
-                progress,
-                final_candidate=position + 1 == len(chain),
+        chain = [
+            Candidate(
+                tier_name, self._provider_settings[provider_name],
+                request.max_tokens or self._tiers[tier_name].max_tokens,
+                temperature if tier_name == selection.tier else _temperature(request, self._tiers[tier_name].temperature),
             )
-            if isinstance(outcome, Result):
-                if self._cache is not None and request.cache is not CachePolicy.OFF:
-                    await self._cache.store(
-                        key_for(outcome.model), kind=request.kind, tier=outcome.tier, model=outcome.model,
-                        provider=outcome.provider, text=outcome.text,
-                        input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
-                        cost_nd=outcome.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
-                    )
-                return attrs.evolve(outcome, latency_s=self._clock() - started, cache_key=key)
-            if outcome is FailureKind.CONTEXT_LENGTH:
-                context_floor = max(context_floor, provider.context_window)
-            if outcome is FailureKind.INVALID_REQUEST:
-                break
-            if position + 1 < len(chain):
-                self._emit(
-                    ev.FallbackTaken(self._wall(), request.request_id, provider_name,
-                                     chain[position + 1][1], outcome.value if outcome else "skipped")
-                )
-        raise self._exhausted(request, progress)
-
-    async def _try_provider(
-        self,
-        request: Request,
-        decision: Decision,
-        tier_name: str,
-        provider: ProviderSettings,
-        messages: tuple[ChatMessage, ...],
-        max_tokens: int,
-        temperature: float | None,
-        progress: _Progress,
-        final_candidate: bool,
-    ) -> Result | FailureKind | None:
-        """Try one provider with retries; a Result, the failure that ended it, or None if skipped.
-
-        A rate limit moves on at once while another candidate remains; on the last one
-        it waits out Retry-After like any other retryable failure.
-        """
-        breaker = self._breakers[provider.name]
-        prompt_tokens = prompt_token_upper_bound(messages)
-        max_tokens = min(max_tokens, max(1, provider.context_window - prompt_token_estimate(messages)))
-        retry = self._settings.retry
-        last: FailureKind | None = None
-        for try_no in range(retry.max_retries + 1):
-            permit = breaker.acquire(self._clock())
-            if permit is None:
-                progress.skipped.append(f"{provider.name}: circuit {breaker.state.value}")
-                return last
-            amount = worst_case_nd(
-                prompt_tokens, max_tokens, provider.input_price_nd_per_mtok,
-                provider.output_price_nd_per_mtok, self._settings.ledger.safety_margin_ppm,
+            for tier_name, provider_name in ((selection.tier, selection.provider),) + selection.alternatives
+        ]
+        progress = Progress()
+        answered = await self._chain.serve(request, chain, messages, self._deadline(request, started), progress)
+        if answered is None:
+            raise exhausted(request, progress)
+        candidate, reply = answered
+        result = self._result(request, decision, candidate, reply, progress, started, key)
+        if self._cache is not None and request.cache is not CachePolicy.OFF:
+            await self._cache.store(
+                key_for(result.model), kind=request.kind, tier=result.tier, model=result.model,
+                provider=result.provider, text=result.text,
+                input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                cost_nd=result.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
             )
-            attempt_no = len(progress.attempts) + 1
-            reservation_id = f"{request.request_id}/{attempt_no}"
-            reply = await self._ledger.reserve(reservation_id, request.request_id, tier_name, provider.model, amount)
-            self._note_remaining(reply.remaining_nd)
-            self._emit(
-                ev.ReservationDecided(self._wall(), request.request_id, reservation_id, tier_name,
-                                      provider.model, reply.granted, amount, reply.remaining_nd)
-            )
-            if not reply.granted:
-                breaker.release(permit)
-                progress.denied_budget += 1
-                progress.remaining_nd = reply.remaining_nd
-                progress.needed_nd = max(progress.needed_nd, amount)
-                progress.skipped.append(f"{provider.name}: budget ({reply.reason})")
-                if not self._settings.router.selection.downgrade_on_budget:
-                    raise BudgetExceeded(
-                        f"request {request.request_id}: worst case {amount} nd exceeds the remaining "
-                        f"budget ({reply.reason})",
-                        remaining_nd=reply.remaining_nd, needed_nd=amount,
-                    )
-                return None
-            self._emit(ev.AttemptStarted(self._wall(), request.request_id, attempt_no,
-                                         provider.name, provider.model, tier_name))
-            answer = await self._call(provider, request, attempt_no, messages, max_tokens, temperature, prompt_tokens)
-            if answer.ok:
-                cost = token_cost_nd(answer.input_tokens, provider.input_price_nd_per_mtok) + token_cost_nd(
-                    answer.output_tokens, provider.output_price_nd_per_mtok
-                )
-                await self._ledger.settle(reservation_id, cost, answer.input_tokens, answer.output_tokens)
-                breaker.record_success(permit, self._clock())
-                attempt = self._attempt(provider, tier_name, answer, "ok", cost)
-                progress.attempts.append(attempt)
-                self._emit(ev.AttemptFinished(self._wall(), request.request_id, attempt_no, attempt))
-                return Result(
-                    request_id=request.request_id, text=answer.text, tier=tier_name, model=provider.model,
-                    provider=provider.name, input_tokens=answer.input_tokens,
-                    output_tokens=answer.output_tokens,
-                    cost_nd=sum(a.cost_nd for a in progress.attempts),
-                    latency_s=0.0, decision=decision, attempts=tuple(progress.attempts),
-                    queue_s=sum(a.queue_s for a in progress.attempts),
-                )
-            await self._ledger.release(reservation_id)
-            kind = FailureKind(answer.failure)
-            breaker.record_failure(permit, self._clock(), kind.value)
-            attempt = self._attempt(provider, tier_name, answer, kind.value, 0)
-            progress.attempts.append(attempt)
-            self._emit(ev.AttemptFinished(self._wall(), request.request_id, attempt_no, attempt))
-            last = kind
-            if kind is FailureKind.AUTH:
-                before = len(breaker.transitions)
-                breaker.disable(self._clock(), f"authentication failed: {answer.detail}")
-                self._publish(breaker, before)
-                return kind
-            if kind is FailureKind.RATE_LIMIT:
-                progress.rate_limited = answer.retry_after_s
-                if not final_candidate:
-                    return kind
-            elif kind not in RETRY_SAME:
-                return kind
-            if try_no == retry.max_retries:
-                return kind
-            await anyio.sleep(retry.delay(try_no + 1, answer.retry_after_s, self._rng))
-        return last
+        return result
 
-    async def _call(
-        self,
-        provider: ProviderSettings,
-        request: Request,
-        attempt_no: int,
-        messages: tuple[ChatMessage, ...],
-        max_tokens: int,
-        temperature: float | None,
-        prompt_tokens: int,
-    ) -> ProviderReply:
-        call = ProviderCall(
-            request.request_id, attempt_no, messages, max_tokens, temperature,
-            request.top_p, request.stop, prompt_tokens + max_tokens,
-        )
-        try:
-            return await self._providers[provider.name].ask(
-                call, timeout=provider.timeout_s + self._settings.request_timeout_s
-            )
-        except (ActorStopped, AskTimeout) as exc:
-            return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc))
-
-    def _attempt(self, provider: ProviderSettings, tier: str, reply: ProviderReply, outcome: str, cost: int) -> Attempt:
-        return Attempt(
-            provider=provider.name, model=provider.model, tier=tier, outcome=outcome,
-            detail=reply.detail, latency_s=reply.latency_s, queue_s=reply.queue_s,
-            input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-            cost_nd=cost, http_status=reply.http_status,
+    def _result(
+        self, request: Request, decision: Decision, candidate: Candidate, reply: ProviderReply,
+        progress: Progress, started: float, key: str,
+    ) -> Result:
+        return Result(
+            request_id=request.request_id, text=reply.text, tier=candidate.tier, model=candidate.provider.model,
+            provider=candidate.provider.name, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+            cost_nd=sum(a.cost_nd for a in progress.attempts), latency_s=self._clock() - started,
+            decision=decision, attempts=tuple(progress.attempts),
+            queue_s=sum(a.queue_s for a in progress.attempts), cache_key=key,
         )
 
-    def _exhausted(self, request: Request, progress: _Progress) -> Exception:
-        tried = "; ".join(
-            [f"{a.provider}: {a.outcome} {a.detail}".strip() for a in progress.attempts] + progress.skipped
-        )
-        if progress.denied_budget and not progress.attempts:
-            return BudgetExceeded(
-                f"request {request.request_id}: no candidate fits the remaining budget ({tried})",
-                remaining_nd=progress.remaining_nd or 0,
-                needed_nd=progress.needed_nd,
-            )
-        outcomes = {a.outcome for a in progress.attempts}
-        if outcomes == {FailureKind.RATE_LIMIT.value}:
-            return RateLimitExceeded(
-                f"request {request.request_id}: every candidate is rate-limited ({tried})",
-                retry_after=progress.rate_limited,
-            )
-        if progress.attempts and progress.attempts[-1].outcome == FailureKind.INVALID_REQUEST.value:
-            return InvalidRequest(f"request {request.request_id}: rejected by the provider ({tried})")
-        return StrategyUnavailable(f"request {request.request_id}: no provider could serve it ({tried})")
+    # -- what the attempts report ------------------------------------------------------------
 
-    def _note_remaining(self, remaining_nd: int) -> None:
+    def _reserved(self, plan: Plan, reservation_id: str, amount: int, reply: ReserveReply) -> None:
         limit = self._settings.ledger.limit_nd
-        self._remaining_share = remaining_nd / limit if limit else 0.0
+        self._remaining_share = reply.remaining_nd / limit if limit else 0.0
+        self._emit(
+            ev.ReservationDecided(self._wall(), plan.request.request_id, reservation_id, plan.tier,
+                                  plan.provider.model, reply.granted, amount, reply.remaining_nd)
+        )
+
+    def _started(self, plan: Plan) -> None:
+        self._emit(ev.AttemptStarted(self._wall(), plan.request.request_id, plan.attempt_no,
+                                     plan.provider.name, plan.provider.model, plan.tier))
+
+    def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:
+        self._emit(ev.AttemptFinished(self._wall(), request.request_id, attempt_no, attempt))
+
+    def _fell_back(self, request: Request, from_provider: str, to_provider: str, why: str) -> None:
+        self._emit(ev.FallbackTaken(self._wall(), request.request_id, from_provider, to_provider, why))
+
+    def _auth_failed(self, provider: str, detail: str) -> None:
+        self._circuits.disable(provider, f"authentication failed: {detail}")
 
     def _emit(self, event: object) -> None:
         if self._telemetry is not None:
             self._telemetry.emit(event)
-
-    def _publish(self, breaker: CircuitBreaker, before: int) -> None:
-        for transition in list(breaker.transitions)[before:]:
-            self._emit(ev.CircuitChanged(self._wall(), transition.provider, transition.old.value,
-                                         transition.new.value, transition.reason))
 
 
 def _temperature(request: Request, tier_default: float) -> float:

@@ -6,11 +6,22 @@ waits for the reply on a `ReplyBoard`, raising `AskTimeout` past its deadline or
 `ActorStopped` if the actor crashes first. An actor that must not block its inbox
 (a provider calling HTTP) spawns the work into its own task group and answers later
 with `Inbox.reply`.
+
+Failure isolation: an exception raised while handling one message is that
+message's answer (its asker raises it) and the actor goes on serving everyone else.
+Only `BrokenInvariant` (the actor's own state can no longer be trusted) or a failure
+in a task the actor spawned ends the run loop, for the supervisor to restart it.
+
+`ActorRef.call` is an ask its asker may abandon: the actor calls `Inbox.begin`
+before doing anything irreversible (a provider sending an HTTP request), and an
+abandoned call is never begun. That is how a cancelled caller knows whether its
+request left the machine.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,20 +31,31 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors.codec import Codec
-from actors.errors import ActorStopped, AskTimeout, OrchestratorError
+from actors.errors import ActorStopped, AskTimeout, HandlerFailed, OrchestratorError
+
+log = logging.getLogger(__name__)
 
 Envelope = tuple[int, bytes]
 """(correlation id, encoded message); a correlation id of 0 means no reply is wanted."""
 
 
+class BrokenInvariant(Exception):
+    """Raised by a handler when the actor's own state can no longer be trusted.
+
+    It is the one exception from `handle` that ends the run loop: the supervisor
+    restarts the actor, which rebuilds its state from what is durable.
+    """
+
+
 class _Pending:
-    __slots__ = ("event", "payload", "error", "target")
+    __slots__ = ("event", "payload", "error", "target", "begun")
 
     def __init__(self, target: str) -> None:
         self.event = anyio.Event()
         self.payload: bytes | None = None
         self.error: BaseException | None = None
         self.target = target
+        self.begun = False
 
 
 class ReplyBoard:
@@ -54,6 +76,25 @@ class ReplyBoard:
 
     def close(self, corr: int) -> None:
         self._pending.pop(corr, None)
+
+    def begin(self, corr: int) -> bool:
+        """Mark an ask as begun; False when its asker has abandoned it (do not start it)."""
+        slot = self._pending.get(corr)
+        if slot is None:
+            return False
+        slot.begun = True
+        return True
+
+    def abandon(self, corr: int) -> bool:
+        """Withdraw an ask that was not begun; False (and nothing changes) once it was."""
+        slot = self._pending.get(corr)
+        if slot is None or slot.begun:
+            return False
+        del self._pending[corr]
+        return True
+
+    def statistics(self) -> dict[str, int]:
+        return {"waiting_asks": len(self._pending), "late_replies": self.late_replies}
 
     def deliver(self, corr: int, payload: bytes) -> None:
         slot = self._pending.pop(corr, None)
@@ -99,26 +140,77 @@ class ActorRef:
         self._send.send_nowait((0, self._codec.encode(msg)))
 
     async def ask(self, msg: object, timeout: float = math.inf) -> Any:
+        """Send and wait for the reply; `timeout` bounds the send and the wait together."""
+        if timeout == math.inf:
+            call = await self.call(msg)
+        else:
+            deadline = anyio.current_time() + timeout
+            try:
+                with anyio.fail_after(timeout):
+                    call = await self.call(msg)
+            except TimeoutError:
+                raise AskTimeout(f"{self.name} did not take {type(msg).__name__} within {timeout} s") from None
+            timeout = max(0.0, deadline - anyio.current_time())
+        try:
+            return await call.result(timeout)
+        finally:
+            call.close()
+
+    async def call(self, msg: object) -> Call:
+        """Send an ask and return at once; collect the reply with `Call.result`."""
         corr, slot = self._board.open(self.name)
         try:
-            with anyio.fail_after(timeout):
-                await self._send.send((corr, self._codec.encode(msg)))
-                await slot.event.wait()
-        except TimeoutError:
-            raise AskTimeout(
-                f"{self.name} did not answer {type(msg).__name__} within {timeout} s"
-            ) from None
-        except anyio.BrokenResourceError:
-            raise ActorStopped(f"{self.name} has stopped") from None
-        finally:
+            await self._send.send((corr, self._codec.encode(msg)))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._board.close(corr)
-        if slot.error is not None:
-            raise slot.error
-        assert slot.payload is not None
-        return self._codec.decode(slot.payload)
+            raise ActorStopped(f"{self.name} has stopped") from None
+        except BaseException:
+            self._board.close(corr)
+            raise
+        return Call(self, type(msg).__name__, corr, slot)
 
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r})"
+
+
+class Call:
+    """An ask in flight: wait for its reply, or abandon it while the actor has not begun it."""
+
+    __slots__ = ("_ref", "_what", "corr", "_slot")
+
+    def __init__(self, ref: ActorRef, what: str, corr: int, slot: _Pending) -> None:
+        self._ref = ref
+        self._what = what
+        self.corr = corr
+        self._slot = slot
+
+    @property
+    def begun(self) -> bool:
+        return self._slot.begun
+
+    async def result(self, timeout: float = math.inf) -> Any:
+        """The reply; raises `AskTimeout` past `timeout` (the call stays open) or the actor's error."""
+        slot = self._slot
+        if timeout == math.inf:
+            await slot.event.wait()
+        else:
+            try:
+                with anyio.fail_after(timeout):
+                    await slot.event.wait()
+            except TimeoutError:
+                raise AskTimeout(f"{self._ref.name} did not answer {self._what} within {timeout:g} s") from None
+        if slot.error is not None:
+            raise slot.error
+        assert slot.payload is not None
+        return self._ref._codec.decode(slot.payload)  # noqa: SLF001 - the ref's own codec
+
+    def abandon(self) -> bool:
+        """Withdraw the ask; True if the actor had not begun it and now never will."""
+        return self._ref._board.abandon(self.corr)  # noqa: SLF001 - the ref's own board
+
+    def close(self) -> None:
+        """Stop waiting: a reply arriving later is counted as late and dropped."""
+        self._ref._board.close(self.corr)  # noqa: SLF001 - the ref's own board
 
 
 class Actor:
@@ -166,22 +258,47 @@ class Inbox:
         if corr:
             self._board.fail(corr, error)
 
-    async def run(self, actor: Actor) -> None:
-        """Serve `actor` until the inbox closes; exceptions propagate to the supervisor."""
+    def begin(self, corr: int) -> bool:
+        """Whether to start the work of an ask: False once its asker abandoned it."""
+        return self._board.begin(corr) if corr else True
+
+    async def run(self, actor: Actor, ready: Callable[[], None] | None = None) -> None:
+        """Serve `actor` until the inbox closes; `ready` is called once `on_start` succeeded.
+
+        `on_stop` runs whenever `on_start` was entered, so a start that fails halfway
+        still releases what it acquired (files, locks, sessions).
+        """
         decode = _identity if actor.raw else self._codec.decode
         async with anyio.create_task_group() as tasks:
             actor.inbox = self
             actor.tasks = tasks
-            await actor.on_start()
             try:
+                await actor.on_start()
+                if ready is not None:
+                    ready()
                 async for corr, payload in self._receive:
-                    reply = await actor.handle(decode(payload), corr)
-                    if reply is not None and corr:
-                        self.reply(corr, reply)
+                    await self._serve_one(actor, decode, corr, payload)
             finally:
                 with anyio.CancelScope(shield=True):
                     await actor.on_stop()
             tasks.cancel_scope.cancel()
+
+    async def _serve_one(self, actor: Actor, decode: Callable[[bytes], Any], corr: int, payload: bytes) -> None:
+        try:
+            reply = await actor.handle(decode(payload), corr)
+        except BrokenInvariant:
+            raise
+        except OrchestratorError as exc:
+            if not corr:
+                log.warning("%s: a told message failed: %s: %s", self.name, exc.code, exc)
+            self.fail(corr, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad message must not take the actor down
+            log.exception("%s: handling one message failed; the actor goes on", self.name)
+            self.fail(corr, HandlerFailed(f"{self.name} could not handle a message: {type(exc).__name__}: {exc}"))
+            return
+        if reply is not None and corr:
+            self.reply(corr, reply)
 
     def drain(self) -> int:
         """Drop every queued envelope (after a crash); returns how many were dropped."""

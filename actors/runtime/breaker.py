@@ -11,12 +11,16 @@ Every permit carries the generation (restart count) it was issued under: an outc
 that arrives from before a restart is stale and moves nothing. The object has no I/O
 and never awaits, so the event loop makes each method atomic; tests drive it with a
 plain number as the clock.
+
+Every transition is handed to `on_transition` as it happens (telemetry, health), so
+none is lost however many there are; `recent` keeps the last few for display.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 
 import attrs
 
@@ -77,8 +81,16 @@ class CrashDecision:
     opened: bool
 
 
+RECENT_TRANSITIONS = 32
+
+
 class CircuitBreaker:
-    def __init__(self, provider: str, settings: BreakerSettings) -> None:
+    def __init__(
+        self,
+        provider: str,
+        settings: BreakerSettings,
+        on_transition: Callable[[Transition], None] | None = None,
+    ) -> None:
         self.provider = provider
         self.settings = settings
         self.state = CircuitState.CLOSED
@@ -90,12 +102,24 @@ class CircuitBreaker:
         self._cooldown = settings.cooldown_s
         self._probes: dict[int, float] = {}
         self._probe_ids = 0
-        self.transitions: deque[Transition] = deque(maxlen=256)
+        self.recent: deque[Transition] = deque(maxlen=RECENT_TRANSITIONS)
+        self.transitions_total = 0
+        self.on_transition = on_transition
+
+    def __repr__(self) -> str:
+        return (
+            f"<CircuitBreaker {self.provider} {self.state.value} generation={self.generation} "
+            f"probes={len(self._probes)} transitions={self.transitions_total}>"
+        )
 
     def _move(self, new: CircuitState, now: float, reason: str) -> None:
         if new is not self.state:
-            self.transitions.append(Transition(self.provider, self.state, new, now, reason))
+            transition = Transition(self.provider, self.state, new, now, reason)
             self.state = new
+            self.recent.append(transition)
+            self.transitions_total += 1
+            if self.on_transition is not None:
+                self.on_transition(transition)
 
     # -- the router's side -------------------------------------------------------
 

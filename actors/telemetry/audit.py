@@ -41,6 +41,7 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
     findings: list[str] = []
     attempts: dict[str, int] = {}
     granted: set[str] = set()
+    held: set[str] = set()
     results_cost = 0
     requests = 0
     for payload in reader.payloads():
@@ -61,9 +62,13 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
                 f"request {result.request_id}: result cost {result.cost_nd} nd is not the sum of its attempts"
             )
         for number, attempt in enumerate(result.attempts, 1):
-            rid = f"{result.request_id}/{number}"
+            rid = attempt.reservation_id or f"{result.request_id}/{number}"
             if attempt.outcome == "ok":
                 attempts[rid] = attempt.cost_nd
+            elif attempt.held_nd:
+                held.add(rid)
+                if closed.get(rid) == "released" and rid not in granted:
+                    findings.append(f"reservation {rid}: held as unknown, but the ledger never granted it")
             elif closed.get(rid) != "released":
                 findings.append(f"reservation {rid}: the attempt failed ({attempt.outcome}) but the ledger did not release it")
     for rid, cost in attempts.items():
@@ -76,7 +81,7 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
     for rid in granted:
         if rid in settled_by_reservation and rid not in attempts and settled_by_reservation[rid]:
             findings.append(f"reservation {rid}: the ledger settled {settled_by_reservation[rid]} nd the log has no result for")
-        if rid not in closed and rid not in settled_by_reservation:
+        if rid not in closed and rid not in settled_by_reservation and rid not in held:
             findings.append(f"reservation {rid}: still outstanding in the ledger")
     return AuditReport(
         requests=requests,

@@ -16,7 +16,7 @@ import anyio
 import orjson
 
 from actors.catalog import CODEC
-from actors.ledger.actor import LedgerActor
+from actors.ledger.actor import LedgerActor, open_read_only
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import BudgetStatus
 from actors.money import format_usd
@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
         print("orchestrator budget reset: add --confirm to start the budget from zero")
         return 2
     config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
-    status = anyio.run(_act, config.engine.ledger, args.action, args.release)
+    if args.action == "show":
+        status = open_read_only(config.engine.ledger).status()
+    else:
+        status = anyio.run(_act, config.engine.ledger, args.action, args.release)
     if args.json:
         print(orjson.dumps(_as_dict(status), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -59,10 +62,8 @@ async def _act(settings: Any, action: str, release: bool) -> BudgetStatus:
         await tg.start(supervisor.run)
         if action == "reconcile":
             status = await ledger.reconcile(release)
-        elif action == "reset":
-            status = await ledger.reset()
         else:
-            status = await ledger.status()
+            status = await ledger.reset()
         supervisor.stop()
     return status
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from actors.ledger.actor import open_core
-from actors.ledger.journal import FileStorage
+from actors.ledger.actor import open_read_only
 from actors.money import format_usd
 from actors.telemetry.audit import audit
 from actors.telemetry.summary import GROUPS, PERIODS, summarize
@@ -155,11 +154,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if ledger.journal_path is None:
         print("orchestrator replay: this configuration keeps no ledger journal to audit against", file=sys.stderr)
         return 2
-    storage = FileStorage(ledger.journal_path, ledger.state_dir)
-    try:
-        core = open_core(ledger, storage, ledger.journal_path)
-    finally:
-        storage.close()
+    core = open_read_only(ledger)
     report = audit(log_dir, core.settled_by_reservation, core.closed)
     print(render_table(
         ("", "nanodollars", "dollars"),

@@ -1,0 +1,257 @@
+"""One attempt at one provider: reserve → call → settle, release or hold, as one scope.
+
+No cancellation, timeout or exception can leave a reservation behind. What happens
+to the money depends only on whether the request may have been billed:
+
+| how the attempt ends                                          | money    |
+|---------------------------------------------------------------|----------|
+| the ledger denies the reservation                             | nothing  |
+| cancelled, timed out or failed before the provider began it   | release  |
+| the provider refused locally (circuit, queue full, no key)    | release  |
+| connection refused or connect timeout (nothing was sent)      | release  |
+| the provider answered with an error status (4xx, 5xx, 429)    | release  |
+| the provider answered with a completion                       | settle   |
+| sent, then no usable answer (timeout, dropped connection,     | hold     |
+|   malformed 2xx body, provider crashed mid-call)              |          |
+| the caller cancelled after the provider began the call        | the call runs to its end or to the |
+|                                                               | request's deadline, then as above; |
+|                                                               | past the deadline: hold            |
+
+A held reservation stays counted as spent until `orchestrator budget reconcile`:
+the provider may have billed it, and the ledger never assumes it did not. Every
+ledger step after the grant runs shielded from cancellation, so a caller that gives
+up still leaves the books exact; the workflow above it then stops (no retries and no
+fallbacks for a caller that is gone).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Callable
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from actors.errors import ActorStopped, AskTimeout, LedgerUnavailable, OrchestratorError
+from actors.ledger.client import LedgerClient
+from actors.ledger.messages import ReserveReply
+from actors.ledger.pricing import worst_case_nd
+from actors.messages import ChatMessage, FailureKind, Request
+from actors.money import token_cost_nd
+from actors.providers.messages import ProviderCall, ProviderReply
+from actors.providers.settings import ProviderSettings
+from actors.runtime.actor import ActorRef, Call
+from actors.runtime.breaker import Permit
+from actors.runtime.circuits import Circuits
+
+log = logging.getLogger(__name__)
+
+LEDGER_STEP_TIMEOUT_S = 30.0
+"""Bound on one shielded ledger step (settle, release, hold); past it the reservation
+stays outstanding, which the ledger counts as spent: the safe side."""
+
+
+class MoneyAction(str, enum.Enum):
+    SETTLE = "settle"
+    RELEASE = "release"
+    HOLD = "hold"
+
+
+def money_action(reply: ProviderReply) -> MoneyAction:
+    """The failure table above, for an answer the provider actor gave."""
+    if reply.ok:
+        return MoneyAction.SETTLE
+    if not reply.sent or reply.http_status >= 400:
+        return MoneyAction.RELEASE
+    return MoneyAction.HOLD
+
+
+def new_reservation_id() -> str:
+    """Reservation ids are the engine's own: unique, whatever ids callers reuse."""
+    return uuid.uuid4().hex
+
+
+@attrs.frozen
+class Plan:
+    """What one attempt sends where."""
+
+    request: Request
+    provider: ProviderSettings
+    tier: str
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    temperature: float | None
+    prompt_tokens: int
+    attempt_no: int
+
+
+@attrs.frozen
+class Outcome:
+    """How an attempt ended: `reply` is None when nothing was sent (skipped or denied)."""
+
+    reservation_id: str = ""
+    amount_nd: int = 0
+    reserve: ReserveReply | None = None
+    reply: ProviderReply | None = None
+    action: MoneyAction | None = None
+    cost_nd: int = 0
+    skipped: str = ""
+
+    @property
+    def denied(self) -> bool:
+        return self.reserve is not None and not self.reserve.granted
+
+
+class AttemptRunner:
+    """Runs single attempts; the router's fallback loop decides which ones."""
+
+    def __init__(
+        self,
+        ledger: LedgerClient,
+        providers: dict[str, ActorRef],
+        circuits: Circuits,
+        *,
+        margin_ppm: int,
+        clock: Callable[[], float] = anyio.current_time,
+        on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
+        on_started: Callable[[Plan], None] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._providers = providers
+        self._circuits = circuits
+        self._margin_ppm = margin_ppm
+        self._clock = clock
+        self._on_reserved = on_reserved
+        self._on_started = on_started
+
+    async def run(self, plan: Plan, deadline: float) -> Outcome:
+        """One attempt; returns how it ended, raises `LedgerUnavailable` if the ledger cannot decide."""
+        name = plan.provider.name
+        permit = self._circuits.acquire(name)
+        if permit is None:
+            return Outcome(skipped=f"{name}: circuit {self._circuits.state(name).value}")
+        amount = worst_case_nd(
+            plan.prompt_tokens, plan.max_tokens, plan.provider.input_price_nd_per_mtok,
+            plan.provider.output_price_nd_per_mtok, self._margin_ppm,
+        )
+        reservation_id = new_reservation_id()
+        try:
+            granted = await self._reserve(plan, reservation_id, amount)
+        except BaseException:
+            self._circuits.unused(name, permit)
+            raise
+        if self._on_reserved is not None:
+            self._on_reserved(plan, reservation_id, amount, granted)
+        if not granted.granted:
+            self._circuits.unused(name, permit)
+            return Outcome(reservation_id, amount, granted)
+        reply, interrupted = await self._call(plan, reservation_id, deadline, permit)
+        action = money_action(reply)
+        cost = 0
+        if action is MoneyAction.SETTLE:
+            cost = token_cost_nd(reply.input_tokens, plan.provider.input_price_nd_per_mtok) + token_cost_nd(
+                reply.output_tokens, plan.provider.output_price_nd_per_mtok
+            )
+        with anyio.CancelScope(shield=True):
+            await self._close(reservation_id, action, cost, reply)
+        if reply.ok:
+            self._circuits.succeeded(name, permit)
+        elif reply.sent:
+            self._circuits.failed(name, permit, reply.failure)
+        else:
+            self._circuits.unused(name, permit)
+        if interrupted:
+            await anyio.lowlevel.checkpoint()
+        return Outcome(reservation_id, amount, granted, reply, action, cost)
+
+    async def _reserve(self, plan: Plan, reservation_id: str, amount: int) -> ReserveReply:
+        """Reserve; if the answer is lost (cancelled, timed out), release whatever was granted."""
+        try:
+            return await self._ledger.reserve(
+                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount
+            )
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._forget(reservation_id)
+            if isinstance(exc, (ActorStopped, AskTimeout)):
+                raise LedgerUnavailable(f"request {plan.request.request_id}: the ledger did not answer ({exc})") from exc
+            raise
+
+    async def _forget(self, reservation_id: str) -> None:
+        """Release a reservation that may or may not have been granted (its answer was lost)."""
+        try:
+            await self._ledger.release(reservation_id)
+        except OrchestratorError:
+            log.debug("reservation %s: nothing to release after a lost reserve answer", reservation_id)
+
+    async def _call(
+        self, plan: Plan, reservation_id: str, deadline: float, permit: Permit
+    ) -> tuple[ProviderReply, bool]:
+        """The provider's answer (or a failure standing for it) and whether the caller gave up meanwhile.
+
+        A caller cancelled before the provider began the call gets its reservation
+        released and the cancellation at once; after that, the call is waited for
+        (shielded, up to the deadline) so that its money is settled on what happened.
+        """
+        message = ProviderCall(
+            plan.request.request_id, plan.attempt_no, plan.messages, plan.max_tokens, plan.temperature,
+            plan.request.top_p, plan.request.stop, plan.prompt_tokens + plan.max_tokens,
+        )
+        try:
+            call = await self._providers[plan.provider.name].call(message)
+        except BaseException as exc:
+            if isinstance(exc, ActorStopped):
+                return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), False
+            await self._give_up(reservation_id, plan, permit)
+            raise
+        if self._on_started is not None:
+            self._on_started(plan)
+        try:
+            try:
+                return await self._wait(call, deadline), False
+            except anyio.get_cancelled_exc_class():
+                if call.abandon():
+                    await self._give_up(reservation_id, plan, permit)
+                    raise
+                with anyio.CancelScope(shield=True):
+                    return await self._wait(call, deadline), True
+        finally:
+            call.close()
+
+    async def _give_up(self, reservation_id: str, plan: Plan, permit: Permit) -> None:
+        """Nothing was sent: release the money and the permit."""
+        self._circuits.unused(plan.provider.name, permit)
+        with anyio.CancelScope(shield=True):
+            await self._close(reservation_id, MoneyAction.RELEASE, 0, None)
+
+    async def _wait(self, call: Call, deadline: float) -> ProviderReply:
+        try:
+            return await call.result(max(0.0, deadline - self._clock()))
+        except AskTimeout:
+            sent = not call.abandon()
+            detail = "the request's deadline passed " + (
+                "while the provider was answering" if sent else "before the provider began the call"
+            )
+            return ProviderReply(FailureKind.TIMEOUT.value, detail=detail, sent=sent)
+        except ActorStopped as exc:
+            return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=call.begun)
+
+    async def _close(self, reservation_id: str, action: MoneyAction, cost: int, reply: ProviderReply | None) -> None:
+        """Settle, release or hold; a ledger that cannot answer leaves it outstanding (counted as spent)."""
+        try:
+            with anyio.fail_after(LEDGER_STEP_TIMEOUT_S):
+                if action is MoneyAction.SETTLE:
+                    assert reply is not None
+                    await self._ledger.settle(reservation_id, cost, reply.input_tokens, reply.output_tokens)
+                elif action is MoneyAction.RELEASE:
+                    await self._ledger.release(reservation_id)
+                else:
+                    await self._ledger.hold(reservation_id)
+        except (OrchestratorError, TimeoutError) as exc:
+            log.warning(
+                "reservation %s: %s failed (%s); it stays outstanding and counts as spent until reconciled",
+                reservation_id, action.value, exc,
+            )

@@ -1,0 +1,44 @@
+"""The router's view of the providers' circuit breakers.
+
+The supervisor owns each breaker (it records crashes and restarts); the router only
+asks for permits and reports how each permitted call ended, through this object.
+Nothing else changes a breaker, so its state has one owner and one set of
+entry points, and every transition reaches the supervisor's hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from actors.runtime.breaker import CircuitBreaker, CircuitState, Permit
+
+
+class Circuits:
+    __slots__ = ("_breakers", "_clock")
+
+    def __init__(self, breakers: Mapping[str, CircuitBreaker], clock: Callable[[], float]) -> None:
+        self._breakers = dict(breakers)
+        self._clock = clock
+
+    def available(self) -> frozenset[str]:
+        """Providers the router may plan to use now."""
+        now = self._clock()
+        return frozenset(name for name, breaker in self._breakers.items() if breaker.available(now))
+
+    def state(self, name: str) -> CircuitState:
+        return self._breakers[name].state
+
+    def acquire(self, name: str) -> Permit | None:
+        return self._breakers[name].acquire(self._clock())
+
+    def succeeded(self, name: str, permit: Permit) -> None:
+        self._breakers[name].record_success(permit, self._clock())
+
+    def failed(self, name: str, permit: Permit, reason: str) -> None:
+        self._breakers[name].record_failure(permit, self._clock(), reason)
+
+    def unused(self, name: str, permit: Permit) -> None:
+        self._breakers[name].release(permit)
+
+    def disable(self, name: str, reason: str) -> None:
+        self._breakers[name].disable(self._clock(), reason)
