@@ -11,7 +11,7 @@ import html
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from actors.catalog import CODEC
+from actors.telemetry.codec import CODEC
 from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
 from actors.telemetry.events import FeedbackGiven, ResultRecorded
 from actors.telemetry.log import LogReader

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 
-from actors.catalog import CODEC
+from actors.telemetry.codec import CODEC
 from actors.errors import OrchestratorError
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import Request

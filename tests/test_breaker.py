@@ -74,15 +74,17 @@ def test_a_hung_probe_frees_its_permit_at_its_deadline_and_reopens() -> None:
 
 
 def test_an_outcome_from_before_a_restart_is_stale() -> None:
-    breaker = CircuitBreaker("p", SETTINGS)
-    old = breaker.acquire(0.0)
-    assert old is not None
-    breaker.record_crash(1.0)
-    breaker.record_crash(2.0)
-    breaker.record_crash(3.0)
+    breaker = opened()
+    old_probe = breaker.acquire(40.0)
+    assert old_probe is not None and old_probe.probe
+    breaker.record_crash(41.0)
     assert breaker.state is CircuitState.OPEN
-    breaker.acquire(40.0)
-    breaker.record_success(old, 41.0)
+    new_probe = breaker.acquire(breaker.open_until)
+    assert new_probe is not None and new_probe.probe_id != old_probe.probe_id
+    assert breaker.state is CircuitState.HALF_OPEN
+    breaker.record_success(old_probe, breaker.open_until + 1)
+    assert breaker.state is CircuitState.HALF_OPEN, "a probe from before the restart decides nothing"
+    breaker.record_failure(old_probe, breaker.open_until + 1, "server_error")
     assert breaker.state is CircuitState.HALF_OPEN
 
 

@@ -143,3 +143,13 @@ async def test_the_actor_serves_lookups_and_stores_on_both_backends(anyio_backen
         supervisor.stop()
     assert hit is not None and hit.cost_nd == 77
     assert stats.hits == 1 and stats.misses == 1 and stats.entries == 1
+
+
+def test_minhash_signatures_are_pinned_across_versions() -> None:
+    """Signatures live in the cache on disk: the permutation constants must never drift."""
+    from actors.cache.similarity import signature
+
+    assert signature("def transform(grid): return grid")[:8].tolist() == [
+        8289613820471460, 12769240599229867, 35815284993075465, 45519923477335563,
+        3120503396803680, 29021806880597783, 19499320368469589, 20620396884237957,
+    ]

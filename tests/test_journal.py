@@ -17,7 +17,7 @@ import pytest
 
 from actors.catalog import CODEC
 from actors.errors import JournalError
-from actors.ledger.actor import LedgerActor, open_core
+from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, frame
 from actors.ledger.messages import JournalEntry
@@ -222,3 +222,168 @@ async def test_the_actor_answers_only_after_fsync_and_never_overspends(
     assert len(granted) == 500 and status.settled_nd == 50_000 and status.outstanding == 0
     if group_commit:
         assert storage.syncs < 1000, "group commit batches fsyncs"
+
+
+def test_a_damaged_length_with_intact_records_after_it_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
+    data = bytearray(write_journal(tmp_path / "journal", entries(40)))
+    data[len(HEADER) : len(HEADER) + 4] = (len(data) * 4).to_bytes(4, "big")
+    (tmp_path / "journal").write_bytes(bytes(data))
+    for read_only in (True, False):
+        storage = FileStorage(tmp_path / "journal", tmp_path, read_only=read_only)
+        with pytest.raises(JournalError, match=r"at byte 16 .*runs past the end.* intact records after it"):
+            open_core(LedgerSettings(limit_nd=10**9), storage, read_only=read_only)
+        storage.close()
+    assert (tmp_path / "journal").read_bytes() == bytes(data), "nothing was cut"
+
+
+def test_read_only_opening_changes_no_byte_even_with_a_torn_tail(tmp_path: Path) -> None:
+    data = write_journal(tmp_path / "journal", entries(3))[:-5]
+    (tmp_path / "journal").write_bytes(data)
+    settings = settings_in(tmp_path)
+    core = open_read_only(settings)
+    assert core.status().settled_nd == 120, "the torn last record is ignored, not cut"
+    assert (tmp_path / "journal").read_bytes() == data
+    assert not (tmp_path / "journal.lock").exists(), "a reader takes no lock and creates nothing"
+    with pytest.raises(JournalError, match="opened read-only"):
+        FileStorage(tmp_path / "journal", tmp_path, read_only=True).append(b"x")
+
+
+def test_budget_and_replay_commands_leave_the_journal_byte_identical(tmp_path: Path) -> None:
+    from orchestrator.cli.main import main
+
+    state = tmp_path / "state"
+    assert main(["run", "--tasks", "3", "--state-dir", str(state)]) == 0
+    journal = state / "ledger" / "journal"
+    before = journal.read_bytes()
+    torn = before + b"\x00\x00\x01\x00partial"
+    journal.write_bytes(torn)
+    assert main(["budget", "--state-dir", str(state), "--json"]) == 0
+    main(["replay", str(state / "telemetry"), "--state-dir", str(state)])
+    assert journal.read_bytes() == torn
+
+
+def test_sync_fsyncs_the_journal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.ledger import journal as journal_module
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(journal_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    storage.append(HEADER)
+    synced.clear()
+    storage.sync()
+    fd = storage._fd  # noqa: SLF001 - the descriptor whose data must reach the disk
+    storage.close()
+    assert synced == [fd]
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.ledger import journal as journal_module
+
+    real_write = os.write
+    monkeypatch.setattr(journal_module.os, "write", lambda fd, data: real_write(fd, bytes(data[:3])))
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    records = HEADER + b"".join(frame(e) for e in entries(5))
+    storage.append(records)
+    storage.write_snapshot(b"0123456789")
+    storage.close()
+    assert (tmp_path / "journal").read_bytes() == records
+    assert (tmp_path / "journal.snapshot").read_bytes() == b"0123456789"
+
+
+def test_a_full_disk_during_compaction_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.ledger import journal as journal_module
+
+    settings = settings_in(tmp_path, snapshot_every=5)
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(journal_module.os, "write", full_disk)
+
+    async def run() -> None:
+        supervisor = Supervisor(CODEC)
+        ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings)))
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            for i in range(12):
+                await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+                await ledger.settle(f"r{i}", 40)
+            assert supervisor.health()["ledger"]["restarts"] == 0
+            supervisor.stop()
+
+    anyio.run(run)
+    assert not (tmp_path / "journal.snapshot").exists() and not (tmp_path / "journal.snapshot.tmp").exists()
+    monkeypatch.setattr(journal_module.os, "write", real_write)
+    assert open_read_only(settings).status().settled_nd == 12 * 40
+
+
+class OneWriterStorage(MemoryStorage):
+    """Notices two appends running at once (two writers racing on the file)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.overlaps = 0
+
+    def append(self, data: bytes) -> None:
+        self.active += 1
+        self.overlaps += self.active > 1
+        time.sleep(0.002)
+        super().append(data)
+        self.active -= 1
+
+
+def test_group_commit_and_immediate_flushes_never_write_at_once(tmp_path: Path) -> None:
+    storage = OneWriterStorage()
+    settings = LedgerSettings(limit_nd=10**9)
+
+    async def run() -> None:
+        supervisor = Supervisor(CODEC)
+        ledger = LedgerClient(supervisor.add("ledger", lambda: ThreadedLedger(settings, storage_factory=lambda: storage)))
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            async with anyio.create_task_group() as clients:
+                for i in range(60):
+                    clients.start_soon(ledger.reserve, f"r{i}", "q", "t", "m", 100)
+                    if i % 10 == 0:
+                        clients.start_soon(ledger.reconcile, True)
+            supervisor.stop()
+
+    anyio.run(run)
+    assert storage.overlaps == 0
+    recovered = open_core(settings, storage)
+    assert recovered.seq == max(e.seq for e in journal_entries(storage))
+    assert [e.seq for e in journal_entries(storage)] == sorted(e.seq for e in journal_entries(storage))
+
+
+class ThreadedLedger(LedgerActor):
+    """Writes through worker threads even to memory, as it does to a file, so writers can race."""
+
+    async def _io(self, work):  # type: ignore[no-untyped-def, override]
+        return await anyio.to_thread.run_sync(work)
+
+
+def journal_entries(storage: MemoryStorage) -> list[JournalEntry]:
+    from actors.ledger.journal import recover
+
+    return recover(storage, "memory", read_only=True).entries
+
+
+def test_closed_reservations_are_remembered_up_to_a_bound() -> None:
+    from actors.ledger.core import LedgerCore
+
+    core = LedgerCore(LedgerSettings(limit_nd=10**9, closed_memory=10))
+    for i in range(100):
+        _, entry = core.reserve(f"r{i}", "q", "t", "m", 5)
+        assert entry is not None
+        core.apply(entry)
+        settled = core.settle(f"r{i}", 5)
+        assert settled is not None
+        core.apply(settled)
+    assert len(core.closed) == 10 and len(core.settled_by_reservation) == 10
+    assert "r99" in core.closed and "r0" not in core.closed
+    assert core.status().settled_nd == 500

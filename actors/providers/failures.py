@@ -103,7 +103,7 @@ def classify_exception(exc: BaseException) -> Failure:
     name = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return Failure(FailureKind.TIMEOUT, f"connect timeout ({name})", sent=False)
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
         return Failure(FailureKind.UNAVAILABLE, f"connection failed ({name}: {exc})", sent=False)
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError, TimeoutError)):
         return Failure(FailureKind.TIMEOUT, f"timed out waiting for the response ({name})")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import anyio
 
-from actors.catalog import CODEC
+from actors.telemetry.codec import CODEC
 from actors.telemetry.events import FlushTelemetry
 from actors.telemetry.log import SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import attrs
 
-from actors.catalog import CODEC
+from actors.telemetry.codec import CODEC
 from actors.errors import CodecError
 from actors.telemetry.events import SegmentHeader
 

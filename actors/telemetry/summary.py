@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 
-from actors.catalog import CODEC
+from actors.telemetry.codec import CODEC
 from actors.telemetry.events import FeedbackGiven, ResultRecorded, TelemetryShed
 from actors.telemetry.log import LogReader
 

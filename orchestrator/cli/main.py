@@ -3,13 +3,15 @@
 Each command module exposes `add_parser(subparsers)`, which registers its
 subcommand and sets `func`, a callable taking the parsed arguments and returning
 the exit code. Exit codes: 0 success, 1 a request or check failed, 2 bad usage or
-configuration, 3 budget exhausted, 130 interrupted.
+configuration, 3 budget exhausted, 130 interrupted (Ctrl-C or SIGTERM: both drain the
+same way, settling or releasing every reservation in flight).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

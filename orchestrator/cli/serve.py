@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(config: Any, host: str, port: int, token: str | None) -> None:
     async with Orchestrator.start(config) as orch:
-        runner = web.AppRunner(build_app(orch, token), access_log=None)
+        runner = web.AppRunner(build_app(orch, token), access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()

@@ -1,0 +1,274 @@
+"""The attempt's money rules: reserve → call → settle, release or hold, whatever interrupts it.
+
+Each test cancels the caller at one await of the attempt (the reserve, the queue for
+the provider, the call in flight, the settle) or lets the deadline pass there, and
+checks what the ledger was told. Gates (events the test opens) stand in for time,
+so the cancellation tests run on both anyio backends without sleeping; the deadline
+tests run on trio's virtual clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from actors.catalog import CODEC
+from actors.errors import AskTimeout, LedgerUnavailable
+from actors.ledger.messages import LedgerAck, ReserveReply
+from actors.messages import FailureKind, Request
+from actors.providers.actor import ProviderActor
+from actors.providers.messages import ProviderReply
+from actors.providers.settings import ProviderSettings
+from actors.router.attempt import AttemptRunner, MoneyAction, Plan, money_action
+from actors.runtime.supervisor import Supervisor
+from tests.fakes import ScriptedTransport, openai_error, openai_ok
+
+PROVIDER = ProviderSettings(
+    name="p", protocol="openai", base_url="http://provider.invalid/v1", model="m",
+    input_price_nd_per_mtok=1_000_000, output_price_nd_per_mtok=2_000_000, max_concurrency=1,
+)
+REQUEST = Request.prompt("Fix the typo in README.md")
+
+
+@attrs.define
+class FakeLedger:
+    """Records what the attempt told the ledger; `gate` holds one operation until opened."""
+
+    ops: list[tuple[str, str]] = attrs.Factory(list)
+    gated: str = ""
+    gate: anyio.Event = attrs.Factory(anyio.Event)
+    waiting: anyio.Event = attrs.Factory(anyio.Event)
+    fail_with: Exception | None = None
+
+    async def _step(self, op: str, rid: str) -> None:
+        if op == self.gated:
+            self.waiting.set()
+            await self.gate.wait()
+        if self.fail_with is not None and op == "reserve":
+            raise self.fail_with
+        self.ops.append((op, rid))
+
+    async def reserve(self, rid: str, request_id: str, tier: str, model: str, amount: int) -> ReserveReply:
+        await self._step("reserve", rid)
+        return ReserveReply(rid, True, 10**9)
+
+    async def settle(self, rid: str, cost: int, input_tokens: int = 0, output_tokens: int = 0) -> LedgerAck:
+        await self._step("settle", rid)
+        return LedgerAck(rid, "settled")
+
+    async def release(self, rid: str) -> LedgerAck:
+        await self._step("release", rid)
+        return LedgerAck(rid, "released")
+
+    async def hold(self, rid: str) -> LedgerAck:
+        await self._step("hold", rid)
+        return LedgerAck(rid, "held")
+
+    def kinds(self) -> list[str]:
+        return [op for op, _ in self.ops]
+
+
+@attrs.define
+class Rig:
+    runner: AttemptRunner
+    ledger: FakeLedger
+    transport: ScriptedTransport
+
+
+@pytest.fixture
+async def rig(anyio_backend: str) -> AsyncIterator[Rig]:
+    async with make_rig() as made:
+        yield made
+
+
+def plan(attempt_no: int = 1) -> Plan:
+    return Plan(REQUEST, PROVIDER, "tier_1", REQUEST.messages, 100, 0.0, 50, attempt_no)
+
+
+class _RigContext:
+    def __init__(self, transport: ScriptedTransport | None = None) -> None:
+        self.transport = transport or ScriptedTransport(default=openai_ok())
+        self.ledger = FakeLedger()
+
+    async def __aenter__(self) -> Rig:
+        self.supervisor = Supervisor(CODEC)
+        ref = self.supervisor.add("p", lambda: ProviderActor(PROVIDER, self.transport, failures_to_crash=100))
+        circuits = self.supervisor.circuits(("p",))
+        runner = AttemptRunner(self.ledger, {"p": ref}, circuits, margin_ppm=0)  # type: ignore[arg-type]
+        self.tg = anyio.create_task_group()
+        await self.tg.__aenter__()
+        await self.tg.start(self.supervisor.run)
+        return Rig(runner, self.ledger, self.transport)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.supervisor.stop()
+        await self.tg.__aexit__(None, None, None)
+
+
+def make_rig(transport: ScriptedTransport | None = None) -> _RigContext:
+    return _RigContext(transport)
+
+
+@pytest.mark.anyio
+async def test_cancelled_during_the_reserve_releases_whatever_was_granted(rig: Rig) -> None:
+    rig.ledger.gated = "reserve"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rig.runner.run, plan(), 1e9)
+        await rig.ledger.waiting.wait()
+        tg.cancel_scope.cancel()
+    rig.ledger.gate.set()
+    assert rig.ledger.kinds()[-1] == "release", "a grant whose answer was lost is released"
+    assert rig.transport.calls == [], "nothing was sent"
+
+
+@pytest.mark.anyio
+async def test_a_ledger_that_does_not_answer_fails_the_attempt_typed(rig: Rig) -> None:
+    rig.ledger.fail_with = AskTimeout("ledger did not answer Reserve within 60 s")
+    with pytest.raises(LedgerUnavailable, match="the ledger did not answer"):
+        await rig.runner.run(plan(), 1e9)
+    assert rig.ledger.kinds() == ["release"]
+
+
+@pytest.mark.anyio
+async def test_cancelled_while_queued_for_the_provider_releases_and_never_sends(anyio_backend: str) -> None:
+    gate = anyio.Event()
+    entered = anyio.Event()
+    transport = GatedTransport(gate, entered, default=openai_ok())
+    async with make_rig(transport) as rig:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rig.runner.run, plan(1), 1e9)
+            await entered.wait()
+            second = anyio.CancelScope()
+
+            async def queued() -> None:
+                with second:
+                    await rig.runner.run(plan(2), 1e9)
+
+            tg.start_soon(queued)
+            while len(rig.ledger.ops) < 2:
+                await anyio.sleep(0)
+            second.cancel()
+            for _ in range(5):
+                await anyio.sleep(0)
+            assert rig.ledger.kinds() == ["reserve", "reserve", "release"], "released while still queued"
+            gate.set()
+        assert len(transport.calls) == 1, "the abandoned call was never sent"
+        assert rig.ledger.kinds() == ["reserve", "reserve", "release", "settle"]
+
+
+@pytest.mark.anyio
+async def test_cancelled_after_the_call_left_waits_for_the_answer_and_settles_it(anyio_backend: str) -> None:
+    gate = anyio.Event()
+    entered = anyio.Event()
+    transport = GatedTransport(gate, entered, default=openai_ok(prompt=1000, completion=500))
+    async with make_rig(transport) as rig:
+        cancelled = False
+        async with anyio.create_task_group() as tg:
+            async def caller() -> None:
+                nonlocal cancelled
+                with anyio.CancelScope() as scope:
+                    tg.start_soon(_cancel_on, entered, scope)
+                    await rig.runner.run(plan(), 1e9)
+                cancelled = scope.cancelled_caught
+
+            tg.start_soon(caller)
+            await entered.wait()
+            for _ in range(5):
+                await anyio.sleep(0)
+            assert rig.ledger.kinds() == ["reserve"], "the attempt is still waiting for the provider"
+            gate.set()
+        assert cancelled, "the caller still sees its cancellation"
+        assert rig.ledger.kinds() == ["reserve", "settle"], "the provider's usage was settled"
+
+
+async def _cancel_on(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_cancelled_during_the_settle_still_settles(rig: Rig) -> None:
+    rig.ledger.gated = "settle"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rig.runner.run, plan(), 1e9)
+        await rig.ledger.waiting.wait()
+        tg.cancel_scope.cancel()
+        rig.ledger.gate.set()
+    assert rig.ledger.kinds() == ["reserve", "settle"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("answer", "action"),
+    [
+        (openai_ok(), MoneyAction.SETTLE),
+        (openai_error(500), MoneyAction.RELEASE),
+        (openai_error(429, retry_after="1"), MoneyAction.RELEASE),
+        (openai_error(400, "context_length_exceeded"), MoneyAction.RELEASE),
+    ],
+)
+async def test_answered_outcomes_settle_or_release(anyio_backend: str, answer: object, action: MoneyAction) -> None:
+    async with make_rig(ScriptedTransport(default=answer)) as rig:  # type: ignore[arg-type]
+        outcome = await rig.runner.run(plan(), 1e9)
+    assert outcome.action is action
+    assert rig.ledger.kinds() == ["reserve", action.value]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("failure", "action"),
+    [
+        (ConnectionRefusedError(111, "refused"), MoneyAction.RELEASE),
+        (TimeoutError(), MoneyAction.HOLD),
+        (ConnectionResetError(104, "reset by peer"), MoneyAction.HOLD),
+    ],
+)
+async def test_transport_failures_release_only_what_was_never_sent(
+    anyio_backend: str, failure: BaseException, action: MoneyAction
+) -> None:
+    async with make_rig(ScriptedTransport(default=failure)) as rig:
+        outcome = await rig.runner.run(plan(), 1e9)
+    assert outcome.action is action
+    assert rig.ledger.kinds() == ["reserve", action.value]
+
+
+def test_the_failure_table() -> None:
+    assert money_action(ProviderReply("", "text")) is MoneyAction.SETTLE
+    assert money_action(ProviderReply("rate_limit", http_status=429)) is MoneyAction.RELEASE
+    assert money_action(ProviderReply("unavailable", sent=False)) is MoneyAction.RELEASE
+    assert money_action(ProviderReply("timeout", sent=True)) is MoneyAction.HOLD
+    assert money_action(ProviderReply("malformed_response", http_status=200)) is MoneyAction.HOLD
+    assert money_action(ProviderReply("server_error", http_status=503)) is MoneyAction.RELEASE
+
+
+@attrs.define
+class GatedTransport(ScriptedTransport):
+    """Signals `entered` when a call arrives and answers only once `gate` is open."""
+
+    gate: anyio.Event = attrs.Factory(anyio.Event)
+    entered: anyio.Event = attrs.Factory(anyio.Event)
+
+    def __init__(self, gate: anyio.Event, entered: anyio.Event, default: object) -> None:
+        self.__attrs_init__(default=default, gate=gate, entered=entered)  # type: ignore[attr-defined]
+
+    async def send(self, call: object) -> object:  # type: ignore[override]
+        self.entered.set()
+        await self.gate.wait()
+        return await super().send(call)  # type: ignore[arg-type]
+
+
+@pytest.mark.trio
+async def test_a_hanging_provider_is_held_at_the_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    async with make_rig(ScriptedTransport(default=openai_ok(), delay=3600)) as rig:
+        start = trio.current_time()
+        outcome = await rig.runner.run(plan(), start + 30)
+        elapsed = trio.current_time() - start
+    assert elapsed == pytest.approx(30)
+    assert outcome.reply is not None and outcome.reply.failure == FailureKind.TIMEOUT.value
+    assert outcome.action is MoneyAction.HOLD, "the call left: it may be billed, so it is held"
+    assert rig.ledger.kinds() == ["reserve", "hold"]
