@@ -123,6 +123,7 @@ def load_config(
         telemetry=_telemetry(routing.get("telemetry", {}), state),
         breaker=_breaker(routing.get("circuit", {})),
         retry=_retry(routing.get("retry", {})),
+        request_deadline_s=_request_deadline(routing.get("retry", {})),
         batch_concurrency=optimization.get("batch_concurrency", 64).integer(minimum=1),
     )
     fingerprint = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -515,7 +516,10 @@ def _breaker(node: Node) -> BreakerSettings:
 
 
 def _retry(node: Node) -> RetrySettings:
-    node.reject_unknown({"initial_s", "factor", "cap_s", "max_retries", "jitter"})
+    node.reject_unknown(
+        {"initial_s", "factor", "cap_s", "max_retries", "jitter", "before_fallback", "max_retry_after_s",
+         "request_deadline_s"}
+    )
     default = RetrySettings()
     return RetrySettings(
         initial_s=node.get("initial_s", default.initial_s).number(),
@@ -523,4 +527,11 @@ def _retry(node: Node) -> RetrySettings:
         cap_s=node.get("cap_s", default.cap_s).number(),
         max_retries=node.get("max_retries", default.max_retries).integer(minimum=0),
         jitter=node.get("jitter", default.jitter).number(minimum=0.0, maximum=1.0),
+        before_fallback=node.get("before_fallback", default.before_fallback).integer(minimum=0),
+        max_retry_after_s=node.get("max_retry_after_s", default.max_retry_after_s).number(minimum=0.0),
     )
+
+
+def _request_deadline(node: Node) -> float:
+    default = attrs.fields(EngineSettings).request_deadline_s.default
+    return node.get("request_deadline_s", default).number(minimum=0.001)
