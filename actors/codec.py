@@ -208,7 +208,10 @@ class Codec:
         kwargs = {}
         for field, check, value in zip(layout.names, layout.checks, values[1:]):
             kwargs[field] = check(value, f"{name}.{field}")
-        return layout.cls(**kwargs)
+        try:
+            return layout.cls(**kwargs)
+        except (ValueError, TypeError) as exc:
+            raise CodecError(f"{name}: {exc}") from None
 
     def _compile(self, hint: Any, tags: dict[type, int]) -> _Check:
         """Build a checker that validates (and, for enums and floats, converts) a value."""

@@ -3,6 +3,9 @@
 Codes follow the source documents: BUDGET_EXCEEDED (402), RATE_LIMIT_EXCEEDED (429),
 STRATEGY_UNAVAILABLE (503). The server and the CLI map these to responses and exit
 codes, so the code and status live on the class rather than at each raise site.
+Like attrs' exceptions, each also subclasses the nearest builtin (`InvalidRequest`
+and `ConfigError` are `ValueError`s, `AskTimeout` a `TimeoutError`), so callers can
+catch them with what they already know.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ class OrchestratorError(Exception):
     status: int = 500
 
 
-class CodecError(OrchestratorError):
+class CodecError(OrchestratorError, ValueError):
     """Bytes that are not a valid encoded message: unknown tag, truncated, wrong type."""
 
     code = "CODEC_ERROR"
     status = 400
 
 
-class AskTimeout(OrchestratorError):
+class AskTimeout(OrchestratorError, TimeoutError):
     """An `ask` got no reply within its deadline."""
 
     code = "ASK_TIMEOUT"
@@ -43,14 +46,14 @@ class HandlerFailed(OrchestratorError):
     status = 500
 
 
-class ConfigError(OrchestratorError):
+class ConfigError(OrchestratorError, ValueError):
     """A configuration that cannot be used; the message names the file and key path."""
 
     code = "CONFIG_ERROR"
     status = 400
 
 
-class InvalidRequest(OrchestratorError):
+class InvalidRequest(OrchestratorError, ValueError):
     """A request that can never succeed as given (malformed task, oversized prompt...)."""
 
     code = "INVALID_REQUEST"

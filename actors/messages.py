@@ -15,6 +15,7 @@ import attrs
 
 from actors.codec import message
 from actors.money import format_usd
+from actors.validation import validate_request
 
 Grid = tuple[tuple[int, ...], ...]
 
@@ -87,7 +88,8 @@ class Request:
 
     Either `messages` (a chat prompt) or `task` (an ARC task, rendered into a
     program-synthesis prompt by the router) or both. Everything optional falls back
-    to the routed tier's settings.
+    to the routed tier's settings. Construction checks every field's type and range
+    (`actors.validation`) and raises `InvalidRequest` naming the field.
     """
 
     messages: tuple[ChatMessage, ...] = ()
@@ -110,6 +112,9 @@ class Request:
     metadata: dict[str, str] = attrs.field(factory=dict)
     deadline_s: float | None = None
     """Bound on the whole workflow (retries, fallbacks, Retry-After waits); the engine default if None."""
+
+    def __attrs_post_init__(self) -> None:
+        validate_request(self)
 
     @property
     def kind(self) -> str:

@@ -43,9 +43,14 @@ _KNOWN = set(_SCALARS) | {"prompt", "messages", "task_id", "train", "test", "sto
 def load_jsonl(path: str | Path) -> list[Request]:
     requests = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidRequest(f"{path}: cannot read workload: {exc.strerror}") from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidRequest(f"{path}:{line}: not UTF-8 (byte {exc.start} is {raw[exc.start]:#04x})") from None
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -77,7 +82,10 @@ def request_from_dict(data: Any, where: str) -> Request:
         if not isinstance(data["prompt"], str):
             raise InvalidRequest(f"{where}: prompt must be a string")
         messages.append(ChatMessage("user", data["prompt"]))
-    for index, item in enumerate(data.get("messages") or ()):
+    raw_messages = data.get("messages") or []
+    if not isinstance(raw_messages, list):
+        raise InvalidRequest(f"{where}: messages must be a list of {{role, content}} objects, got {raw_messages!r:.40}")
+    for index, item in enumerate(raw_messages):
         if not (isinstance(item, dict) and isinstance(item.get("role"), str) and isinstance(item.get("content"), str)):
             raise InvalidRequest(f"{where}: messages[{index}] must have string role and content")
         messages.append(ChatMessage(item["role"], item["content"]))
@@ -105,7 +113,10 @@ def request_from_dict(data: Any, where: str) -> Request:
         kwargs["metadata"] = meta
     if "messages" not in kwargs and "task" not in kwargs:
         raise InvalidRequest(f"{where}: needs a prompt, messages, or an ARC task (train)")
-    return Request(**kwargs)
+    try:
+        return Request(**kwargs)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{where}: {exc}") from None
 
 
 ARC_DATASETS = {"arcagi2": "arcagi2_f3283f7.json", "arcagi1": "arcagi_aa922be.json"}

@@ -44,7 +44,33 @@ def for_hint(hint: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     raise TypeError(f"no strategy for {hint!r}")
 
 
+def _valid_request_fields() -> dict[str, st.SearchStrategy[Any]]:
+    """Requests validate their ranges on construction, so their strategies stay inside them."""
+    from actors.messages import ChatMessage
+    from actors.validation import MAX_DEADLINE_S, MAX_TOKENS, ROLES
+
+    finite = st.floats(allow_nan=False, allow_infinity=False)
+    return {
+        "messages": st.lists(
+            st.builds(ChatMessage, role=st.sampled_from(sorted(ROLES)), content=st.text(max_size=20)), max_size=3
+        ).map(tuple),
+        "request_id": st.text(min_size=1, max_size=20),
+        "max_tokens": st.none() | st.integers(1, MAX_TOKENS),
+        "temperature": st.none() | st.floats(0.0, 2.0),
+        "top_p": st.none() | st.floats(0.0, 1.0, exclude_min=True),
+        "stop": st.lists(st.text(min_size=1, max_size=5), max_size=3).map(tuple),
+        "sample_index": st.integers(0, 2**31 - 1),
+        "stagnation": st.integers(0, 2**31 - 1),
+        "score": st.none() | st.floats(0.0, 1.0),
+        "features": st.none() | st.dictionaries(st.text(max_size=5), finite, max_size=3),
+        "cache_ttl_s": st.none() | st.floats(0.0, 1e9, exclude_min=True),
+        "deadline_s": st.none() | st.floats(0.0, MAX_DEADLINE_S, exclude_min=True),
+    }
+
+
 def for_message(cls: type, depth: int = 0) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
     fields = {f.name: for_hint(hints[f.name], depth) for f in attrs.fields(cls)}
+    if cls.__name__ == "Request":
+        fields.update(_valid_request_fields())
     return st.builds(cls, **fields)

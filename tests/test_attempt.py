@@ -272,3 +272,12 @@ async def test_a_hanging_provider_is_held_at_the_deadline(autojump_clock: trio.t
     assert outcome.reply is not None and outcome.reply.failure == FailureKind.TIMEOUT.value
     assert outcome.action is MoneyAction.HOLD, "the call left: it may be billed, so it is held"
     assert rig.ledger.kinds() == ["reserve", "hold"]
+
+
+@pytest.mark.anyio
+async def test_an_unknown_outcome_on_a_free_model_holds_nothing(anyio_backend: str) -> None:
+    free = attrs.evolve(PROVIDER, input_price_nd_per_mtok=0, output_price_nd_per_mtok=0)
+    async with make_rig(ScriptedTransport(default=ConnectionResetError(104, "reset"))) as rig:
+        outcome = await rig.runner.run(attrs.evolve(plan(), provider=free), 1e9)
+    assert outcome.amount_nd == 0 and outcome.action is MoneyAction.RELEASE
+    assert rig.ledger.kinds() == ["reserve", "release"]

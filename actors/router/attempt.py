@@ -17,7 +17,8 @@ to the money depends only on whether the request may have been billed:
 |                                                               | request's deadline, then as above; |
 |                                                               | past the deadline: hold            |
 
-A held reservation stays counted as spent until `orchestrator budget reconcile`:
+A hold of nothing (a free local model) is a release. A held reservation stays
+counted as spent until `orchestrator budget reconcile`:
 the provider may have billed it, and the ledger never assumes it did not. Every
 ledger step after the grant runs shielded from cancellation, so a caller that gives
 up still leaves the books exact; the workflow above it then stops (no retries and no
@@ -150,6 +151,8 @@ class AttemptRunner:
             return Outcome(reservation_id, amount, granted)
         reply, interrupted = await self._call(plan, reservation_id, deadline, permit)
         action = money_action(reply)
+        if action is MoneyAction.HOLD and amount == 0:
+            action = MoneyAction.RELEASE
         cost = 0
         if action is MoneyAction.SETTLE:
             cost = token_cost_nd(reply.input_tokens, plan.provider.input_price_nd_per_mtok) + token_cost_nd(

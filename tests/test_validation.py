@@ -1,0 +1,93 @@
+"""One validation layer: every entry point refuses the same bad input with the same typed error."""
+
+from __future__ import annotations
+
+import math
+import typing
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.errors import InvalidRequest
+from actors.messages import ChatMessage, Request
+from actors.validation import MAX_PROMPT_BYTES, MAX_TOKENS
+from orchestrator.workload import request_from_dict
+from tests.strategies import for_hint
+
+PROMPT = (ChatMessage("user", "hi"),)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("max_tokens", -1_000_000_000, "max_tokens must be an integer from 1 to 1,000,000, got -1000000000"),
+        ("max_tokens", -37, "got -37"),
+        ("max_tokens", 0, "max_tokens must be an integer from 1"),
+        ("max_tokens", 10_000_000, "got 10000000"),
+        ("max_tokens", True, "got True"),
+        ("max_tokens", "5", "got '5'"),
+        ("temperature", 50.0, "temperature must be a number from 0 to 2, got 50.0"),
+        ("temperature", -0.1, "temperature must be"),
+        ("temperature", math.nan, "temperature must be"),
+        ("top_p", 0.0, "top_p must be a number above 0 to 1"),
+        ("top_p", 1.5, "top_p must be"),
+        ("sample_index", -1, "sample_index must be an integer from 0"),
+        ("stagnation", -2, "stagnation must be"),
+        ("cache_ttl_s", 0.0, "cache_ttl_s must be a number above 0"),
+        ("deadline_s", -5.0, "deadline_s must be a number above 0"),
+        ("score", 7.0, "score must be a number from 0 to 1"),
+        ("stop", ("",), "stop must be at most 16 non-empty strings"),
+        ("stop", tuple("abcdefghijklmnopq"), "stop must be at most 16"),
+        ("request_id", "", "request_id must be a string of 1 to 256"),
+        ("metadata", {"k": 5}, "metadata must map strings to strings"),
+        ("features", {"size": math.inf}, "features must map names to finite numbers"),
+        ("messages", (ChatMessage("robot", "x"),), "messages[0].role must be one of"),
+        ("messages", (ChatMessage("user", 5),), "messages[0].content must be a string"),  # type: ignore[arg-type]
+    ],
+)
+def test_the_api_refuses_out_of_range_fields_naming_them(field: str, value: object, says: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        Request(**{"messages": PROMPT, field: value})  # type: ignore[arg-type]
+    assert says in str(caught.value)
+    assert isinstance(caught.value, ValueError), "callers can catch it as the builtin they know"
+
+
+def test_an_oversized_prompt_is_refused_before_routing() -> None:
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_PROMPT_BYTES:,} bytes"):
+        Request.prompt("x" * (MAX_PROMPT_BYTES + 1))
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ({"prompt": "hi", "max_tokens": -37}, "workload.jsonl:3: request"),
+        ({"prompt": "hi", "temperature": 50}, "temperature must be a number from 0 to 2"),
+        ({"messages": 5}, "workload.jsonl:3: messages must be a list"),
+        ({"prompt": "hi", "max_tokens": MAX_TOKENS + 1}, "max_tokens must be an integer"),
+    ],
+)
+def test_jsonl_lines_are_refused_with_file_and_line(line: dict[str, object], says: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        request_from_dict(line, "workload.jsonl:3")
+    assert says in str(caught.value)
+    assert str(caught.value).startswith("workload.jsonl:3")
+
+
+REQUEST_HINTS = typing.get_type_hints(Request)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_field_values_either_build_a_valid_request_or_raise_invalid_request(data: st.DataObject) -> None:
+    names = data.draw(st.sets(st.sampled_from([f.name for f in attrs.fields(Request) if f.name not in ("task",)]), max_size=4))
+    kwargs = {name: data.draw(for_hint(REQUEST_HINTS[name])) for name in names}
+    kwargs.setdefault("messages", PROMPT)
+    try:
+        request = Request(**kwargs)
+    except InvalidRequest:
+        return
+    assert request.max_tokens is None or 1 <= request.max_tokens <= MAX_TOKENS
+    assert request.temperature is None or 0 <= request.temperature <= 2
+    assert request.sample_index >= 0
