@@ -60,6 +60,13 @@ class InvalidRequest(OrchestratorError, ValueError):
     status = 400
 
 
+class UnknownModel(InvalidRequest):
+    """A pinned tier or model that the configuration does not have."""
+
+    code = "MODEL_NOT_FOUND"
+    status = 404
+
+
 class DuplicateRequest(InvalidRequest):
     """A request id that is already in flight with a different request; refused for this caller alone."""
 

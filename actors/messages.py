@@ -100,7 +100,8 @@ class Request:
     temperature: float | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
-    sample_index: int = 0
+    sample_index: int | None = None
+    """Which sample of an identical request this is; None numbers them (see docs/CACHE.md, sampling)."""
     tier: str | None = None
     model: str | None = None
     score: float | None = None
@@ -112,6 +113,8 @@ class Request:
     metadata: dict[str, str] = attrs.field(factory=dict)
     deadline_s: float | None = None
     """Bound on the whole workflow (retries, fallbacks, Retry-After waits); the engine default if None."""
+    substitute: bool = False
+    """With `tier` or `model` pinned: whether another tier may answer when the pinned one cannot."""
 
     def __attrs_post_init__(self) -> None:
         validate_request(self)
@@ -197,6 +200,9 @@ class Result:
     saved_nd: int = 0
     cache_key: str = ""
     replayed: bool = False
+    finish_reason: str = ""
+    """The provider's own reason ("stop", "length", ...), passed through."""
+    sample_index: int = 0
 
     @property
     def score(self) -> float:

@@ -36,7 +36,7 @@ def validate_request(request: Request) -> None:
     _integer(where, "max_tokens", request.max_tokens, 1, MAX_TOKENS, optional=True)
     _number(where, "temperature", request.temperature, 0.0, 2.0, optional=True)
     _number(where, "top_p", request.top_p, 0.0, 1.0, optional=True, low_open=True)
-    _integer(where, "sample_index", request.sample_index, 0, 2**31 - 1)
+    _integer(where, "sample_index", request.sample_index, 0, 2**31 - 1, optional=True)
     _integer(where, "stagnation", request.stagnation, 0, 2**31 - 1)
     _number(where, "cache_ttl_s", request.cache_ttl_s, 0.0, math.inf, optional=True, low_open=True)
     _number(where, "deadline_s", request.deadline_s, 0.0, MAX_DEADLINE_S, optional=True, low_open=True)

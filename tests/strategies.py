@@ -59,7 +59,7 @@ def _valid_request_fields() -> dict[str, st.SearchStrategy[Any]]:
         "temperature": st.none() | st.floats(0.0, 2.0),
         "top_p": st.none() | st.floats(0.0, 1.0, exclude_min=True),
         "stop": st.lists(st.text(min_size=1, max_size=5), max_size=3).map(tuple),
-        "sample_index": st.integers(0, 2**31 - 1),
+        "sample_index": st.none() | st.integers(0, 2**31 - 1),
         "stagnation": st.integers(0, 2**31 - 1),
         "score": st.none() | st.floats(0.0, 1.0),
         "features": st.none() | st.dictionaries(st.text(max_size=5), finite, max_size=3),

@@ -168,7 +168,7 @@ def test_shutdown_leaves_no_thread_behind(tmp_path: Path) -> None:
 async def test_cache_policies_use_refresh_and_off(anyio_backend: str, tmp_path: Path) -> None:
     from actors.messages import CachePolicy
 
-    base = Request(task=TASK, request_id="a")
+    base = Request(task=TASK, request_id="a", sample_index=0)
     async with Orchestrator.start(simulated(tmp_path)) as orch:
         first = await orch.generate(attrs.evolve(base, cache=CachePolicy.OFF))
         second = await orch.generate(attrs.evolve(base, request_id="b"))

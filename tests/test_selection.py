@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from actors.errors import StrategyUnavailable
+from actors.errors import StrategyUnavailable, UnknownModel
 from actors.messages import Estimate, Request
 from actors.router.selection import RoutingContext, Selection, select
 from actors.router.settings import RouterSettings
@@ -49,8 +49,16 @@ def test_explicit_overrides_pin_a_tier_or_a_model() -> None:
     assert by_tier.tier == "tier_4" and "override: tier tier_4" in by_tier.reasons
     by_model = decide("simple", Request.prompt("x", model="glm-4.5"))
     assert by_model.provider == "GLM-4.5" and "override: model glm-4.5" in by_model.reasons
-    with pytest.raises(StrategyUnavailable, match="no provider serves model 'nope'"):
+    with pytest.raises(UnknownModel, match="no provider serves model 'nope'"):
         decide("simple", Request.prompt("x", model="nope"))
+    assert by_tier.alternatives == (), "a pinned tier has no substitutes"
+    allowed = decide("simple", Request.prompt("x", tier="tier_4", substitute=True))
+    assert allowed.tier == "tier_4" and allowed.alternatives, "substitution only when the caller allows it"
+
+
+def test_a_pinned_tier_that_is_down_is_unavailable_not_replaced() -> None:
+    with pytest.raises(StrategyUnavailable, match="no provider can serve it now"):
+        decide("simple", Request.prompt("x", tier="tier_1"), available=ALL - {"Qwen2.5-Coder"})
 
 
 def test_budget_pressure_prefers_a_cheaper_tier() -> None:

@@ -90,4 +90,4 @@ def test_any_field_values_either_build_a_valid_request_or_raise_invalid_request(
         return
     assert request.max_tokens is None or 1 <= request.max_tokens <= MAX_TOKENS
     assert request.temperature is None or 0 <= request.temperature <= 2
-    assert request.sample_index >= 0
+    assert request.sample_index is None or request.sample_index >= 0

@@ -169,11 +169,15 @@ def transformation_hints(task: ArcTask) -> float:
     return max(_pair_hint(p.input, p.output, constant) for p in task.train)
 
 
-def arc_features(task: ArcTask) -> dict[str, float]:
+_COMPUTE = {
+    "grid_size_score": grid_size_score,
+    "pattern_complexity": pattern_complexity,
+    "color_diversity": color_diversity,
+    "transformation_hints": transformation_hints,
+}
+
+
+def arc_features(task: ArcTask, names: tuple[str, ...] = FEATURES) -> dict[str, float]:
+    """The named features (all by default): an estimator skips those it gives no weight."""
     validate(task)
-    return {
-        "grid_size_score": grid_size_score(task),
-        "pattern_complexity": pattern_complexity(task),
-        "color_diversity": color_diversity(task),
-        "transformation_hints": transformation_hints(task),
-    }
+    return {name: _COMPUTE[name](task) for name in names}

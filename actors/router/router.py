@@ -43,6 +43,8 @@ from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 
 PROMPT_MEMO = 4096
+SAMPLE_MEMO = 100_000
+"""Distinct requests whose sample numbers are remembered; an older one starts again at sample 0."""
 
 
 @attrs.define
@@ -82,6 +84,8 @@ class Router:
         self._remaining_share = 1.0
         self._prompts: OrderedDict[ArcTask, tuple[ChatMessage, ...]] = OrderedDict()
         self._in_flight: dict[str, _Flight] = {}
+        self._same_sample: dict[str, _Flight] = {}
+        self._samples: OrderedDict[str, int] = OrderedDict()
         runner = AttemptRunner(
             ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm, clock=clock,
             on_reserved=self._reserved, on_started=self._started,
@@ -234,7 +238,7 @@ class Router:
         max_tokens = request.max_tokens or first.max_tokens
         temperature = _temperature(request, first.temperature)
 
-        def key_for(model: str) -> str:
+        def key_for(model: str, sample: int) -> str:
             return cache_key(
                 model,
                 messages,
@@ -242,10 +246,11 @@ class Router:
                 top_p=request.top_p,
                 max_tokens=max_tokens,
                 stop=request.stop,
-                sample_index=request.sample_index,
+                sample_index=sample,
             )
 
-        key = key_for(decision.model)
+        sample = self._sample_for(request, key_for(decision.model, -1), temperature)
+        key = key_for(decision.model, sample)
         if self._replay is not None:
             recorded = self._replay.get(key)
             if recorded is not None:
@@ -258,6 +263,38 @@ class Router:
                     f"request {request.request_id}: not in the recorded log (cache key {key}); "
                     "run with --passthrough to send unrecorded requests to the providers"
                 )
+        if request.cache is not CachePolicy.USE:
+            return await self._answer(request, decision, selection, messages, started, key, sample, key_for)
+        flight = self._same_sample.get(key)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.result is not None:
+                return attrs.evolve(
+                    flight.result, request_id=request.request_id, decision=decision, cost_nd=0, cached=True,
+                    saved_nd=flight.result.cost_nd, latency_s=self._clock() - started, attempts=(),
+                )
+        flight = _Flight(request)
+        self._same_sample[key] = flight
+        try:
+            flight.result = await self._answer(request, decision, selection, messages, started, key, sample, key_for)
+            return flight.result
+        finally:
+            del self._same_sample[key]
+            flight.done.set()
+
+    async def _answer(
+        self,
+        request: Request,
+        decision: Decision,
+        selection: Selection,
+        messages: tuple[ChatMessage, ...],
+        started: float,
+        key: str,
+        sample: int,
+        key_for: Callable[[str, int], str],
+    ) -> Result:
+        """The cache, else the fallback chain; the answer is stored for the next identical sample."""
+        temperature = _temperature(request, self._tiers[selection.tier].temperature)
         similar_text = messages[-1].content if request.allow_similar else None
         if self._cache is not None and request.cache is CachePolicy.USE:
             hit = await self._cache.lookup(key, kind=request.kind, tier=decision.tier, similar_text=similar_text)
@@ -282,6 +319,7 @@ class Router:
                     similarity=hit.similarity,
                     saved_nd=hit.cost_nd,
                     cache_key=key,
+                    sample_index=sample,
                 )
         chain = [
             Candidate(
@@ -296,10 +334,10 @@ class Router:
         if answered is None:
             raise exhausted(request, progress)
         candidate, reply = answered
-        result = self._result(request, decision, candidate, reply, progress, started, key)
+        result = self._result(request, decision, candidate, reply, progress, started, key, sample)
         if self._cache is not None and request.cache is not CachePolicy.OFF:
             await self._cache.store(
-                key_for(result.model), kind=request.kind, tier=result.tier, model=result.model,
+                key_for(result.model, sample), kind=request.kind, tier=result.tier, model=result.model,
                 provider=result.provider, text=result.text,
                 input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                 cost_nd=result.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
@@ -308,7 +346,7 @@ class Router:
 
     def _result(
         self, request: Request, decision: Decision, candidate: Candidate, reply: ProviderReply,
-        progress: Progress, started: float, key: str,
+        progress: Progress, started: float, key: str, sample: int,
     ) -> Result:
         return Result(
             request_id=request.request_id, text=reply.text, tier=candidate.tier, model=candidate.provider.model,
@@ -316,7 +354,20 @@ class Router:
             cost_nd=sum(a.cost_nd for a in progress.attempts), latency_s=self._clock() - started,
             decision=decision, attempts=tuple(progress.attempts),
             queue_s=sum(a.queue_s for a in progress.attempts), cache_key=key,
+            finish_reason=reply.finish_reason, sample_index=sample,
         )
+
+    def _sample_for(self, request: Request, identity: str, temperature: float) -> int:
+        """Which sample this is: explicit, 0 at temperature 0, else the next unseen one in this run."""
+        if request.sample_index is not None:
+            return request.sample_index
+        if not temperature:
+            return 0
+        sample = self._samples.pop(identity, 0)
+        self._samples[identity] = sample + 1
+        if len(self._samples) > SAMPLE_MEMO:
+            self._samples.popitem(last=False)
+        return sample
 
     # -- what the attempts report ------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from actors.errors import StrategyUnavailable
+from actors.errors import StrategyUnavailable, UnknownModel
 from actors.ledger.pricing import worst_case_nd
 from actors.messages import Estimate, Request
 from actors.providers.settings import ProviderSettings
@@ -79,7 +79,7 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
     if request.tier is not None:
         matches = [i for i, t in enumerate(paid) if t.name == request.tier]
         if not matches and not any(t.name == request.tier for t in local):
-            raise StrategyUnavailable(f"request {request.request_id}: no tier named {request.tier!r}")
+            raise UnknownModel(f"request {request.request_id}: no tier named {request.tier!r}")
         start = matches[0] if matches else None
         reasons.append(f"override: tier {request.tier}")
     elif request.model is not None:
@@ -90,7 +90,7 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
         local_found = [name for t in local for name in t.providers
                        if context.providers[name].model == request.model or name == request.model]
         if not found and not local_found:
-            raise StrategyUnavailable(f"request {request.request_id}: no provider serves model {request.model!r}")
+            raise UnknownModel(f"request {request.request_id}: no provider serves model {request.model!r}")
         start = found[0][0] if found else None
         pinned_provider = found[0][1] if found else local_found[0]
         reasons.append(f"override: model {request.model}")
@@ -116,6 +116,9 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
         chain = [(t.name, p) for t in local if t.name == request.tier for p in t.providers]
     if pinned_provider is not None:
         chain = [c for c in chain if c[1] == pinned_provider] + [c for c in chain if c[1] != pinned_provider]
+    if (request.tier is not None or request.model is not None) and not request.substitute:
+        chain = [c for c in chain if _pinned(c, request, context)]
+        reasons.append("pinned: no other tier may answer (substitute=false)")
     chain = _filter(chain, request, settings, context, reasons)
     if not chain:
         raise StrategyUnavailable(
@@ -130,6 +133,13 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
         provider.output_price_nd_per_mtok, context.margin_ppm,
     )
     return Selection(first_tier, first_provider, tuple(chain[1:]), tuple(reasons), cost)
+
+
+def _pinned(entry: tuple[str, str], request: Request, context: RoutingContext) -> bool:
+    tier, provider = entry
+    if request.tier is not None:
+        return tier == request.tier
+    return provider == request.model or context.providers[provider].model == request.model
 
 
 def _chain(

@@ -22,7 +22,10 @@ class TierSettings:
 
 @attrs.frozen
 class EstimatorSettings:
-    """`kind` is "arc", "text", or "package.module:callable" for a custom estimator.
+    """`kind` is "arc", "text", "auto", "learned" or "package.module:callable" for a custom estimator.
+
+    `model_path` is the learned router's model file; with `target`, the learned router
+    picks the cheapest tier whose predicted success reaches it instead of using thresholds.
 
     `thresholds` are (level, upper bound) pairs in ascending order: a score at or
     below a bound gets that level; a score above the last bound gets the last level.
@@ -31,6 +34,8 @@ class EstimatorSettings:
     kind: str
     weights: dict[str, float]
     thresholds: tuple[tuple[str, float], ...]
+    model_path: str | None = None
+    target: float | None = None
 
 
 @attrs.frozen

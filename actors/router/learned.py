@@ -1,0 +1,210 @@
+"""The learned router: P(success | prompt features, tier), fitted on an outcome table.
+
+One L2-regularised logistic regression per model of the table (cheapest first), on
+the features of `prompt_features`, fitted with full-batch Adam in numpy. Each model
+learns from the rows where it was observed, so a sparse history (one model per
+prompt) trains every tier it used.
+
+The estimate's score is the expected gain of the strongest tier over the cheapest,
+(1 + P(strongest) - P(cheapest)) / 2, in [0, 1]: 0.5 means "the expensive tier is not
+expected to do better". It is continuous, so the configured thresholds (or
+`calibrate`) split a workload at any mix. With a `target`, the level is instead that
+of the cheapest tier whose predicted success clears it (the best predicted tier when
+none does), tier i of the model standing for level i of the configuration.
+
+The file is an `.npz` of plain arrays plus a JSON header (no pickled objects), read
+with `allow_pickle=False`. What an online learner needs is exposed per request:
+`predict(request)` (success per tier) and `feature_band(request)` (which quantile band
+of training scores it falls in).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+import orjson
+
+from actors.errors import ConfigError
+from actors.messages import Estimate, Request
+from actors.router.outcomes import OutcomeTable
+from actors.router.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
+from actors.router.prompts import render_arc_prompt
+
+FORMAT = "orchestrator-learned-router"
+VERSION = 1
+BANDS = 4
+
+
+@attrs.frozen
+class FitSettings:
+    """Regularisation and optimisation; the defaults are the ones measured in docs/ROUTING.md."""
+
+    l2: float = 1.0
+    iterations: int = 300
+    learning_rate: float = 0.05
+    dense_weight: float = 0.3
+    spec: FeatureSpec = FeatureSpec()
+
+
+@attrs.frozen(eq=False)
+class LearnedModel:
+    models: tuple[str, ...]
+    spec: FeatureSpec
+    weights: np.ndarray
+    dense_weights: np.ndarray
+    bias: np.ndarray
+    dense_mean: np.ndarray
+    dense_scale: np.ndarray
+    band_edges: np.ndarray
+    costs_nd: tuple[float, ...] = ()
+    trained_rows: int = 0
+    source: str = ""
+
+    def predict_text(self, text: str, task: object = None) -> np.ndarray:
+        """P(success) per model, cheapest first."""
+        index, values = sparse_features(text, self.spec)
+        dense = (dense_features(text, task) - self.dense_mean) * self.dense_scale  # type: ignore[arg-type]
+        logits = self.weights[:, index] @ values + self.dense_weights @ dense + self.bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
+        """(rows, models) P(success)."""
+        return _sigmoid(_logits(batch, self.weights, self.dense_weights, self.bias, self.dense_mean, self.dense_scale))
+
+    def band(self, score: float) -> int:
+        return int(np.searchsorted(self.band_edges, score, side="right"))
+
+
+def gain_score(probabilities: np.ndarray) -> np.ndarray | float:
+    """(1 + P(strongest) - P(cheapest)) / 2: the score estimates and replays rank by."""
+    return (1.0 + probabilities[..., -1] - probabilities[..., 0]) / 2.0
+
+
+def request_text(request: Request) -> str:
+    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+    return "\n".join(m.content for m in messages if m.role != "system")
+
+
+def table_features(table: OutcomeTable, spec: FeatureSpec) -> FeatureBatch:
+    return featurize(list(table.prompts), spec)
+
+
+def fit(table: OutcomeTable, settings: FitSettings = FitSettings(), batch: FeatureBatch | None = None) -> LearnedModel:
+    """Fit one logistic regression per model of `table` (on `batch`, its rows' features, if given)."""
+    batch = batch if batch is not None else table_features(table, settings.spec)
+    dense_mean = batch.dense.mean(axis=0)
+    dense_scale = settings.dense_weight / np.maximum(batch.dense.std(axis=0), 1e-6)
+    buckets = settings.spec.buckets
+    weights = np.zeros((len(table.models), buckets), dtype=np.float32)
+    dense_weights = np.zeros((len(table.models), len(DENSE)), dtype=np.float32)
+    bias = np.zeros(len(table.models), dtype=np.float32)
+    for j in range(len(table.models)):
+        observed = np.flatnonzero(~np.isnan(table.scores[:, j]))
+        if len(observed) == 0:
+            continue
+        part = batch.subset(observed) if len(observed) < len(table) else batch
+        weights[j], dense_weights[j], bias[j] = _fit_one(
+            part, table.scores[observed, j].astype(np.float32), dense_mean, dense_scale, settings
+        )
+    model = LearnedModel(
+        models=table.models, spec=settings.spec, weights=weights, dense_weights=dense_weights, bias=bias,
+        dense_mean=dense_mean.astype(np.float32), dense_scale=dense_scale.astype(np.float32),
+        band_edges=np.zeros(0), trained_rows=len(table), source=table.source,
+        costs_nd=tuple(float(c) for c in np.nanmean(table.costs_nd, axis=0)) if table.has_costs else (),
+    )
+    scores = gain_score(model.predict_batch(batch))
+    edges = np.quantile(scores, np.arange(1, BANDS) / BANDS) if len(scores) else np.zeros(0)
+    return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64))
+
+
+def _logits(batch: FeatureBatch, weights: np.ndarray, dense_weights: np.ndarray, bias: np.ndarray,
+            dense_mean: np.ndarray, dense_scale: np.ndarray) -> np.ndarray:
+    dense = (batch.dense - dense_mean) * dense_scale
+    out = dense @ dense_weights.T + bias
+    for j in range(weights.shape[0]):
+        out[:, j] += np.bincount(batch.rows, weights=batch.values * weights[j, batch.index], minlength=len(batch))
+    return out
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def _fit_one(batch: FeatureBatch, y: np.ndarray, dense_mean: np.ndarray, dense_scale: np.ndarray,
+             settings: FitSettings) -> tuple[np.ndarray, np.ndarray, float]:
+    """Full-batch Adam on the mean log-loss plus l2/n times half the squared weights (bias free)."""
+    n, buckets = len(batch), settings.spec.buckets
+    dense = ((batch.dense - dense_mean) * dense_scale).astype(np.float64)
+    size = buckets + dense.shape[1] + 1
+    theta = np.zeros(size)
+    first = np.zeros(size)
+    second = np.zeros(size)
+    values = batch.values.astype(np.float64)
+    for step in range(1, settings.iterations + 1):
+        w, d, b = theta[:buckets], theta[buckets:-1], theta[-1]
+        z = np.bincount(batch.rows, weights=values * w[batch.index], minlength=n) + dense @ d + b
+        residual = (_sigmoid(z) - y) / n
+        gradient = np.concatenate([
+            np.bincount(batch.index, weights=values * residual[batch.rows], minlength=buckets),
+            dense.T @ residual,
+            [residual.sum()],
+        ])
+        gradient[:-1] += settings.l2 * theta[:-1] / n
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient * gradient
+        theta -= settings.learning_rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+    return theta[:buckets].astype(np.float32), theta[buckets:-1].astype(np.float32), float(theta[-1])
+
+
+# -- file ------------------------------------------------------------------------------
+
+
+def save(model: LearnedModel, path: str | Path) -> None:
+    """Write the model as an .npz of plain arrays (0600), header in JSON."""
+    header = {
+        "format": FORMAT, "version": VERSION, "models": list(model.models),
+        "spec": {"buckets": model.spec.buckets, "char_ngrams": list(model.spec.char_ngrams), "max_chars": model.spec.max_chars},
+        "dense": list(DENSE), "costs_nd": list(model.costs_nd), "trained_rows": model.trained_rows, "source": model.source,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        np.savez_compressed(
+            handle, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
+            dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
+            dense_scale=model.dense_scale, band_edges=model.band_edges,
+        )
+
+
+def load(path: str | Path) -> LearnedModel:
+    """Read a model file; ConfigError naming the file for anything that is not one of ours."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise ConfigError(f"learned router model {path}: no such file (train one: orchestrator routing fit)") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"learned router model {path}: not a model file ({exc})") from None
+    try:
+        header = orjson.loads(arrays["header"].tobytes())
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise ConfigError(f"learned router model {path}: format {header.get('format')!r} v{header.get('version')}, expected {FORMAT} v{VERSION}")
+        if header["dense"] != list(DENSE):
+            raise ConfigError(f"learned router model {path}: trained on other dense features; fit it again")
+        spec = FeatureSpec(header["spec"]["buckets"], tuple(header["spec"]["char_ngrams"]), header["spec"]["max_chars"])
+        model = LearnedModel(
+            models=tuple(header["models"]), spec=spec, weights=arrays["weights"], dense_weights=arrays["dense_weights"],
+            bias=arrays["bias"], dense_mean=arrays["dense_mean"], dense_scale=arrays["dense_scale"],
+            band_edges=arrays["band_edges"], costs_nd=tuple(header["costs_nd"]), trained_rows=header["trained_rows"],
+            source=header["source"],
+        )
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"learned router model {path}: damaged ({exc!r})") from None
+    m = len(model.models)
+    if model.weights.shape != (m, spec.buckets) or model.dense_weights.shape != (m, len(DENSE)) or model.bias.shape != (m,):
+        raise ConfigError(f"learned router model {path}: array shapes do not match its header")
+    return model

@@ -1,0 +1,145 @@
+"""Features of a prompt for the learned router: hashed n-grams and a few counts, in microseconds.
+
+Two parts, both computed from the text alone, offline, with nothing downloaded:
+
+- sparse: word unigrams and character 3- to 5-grams of the lower-cased text, digits
+  folded to 0 (so "17 apples" and "42 apples" share their n-grams), hashed into
+  `buckets` slots; counts are log-damped and the vector L2-normalised, so a long
+  prompt does not outweigh a short one by its length alone;
+- dense: lengths, how many numbers and which kinds (decimals, fractions, percentages,
+  money, the largest magnitude), code and maths markers, and the ARC grid features when
+  the request carries a task (zeros otherwise). The model standardises them.
+
+Only the first `max_chars` characters are hashed, which bounds the time a huge prompt
+can take; lengths are measured on the whole text. Character n-grams are hashed with
+vectorised arithmetic on the UTF-8 bytes, which is what keeps a decision well under a
+millisecond.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+import attrs
+import numpy as np
+
+from actors.messages import ArcTask
+from actors.router.arc_features import FEATURES as ARC_FEATURES
+from actors.router.arc_features import arc_features
+
+DENSE = (
+    "log_chars", "log_words", "log_lines", "log_numbers", "log_distinct_numbers", "sentences",
+    "has_percent", "has_money", "has_decimal", "has_fraction", "log_max_number",
+    "code_markers", "math_markers", *ARC_FEATURES, "log_cells",
+)
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_WORD = re.compile(r"[a-z]+")
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|=>|\bimport ", re.M)
+_MATH = re.compile(r"[=+*^]|\\frac|\\sqrt|\bsum\b|\bprobability\b")
+_DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+_BASE = np.uint64(1_000_003)
+
+
+@attrs.frozen
+class FeatureSpec:
+    """What the featurizer does; saved with a model so prediction hashes exactly as training did."""
+
+    buckets: int = 4096
+    char_ngrams: tuple[int, int] = (3, 5)
+    max_chars: int = 4000
+
+    def __attrs_post_init__(self) -> None:
+        if self.buckets < 2 or self.buckets & (self.buckets - 1):
+            raise ValueError(f"buckets must be a power of two, got {self.buckets}")
+
+
+def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket indices, values): the unique hashed n-grams of `text` and their damped, normalised counts."""
+    folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
+    shift = np.uint64(64 - spec.buckets.bit_length() + 1)
+    parts = [_char_buckets(folded, n, shift) for n in range(spec.char_ngrams[0], spec.char_ngrams[1] + 1)]
+    words = _WORD.findall(folded.decode("utf-8", "replace"))
+    if words:
+        parts.append(np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words)) % np.uint64(spec.buckets))
+    if not any(len(p) for p in parts):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    index, counts = np.unique(np.concatenate(parts).astype(np.int64), return_counts=True)
+    values = np.log1p(counts.astype(np.float32))
+    values /= np.float32(np.sqrt(np.dot(values, values)))
+    return index, values
+
+
+def _char_buckets(data: bytes, n: int, shift: np.uint64) -> np.ndarray:
+    if len(data) < n:
+        return np.zeros(0, dtype=np.uint64)
+    raw = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
+    count = len(raw) - n + 1
+    hashed = np.full(count, np.uint64(n))
+    for offset in range(n):
+        hashed = hashed * _BASE + raw[offset : offset + count]
+    return (hashed * _MULTIPLIER) >> shift
+
+
+def dense_features(text: str, task: ArcTask | None = None) -> np.ndarray:
+    numbers = _NUMBER.findall(text)
+    magnitudes = [float(n.replace(",", "")) for n in numbers if n.replace(",", "").replace(".", "", 1).isdigit()]
+    values = [
+        np.log1p(len(text)),
+        np.log1p(len(text.split())),
+        np.log1p(text.count("\n")),
+        np.log1p(len(numbers)),
+        np.log1p(len(set(numbers))),
+        min(len(_SENTENCE_END.findall(text)), 50) / 10,
+        float("%" in text or "percent" in text),
+        float("$" in text),
+        float(any("." in n for n in numbers)),
+        float(bool(re.search(r"\d/\d", text)) or "half" in text or "third" in text),
+        np.log1p(max(magnitudes, default=0.0)) / 10,
+        np.log1p(len(_CODE.findall(text))),
+        np.log1p(len(_MATH.findall(text))),
+    ]
+    if task is not None:
+        grid = arc_features(task)
+        cells = sum(len(g) * len(g[0]) for p in task.train for g in (p.input, p.output)) + sum(len(g) * len(g[0]) for g in task.test)
+        values += [grid[name] for name in ARC_FEATURES] + [np.log1p(cells)]
+    else:
+        values += [0.0] * (len(ARC_FEATURES) + 1)
+    return np.asarray(values, dtype=np.float32)
+
+
+@attrs.frozen(eq=False)
+class FeatureBatch:
+    """Many prompts' features: sparse entries as (row, bucket, value) triples, dense as a matrix."""
+
+    rows: np.ndarray
+    index: np.ndarray
+    values: np.ndarray
+    dense: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+    def subset(self, selected: np.ndarray) -> FeatureBatch:
+        position = np.full(len(self), -1, dtype=np.int64)
+        position[selected] = np.arange(len(selected))
+        keep = position[self.rows] >= 0
+        return FeatureBatch(position[self.rows[keep]], self.index[keep], self.values[keep], self.dense[selected])
+
+
+def featurize(texts: list[str], spec: FeatureSpec, tasks: list[ArcTask | None] | None = None) -> FeatureBatch:
+    rows, indices, values, dense = [], [], [], []
+    for row, text in enumerate(texts):
+        index, value = sparse_features(text, spec)
+        rows.append(np.full(len(index), row, dtype=np.int64))
+        indices.append(index)
+        values.append(value)
+        dense.append(dense_features(text, tasks[row] if tasks else None))
+    return FeatureBatch(
+        np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+        np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
+        np.concatenate(values) if values else np.zeros(0, dtype=np.float32),
+        np.vstack(dense) if dense else np.zeros((0, len(DENSE)), dtype=np.float32),
+    )
