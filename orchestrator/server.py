@@ -1,14 +1,19 @@
 """An OpenAI-compatible HTTP surface over a running Orchestrator.
 
-Any OpenAI client can point its base URL here. `model` may be "auto" (route by
-complexity), a tier name ("tier_2") or a model name (an explicit override). Extra
-routing inputs ride in an `x_orchestrator` object (task, stagnation, sample_index,
-cache, allow_similar, metadata); the response carries the routing decision and cost
-in `x_orchestrator` too. Errors use OpenAI's error body with the orchestrator's
-codes: 402 BUDGET_EXCEEDED, 429 RATE_LIMIT_EXCEEDED, 503 STRATEGY_UNAVAILABLE.
+Any OpenAI client (the `openai` package, OpenEvolve's `api_base`) can point its base
+URL here. Routes: `POST /v1/chat/completions` (streaming and `n` included, see
+`openai_wire`), `GET /v1/models`, `POST /v1/feedback`, `GET /v1/budget`, `/metrics`
+(Prometheus text) and `/health`. Every error, 404 and 413 included, is OpenAI's
+error object; 402 and 400 carry `x-should-retry: false` (retrying cannot help), 429
+carries `Retry-After`. The response's `model` and `x-orchestrator-*` headers always
+say what answered. A client that disconnects cancels its request's workflow: no
+further retries or fallbacks, and its reservation is released or settled by the
+attempt's rules (docs/LEDGER.md).
 
-Binds 127.0.0.1 by default; bound anywhere else it refuses to start without a
-bearer token, and then checks it on every request but /health.
+Binding: any loopback address (127.0.0.0/8, ::1, localhost) needs no token; bound
+anywhere else the server refuses to start without ORCHESTRATOR_SERVER_TOKEN, then
+requires `Authorization: Bearer <token>` (scheme in any case) on every route but
+/health.
 """
 
 from __future__ import annotations
@@ -17,132 +22,197 @@ import hmac
 import time
 from typing import Any
 
+import anyio
 import orjson
 from aiohttp import web
 
-from actors.errors import OrchestratorError
+from actors.errors import ConfigError, InvalidRequest, OrchestratorError, RateLimitExceeded
 from actors.messages import Result
-from actors.money import NANODOLLARS_PER_DOLLAR
 from orchestrator.api import Orchestrator
 from orchestrator.binding import is_loopback
 from orchestrator.metrics import render_metrics
-from orchestrator.workload import request_from_dict
+from orchestrator.openai_wire import completion, error_body, requests_from_body, stream_chunks
 
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
 TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token", str)
+MAX_BODY = 12 * 1024 * 1024
+PARSE_IN_THREAD = 256 * 1024
+"""Bodies larger than this are parsed and validated in a worker thread, off the event loop."""
+NO_RETRY = frozenset({400, 401, 402, 404, 409, 413, 415})
+SUBSTITUTE_HEADER = "x-orchestrator-allow-substitute"
 
 
-class InsecureBinding(OrchestratorError):
+class InsecureBinding(ConfigError):
     code = "INSECURE_BINDING"
-    status = 400
 
 
 def check_binding(host: str, token: str | None) -> None:
     if not is_loopback(host) and not token:
         raise InsecureBinding(
             f"refusing to listen on {host} without a bearer token: set ORCHESTRATOR_SERVER_TOKEN "
-            "(or bind 127.0.0.1)"
+            "(or bind a loopback address such as 127.0.0.1)"
         )
 
 
 def build_app(orch: Orchestrator, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[_auth], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY)
     app[ORCH_KEY] = orch
     app[TOKEN_KEY] = token
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/feedback", _feedback)
+    app.router.add_get("/v1/budget", _budget)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/health", _health)
     return app
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    extra = dict(headers or {})
+    if status in NO_RETRY:
+        extra["x-should-retry"] = "false"
+    return web.Response(status=status, body=orjson.dumps(error_body(status, code, message)),
+                        content_type="application/json", headers=extra)
+
+
+def _failure(exc: OrchestratorError) -> web.Response:
+    headers = {}
+    if isinstance(exc, RateLimitExceeded) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return _error(exc.status, exc.code, str(exc), headers)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own errors (404, 405, 413) in OpenAI's error shape, like every other error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason.upper().replace(" ", "_"), exc.text or exc.reason)
 
 
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     token = request.app[TOKEN_KEY]
     if token and request.path != "/health":
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             return _error(401, "AUTHENTICATION_REQUIRED", "missing or wrong bearer token")
     return await handler(request)
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"error": {"message": message, "type": code.lower(), "code": code}}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
-async def _chat(request: web.Request) -> web.Response:
-    orch = request.app[ORCH_KEY]
+async def _json_body(request: web.Request) -> Any:
+    if request.content_type not in ("application/json", "application/octet-stream") and request.can_read_body:
+        raise InvalidRequest(f"the body must be JSON (Content-Type: application/json), got {request.content_type}")
+    raw = await request.read()
     try:
-        body = orjson.loads(await request.read())
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _error(400, "INVALID_REQUEST", f"body is not JSON: {exc}")
-    if not isinstance(body, dict):
-        return _error(400, "INVALID_REQUEST", "body must be a JSON object")
-    if body.get("stream"):
-        return _error(400, "INVALID_REQUEST", "stream=true is not supported")
-    if int(body.get("n", 1) or 1) != 1:
-        return _error(400, "INVALID_REQUEST", "n must be 1 (use sample_index in x_orchestrator)")
-    spec: dict[str, Any] = dict(body.get("x_orchestrator") or {})
-    if not isinstance(spec, dict):
-        return _error(400, "INVALID_REQUEST", "x_orchestrator must be an object")
-    for field in ("messages", "max_tokens", "temperature", "top_p"):
-        if body.get(field) is not None:
-            spec[field] = body[field]
-    if body.get("max_completion_tokens") is not None:
-        spec["max_tokens"] = body["max_completion_tokens"]
-    stop = body.get("stop")
-    if stop is not None:
-        spec["stop"] = [stop] if isinstance(stop, str) else stop
-    model = body.get("model") or "auto"
+        raise InvalidRequest(f"the body is not JSON: {exc}") from None
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    orch = request.app[ORCH_KEY]
     tiers = {t.name for t in orch.engine.router.tiers}
-    if model != "auto":
-        spec["tier" if model in tiers else "model"] = model
+    allow = request.headers.get(SUBSTITUTE_HEADER, "").lower() in ("1", "true", "yes")
     try:
-        result = await orch.generate(request_from_dict(spec, "request"))
+        raw = await request.read()
+        if request.content_type not in ("application/json", "application/octet-stream") and raw:
+            raise InvalidRequest(f"the body must be JSON (Content-Type: application/json), got {request.content_type}")
+
+        def parse() -> tuple[list[Any], bool, bool]:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(f"the body is not JSON: {exc}") from None
+            wanted, stream = requests_from_body(body, tiers, allow)
+            options = body.get("stream_options") or {}
+            return wanted, stream, bool(isinstance(options, dict) and options.get("include_usage"))
+
+        if len(raw) > PARSE_IN_THREAD:
+            wanted, stream, include_usage = await anyio.to_thread.run_sync(parse)
+        else:
+            wanted, stream, include_usage = parse()
+        results = await _generate_all(orch, wanted)
     except OrchestratorError as exc:
-        return _error(exc.status, exc.code, str(exc))
-    return web.Response(body=orjson.dumps(_completion(result)), content_type="application/json")
+        return _failure(exc)
+    headers = _answer_headers(results)
+    if not stream:
+        return web.Response(body=orjson.dumps(completion(results, wanted[0].request_id)),
+                            content_type="application/json", headers=headers)
+    response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    for chunk in stream_chunks(results, wanted[0].request_id, include_usage):
+        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
 
 
-def _completion(result: Result) -> dict[str, Any]:
+async def _generate_all(orch: Orchestrator, wanted: list[Any]) -> list[Result]:
+    if len(wanted) == 1:
+        return [await orch.generate(wanted[0])]
+    results: list[Result | None] = [None] * len(wanted)
+
+    async def one(index: int) -> None:
+        results[index] = await orch.generate(wanted[index])
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(wanted)):
+            tg.start_soon(one, index)
+    return [r for r in results if r is not None]
+
+
+def _answer_headers(results: list[Result]) -> dict[str, str]:
+    first = results[0]
     return {
-        "id": f"chatcmpl-{result.request_id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": result.model,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": result.text}, "finish_reason": "stop"}
-        ],
-        "usage": {
-            "prompt_tokens": result.input_tokens,
-            "completion_tokens": result.output_tokens,
-            "total_tokens": result.input_tokens + result.output_tokens,
-        },
-        "x_orchestrator": {
-            "tier": result.tier,
-            "provider": result.provider,
-            "cost_usd": result.cost_nd / NANODOLLARS_PER_DOLLAR,
-            "cost_nd": result.cost_nd,
-            "cached": result.cached,
-            "similarity": result.similarity,
-            "score": result.score,
-            "level": result.level,
-            "confidence": result.confidence,
-            "reasons": list(result.reasons),
-            "attempts": len(result.attempts),
-        },
+        "x-orchestrator-tier": first.tier,
+        "x-orchestrator-model": first.model,
+        "x-orchestrator-provider": first.provider,
+        "x-orchestrator-cost-nd": str(sum(r.cost_nd for r in results)),
+        "x-orchestrator-cached": "true" if all(r.cached for r in results) else "false",
     }
 
 
 async def _models(request: web.Request) -> web.Response:
     orch = request.app[ORCH_KEY]
-    data = [{"id": "auto", "object": "model", "owned_by": "orchestrator"}]
+    created = int(time.time())
+    data = [{"id": "auto", "object": "model", "created": created, "owned_by": "orchestrator"}]
     for tier in orch.engine.router.tiers:
-        data.append({"id": tier.name, "object": "model", "owned_by": "orchestrator", "label": tier.label})
+        data.append({"id": tier.name, "object": "model", "created": created, "owned_by": "orchestrator",
+                     "label": tier.label})
     for provider in orch.engine.providers:
-        data.append({"id": provider.model, "object": "model", "owned_by": provider.name})
+        data.append({"id": provider.model, "object": "model", "created": created, "owned_by": provider.name})
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def _feedback(request: web.Request) -> web.Response:
+    """`{"request_id": "...", "score": 0.8}`: the caller's verdict on a result, for routing that learns."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+            raise InvalidRequest("feedback needs a string request_id and a numeric score")
+        score = body.get("score")
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
+            raise InvalidRequest(f"score must be a number from 0 to 1, got {score!r:.40}")
+    except OrchestratorError as exc:
+        return _failure(exc)
+    request.app[ORCH_KEY].feedback(body["request_id"], float(score))
+    return web.Response(body=orjson.dumps({"ok": True}), content_type="application/json")
+
+
+async def _budget(request: web.Request) -> web.Response:
+    status = await request.app[ORCH_KEY].budget()
+    body = {
+        "limit_nd": status.limit_nd, "settled_nd": status.settled_nd, "reserved_nd": status.reserved_nd,
+        "unreconciled_nd": status.unreconciled_nd, "remaining_nd": status.remaining_nd,
+        "outstanding": status.outstanding,
+        "limits": [{"scope": l.scope, "limit_nd": l.limit_nd, "settled_nd": l.settled_nd,
+                    "reserved_nd": l.reserved_nd, "remaining_nd": l.remaining_nd} for l in status.limits],
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def _metrics(request: web.Request) -> web.Response:

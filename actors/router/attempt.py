@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable
 
 import anyio
-import anyio.lowlevel
 import attrs
 
 from actors.errors import ActorStopped, AskTimeout, LedgerUnavailable, OrchestratorError
@@ -149,7 +148,7 @@ class AttemptRunner:
         if not granted.granted:
             self._circuits.unused(name, permit)
             return Outcome(reservation_id, amount, granted)
-        reply, interrupted = await self._call(plan, reservation_id, deadline, permit)
+        reply, cancelled = await self._call(plan, reservation_id, deadline, permit)
         action = money_action(reply)
         if action is MoneyAction.HOLD and amount == 0:
             action = MoneyAction.RELEASE
@@ -166,8 +165,8 @@ class AttemptRunner:
             self._circuits.failed(name, permit, reply.failure)
         else:
             self._circuits.unused(name, permit)
-        if interrupted:
-            await anyio.lowlevel.checkpoint()
+        if cancelled is not None:
+            raise cancelled
         return Outcome(reservation_id, amount, granted, reply, action, cost)
 
     async def _reserve(self, plan: Plan, reservation_id: str, amount: int) -> ReserveReply:
@@ -192,8 +191,8 @@ class AttemptRunner:
 
     async def _call(
         self, plan: Plan, reservation_id: str, deadline: float, permit: Permit
-    ) -> tuple[ProviderReply, bool]:
-        """The provider's answer (or a failure standing for it) and whether the caller gave up meanwhile.
+    ) -> tuple[ProviderReply, BaseException | None]:
+        """The provider's answer (or a failure standing for it) and the cancellation that came meanwhile.
 
         A caller cancelled before the provider began the call gets its reservation
         released and the cancellation at once; after that, the call is waited for
@@ -207,20 +206,20 @@ class AttemptRunner:
             call = await self._providers[plan.provider.name].call(message)
         except BaseException as exc:
             if isinstance(exc, ActorStopped):
-                return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), False
+                return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), None
             await self._give_up(reservation_id, plan, permit)
             raise
         if self._on_started is not None:
             self._on_started(plan)
         try:
             try:
-                return await self._wait(call, deadline), False
-            except anyio.get_cancelled_exc_class():
+                return await self._wait(call, deadline), None
+            except anyio.get_cancelled_exc_class() as cancelled:
                 if call.abandon():
                     await self._give_up(reservation_id, plan, permit)
                     raise
                 with anyio.CancelScope(shield=True):
-                    return await self._wait(call, deadline), True
+                    return await self._wait(call, deadline), cancelled
         finally:
             call.close()
 
