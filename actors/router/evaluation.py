@@ -96,14 +96,8 @@ def evaluate(table: OutcomeTable, routers: Sequence[str] = ROUTERS, folds: int =
     predicted = cross_validated(table, scored, folds, seed, settings) if "learned" in routers else None
     results = []
     for name in ("always-weak", "always-strong", *routers):
-        if name == "always-weak":
-            score = np.full(len(scored), -np.inf)
-            order = np.zeros(len(scored))
-            curve = _ends(weak, strong, costs, at_strong=False)
-            results.append(RouterResult(name, curve, None))
-            continue
-        if name == "always-strong":
-            results.append(RouterResult(name, _ends(weak, strong, costs, at_strong=True), None))
+        if name in ("always-weak", "always-strong"):
+            results.append(RouterResult(name, _ends(weak, strong, costs, at_strong=name == "always-strong"), None))
             continue
         if name == "learned":
             assert predicted is not None
@@ -113,11 +107,10 @@ def evaluate(table: OutcomeTable, routers: Sequence[str] = ROUTERS, folds: int =
             score = strong - weak
             policies = metrics.sweep_predictions(scores, costs) if multi else None
         else:
-            order = np.zeros(len(scored)) if name == "random" else (
+            score = np.zeros(len(scored)) if name == "random" else (
                 np.array([len(p) for p in complete.prompts], dtype=float) if name == "length"
                 else heuristic_scores(complete.prompts)
             )
-            score = order
             policies = _random_policies(len(scored), len(table.models), seed) if name == "random" and multi else (
                 metrics.ladder(score, len(table.models), seed) if multi else None
             )

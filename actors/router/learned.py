@@ -42,7 +42,7 @@ BANDS = 4
 class FitSettings:
     """Regularisation and optimisation; the defaults are the ones measured in docs/ROUTING.md."""
 
-    l2: float = 1.0
+    l2: float = 3.0
     iterations: int = 300
     learning_rate: float = 0.05
     dense_weight: float = 0.3
