@@ -216,7 +216,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _estimator(node: Node) -> EstimatorSettings:
-    node.reject_unknown({"estimator", "features", "thresholds"})
+    node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target"})
     kind = node.get("estimator", "auto").text()
     weights: dict[str, float] = {}
     features = node.get("features", [])
@@ -235,7 +235,13 @@ def _estimator(node: Node) -> EstimatorSettings:
         thresholds.append((level, bound))
     if not thresholds:
         raise thresholds_node.error("must give at least one level")
-    return EstimatorSettings(kind=kind, weights=weights, thresholds=tuple(thresholds))
+    model_path = node.get("model_path", None).optional()
+    target = node.get("target", None).optional()
+    return EstimatorSettings(
+        kind=kind, weights=weights, thresholds=tuple(thresholds),
+        model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
+        target=None if target is None else target.number(minimum=0.0, maximum=1.0),
+    )
 
 
 _PROVIDER_KEYS = {
