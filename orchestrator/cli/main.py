@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.cache",
     "orchestrator.cli.calibrate",
     "orchestrator.cli.telemetry",
+    "orchestrator.cli.routing",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,194 @@
+"""`orchestrator routing`: measure routers on outcome tables, fit the learned one, convert history.
+
+    orchestrator routing eval --data ../shared/data/routellm-gsm8k/gsm8k_responses.csv
+    orchestrator routing fit --data TABLE --out configs/models/router.npz
+    orchestrator routing history --telemetry .orchestrator/telemetry --out history.jsonl
+    orchestrator routing requests --data TABLE --out requests.jsonl
+
+An outcome table (CSV or JSONL; docs/ROUTING.md) gives, per prompt, each model's score.
+`eval` replays every router over it (the learned one k-fold cross-validated, never
+scoring a prompt it was fitted on) and prints APGR, CPT(50%), CPT(80%), the cost to
+reach 95% of the strongest model's quality and the quality–cost curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from actors.router import learned
+from actors.router.evaluation import ROUTERS, Evaluation, evaluate
+from actors.router.history import table_from_telemetry
+from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
+from orchestrator.cli.tables import render_table
+from orchestrator.files import write_private
+from orchestrator.routing_plot import write_plot
+
+CURVE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "routing", help="evaluate routers on outcome tables, fit the learned router", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="routing_command", metavar="ACTION", required=True)
+
+    ev = commands.add_parser("eval", help="replay routers over an outcome table (k-fold for the learned one)")
+    ev.add_argument("--data", type=Path, required=True, help="outcome table, CSV or JSONL")
+    ev.add_argument("--router", action="append", choices=ROUTERS, default=None,
+                    help="evaluate only this router (repeatable; default: all)")
+    ev.add_argument("--folds", type=int, default=5, help="cross-validation folds for the learned router (default 5)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the fold split and of tie-breaking (default 0)")
+    ev.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object, each router under its name")
+    ev.add_argument("--plot", type=Path, default=None, help="write the curves as an HTML page with SVG")
+    ev.set_defaults(func=run_eval)
+
+    fit = commands.add_parser("fit", help="fit the learned router on a table and write its model file")
+    fit.add_argument("--data", type=Path, required=True)
+    fit.add_argument("--out", type=Path, required=True, help="model file (.npz) the config's model_path names")
+    fit.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
+    fit.set_defaults(func=run_fit)
+
+    history = commands.add_parser("history", help="a telemetry log's scored requests as an outcome table (JSONL)")
+    history.add_argument("--telemetry", type=Path, required=True, help="telemetry log directory")
+    history.add_argument("--out", type=Path, required=True)
+    history.add_argument("--success-at", type=float, default=None,
+                         help="feedback score counted as success (needed when scores are not in [0, 1])")
+    history.set_defaults(func=run_history)
+
+    requests = commands.add_parser("requests", help="a table's prompts as a JSONL workload for `orchestrator run`")
+    requests.add_argument("--data", type=Path, required=True)
+    requests.add_argument("--out", type=Path, required=True)
+    requests.set_defaults(func=run_requests)
+
+
+def _load(path: Path, models: str | None) -> OutcomeTable:
+    table = read_table(path)
+    return table.select([m.strip() for m in models.split(",")]) if models else table
+
+
+def _pct(value: float | None) -> str:
+    return "never" if value is None else f"{100 * value:.1f}%"
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    table = _load(args.data, args.models)
+    started = time.perf_counter()
+    try:
+        evaluation = evaluate(table, tuple(args.router or ROUTERS), folds=args.folds, seed=args.seed)
+    except ValueError as exc:
+        print(f"orchestrator routing eval: {exc}")
+        return 2
+    elapsed = time.perf_counter() - started
+    if args.plot is not None:
+        write_plot(evaluation, args.plot)
+    if args.json:
+        print(orjson.dumps(as_json(evaluation), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+    else:
+        print(render_evaluation(evaluation))
+        print(f"\n{elapsed:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
+    return 0
+
+
+def render_evaluation(evaluation: Evaluation) -> str:
+    title = (
+        f"two tiers on {evaluation.table.source}: {evaluation.rows} prompts, weak {evaluation.weak}, "
+        f"strong {evaluation.strong}; learned router {evaluation.folds}-fold cross-validated"
+    )
+    rows = []
+    for result in evaluation.results:
+        t = result.two_tier
+        rows.append((
+            result.name, f"{t.apgr:.3f}", _pct(t.cpt(0.5)), _pct(t.cpt(0.8)), _pct(t.cost_to_reach(0.95)),
+        ))
+    parts = [render_table(("router", "APGR", "CPT(50%)", "CPT(80%)", "cost to 95% of strong"), rows, title=title)]
+    curve_rows = []
+    for result in evaluation.results:
+        t = result.two_tier
+        n = len(t.accuracy) - 1
+        curve_rows.append((result.name, *(f"{100 * t.accuracy[round(s * n)]:.1f}" for s in CURVE_SHARES)))
+    parts += ["", render_table(
+        ("accuracy % at strong share", *(f"{100 * s:.0f}%" for s in CURVE_SHARES)), curve_rows,
+        title="quality-cost curve (two tiers)",
+    )]
+    multi = [r for r in evaluation.results if r.multi_tier is not None]
+    if multi:
+        rows = [(r.name, f"{r.multi_tier.apgr:.3f}", _pct(r.multi_tier.cost_to_reach(0.95))) for r in multi]  # type: ignore[union-attr]
+        parts += ["", render_table(
+            ("router", "APGR", "cost to 95% of strongest"), rows,
+            title=f"all {len(evaluation.table.models)} tiers, cheapest first: {', '.join(evaluation.table.models)}",
+        )]
+    else:
+        parts += ["", f"multi-tier: the table has {len(evaluation.table.models)} models, so two tiers is all there is"]
+    return "\n".join(parts)
+
+
+def as_json(evaluation: Evaluation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "setup": {
+            "table": evaluation.table.source, "rows": evaluation.rows, "folds": evaluation.folds,
+            "models": list(evaluation.table.models), "weak": evaluation.weak, "strong": evaluation.strong,
+            "costs": "nanodollars per call" if evaluation.table.has_costs else "rank (cheapest 0, strongest 1)",
+        }
+    }
+    for result in evaluation.results:
+        t = result.two_tier
+        n = len(t.accuracy) - 1
+        entry: dict[str, Any] = {
+            "apgr": round(t.apgr, 6), "cpt50": t.cpt(0.5), "cpt80": t.cpt(0.8),
+            "cost_to_95": t.cost_to_reach(0.95),
+            "curve": [[s, round(float(t.accuracy[round(s * n)]), 6)] for s in CURVE_SHARES],
+        }
+        if result.multi_tier is not None:
+            m = result.multi_tier
+            entry["multi_tier"] = {
+                "apgr": round(m.apgr, 6), "cost_to_95": m.cost_to_reach(0.95),
+                "curve": [[round(float(x), 6), round(float(q), 6)] for x, q in zip(m.cost_share, m.quality)],
+            }
+        out[result.name] = entry
+    return out
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    table = _load(args.data, args.models)
+    started = time.perf_counter()
+    model = learned.fit(table)
+    learned.save(model, args.out)
+    predicted = model.predict_batch(learned.table_features(table, model.spec))
+    rows = [
+        (name, f"{100 * np.nanmean(table.scores[:, j]):.1f}%", f"{100 * predicted[:, j].mean():.1f}%")
+        for j, name in enumerate(model.models)
+    ]
+    print(render_table(("model (cheapest first)", "observed success", "predicted (in sample)"), rows,
+                       title=f"fitted on {len(table)} prompts of {table.source} in {time.perf_counter() - started:.1f} s"))
+    print(f"\nwrote {args.out}; name it in a config:\n"
+          f"  complexity_detection:\n    estimator: learned\n    model_path: {args.out}")
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    table, problems = table_from_telemetry(args.telemetry, args.success_at)
+    write_private(args.out, table_to_jsonl(table))
+    observed = (~np.isnan(table.scores)).sum(axis=0)
+    print(render_table(("model", "prompts scored", "mean score"),
+                       [(m, int(observed[j]), f"{np.nanmean(table.scores[:, j]):.3f}") for j, m in enumerate(table.models)],
+                       title=f"{len(table)} prompts from {args.telemetry}"))
+    for problem in problems:
+        print(f"skipped: {problem}")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def run_requests(args: argparse.Namespace) -> int:
+    table = read_table(args.data)
+    lines = [orjson.dumps({"prompt": p, "request_id": f"row-{i}"}).decode() for i, p in enumerate(table.prompts)]
+    write_private(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {len(lines)} requests to {args.out}")
+    return 0
