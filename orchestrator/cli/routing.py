@@ -4,6 +4,11 @@
     orchestrator routing fit --data TABLE --out configs/models/router.npz
     orchestrator routing history --telemetry .orchestrator/telemetry --out history.jsonl
     orchestrator routing requests --data TABLE --out requests.jsonl
+    orchestrator routing subset --data TABLE --fold 0/2 --out half.jsonl
+
+`--holdout K/N` (fit) and `--fold K/N` (subset) cut the table the same way (fold K of
+N, seed 0): fit on the rest, then `orchestrator run --requests half.jsonl` measures the
+fitted router end to end on prompts it never saw.
 
 An outcome table (CSV or JSONL; docs/ROUTING.md) gives, per prompt, each model's score.
 `eval` replays every router over it (the learned one k-fold cross-validated, never
@@ -22,7 +27,7 @@ import numpy as np
 import orjson
 
 from actors.router import learned
-from actors.router.evaluation import ROUTERS, Evaluation, evaluate
+from actors.router.evaluation import ROUTERS, Evaluation, evaluate, fold_of
 from actors.router.history import table_from_telemetry
 from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
 from orchestrator.cli.tables import render_table
@@ -54,7 +59,14 @@ def add_parser(subparsers: Any) -> None:
     fit.add_argument("--data", type=Path, required=True)
     fit.add_argument("--out", type=Path, required=True, help="model file (.npz) the config's model_path names")
     fit.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
+    fit.add_argument("--holdout", type=_fold, default=None, metavar="K/N", help="leave out fold K of N (seed 0)")
     fit.set_defaults(func=run_fit)
+
+    subset = commands.add_parser("subset", help="one fold of a table, as an outcome table (JSONL)")
+    subset.add_argument("--data", type=Path, required=True)
+    subset.add_argument("--fold", type=_fold, required=True, metavar="K/N", help="fold K of N (seed 0)")
+    subset.add_argument("--out", type=Path, required=True)
+    subset.set_defaults(func=run_subset)
 
     history = commands.add_parser("history", help="a telemetry log's scored requests as an outcome table (JSONL)")
     history.add_argument("--telemetry", type=Path, required=True, help="telemetry log directory")
@@ -67,6 +79,20 @@ def add_parser(subparsers: Any) -> None:
     requests.add_argument("--data", type=Path, required=True)
     requests.add_argument("--out", type=Path, required=True)
     requests.set_defaults(func=run_requests)
+
+
+def _fold(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (e.g. 0/2)") from None
+    if not (n >= 2 and 0 <= k < n):
+        raise argparse.ArgumentTypeError(f"{text!r}: need N >= 2 and 0 <= K < N")
+    return k, n
+
+
+def _in_fold(table: OutcomeTable, fold: tuple[int, int]) -> np.ndarray:
+    return fold_of(len(table), fold[1], seed=0) == fold[0]
 
 
 def _load(path: Path, models: str | None) -> OutcomeTable:
@@ -158,6 +184,8 @@ def as_json(evaluation: Evaluation) -> dict[str, Any]:
 
 def run_fit(args: argparse.Namespace) -> int:
     table = _load(args.data, args.models)
+    if args.holdout is not None:
+        table = table.rows(np.flatnonzero(~_in_fold(table, args.holdout)))
     started = time.perf_counter()
     model = learned.fit(table)
     learned.save(model, args.out)
@@ -183,6 +211,14 @@ def run_history(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"skipped: {problem}")
     print(f"\nwrote {args.out}")
+    return 0
+
+
+def run_subset(args: argparse.Namespace) -> int:
+    table = read_table(args.data)
+    part = table.rows(np.flatnonzero(_in_fold(table, args.fold)))
+    write_private(args.out, table_to_jsonl(part))
+    print(f"wrote fold {args.fold[0]}/{args.fold[1]}: {len(part)} of {len(table)} prompts to {args.out}")
     return 0
 
 

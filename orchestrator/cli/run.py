@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from actors.money import format_usd, token_cost_nd
 from orchestrator.api import Orchestrator
 from orchestrator.cli.tables import ProgressBar, render_table
 from orchestrator.config import Config, default_config_path, load_config
+from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from orchestrator.workload import arc_requests, load_jsonl
 
 
@@ -34,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--tasks", type=int, default=100, help="number of ARC training tasks (default 100)")
-    parser.add_argument("--requests", type=Path, default=None, help="a JSONL workload instead of ARC tasks")
+    parser.add_argument("--requests", type=Path, default=None,
+                        help="a JSONL workload instead of ARC tasks, or an outcome table (answered from its recorded responses)")
     parser.add_argument("--concurrency", type=int, default=None, help="requests in flight at once")
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
     parser.add_argument("--telemetry", type=Path, default=None, help="telemetry log directory (default: STATE_DIR/telemetry)")
@@ -56,12 +59,21 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.chaos:
         config = with_chaos(config)
-    requests = load_jsonl(args.requests) if args.requests else arc_requests(args.tasks)
-    summary = anyio.run(_run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough)
+    recorded = RecordedRun.prepare(args.requests, config) if args.requests and is_outcome_table(args.requests) else None
+    if recorded is not None:
+        config, requests = recorded.config, recorded.requests()
+    else:
+        requests = load_jsonl(args.requests) if args.requests else arc_requests(args.tasks)
+    summary = anyio.run(
+        _run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough,
+        recorded.grade if recorded else None,
+    )
     if args.json:
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_summary(summary))
+        if recorded is not None:
+            print(render_grade(summary["recorded"]))
     if summary["failed"]:
         return 3 if summary["budget_exceeded"] == summary["failed"] else 1
     return 0
@@ -74,6 +86,7 @@ async def _run(
     show_progress: bool,
     replay: Path | None = None,
     passthrough: bool = False,
+    grade: Callable[[list[Result | OrchestratorError]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     bar = ProgressBar(len(requests), "routing") if show_progress else None
 
@@ -87,7 +100,10 @@ async def _run(
             bar.close()
         health = orch.health()
         routing = orch.routing_stats()
-    return summarize(config, outcomes, health, routing)
+    summary = summarize(config, outcomes, health, routing)
+    if grade is not None:
+        summary["recorded"] = grade(outcomes)
+    return summary
 
 
 def with_chaos(config: Config) -> Config:

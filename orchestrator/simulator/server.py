@@ -152,8 +152,11 @@ async def _answer(request: web.Request, parse: Any, route: str) -> web.StreamRes
         if request.transport is not None:
             request.transport.abort()
         raise asyncio.CancelledError
-    key = content.digest(settings.seed, ask.model, ask.messages, ask.params)
-    text = content.completion_text(key, ask.messages, ask.model)
+    text = settings.recorded.answer(ask.messages, ask.model) if settings.recorded is not None else None
+    if settings.recorded is not None:
+        state.stats[f"{route}:{ask.model}:{'recorded' if text is not None else 'recorded_miss'}"] += 1
+    if text is None:
+        text = content.completion_text(content.digest(settings.seed, ask.model, ask.messages, ask.params), ask.messages, ask.model)
     if kind == "ignore_max_tokens":
         text = (text * (2 + ask.max_tokens * 8 // max(len(text), 1)))[: ask.max_tokens * 8]
         truncated = False

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from orchestrator.simulator.recorded import RecordedWorld, world_from_dict
 from orchestrator.yamlnode import Node
 
 FAULT_KINDS = (
@@ -55,6 +56,8 @@ class SimulatorSettings:
     hang_s: float = 3600.0
     slow_body_s: float = 0.5
     faults: tuple[FaultRule, ...] = ()
+    recorded: RecordedWorld | None = None
+    """Answer prompts of an outcome table with its models' recorded responses (recorded.py)."""
 
 
 def fault_from_node(node: Node) -> FaultRule:
@@ -96,8 +99,10 @@ def simulator_settings_from_dict(data: dict[str, Any], where: str = "simulator")
             "hang_s",
             "slow_body_s",
             "faults",
+            "recorded",
         }
     )
+    recorded = node.get("recorded", None).value
     return SimulatorSettings(
         seed=node.get("seed", 0).integer(minimum=None),
         latency_s=node.get("latency_s", 0.0).number(),
@@ -107,4 +112,5 @@ def simulator_settings_from_dict(data: dict[str, Any], where: str = "simulator")
         hang_s=node.get("hang_s", 3600.0).number(),
         slow_body_s=node.get("slow_body_s", 0.5).number(),
         faults=tuple(fault_from_node(f) for f in node.get("faults", []).sequence()),
+        recorded=None if recorded is None else world_from_dict(recorded),
     )
