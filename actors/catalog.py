@@ -14,7 +14,8 @@ CODEC = Codec(
     + ledger_messages.MESSAGES
     + provider_messages.MESSAGES
     + cache_messages.MESSAGES
-    + telemetry_events.MESSAGES
+    + telemetry_events.MESSAGES,
+    memo=(messages.ArcTask, messages.Decision),
 )
 encode = CODEC.encode
 decode = CODEC.decode

@@ -6,10 +6,11 @@
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py routing ledger cache telemetry
 
-`e2e` starts the simulator in its own process (as a real provider would be) and sends
-the same ARC program-synthesis requests (a) with a bare aiohttp client and (b) through
-`orch.generate` with the full actor path (routing, durable ledger journal, cache
-lookup and store, telemetry log), then prints requests/s, latency and the ratio b/a.
+`e2e` is the fair harness (tools/benchmarks/e2e.py): the simulator pinned to one core,
+each client in its own process pinned to the other, client CPU µs per request beside
+req/s for a bare aiohttp client and the full orchestrator (cold and warm), interleaved
+rounds with their spread, a 50 ms latency scenario, sequential added latency, import
+time and memory. `e2e-unpinned` is the older throughput-only comparison in one process.
 """
 
 from __future__ import annotations
@@ -235,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for section in args.sections:
         if section == "e2e":
+            from tools.benchmarks import e2e
+
+            e2e.main(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "e2e-unpinned":
             bench_e2e(args.requests, args.concurrency, args.rounds)
             continue
         if section == "cachepath":

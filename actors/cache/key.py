@@ -10,6 +10,7 @@ new sample is still a miss. Telemetry replay matches recorded responses by this 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -20,10 +21,12 @@ from actors.messages import ChatMessage
 _TRAILING = re.compile(r"[ \t]+(?=\n|$)")
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise(text: str) -> str:
     return _TRAILING.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+@functools.lru_cache(maxsize=4096)
 def cache_key(
     model: str,
     messages: tuple[ChatMessage, ...],

@@ -25,6 +25,7 @@ older ids are forgotten, so memory stays bounded however long the ledger lives.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -80,9 +81,15 @@ class Applied:
     alerts: tuple[Alert, ...] = ()
 
 
-def period_scopes(at: float) -> tuple[str, str]:
-    moment = datetime.fromtimestamp(at, tz=timezone.utc)
+@functools.lru_cache(maxsize=8)
+def _scopes_of_day(day: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(day * 86_400, tz=timezone.utc)
     return f"day:{moment:%Y-%m-%d}", f"month:{moment:%Y-%m}"
+
+
+def period_scopes(at: float) -> tuple[str, str]:
+    """The UTC day and month of an instant; formatted once per day, not once per operation."""
+    return _scopes_of_day(int(at // 86_400))
 
 
 class LedgerCore:

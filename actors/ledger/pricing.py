@@ -11,6 +11,8 @@ bill past max_tokens.
 
 from __future__ import annotations
 
+import functools
+
 from actors.messages import ChatMessage
 from actors.money import token_cost_nd
 
@@ -18,7 +20,9 @@ FRAMING_PER_MESSAGE = 16
 FRAMING_PER_REQUEST = 16
 
 
+@functools.lru_cache(maxsize=4096)
 def prompt_token_upper_bound(messages: tuple[ChatMessage, ...]) -> int:
+    """Memoised: a prompt is priced several times per request, and a GA sends the same prompts again."""
     return FRAMING_PER_REQUEST + sum(
         len(m.content.encode("utf-8")) + len(m.role) + FRAMING_PER_MESSAGE for m in messages
     )
@@ -31,6 +35,7 @@ def worst_case_nd(
     return base + -(-base * margin_ppm // 1_000_000)
 
 
+@functools.lru_cache(maxsize=4096)
 def prompt_token_estimate(messages: tuple[ChatMessage, ...]) -> int:
     """A likely token count (about 3 characters a token), for fitting context windows.
 

@@ -20,8 +20,9 @@ to the money depends only on whether the request may have been billed:
 A hold of nothing (a free local model) is a release. A held reservation stays
 counted as spent until `orchestrator budget reconcile`:
 the provider may have billed it, and the ledger never assumes it did not. Every
-ledger step after the grant runs shielded from cancellation, so a caller that gives
-up still leaves the books exact; the workflow above it then stops (no retries and no
+ledger step after the grant runs shielded from cancellation (bounded by the ledger client's ask timeout:
+past it the reservation stays outstanding, which the ledger counts as spent, the
+safe side), so a caller that gives up still leaves the books exact; the workflow above it then stops (no retries and no
 fallbacks for a caller that is gone).
 """
 
@@ -49,9 +50,6 @@ from actors.runtime.circuits import Circuits
 
 log = logging.getLogger(__name__)
 
-LEDGER_STEP_TIMEOUT_S = 30.0
-"""Bound on one shielded ledger step (settle, release, hold); past it the reservation
-stays outstanding, which the ledger counts as spent: the safe side."""
 
 
 class MoneyAction(str, enum.Enum):
@@ -244,15 +242,14 @@ class AttemptRunner:
     async def _close(self, reservation_id: str, action: MoneyAction, cost: int, reply: ProviderReply | None) -> None:
         """Settle, release or hold; a ledger that cannot answer leaves it outstanding (counted as spent)."""
         try:
-            with anyio.fail_after(LEDGER_STEP_TIMEOUT_S):
-                if action is MoneyAction.SETTLE:
-                    assert reply is not None
-                    await self._ledger.settle(reservation_id, cost, reply.input_tokens, reply.output_tokens)
-                elif action is MoneyAction.RELEASE:
-                    await self._ledger.release(reservation_id)
-                else:
-                    await self._ledger.hold(reservation_id)
-        except (OrchestratorError, TimeoutError) as exc:
+            if action is MoneyAction.SETTLE:
+                assert reply is not None
+                await self._ledger.settle(reservation_id, cost, reply.input_tokens, reply.output_tokens)
+            elif action is MoneyAction.RELEASE:
+                await self._ledger.release(reservation_id)
+            else:
+                await self._ledger.hold(reservation_id)
+        except OrchestratorError as exc:
             log.warning(
                 "reservation %s: %s failed (%s); it stays outstanding and counts as spent until reconciled",
                 reservation_id, action.value, exc,

@@ -1,7 +1,9 @@
 """Actors: a name, an inbox of encoded messages, and a run loop.
 
 Messages cross as bytes made by the one codec, so no mutable object is ever shared
-between actors. `tell` is fire-and-forget; `ask` sends with a correlation id and
+between actors. In-process hops decode without per-field type checks (the bytes were
+made by the same codec a moment ago); the checks stay at the boundaries where bytes
+come from elsewhere: the journal, the telemetry log, the network. `tell` is fire-and-forget; `ask` sends with a correlation id and
 waits for the reply on a `ReplyBoard`, raising `AskTimeout` past its deadline or
 `ActorStopped` if the actor crashes first. An actor that must not block its inbox
 (a provider calling HTTP) spawns the work into its own task group and answers later
@@ -141,20 +143,38 @@ class ActorRef:
 
     async def ask(self, msg: object, timeout: float = math.inf) -> Any:
         """Send and wait for the reply; `timeout` bounds the send and the wait together."""
-        if timeout == math.inf:
-            call = await self.call(msg)
-        else:
-            deadline = anyio.current_time() + timeout
-            try:
-                with anyio.fail_after(timeout):
-                    call = await self.call(msg)
-            except TimeoutError:
-                raise AskTimeout(f"{self.name} did not take {type(msg).__name__} within {timeout} s") from None
-            timeout = max(0.0, deadline - anyio.current_time())
+        call = self.call_nowait(msg)
+        if call is None:
+            if timeout == math.inf:
+                call = await self.call(msg)
+            else:
+                deadline = anyio.current_time() + timeout
+                try:
+                    with anyio.fail_after(timeout):
+                        call = await self.call(msg)
+                except TimeoutError:
+                    raise AskTimeout(f"{self.name} did not take {type(msg).__name__} within {timeout} s") from None
+                timeout = max(0.0, deadline - anyio.current_time())
         try:
             return await call.result(timeout)
         finally:
             call.close()
+
+    def call_nowait(self, msg: object) -> Call | None:
+        """Send an ask if the inbox has room now (the common case, no await); None when it is full."""
+        corr, slot = self._board.open(self.name)
+        try:
+            self._send.send_nowait((corr, self._codec.encode(msg)))
+        except anyio.WouldBlock:
+            self._board.close(corr)
+            return None
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._board.close(corr)
+            raise ActorStopped(f"{self.name} has stopped") from None
+        except BaseException:
+            self._board.close(corr)
+            raise
+        return Call(self, type(msg).__name__, corr, slot)
 
     async def call(self, msg: object) -> Call:
         """Send an ask and return at once; collect the reply with `Call.result`."""
@@ -202,7 +222,7 @@ class Call:
         if slot.error is not None:
             raise slot.error
         assert slot.payload is not None
-        return self._ref._codec.decode(slot.payload)  # noqa: SLF001 - the ref's own codec
+        return self._ref._codec.decode_trusted(slot.payload)  # noqa: SLF001 - the ref's own codec
 
     def abandon(self) -> bool:
         """Withdraw the ask; True if the actor had not begun it and now never will."""
@@ -268,7 +288,7 @@ class Inbox:
         `on_stop` runs whenever `on_start` was entered, so a start that fails halfway
         still releases what it acquired (files, locks, sessions).
         """
-        decode = _identity if actor.raw else self._codec.decode
+        decode = _identity if actor.raw else self._codec.decode_trusted
         async with anyio.create_task_group() as tasks:
             actor.inbox = self
             actor.tasks = tasks

@@ -1,0 +1,202 @@
+"""The end-to-end benchmark, made fair for a 2-core machine.
+
+The simulator runs in its own process pinned to core 0 and each measured client in
+its own process pinned to core 1 (`taskset`; said so when it is missing), so neither
+steals the other's core and background load moves the figures far less. Each client
+reports what it cost itself: **client CPU µs per request** (getrusage, all threads),
+beside requests/s and latency. Rounds are interleaved (bare, cold, warm, bare, ...)
+so drift hits every variant alike; the table gives the median and the spread.
+
+Variants: `bare` (aiohttp straight to the simulator), `cold` (the full orchestrator,
+first sight of every task), `warm` (the same after an unmeasured pass has warmed the
+estimator and prompt memos; the measured pass asks new samples, so the cache misses).
+Then the latency scenario (50 ms per answer, concurrency 16 and 100: added latency,
+not CPU, is the question), sequential added latency (concurrency 1), and the import
+time and memory of the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _pin(core: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def pinning_note() -> str:
+    if _pin(0):
+        return "simulator pinned to core 0, each client to core 1 (taskset)"
+    return "NOT pinned (no taskset or a single core): figures are noisier"
+
+
+class Simulator:
+    """The simulator in its own pinned process; `cpu_s()` reads its CPU time from /proc."""
+
+    def __init__(self, latency_s: float) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.proc = subprocess.Popen(
+            [*_pin(0), sys.executable, "-m", "orchestrator.cli.main", "simulator", "--port", str(self.port),
+             "--latency", str(latency_s)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("the simulator exited at start") from None
+                time.sleep(0.05)
+        raise RuntimeError("the simulator did not start within 30 s")
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def measure(sim: Simulator, mode: str, requests: int, concurrency: int) -> dict[str, float]:
+    """One pinned client process; adds the simulator's utilisation during it."""
+    before = sim.cpu_s()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as state:
+        done = subprocess.run(
+            [*_pin(1), sys.executable, str(ROOT / "tools" / "benchmarks" / "e2e_client.py"), mode, sim.url,
+             str(requests), str(concurrency), state],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"client {mode} failed:\n{done.stderr[-2000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["sim_util"] = (sim.cpu_s() - before) / wall
+    return figures
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]"
+
+
+def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    from orchestrator.cli.tables import render_table
+
+    modes = ("bare", "cold", "warm")
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    with Simulator(0.0) as sim:
+        measure(sim, "bare", 200, concurrency)
+        for _ in range(rounds):
+            for mode in modes:
+                results[mode].append(measure(sim, mode, requests, concurrency))
+    bare_cpu = statistics.median(r["cpu_us"] for r in results["bare"])
+    rows = []
+    for mode in modes:
+        rs = results[mode]
+        cpu = statistics.median(r["cpu_us"] for r in rs)
+        rows.append((
+            mode, _spread([r["rps"] for r in rs], ".0f"), _spread([r["cpu_us"] for r in rs], ".0f"),
+            f"{bare_cpu / cpu:.3f}", _spread([r["p50_ms"] for r in rs], ".1f"), _spread([r["p99_ms"] for r in rs], ".1f"),
+            f"{statistics.median(r['sim_util'] for r in rs):.0%}", f"{max(r['maxrss_mb'] for r in rs):.0f}",
+        ))
+    print(render_table(
+        ("client", "req/s", "client CPU µs/req", "CPU ratio bare/x", "p50 ms", "p99 ms", "sim util", "peak RSS MB"),
+        rows,
+        title=f"e2e: {requests} ARC requests at concurrency {concurrency}, {rounds} interleaved rounds; {pinning_note()}",
+    ))
+    print()
+    return {mode: results[mode] for mode in modes}
+
+
+def run_latency(requests: int, rounds: int) -> None:
+    from orchestrator.cli.tables import render_table
+
+    rows = []
+    with Simulator(0.05) as sim:
+        for concurrency in (16, 100):
+            bare: list[dict[str, float]] = []
+            orch: list[dict[str, float]] = []
+            for _ in range(rounds):
+                bare.append(measure(sim, "bare", requests, concurrency))
+                orch.append(measure(sim, "warm", requests, concurrency))
+            b_rps = statistics.median(r["rps"] for r in bare)
+            o_rps = statistics.median(r["rps"] for r in orch)
+            rows.append((
+                concurrency, f"{b_rps:.0f}", f"{o_rps:.0f}", f"{o_rps / b_rps:.3f}",
+                f"{statistics.median(r['p50_ms'] for r in orch) - statistics.median(r['p50_ms'] for r in bare):+.2f}",
+            ))
+    print(render_table(("concurrency", "bare req/s", "orch req/s", "throughput ratio", "added p50 ms"), rows,
+                       title=f"latency scenario: 50 ms per answer, {requests} requests, {rounds} rounds; {pinning_note()}"))
+    print()
+
+
+def run_sequential(requests: int, rounds: int) -> None:
+    from orchestrator.cli.tables import render_table
+
+    bare, orch = [], []
+    with Simulator(0.0) as sim:
+        for _ in range(rounds):
+            bare.append(measure(sim, "bare", requests, 1))
+            orch.append(measure(sim, "warm", requests, 1))
+    rows = [
+        (q, f"{statistics.median(r[f'{q}_ms'] for r in bare):.2f}", f"{statistics.median(r[f'{q}_ms'] for r in orch):.2f}",
+         f"{statistics.median(r[f'{q}_ms'] for r in orch) - statistics.median(r[f'{q}_ms'] for r in bare):+.2f}")
+        for q in ("p50", "p99")
+    ]
+    print(render_table(("percentile", "bare ms", "orch ms", "added ms"), rows,
+                       title=f"sequential added latency: {requests} requests one at a time, {rounds} rounds"))
+    print()
+
+
+def run_footprint() -> None:
+    from orchestrator.cli.tables import render_table
+
+    code = (
+        "import time, resource; t = time.perf_counter(); import orchestrator, orchestrator.api; "
+        "d = time.perf_counter() - t; print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    samples = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        samples.append(tuple(float(x) for x in out.split()))
+    print(render_table(("import orchestrator", "seconds", "RSS MB after import"),
+                       [("median of 5", f"{statistics.median(s[0] for s in samples):.3f}",
+                         f"{statistics.median(s[1] for s in samples):.0f}")], title="footprint"))
+    print()
+
+
+def main(requests: int, concurrency: int, rounds: int) -> None:
+    run_cpu(requests, concurrency, rounds)
+    run_latency(max(500, requests // 3), max(1, rounds - 1))
+    run_sequential(300, rounds)
+    run_footprint()
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

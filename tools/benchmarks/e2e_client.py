@@ -1,0 +1,131 @@
+"""One measured client of the e2e benchmark, run in its own (pinned) process.
+
+    python tools/benchmarks/e2e_client.py MODE SIMULATOR_URL REQUESTS CONCURRENCY STATE_DIR
+
+MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
+path: routing, durable ledger, cache, telemetry). Prints one JSON line: req/s, client
+CPU µs per request (getrusage of this process, all threads), p50/p99 ms, peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors.messages import CachePolicy, Request  # noqa: E402
+from actors.router.prompts import render_arc_prompt  # noqa: E402
+from orchestrator.api import SIMULATOR_URL_ENV, Orchestrator  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.workload import arc_tasks  # noqa: E402
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def _requests(count: int, offset: int = 0) -> list[Request]:
+    tasks = arc_tasks(400)
+    return [
+        Request(task=tasks[i % len(tasks)], sample_index=offset + i // len(tasks), request_id=f"bench-{offset}-{i}",
+                tier="tier_1")
+        for i in range(count)
+    ]
+
+
+async def _timed(send: Any, items: list[Any], concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    limiter = anyio.Semaphore(concurrency)
+
+    async def one(item: Any) -> None:
+        async with limiter:
+            start = time.perf_counter()
+            await send(item)
+            latencies.append(time.perf_counter() - start)
+
+    cpu = _cpu_s()
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for item in items:
+            tg.start_soon(one, item)
+    elapsed = time.perf_counter() - started
+    spent = _cpu_s() - cpu
+    return {
+        "rps": len(items) / elapsed,
+        "cpu_us": spent / len(items) * 1e6,
+        "p50_ms": _percentile(latencies, 0.5) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+    }
+
+
+async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int) -> dict[str, float]:
+    bodies = [
+        orjson.dumps({
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in render_arc_prompt(r.task)],  # type: ignore[arg-type]
+            "max_tokens": max_tokens,
+            "temperature": 0.7,
+        })
+        for r in _requests(count)
+    ]
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send(body: bytes) -> None:
+            async with session.post(f"{url}/v1/chat/completions", data=body,
+                                    headers={"Content-Type": "application/json"}) as resp:
+                assert orjson.loads(await resp.read())["choices"][0]["message"]["content"]
+
+        return await _timed(send, bodies, concurrency)
+
+
+async def orchestrated(url: str, count: int, concurrency: int, state: str, warm: bool) -> dict[str, float]:
+    os.environ[SIMULATOR_URL_ENV] = url
+    config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
+    engine = attrs.evolve(
+        config.engine, providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
+    )
+    config = attrs.evolve(config, engine=engine)
+    async with Orchestrator.start(config) as orch:
+        if warm:
+            warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in _requests(count, offset=10**6)]
+            await _timed(orch.generate, warmup, concurrency)
+
+        async def send(request: Request) -> None:
+            assert (await orch.generate(request)).text
+
+        return await _timed(send, _requests(count), concurrency)
+
+
+def main() -> None:
+    mode, url, count, concurrency, state = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    if mode == "bare":
+        config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
+        tier = config.engine.router.tiers[0]
+        model = config.engine.provider(tier.providers[0]).model
+        figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens)
+    else:
+        figures = anyio.run(orchestrated, url, count, concurrency, state, mode == "warm")
+    figures["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(orjson.dumps(figures).decode())
+
+
+if __name__ == "__main__":
+    main()
