@@ -68,7 +68,7 @@ class LearnedModel:
         index, values = sparse_features(text, self.spec)
         dense = (dense_features(text, task) - self.dense_mean) * self.dense_scale  # type: ignore[arg-type]
         logits = self.weights[:, index] @ values + self.dense_weights @ dense + self.bias
-        return 1.0 / (1.0 + np.exp(-logits))
+        return _sigmoid(logits.astype(np.float64))
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
         """(rows, models) P(success)."""
@@ -96,7 +96,8 @@ def fit(table: OutcomeTable, settings: FitSettings = FitSettings(), batch: Featu
     """Fit one logistic regression per model of `table` (on `batch`, its rows' features, if given)."""
     batch = batch if batch is not None else table_features(table, settings.spec)
     dense_mean = batch.dense.mean(axis=0)
-    dense_scale = settings.dense_weight / np.maximum(batch.dense.std(axis=0), 1e-6)
+    spread = batch.dense.std(axis=0)
+    dense_scale = np.where(spread > 1e-6, settings.dense_weight / np.maximum(spread, 1e-6), 0.0)
     buckets = settings.spec.buckets
     weights = np.zeros((len(table.models), buckets), dtype=np.float32)
     dense_weights = np.zeros((len(table.models), len(DENSE)), dtype=np.float32)

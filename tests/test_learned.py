@@ -1,0 +1,159 @@
+"""The learned router: features, fitting, the model file, and the estimator the config names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.errors import ConfigError
+from actors.messages import ArcTask, Request
+from actors.router import learned
+from actors.router.estimators import LearnedEstimator, build_estimator
+from actors.router.outcomes import build_table
+from actors.router.prompt_features import DENSE, FeatureSpec, dense_features, featurize, sparse_features
+from actors.router.settings import EstimatorSettings
+from orchestrator.config import load_config
+
+SPEC = FeatureSpec(buckets=1024)
+LEVELS = (("cheap", 0.5), ("dear", 1.0))
+
+
+def table(rows: int = 120):
+    """The cheap model fails exactly the prompts that mention recursion; the dear one never fails."""
+    records = []
+    for i in range(rows):
+        hard = i % 2 == 0
+        records.append({
+            "prompt": f"Write a function number {i} " + ("using recursion over the tree" if hard else "that adds the numbers"),
+            "cheap": not hard, "dear": True,
+        })
+    return build_table(records, "synthetic")
+
+
+@pytest.fixture(scope="module")
+def model() -> learned.LearnedModel:
+    return learned.fit(table(), learned.FitSettings(spec=SPEC))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=600))
+def test_sparse_features_stay_in_range_unit_length_and_deterministic(text: str) -> None:
+    index, values = sparse_features(text, SPEC)
+    assert ((index >= 0) & (index < SPEC.buckets)).all() and len(set(index.tolist())) == len(index)
+    assert len(values) == 0 or abs(float(np.dot(values, values)) - 1.0) < 1e-5
+    again = sparse_features(text, SPEC)
+    assert np.array_equal(index, again[0]) and np.array_equal(values, again[1])
+
+
+def test_digits_are_folded_so_numbers_share_their_ngrams() -> None:
+    a, b = sparse_features("She buys 17 apples", SPEC), sparse_features("She buys 42 apples", SPEC)
+    assert np.array_equal(a[0], b[0])
+
+
+def test_only_the_first_max_chars_are_hashed() -> None:
+    spec = FeatureSpec(buckets=1024, max_chars=50)
+    head = "x" * 50
+    assert np.array_equal(sparse_features(head + "tail words", spec)[0], sparse_features(head, spec)[0])
+    assert dense_features(head + "tail words")[0] > dense_features(head)[0]  # lengths see the whole text
+
+
+def test_a_batch_subset_is_the_batch_of_the_subset() -> None:
+    texts = ["alpha beta", "gamma", "", "delta epsilon zeta"]
+    batch = featurize(texts, SPEC)
+    part = batch.subset(np.array([3, 1]))
+    direct = featurize([texts[3], texts[1]], SPEC)
+    def entries(b: object) -> list[tuple[int, int, float]]:
+        return sorted(zip(b.rows.tolist(), b.index.tolist(), b.values.tolist()))  # type: ignore[attr-defined]
+
+    assert entries(part) == entries(direct) and np.allclose(part.dense, direct.dense)
+
+
+def test_fitting_learns_which_prompts_the_cheap_model_fails(model: learned.LearnedModel) -> None:
+    hard = model.predict_text("Write a function number 999 using recursion over the tree")
+    easy = model.predict_text("Write a function number 999 that adds the numbers")
+    assert hard[0] < 0.3 < 0.7 < easy[0] and hard[1] > 0.7 and easy[1] > 0.7
+    assert learned.gain_score(hard) > learned.gain_score(easy)
+
+
+def test_each_model_learns_only_from_rows_where_it_was_observed() -> None:
+    records = [{"prompt": f"q {i} recursion" if i % 2 else f"q {i} add", "cheap": i % 2 == 0} for i in range(60)]
+    records += [{"prompt": f"other {i}", "dear": True} for i in range(30)]
+    fitted = learned.fit(build_table(records, "sparse"), learned.FitSettings(spec=SPEC))
+    assert fitted.predict_text("q 5 recursion")[0] < 0.4 and fitted.predict_text("other 3")[1] > 0.6
+
+
+def test_the_model_file_round_trips_owner_only_and_without_pickle(tmp_path: Path, model: learned.LearnedModel) -> None:
+    path = tmp_path / "m.npz"
+    learned.save(model, path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    with np.load(path, allow_pickle=False) as data:
+        assert all(data[name].dtype != object for name in data.files)
+    again = learned.load(path)
+    text = "Write a function using recursion"
+    assert np.array_equal(again.predict_text(text), model.predict_text(text))
+    assert again.models == ("cheap", "dear") and again.spec == SPEC and len(again.band_edges) == learned.BANDS - 1
+
+
+def test_a_missing_or_foreign_model_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        learned.load(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a model file"):
+        learned.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", header=np.frombuffer(b'{"format": "x", "version": 1}', dtype=np.uint8))
+    with pytest.raises(ConfigError, match="format 'x'"):
+        learned.load(tmp_path / "other.npz")
+
+
+def test_the_config_names_the_model_relative_to_itself(tmp_path: Path, model: learned.LearnedModel) -> None:
+    (tmp_path / "models").mkdir()
+    learned.save(model, tmp_path / "models" / "r.npz")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "llm_routing:\n  complexity_detection:\n    estimator: learned\n    model_path: models/r.npz\n"
+        "    thresholds: {cheap: 0.6, dear: 1.0}\n  optimization: {budget_limit: 10}\n  model_tiers:\n"
+        "    cheap: {cost_per_million_tokens: 0.1, max_tokens: 100, temperature: 0, api_endpoint: 'simulator:/v1', protocol: openai, model: cheap}\n"
+        "    dear: {cost_per_million_tokens: 1.0, max_tokens: 100, temperature: 0, api_endpoint: 'simulator:/v1', protocol: openai, model: dear}\n"
+    )
+    estimator = build_estimator(load_config(config, environ={}).engine.router.estimator)
+    assert isinstance(estimator, LearnedEstimator)
+    hard = estimator.estimate(Request.prompt("Write a function number 5 using recursion over the tree"))
+    easy = estimator.estimate(Request.prompt("Write a function number 5 that adds the numbers"))
+    assert (hard.level, easy.level) == ("dear", "cheap")
+    assert set(hard.features) == {"p_success:cheap", "p_success:dear"} and "learned P(success)" in hard.reasons[0]
+
+
+def test_with_a_target_the_cheapest_tier_that_clears_it_is_chosen(tmp_path: Path, model: learned.LearnedModel) -> None:
+    learned.save(model, tmp_path / "m.npz")
+    estimator = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), target=0.7))
+    assert estimator.estimate(Request.prompt("Write a function number 5 that adds the numbers")).level == "cheap"
+    assert estimator.estimate(Request.prompt("Write a function number 5 using recursion over the tree")).level == "dear"
+    unreachable = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), target=1.0))
+    assert "no tier reaches" in unreachable.estimate(Request.prompt("anything")).reasons[-1]
+    with pytest.raises(ConfigError, match="one level per model"):
+        LearnedEstimator(EstimatorSettings("learned", {}, LEVELS + (("top", 2.0),), model_path=str(tmp_path / "m.npz"), target=0.7))
+    with pytest.raises(ConfigError, match="needs model_path"):
+        build_estimator(EstimatorSettings("learned", {}, LEVELS))
+
+
+def test_what_an_online_learner_reads_per_request(tmp_path: Path, model: learned.LearnedModel) -> None:
+    learned.save(model, tmp_path / "m.npz")
+    estimator = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz")))
+    request = Request.prompt("Write a function using recursion")
+    assert estimator.predict(request).shape == (2,)
+    bands = {estimator.feature_band(Request.prompt(p)) for p in table().prompts}
+    assert bands <= set(range(learned.BANDS)) and len(bands) >= 2
+
+
+def test_an_arc_request_is_scored_from_its_rendered_prompt_and_grid_features(tmp_path: Path, model: learned.LearnedModel) -> None:
+    learned.save(model, tmp_path / "m.npz")
+    estimator = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz")))
+    task = ArcTask.from_lists("t", [{"input": [[1, 2]], "output": [[2, 1]]}])
+    estimate = estimator.estimate(Request(task=task))
+    assert 0.0 <= estimate.score <= 1.0
+    assert dense_features("x", task)[DENSE.index("grid_size_score")] > 0
