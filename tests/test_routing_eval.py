@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from actors.router import metrics
 from actors.router.evaluation import evaluate, fold_of
+from actors.router.learned import FitSettings
 from actors.router.outcomes import build_table
 from orchestrator.cli.main import main
 
@@ -95,8 +96,10 @@ def test_the_learned_router_never_scores_a_prompt_it_was_fitted_on() -> None:
     rng = np.random.default_rng(0)
     for record in records:
         record["small"] = bool(rng.random() < 0.5)
-    learned = evaluate(build_table(records, "noise"), routers=("learned",), folds=5).result("learned").two_tier.apgr
-    assert abs(learned - 0.5) < 0.12
+        record["prompt"] = str(record["prompt"]) + " " + "".join(chr(97 + int(c)) for c in rng.integers(0, 26, 8))
+    loose = FitSettings(l2=0.01, iterations=400)  # free to memorise: in sample it scores about 0.73
+    learned = evaluate(build_table(records, "noise"), routers=("learned",), folds=5, settings=loose).result("learned").two_tier.apgr
+    assert abs(learned - 0.5) < 0.07
 
 
 def test_folds_partition_the_rows_evenly() -> None:

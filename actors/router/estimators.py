@@ -157,7 +157,7 @@ def continuous_score(points: int, chars: int) -> float:
     one text signal measured to beat chance on its own), so thresholds at multiples of 5
     points route as before and calibration can split a band.
     """
-    return (points - 5.0 * (1000.0 / (chars + 1000.0))) / 100.0
+    return (points - 4.99 * (1000.0 / (chars + 1000.0))) / 100.0
 
 
 class LearnedEstimator:
