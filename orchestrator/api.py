@@ -20,12 +20,13 @@ from typing import Any
 
 import anyio
 import attrs
+import orjson
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
 from actors.catalog import CODEC
-from actors.errors import OrchestratorError
+from actors.errors import ConfigError, OrchestratorError
 from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import MemoryStorage
@@ -34,6 +35,7 @@ from actors.messages import Request, Result
 from actors.providers.actor import ProviderActor
 from actors.providers.settings import ProviderSettings
 from actors.providers.transport import AiohttpTransport, Transport
+from actors.router.online import OnlineLearner
 from actors.router.router import Router
 from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
 from actors.runtime.breaker import Transition
@@ -43,7 +45,9 @@ from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
 from actors.telemetry.replay import recorded_answers
+from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
+from orchestrator.files import write_private
 from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
 
 TransportFactory = Callable[[ProviderSettings, HttpLoop], Transport]
@@ -111,6 +115,9 @@ class Orchestrator:
             replay = None if replay_log is None else recorded_answers(replay_log)
             orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
             orch._router.use_replay(replay, replay_passthrough)
+            learned = _OnlineState(config.state_dir, orch._router.online)
+            learned.load()
+            resources.callback(learned.save)
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(orch._supervisor.run)
@@ -173,9 +180,23 @@ class Orchestrator:
     # -- feedback and introspection ------------------------------------------------------
 
     def feedback(self, request_id: str, score: float) -> None:
-        """Record the caller's score for a result (a GA's fitness), for per-tier quality reports."""
+        """Record the caller's score for a result (a GA's fitness, in [0, 1]): telemetry, and the
+        online learner (`routing.online`) credits the tier that answered it."""
         if self._telemetry is not None:
             self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, float(score)))
+        self._router.observe(request_id, float(score))
+
+    async def generate_verified(
+        self,
+        request: Request,
+        verifier: Verifier,
+        *,
+        max_depth: int = 3,
+        budget_nd: int | None = None,
+        accept: float = 0.5,
+    ) -> Verified:
+        """Cheapest adequate tier first; escalate while `verifier` rejects (see orchestrator.cascade)."""
+        return await generate_verified(self, request, verifier, max_depth=max_depth, budget_nd=budget_nd, accept=accept)
 
     def health(self) -> dict[str, dict[str, object]]:
         """Each actor: running, circuit state, restarts and the last crash's cause."""
@@ -199,6 +220,31 @@ class Orchestrator:
 
     async def budget(self) -> Any:
         return await self._ledger.status()
+
+
+class _OnlineState:
+    """The online learner's posterior, kept with the run's state (owner-only, written atomically)."""
+
+    def __init__(self, state_dir: Path, learner: OnlineLearner | None) -> None:
+        self.path = state_dir / "routing" / "online.json"
+        self.learner = learner
+
+    def load(self) -> None:
+        if self.learner is None or not self.path.exists():
+            return
+        try:
+            snapshot = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"{self.path}: cannot read the online learner's state ({exc}); move it aside") from None
+        self.learner.restore(snapshot, str(self.path))
+
+    def save(self) -> None:
+        if self.learner is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        write_private(tmp, orjson.dumps(self.learner.snapshot()).decode())
+        os.replace(tmp, self.path)
 
 
 def _resolve_simulator(engine: EngineSettings, url: str | None) -> EngineSettings:

@@ -30,6 +30,7 @@ from actors.money import dollars_to_nd
 from actors.providers.protocols import PROTOCOLS
 from actors.providers.retry import RetrySettings
 from actors.providers.settings import ProviderSettings
+from actors.router.online import OnlineSettings
 from actors.router.settings import (
     EstimatorSettings,
     RouterSettings,
@@ -114,7 +115,10 @@ def load_config(
     )
     estimator = _estimator(routing.get("complexity_detection"))
     tiers, providers = _tiers(routing.get("model_tiers"), estimator, optimization)
-    router = RouterSettings(tiers=tiers, estimator=estimator, selection=_selection(routing))
+    router = RouterSettings(
+        tiers=tiers, estimator=estimator, selection=_selection(routing),
+        online=_online(routing.get("routing", {}).get("online", {})),
+    )
     engine = EngineSettings(
         router=router,
         providers=providers,
@@ -414,6 +418,18 @@ def _dollars(node: Node, *, minimum: float = 0.0) -> int:
         raise node.error("must be a dollar amount with at most 9 decimals") from None
 
 
+def _online(node: Node) -> OnlineSettings:
+    node.reject_unknown({"enabled", "bands", "target", "explore_share", "min_observations"})
+    default = OnlineSettings()
+    return OnlineSettings(
+        enabled=node.get("enabled", default.enabled).flag(),
+        bands=node.get("bands", default.bands).integer(minimum=1, maximum=100),
+        target=node.get("target", default.target).number(minimum=0.01, maximum=1.0),
+        explore_share=node.get("explore_share", default.explore_share).number(minimum=0.0, maximum=1.0),
+        min_observations=node.get("min_observations", default.min_observations).integer(minimum=1),
+    )
+
+
 def _selection(routing: Node) -> SelectionSettings:
     node = routing.get("routing", {})
     node.reject_unknown(
@@ -423,6 +439,7 @@ def _selection(routing: Node) -> SelectionSettings:
             "downgrade_on_budget",
             "context_upgrade",
             "fallback_strategy",
+            "online",
         }
     )
     pressure = node.get("budget_pressure_share", 0.2).optional()

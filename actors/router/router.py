@@ -29,13 +29,14 @@ from actors.errors import DuplicateRequest, InvalidRequest, NotRecorded, Orchest
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
-from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Request, Result
+from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
 from actors.router.estimators import build_estimator
 from actors.router.fallback import Candidate, FallbackChain, Progress, exhausted
 from actors.router.prompts import render_arc_prompt
-from actors.router.selection import RoutingContext, Selection, select
+from actors.router.online import OnlineLearner
+from actors.router.selection import RoutingContext, Selection, select, tier_for_level
 from actors.runtime.actor import ActorRef
 from actors.runtime.circuits import Circuits
 from actors.settings import EngineSettings
@@ -95,6 +96,11 @@ class Router:
             downgrade_on_budget=settings.router.selection.downgrade_on_budget, clock=clock,
             on_attempt=self._attempted, on_fallback=self._fell_back, on_auth_failure=self._auth_failed,
         )
+        paid_tiers = [t.name for t in settings.router.tiers if not t.local]
+        self._online = (
+            OnlineLearner(settings.router.online, paid_tiers, settings.rng_seed)
+            if settings.router.online.enabled else None
+        )
         self.levels: Counter[str] = Counter()
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
@@ -112,7 +118,7 @@ class Router:
 
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
-        estimate = self._estimator.estimate(request)
+        estimate = self._learned(self._estimator.estimate(request), request)
         messages = request.messages or self._prompt_for(request.task)
         if not messages:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
@@ -138,6 +144,14 @@ class Router:
             estimated_cost_nd=selection.estimated_cost_nd,
         )
         return decision, selection, messages
+
+    def observe(self, request_id: str, score: float) -> bool:
+        """Feedback for a result: the online learner credits the tier that answered it."""
+        return self._online is not None and self._online.observe(request_id, score)
+
+    @property
+    def online(self) -> OnlineLearner | None:
+        return self._online
 
     async def generate(self, request: Request) -> Result:
         """Serve one request; the same request already in flight is joined, a different one refused."""
@@ -171,6 +185,7 @@ class Router:
             "errors": dict(self.errors),
             "cost_nd": self._cost_nd,
             "in_flight": len(self._in_flight),
+            "online": None if self._online is None else self._online.statistics(),
         }
 
     # -- workflow ------------------------------------------------------------------------
@@ -202,8 +217,22 @@ class Router:
             raise
         self._results += 1
         self._cost_nd += result.cost_nd
+        if self._online is not None and not result.cached:
+            self._online.answered(request.request_id, self._online.band(decision.score), result.tier)
         self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, result))
         return result
+
+    def _learned(self, estimate: Estimate, request: Request) -> Estimate:
+        """The estimate, its level moved by the online learner when the request does not pin a tier."""
+        if self._online is None or request.tier is not None or request.model is not None:
+            return estimate
+        levels = tuple(level for level, _ in self._settings.router.estimator.thresholds)
+        paid = [t for t in self._settings.router.tiers if not t.local]
+        static = paid[tier_for_level(estimate.level, self._settings.router.tiers, levels)].name
+        choice = self._online.choose(estimate.score, static)
+        if not choice.why or choice.tier == static:
+            return estimate
+        return attrs.evolve(estimate, level=self._tiers[choice.tier].level, reasons=estimate.reasons + (choice.why,))
 
     def _prompt_for(self, task: ArcTask | None) -> tuple[ChatMessage, ...]:
         """The rendered prompt of a task, memoised: a GA asks about the same tasks again and again."""

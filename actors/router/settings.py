@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from actors.router.online import OnlineSettings
+
 
 @attrs.frozen
 class TierSettings:
@@ -52,3 +54,4 @@ class RouterSettings:
     tiers: tuple[TierSettings, ...]
     estimator: EstimatorSettings
     selection: SelectionSettings = SelectionSettings()
+    online: OnlineSettings = OnlineSettings()

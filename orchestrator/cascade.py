@@ -1,0 +1,102 @@
+"""A verifier cascade: try the cheapest adequate tier, check the answer, pay more only on rejection.
+
+    verified = await orch.generate_verified(request, verifier, max_depth=3)
+
+The first stage goes where routing would send the request; each rejected answer
+escalates to the next paid tier up, until a verdict reaches `accept`, the depth is
+spent, or the next stage would pass `budget_nd`. Every stage is an ordinary request
+(priced by the ledger, cached, in telemetry) pinned to its tier, and every verdict
+is fed back, so the online learner learns which tier a kind of request needs.
+
+A verifier takes the Result and returns a bool or a score in [0, 1], synchronously
+or as a coroutine; a synchronous one runs in a worker thread (it may run a sandboxed
+program), and one that raises counts as a rejection naming the error.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import attrs
+
+from actors.errors import BudgetExceeded, OrchestratorError
+from actors.messages import Request, Result
+
+if TYPE_CHECKING:
+    from orchestrator.api import Orchestrator
+
+Verdict = bool | float
+Verifier = Callable[[Result], Verdict | Awaitable[Verdict]]
+
+
+@attrs.frozen
+class Stage:
+    tier: str
+    request_id: str
+    cost_nd: int
+    verdict: float
+    detail: str = ""
+
+
+@attrs.frozen
+class Verified:
+    """The accepted result (or the last one tried), and every stage with its price and verdict."""
+
+    result: Result | None
+    accepted: bool
+    stages: tuple[Stage, ...]
+
+    @property
+    def cost_nd(self) -> int:
+        return sum(stage.cost_nd for stage in self.stages)
+
+
+async def verify(verifier: Verifier, result: Result) -> tuple[float, str]:
+    try:
+        if inspect.iscoroutinefunction(verifier):
+            verdict = await verifier(result)  # type: ignore[misc]
+        else:
+            verdict = await anyio.to_thread.run_sync(verifier, result)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+    except Exception as exc:  # noqa: BLE001 - a broken verifier rejects, it does not crash the cascade
+        return 0.0, f"verifier failed: {type(exc).__name__}: {exc}"
+    return min(1.0, max(0.0, float(verdict))), ""
+
+
+async def generate_verified(
+    orch: Orchestrator,
+    request: Request,
+    verifier: Verifier,
+    *,
+    max_depth: int = 3,
+    budget_nd: int | None = None,
+    accept: float = 0.5,
+) -> Verified:
+    paid = [t.name for t in orch.engine.router.tiers if not t.local]
+    start = request.tier if request.tier in paid else orch.decide(request).tier
+    ladder = paid[paid.index(start):] if start in paid else [start]
+    stages: list[Stage] = []
+    last: Result | None = None
+    for depth, tier in enumerate(ladder[:max_depth]):
+        spent = sum(s.cost_nd for s in stages)
+        staged = attrs.evolve(request, request_id=f"{request.request_id}/stage{depth}", tier=tier, substitute=False)
+        if budget_nd is not None and spent + orch.decide(staged).estimated_cost_nd > budget_nd:
+            break
+        try:
+            result = await orch.generate(staged)
+        except BudgetExceeded:
+            break
+        except OrchestratorError as exc:
+            stages.append(Stage(tier, staged.request_id, 0, 0.0, f"{exc.code}: {exc}"))
+            continue
+        verdict, detail = await verify(verifier, result)
+        orch.feedback(staged.request_id, verdict)
+        stages.append(Stage(result.tier, staged.request_id, result.cost_nd, verdict, detail))
+        last = result
+        if verdict >= accept:
+            return Verified(result, True, tuple(stages))
+    return Verified(last, False, tuple(stages))
