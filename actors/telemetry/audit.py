@@ -83,6 +83,19 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
             findings.append(f"reservation {rid}: the ledger settled {settled_by_reservation[rid]} nd the log has no result for")
         if rid not in closed and rid not in settled_by_reservation and rid not in held:
             findings.append(f"reservation {rid}: still outstanding in the ledger")
+    settled_total = sum(settled_by_reservation.values())
+    if requests == 0 and settled_total:
+        findings.append(
+            f"the log holds no results while the ledger settled {settled_total} nd: the log is empty, "
+            "truncated or not this ledger's"
+        )
+    logged = set(attempts) | held
+    unlogged = [rid for rid, cost in settled_by_reservation.items() if cost and rid not in logged and rid not in granted]
+    if unlogged and requests:
+        findings.append(
+            f"the ledger settled {len(unlogged)} reservation(s) the log never mentions "
+            f"({sum(settled_by_reservation[r] for r in unlogged)} nd): part of the log is missing"
+        )
     return AuditReport(
         requests=requests,
         results_cost_nd=results_cost,

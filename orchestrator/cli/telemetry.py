@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from actors.errors import InvalidRequest
 from actors.ledger.actor import open_read_only
 from actors.money import format_usd
 from actors.telemetry.audit import audit
@@ -23,22 +24,22 @@ from orchestrator.files import write_private
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="the run's configuration (default: configs/simulated.yaml)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="the run's state directory (default: the config's)")
     parser.add_argument("--telemetry", type=Path, default=None, help="log directory (default: STATE_DIR/telemetry)")
 
 
 def add_parser(subparsers: Any) -> None:
     stats = subparsers.add_parser("stats", help="totals of the telemetry log")
     _common(stats)
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(func=run_stats)
 
     costs = subparsers.add_parser("costs", help="cost table by period and by model, tier, task type or provider")
     _common(costs)
-    costs.add_argument("--period", choices=PERIODS, default="day")
-    costs.add_argument("--by", choices=GROUPS, default="tier")
-    costs.add_argument("--json", action="store_true")
+    costs.add_argument("--period", choices=PERIODS, default="day", help="one row per period (default day)")
+    costs.add_argument("--by", choices=GROUPS, default="tier", help="group by (default tier)")
+    costs.add_argument("--json", action="store_true", help="print the rows as JSON")
     costs.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file")
     costs.set_defaults(func=run_costs)
 
@@ -46,19 +47,22 @@ def add_parser(subparsers: Any) -> None:
         "replay",
         help="audit a log against the ledger, or re-route it under another config (what-if)",
         description="`replay LOG`: audit every attempt's cost against the ledger's journal, to the nanodollar "
-        "(exit 1 on a mismatch). `replay LOG --config OTHER.yaml`: re-route and re-price every recorded "
-        "request under OTHER and compare it with the recorded run.",
+        "(exit 1 on a mismatch in either direction, an empty or a missing log included). "
+        "`replay LOG --what-if OTHER.yaml`: re-route and re-price every recorded request under OTHER and "
+        "compare it with the recorded run. The journal is opened read-only.",
     )
     replay.add_argument("log", type=Path, nargs="?", default=None, help="telemetry directory")
-    replay.add_argument("--config", type=Path, default=None, help="what-if: the configuration to compare with")
-    replay.add_argument("--base-config", type=Path, default=None, help="the configuration the run used")
-    replay.add_argument("--state-dir", type=Path, default=None)
-    replay.add_argument("--telemetry", type=Path, default=None)
+    replay.add_argument("--config", type=Path, default=None, help="the configuration the run used (default: simulated)")
+    replay.add_argument("--base-config", type=Path, default=None, help=argparse.SUPPRESS)
+    replay.add_argument("--what-if", type=Path, default=None, help="re-route the log under this configuration instead")
+    replay.add_argument("--state-dir", type=Path, default=None, help="the run's state directory (default: the config's)")
+    replay.add_argument("--telemetry", type=Path, default=None, help="log directory (default: STATE_DIR/telemetry)")
+    replay.add_argument("--json", action="store_true", help="print the audit as JSON")
     replay.set_defaults(func=run_replay)
 
     report = subparsers.add_parser("report", help="write a self-contained HTML report with plots")
     _common(report)
-    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="where to write the HTML (default report.html)")
     report.set_defaults(func=run_report)
 
     telemetry = subparsers.add_parser("telemetry", help="maintain the telemetry log")
@@ -74,10 +78,12 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _log_dir(args: argparse.Namespace, config: Config) -> Path:
+    """The log directory to read; one that does not exist is an error, not an empty log."""
     explicit = getattr(args, "log", None) or args.telemetry
-    if explicit is not None:
-        return Path(explicit)
-    return Path(config.engine.telemetry.dir or config.state_dir / "telemetry")
+    log_dir = Path(explicit) if explicit is not None else Path(config.engine.telemetry.dir or config.state_dir / "telemetry")
+    if not log_dir.is_dir():
+        raise InvalidRequest(f"{log_dir}: no telemetry log there (a run writes one under STATE_DIR/telemetry)")
+    return log_dir
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -142,12 +148,12 @@ def run_costs(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    config = load_config(args.base_config or default_config_path(), state_dir=args.state_dir)
+    config = load_config(args.config or args.base_config or default_config_path(), state_dir=args.state_dir)
     log_dir = _log_dir(args, config)
-    if args.config is not None:
+    if args.what_if is not None:
         from orchestrator.whatif import compare, render_comparison
 
-        other = load_config(args.config, state_dir=args.state_dir)
+        other = load_config(args.what_if, state_dir=args.state_dir)
         print(render_comparison(compare(log_dir, config, other)))
         return 0
     ledger = config.engine.ledger
@@ -156,6 +162,11 @@ def run_replay(args: argparse.Namespace) -> int:
         return 2
     core = open_read_only(ledger)
     report = audit(log_dir, core.settled_by_reservation, core.closed)
+    if args.json:
+        print(orjson.dumps({"requests": report.requests, "results_cost_nd": report.results_cost_nd,
+                            "attempts_cost_nd": report.attempts_cost_nd, "ledger_settled_nd": report.ledger_settled_nd,
+                            "ok": report.ok, "findings": list(report.findings), "problems": list(report.problems)}).decode())
+        return 0 if report.ok else 1
     print(render_table(
         ("", "nanodollars", "dollars"),
         [
