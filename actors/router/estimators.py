@@ -161,9 +161,16 @@ def continuous_score(points: int, chars: int) -> float:
 
 
 class LearnedEstimator:
-    """A fitted outcome model (`learned.py`): scores by expected gain, or levels by a success target."""
+    """A fitted outcome model (`learned.py`): scores by expected gain, or levels by a success target.
 
-    def __init__(self, settings: EstimatorSettings) -> None:
+    Predictions for task-only requests are memoised per task, as the ARC estimator's are:
+    a GA asks about the same tasks over and over, and rendering a task costs more than
+    the model.
+    """
+
+    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
+        self._memo: OrderedDict[ArcTask, np.ndarray] = OrderedDict()
+        self._memo_size = memo_size
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
@@ -178,7 +185,17 @@ class LearnedEstimator:
 
     def predict(self, request: Request) -> np.ndarray:
         """P(success) per tier of the model, cheapest first: what an online learner starts from."""
-        return self.model.predict_text(learned.request_text(request), request.task)
+        if request.task is None or request.messages:
+            return self.model.predict_text(learned.request_text(request), request.task)
+        cached = self._memo.get(request.task)
+        if cached is None:
+            cached = self.model.predict_text(learned.request_text(request), request.task)
+            self._memo[request.task] = cached
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(request.task)
+        return cached
 
     def feature_band(self, request: Request) -> int:
         """Which quartile of the training scores the request falls in (0 = least to gain)."""

@@ -28,7 +28,8 @@ import numpy as np
 import orjson
 
 from actors.errors import ConfigError
-from actors.messages import Estimate, Request
+from actors.messages import ArcTask, Request
+from actors.router.arc_features import FEATURES as ARC_FEATURES
 from actors.router.outcomes import OutcomeTable
 from actors.router.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
 from actors.router.prompts import render_arc_prompt
@@ -63,10 +64,16 @@ class LearnedModel:
     trained_rows: int = 0
     source: str = ""
 
-    def predict_text(self, text: str, task: object = None) -> np.ndarray:
+    @property
+    def uses_grids(self) -> bool:
+        """Whether ARC grid features carry weight: a model fitted on text alone skips computing them."""
+        return bool(np.any(self.dense_scale[DENSE.index(ARC_FEATURES[0]):] != 0))
+
+    def predict_text(self, text: str, task: ArcTask | None = None) -> np.ndarray:
         """P(success) per model, cheapest first."""
         index, values = sparse_features(text, self.spec)
-        dense = (dense_features(text, task) - self.dense_mean) * self.dense_scale  # type: ignore[arg-type]
+        raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
+        dense = (raw - self.dense_mean) * self.dense_scale
         logits = self.weights[:, index] @ values + self.dense_weights @ dense + self.bias
         return _sigmoid(logits.astype(np.float64))
 

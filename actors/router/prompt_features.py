@@ -10,8 +10,8 @@ Two parts, both computed from the text alone, offline, with nothing downloaded:
   money, the largest magnitude), code and maths markers, and the ARC grid features when
   the request carries a task (zeros otherwise). The model standardises them.
 
-Only the first `max_chars` characters are hashed, which bounds the time a huge prompt
-can take; lengths are measured on the whole text. Character n-grams are hashed with
+Only the first `max_chars` characters are hashed or searched for markers, which bounds
+the time a huge prompt can take; lengths are measured on the whole text. Character n-grams are hashed with
 vectorised arithmetic on the UTF-8 bytes, which is what keeps a decision well under a
 millisecond.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 
 import attrs
 import numpy as np
@@ -36,9 +37,10 @@ DENSE = (
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _WORD = re.compile(r"[a-z]+")
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
-_CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|=>|\bimport ", re.M)
-_MATH = re.compile(r"[=+*^]|\\frac|\\sqrt|\bsum\b|\bprobability\b")
+_CODE = ("```", "def ", "class ", "return ", "import ", "{", ";", "=>")
+_MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
+MAX_CHARS = 4000
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _BASE = np.uint64(1_000_003)
 
@@ -49,7 +51,7 @@ class FeatureSpec:
 
     buckets: int = 4096
     char_ngrams: tuple[int, int] = (3, 5)
-    max_chars: int = 4000
+    max_chars: int = MAX_CHARS
 
     def __attrs_post_init__(self) -> None:
         if self.buckets < 2 or self.buckets & (self.buckets - 1):
@@ -61,13 +63,17 @@ def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
     shift = np.uint64(64 - spec.buckets.bit_length() + 1)
     parts = [_char_buckets(folded, n, shift) for n in range(spec.char_ngrams[0], spec.char_ngrams[1] + 1)]
-    words = _WORD.findall(folded.decode("utf-8", "replace"))
-    if words:
-        parts.append(np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words)) % np.uint64(spec.buckets))
-    if not any(len(p) for p in parts):
+    words = Counter(_WORD.findall(folded.decode("utf-8", "replace")))
+    parts.append(np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words)) % np.uint64(spec.buckets))
+    everything = np.concatenate(parts).astype(np.int64)
+    if len(everything) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    index, counts = np.unique(np.concatenate(parts).astype(np.int64), return_counts=True)
-    values = np.log1p(counts.astype(np.float32))
+    weights = np.ones(len(everything))
+    if words:
+        weights[len(everything) - len(words):] = np.fromiter(words.values(), dtype=float, count=len(words))
+    counts = np.bincount(everything, weights=weights, minlength=spec.buckets)
+    index = np.flatnonzero(counts)
+    values = np.log1p(counts[index]).astype(np.float32)
     values /= np.float32(np.sqrt(np.dot(values, values)))
     return index, values
 
@@ -83,13 +89,16 @@ def _char_buckets(data: bytes, n: int, shift: np.uint64) -> np.ndarray:
     return (hashed * _MULTIPLIER) >> shift
 
 
-def dense_features(text: str, task: ArcTask | None = None) -> np.ndarray:
+def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_CHARS) -> np.ndarray:
+    """The DENSE values of `text` (and of `task`'s grids, when given: zeros otherwise)."""
+    full = text
+    text = text[:max_chars]
     numbers = _NUMBER.findall(text)
     magnitudes = [float(n.replace(",", "")) for n in numbers if n.replace(",", "").replace(".", "", 1).isdigit()]
     values = [
-        np.log1p(len(text)),
-        np.log1p(len(text.split())),
-        np.log1p(text.count("\n")),
+        np.log1p(len(full)),
+        np.log1p(full.count(" ") + full.count("\n") + 1),
+        np.log1p(full.count("\n")),
         np.log1p(len(numbers)),
         np.log1p(len(set(numbers))),
         min(len(_SENTENCE_END.findall(text)), 50) / 10,
@@ -98,8 +107,8 @@ def dense_features(text: str, task: ArcTask | None = None) -> np.ndarray:
         float(any("." in n for n in numbers)),
         float(bool(re.search(r"\d/\d", text)) or "half" in text or "third" in text),
         np.log1p(max(magnitudes, default=0.0)) / 10,
-        np.log1p(len(_CODE.findall(text))),
-        np.log1p(len(_MATH.findall(text))),
+        np.log1p(sum(text.count(marker) for marker in _CODE)),
+        np.log1p(sum(text.count(marker) for marker in _MATH)),
     ]
     if task is not None:
         grid = arc_features(task)
@@ -136,7 +145,7 @@ def featurize(texts: list[str], spec: FeatureSpec, tasks: list[ArcTask | None] |
         rows.append(np.full(len(index), row, dtype=np.int64))
         indices.append(index)
         values.append(value)
-        dense.append(dense_features(text, tasks[row] if tasks else None))
+        dense.append(dense_features(text, tasks[row] if tasks else None, spec.max_chars))
     return FeatureBatch(
         np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
         np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64),
