@@ -40,10 +40,10 @@ from actors.router.settings import (
 from actors.runtime.breaker import BreakerSettings
 from actors.settings import EngineSettings
 from actors.telemetry.settings import TelemetrySettings
+from orchestrator.configdoc import read_document
 from orchestrator.yamlnode import Node, show
 
 SIMULATOR_SCHEME = "simulator:"
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _LEVELS_ARC = ("simple", "medium", "complex", "breakthrough")
 _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_available")
 
@@ -80,8 +80,9 @@ def load_config(
 ) -> Config:
     env = os.environ if environ is None else environ
     file = str(path)
-    document = _read_document(Path(path), env, seen=())
+    document = read_document(Path(path), env)
     root = Node(document, file)
+    root.reject_unknown({"llm_routing"})
     routing = root.get("llm_routing")
     routing.reject_unknown(
         {
@@ -150,72 +151,6 @@ def load_config(
 # -- reading ---------------------------------------------------------------------------
 
 
-def _read_document(path: Path, env: Mapping[str, str], seen: tuple[Path, ...]) -> dict[str, Any]:
-    resolved = path.resolve()
-    if resolved in seen:
-        raise ConfigError(f"{path}: extends itself (through {' -> '.join(map(str, seen))})")
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        document = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: must be a mapping at the top level, got {show(document)}")
-    document = _interpolate(document, env, str(path), "")
-    base = document.pop("extends", None)
-    if base is None:
-        return document
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: extends: must be a file name, got {show(base)}")
-    parent = _read_document(path.parent / base, env, seen + (resolved,))
-    return _merge(parent, document)
-
-
-def _interpolate(value: Any, env: Mapping[str, str], file: str, where: str) -> Any:
-    if isinstance(value, str):
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(
-                f"{file}: {where}: environment variable {name} is not set "
-                f"(write ${{{name}:-default}} to give a default)"
-            )
-
-        replaced = _ENV.sub(replace, value)
-        if replaced != value and _ENV.fullmatch(value):
-            return yaml.safe_load(replaced) if replaced.strip() else replaced
-        return replaced
-    if isinstance(value, dict):
-        return {
-            k: _interpolate(v, env, file, f"{where}.{k}" if where else str(k))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_interpolate(v, env, file, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 # -- sections --------------------------------------------------------------------------
 
 
@@ -239,6 +174,10 @@ def _estimator(node: Node) -> EstimatorSettings:
         thresholds.append((level, bound))
     if not thresholds:
         raise thresholds_node.error("must give at least one level")
+    if max(b for _, b in thresholds) > 1.0 and any(0.0 < b < 1.0 for _, b in thresholds):
+        raise thresholds_node.error(
+            "mixes scales: thresholds are fractions of the score (0-1, e.g. 0.3) or points (0-100, e.g. 30), not both"
+        )
     model_path = node.get("model_path", None).optional()
     target = node.get("target", None).optional()
     return EstimatorSettings(
@@ -459,6 +398,11 @@ def _ledger(
         {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal"}
     )
     limit = _dollars(optimization.get("budget_limit"))
+    if limit == 0:
+        raise optimization.get("budget_limit").error(
+            "must be above 0: a zero budget leaves every paid tier unreachable and sends all traffic to the free "
+            "local tier (or fails it); give the limit in dollars"
+        )
     warning = optimization.get("budget_warning_threshold", 0.8).number(minimum=0.0, maximum=1.0)
     thresholds = {warning}
     for item in budget.get("warning_thresholds", []).sequence():

@@ -6,6 +6,7 @@ must be a number ≥ 0, got "cheap"`, not a traceback from deep inside the loade
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,14 @@ from actors.errors import ConfigError
 _MISSING = object()
 
 
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.replace("_", ""))
+    except ValueError:
+        return False
+    return True
+
+
 def show(value: object) -> str:
     """Render a config value the way the user wrote it (strings in double quotes)."""
     try:
@@ -26,25 +35,33 @@ def show(value: object) -> str:
 
 
 class Node:
-    """A value in the document with the file and dotted key path it came from."""
+    """A value in the document with the file, line and dotted key path it came from."""
 
-    __slots__ = ("value", "file", "path")
+    __slots__ = ("value", "file", "path", "line")
 
-    def __init__(self, value: Any, file: str, path: str = "") -> None:
+    def __init__(self, value: Any, file: str, path: str = "", line: int = 0) -> None:
         self.value = value
         self.file = file
         self.path = path
+        self.line = line
+
+    @property
+    def where(self) -> str:
+        place = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{place}: {self.path}" if self.path else place
 
     def error(self, expected: str) -> ConfigError:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        return ConfigError(f"{where}: {expected}, got {show(self.value)}")
+        return ConfigError(f"{self.where}: {expected}, got {show(self.value)}")
 
     def missing(self, key: str) -> ConfigError:
         where = f"{self.path}.{key}" if self.path else key
-        return ConfigError(f"{self.file}: {where}: required key is missing")
+        place = f"{self.file}:{self.line}" if self.line else self.file
+        return ConfigError(f"{place}: {where}: required key is missing")
 
     def child(self, key: str, value: Any) -> Node:
-        return Node(value, self.file, f"{self.path}.{key}" if self.path else key)
+        origins = getattr(self.value, "origins", None)
+        file, line = origins.get(key, (self.file, 0)) if origins else (self.file, 0)
+        return Node(value, file, f"{self.path}.{key}" if self.path else key, line)
 
     # -- structure ----------------------------------------------------------------
 
@@ -82,14 +99,19 @@ class Node:
     def reject_unknown(self, known: set[str]) -> None:
         for key in self.mapping():
             if key not in known:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise self.child(str(key), self.mapping()[key]).error(
-                    f"unknown key (expected one of: {', '.join(sorted(known))})"
+                    f"unknown key ({hint}expected one of: {', '.join(sorted(known))})"
                 )
 
     # -- scalars -----------------------------------------------------------------
 
     def number(self, *, minimum: float | None = 0.0, maximum: float | None = None) -> float:
         value = self.value
+        if isinstance(value, str) and _looks_numeric(value):
+            raise self.error(self._range_text("a number", minimum, maximum) + " (it is quoted or not a YAML number: "
+                             "write it unquoted, e.g. 1.0e+30 or 100)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.error(self._range_text("a number", minimum, maximum))
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):

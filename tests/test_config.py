@@ -87,7 +87,7 @@ BROKEN = [
     (
         "price is a word",
         GOOD_TIER.replace("cost_per_million_tokens: 0.15", "cost_input: cheap\n      cost_output: 1"),
-        r'x\.yaml: llm_routing\.model_tiers\.tier_1\.cost_input: must be a number ≥ 0, got "cheap"',
+        r'x\.yaml:10: llm_routing\.model_tiers\.tier_1\.cost_input: must be a number ≥ 0, got "cheap"',
     ),
     (
         "negative budget",
@@ -145,7 +145,7 @@ BROKEN = [
         r"temperature: must be a number between 0 and 2, got 7",
     ),
     ("not a mapping", "- just\n- a list\n", r"x\.yaml: must be a mapping at the top level"),
-    ("not YAML", "llm_routing: [unclosed\n", r"x\.yaml: not valid YAML at line \d+, column \d+"),
+    ("not YAML", "llm_routing: [unclosed\n", r"x\.yaml:\d+:\d+: not valid YAML"),
     ("sub-dollar precision", GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: 0.0000000001"), r"at most 9 decimals"),
 ]
 
@@ -166,3 +166,44 @@ def test_extends_cycle_is_reported(tmp_path: Path) -> None:
     write(tmp_path, "extends: a.yaml\n", "b.yaml")
     with pytest.raises(ConfigError, match="extends itself"):
         load_config(tmp_path / "a.yaml")
+
+
+STRICT = [
+    ("a key twice", GOOD_TIER.replace("    tier_1:\n", "    tier_1:\n      name: First\n", 1),
+     r"x\.yaml:\d+: key \"name\" appears twice in one mapping \(first at line \d+\)"),
+    ("a top-level typo", GOOD_TIER + "llm_routng:\n  optimization: {budget_limit: 5}\n",
+     r"x\.yaml:\d+: llm_routng: unknown key \(did you mean 'llm_routing'\?"),
+    ("a nested typo", GOOD_TIER.replace("    budget_limit: 1.0", "    budget_limimt: 1.0\n    budget_limit: 1.0"),
+     r"x\.yaml:\d+: llm_routing\.optimization\.budget_limimt: unknown key \(did you mean 'budget_limit'\?"),
+    ("a quoted number", GOOD_TIER.replace("budget_limit: 1.0", 'budget_limit: "1e3"'),
+     r"budget_limit: must be a number .* \(it is quoted or not a YAML number"),
+    ("mixed threshold scales", GOOD_TIER.replace("{simple: 0.5, complex: 1.0}", "{simple: 0.5, complex: 60}"),
+     r"thresholds: mixes scales"),
+    ("a zero budget", GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: 0"),
+     r"budget_limit: must be above 0: a zero budget leaves every paid tier unreachable"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [(t, m) for _, t, m in STRICT], ids=[n for n, _, _ in STRICT])
+def test_strict_reading_refuses_what_would_silently_change_the_budget(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), environ={})
+
+
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: 1e3")), environ={})
+    assert config.engine.ledger.limit_nd == 1000 * 10**9
+
+
+def test_a_non_utf8_file_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_bytes(GOOD_TIER.encode().replace(b"name: Cheap", b"name: Caf\xe9"))
+    with pytest.raises(ConfigError, match=r"x\.yaml:9: not UTF-8 \(byte \d+ is 0xe9\)"):
+        load_config(path, environ={})
+
+
+def test_an_error_in_a_base_file_is_reported_at_its_own_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, GOOD_TIER.replace("max_tokens: 100", "max_tokens: lots"), "base.yaml")
+    child = write(tmp_path, "extends: base.yaml\nllm_routing:\n  optimization: {budget_limit: 2.0}\n", "child.yaml")
+    with pytest.raises(ConfigError, match=r"base\.yaml:\d+: llm_routing\.model_tiers\.tier_1\.max_tokens"):
+        load_config(child, environ={})
