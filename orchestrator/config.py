@@ -64,12 +64,38 @@ class Config:
         return any(p.base_url.startswith(SIMULATOR_SCHEME) for p in self.engine.providers)
 
 
+SHIPPED = Path(__file__).resolve().parent / "configs"
+"""The configurations shipped with the package (the project's configs/, installed as package data)."""
+STATE_DIR_ENV = "ORCHESTRATOR_STATE_DIR"
+
+
 def default_config_path() -> Path:
-    """configs/simulated.yaml in the working directory, else the one beside this package."""
-    local = Path("configs/simulated.yaml")
-    if local.exists():
-        return local
-    return Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml"
+    """The shipped simulated.yaml, wherever the package is installed and whatever the working directory."""
+    return SHIPPED / "simulated.yaml"
+
+
+def resolve_config_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A path as given, or the name of a shipped configuration (`simulated`, `llm_routing`, ...)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = SHIPPED / f"{path}.yaml"
+    if shipped.exists():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.yaml")))
+    raise ConfigError(f"{name_or_path}: no such configuration file, and no shipped configuration of that name ({names})")
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """$ORCHESTRATOR_STATE_DIR, else $XDG_STATE_HOME/llm-orchestrator, else ~/.local/state/llm-orchestrator.
+
+    One place per user, whatever the working directory: two runs from two directories
+    share one ledger (one budget), as they must.
+    """
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV])
+    base = Path(env["XDG_STATE_HOME"]) if env.get("XDG_STATE_HOME") else Path.home() / ".local" / "state"
+    return base / "llm-orchestrator"
 
 
 def load_config(
@@ -79,8 +105,9 @@ def load_config(
     state_dir: str | os.PathLike[str] | None = None,
 ) -> Config:
     env = os.environ if environ is None else environ
+    path = resolve_config_path(path)
     file = str(path)
-    document = read_document(Path(path), env)
+    document = read_document(path, env)
     root = Node(document, file)
     root.reject_unknown({"llm_routing"})
     routing = root.get("llm_routing")
@@ -100,9 +127,16 @@ def load_config(
             "state_dir",
         }
     )
-    state = Path(state_dir) if state_dir is not None else Path(
-        routing.get("state_dir", ".orchestrator").text()
-    )
+    if state_dir is not None:
+        state = Path(state_dir)
+    elif env.get(STATE_DIR_ENV):
+        state = Path(env[STATE_DIR_ENV])
+    elif routing.has("state_dir"):
+        configured = routing.get("state_dir")
+        state = Path(configured.file).parent / configured.text()
+    else:
+        state = default_state_dir(env)
+    state = state.absolute()
     optimization = routing.get("optimization", {})
     optimization.reject_unknown(
         {

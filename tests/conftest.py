@@ -14,3 +14,9 @@ import pytest
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever writes the user's own state directory (the default when no --state-dir is given)."""
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
