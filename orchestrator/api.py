@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,32 @@ class Orchestrator:
             for index, request in enumerate(batch):
                 tg.start_soon(one, index, request)
         return [r for r in results if r is not None]
+
+    @contextlib.asynccontextmanager
+    async def as_completed(
+        self, requests: Iterable[Request], *, concurrency: int | None = None
+    ) -> AsyncIterator[AsyncIterator[tuple[int, Result | OrchestratorError]]]:
+        """Results as they complete, each with its index in `requests`:
+
+            async with orch.as_completed(requests) as results:
+                async for index, outcome in results: ...
+
+        Leaving the block early cancels the requests still running (their money is
+        settled or released by the attempt's rules).
+        """
+        batch = list(requests)
+        send, receive = anyio.create_memory_object_stream[tuple[int, Result | OrchestratorError]](len(batch) or 1)
+
+        async def produce() -> None:
+            async with send:
+                await self.generate_batch(batch, concurrency=concurrency, on_done=lambda i, o: send.send_nowait((i, o)))
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            try:
+                yield receive
+            finally:
+                tg.cancel_scope.cancel()
 
     def decide(self, request: Request) -> Any:
         """The routing decision for a request, without serving it (no I/O, no money)."""
@@ -367,8 +394,31 @@ class BlockingOrchestrator:
     def generate(self, request: Request) -> Result:
         return self._portal.call(self._orch.generate, request)
 
-    def generate_batch(self, requests: Sequence[Request], concurrency: int | None = None) -> list[Result | OrchestratorError]:
-        return self._portal.call(lambda: self._orch.generate_batch(requests, concurrency=concurrency))
+    def generate_batch(
+        self,
+        requests: Sequence[Request],
+        concurrency: int | None = None,
+        on_done: Callable[[int, Result | OrchestratorError], None] | None = None,
+    ) -> list[Result | OrchestratorError]:
+        return self._portal.call(lambda: self._orch.generate_batch(requests, concurrency=concurrency, on_done=on_done))
+
+    def generate_verified(self, request: Request, verifier: Verifier, **options: Any) -> Verified:
+        return self._portal.call(lambda: self._orch.generate_verified(request, verifier, **options))
+
+    def decide(self, request: Request) -> Any:
+        return self._portal.call(self._orch.decide, request)
+
+    def iter_completed(
+        self, requests: Sequence[Request], concurrency: int | None = None
+    ) -> Iterator[tuple[int, Result | OrchestratorError]]:
+        """Results as they complete, each with its index, for synchronous code."""
+        done: queue.Queue[tuple[int, Result | OrchestratorError]] = queue.Queue()
+        future = self._portal.start_task_soon(
+            lambda: self._orch.generate_batch(requests, concurrency=concurrency, on_done=lambda i, o: done.put((i, o)))
+        )
+        for _ in range(len(requests)):
+            yield done.get()
+        future.result()
 
     def feedback(self, request_id: str, score: float) -> None:
         self._portal.call(self._orch.feedback, request_id, score)

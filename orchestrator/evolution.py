@@ -2,21 +2,32 @@
 
 The story's evolution config asks for `llm_seed_ratio` (a share of the initial
 population written by the LLM) and LLM-guided mutation once the population
-stagnates. Seeding asks for distinct samples (`sample_index` 0..k-1) of the same
-task, so a re-run replays the same programs from the cache for free while a larger
-population still gets fresh ones. Mutation passes the stagnation count, which the
-router uses to escalate to a stronger tier. Fitness flows back with `feedback`, so
-reports can say which tier produced the good programs per dollar.
+stagnates. What the hooks promise:
+
+- **One stagnation threshold.** `should_mutate` uses the router's own
+  `routing.stagnation_threshold`: the generation the GA asks for help is the one at
+  which the router escalates to a stronger tier (docs/ROUTING.md).
+- **Fresh samples, free re-runs.** Requests carry the run's id, the generation and
+  the purpose in their metadata and ids, and leave `sample_index` to the engine: the
+  n-th identical request in a run is sample n, so a later generation never reads an
+  earlier generation's answer, while re-running the same experiment replays it free.
+- **Every candidate answers.** Each call returns one `Candidate` per requested sample:
+  a program, or the typed error that prevented it (a budget, an outage) — nothing is
+  swallowed.
+- **Budget per generation.** `budget_nd` stops asking once a call has spent it; the
+  samples not asked are returned as `BudgetExceeded` candidates.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import uuid
+from collections.abc import Sequence
 
 import attrs
 
-from actors.errors import OrchestratorError
+from actors.errors import BudgetExceeded, OrchestratorError
 from actors.messages import ArcTask, ChatMessage, Request, Result
 from actors.router.prompts import SYSTEM, render_arc_prompt
 from orchestrator.api import Orchestrator
@@ -27,18 +38,24 @@ _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
 @attrs.frozen
 class EvolutionSettings:
     llm_seed_ratio: float = 0.2
-    stagnation_trigger: int = 3
     mutation_batch: int = 4
+    mutation_temperature: float | None = None
+    """None keeps each tier's configured temperature."""
 
 
 @attrs.frozen
 class Candidate:
-    """A program the LLM wrote, with the request that produced it (for feedback)."""
+    """One requested sample: the program the LLM wrote, or why there is none."""
 
-    program: str
     request_id: str
-    tier: str
-    cost_nd: int
+    program: str = ""
+    tier: str = ""
+    cost_nd: int = 0
+    error: OrchestratorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 def extract_program(text: str) -> str:
@@ -48,60 +65,95 @@ def extract_program(text: str) -> str:
 
 
 class EvolutionHooks:
-    def __init__(self, orch: Orchestrator, settings: EvolutionSettings = EvolutionSettings()) -> None:
+    def __init__(
+        self, orch: Orchestrator, settings: EvolutionSettings = EvolutionSettings(), run_id: str | None = None
+    ) -> None:
         self._orch = orch
         self.settings = settings
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+
+    @property
+    def stagnation_threshold(self) -> int:
+        return self._orch.engine.router.selection.stagnation_threshold
 
     def seed_count(self, population_size: int) -> int:
         return math.ceil(population_size * self.settings.llm_seed_ratio)
 
-    async def seed(self, task: ArcTask, population_size: int) -> list[Candidate]:
-        """LLM-written programs for the initial population; failures just seed fewer."""
+    def should_mutate(self, stagnant_generations: int) -> bool:
+        return stagnant_generations >= self.stagnation_threshold
+
+    async def seed(self, task: ArcTask, population_size: int, *, budget_nd: int | None = None) -> list[Candidate]:
+        """LLM-written programs for the initial population: `seed_count` samples of the task."""
         requests = [
             Request(
                 task=task,
-                sample_index=index,
-                request_id=f"seed-{task.task_id}-{index}",
-                metadata={"task_id": task.task_id, "purpose": "seed"},
+                request_id=f"{self.run_id}-seed-{task.task_id}-{index}",
+                metadata=self._metadata(task, "seed", 0),
             )
             for index in range(self.seed_count(population_size))
         ]
-        return _candidates(await self._orch.generate_batch(requests))
-
-    def should_mutate(self, stagnant_generations: int) -> bool:
-        return stagnant_generations >= self.settings.stagnation_trigger
+        return await self._ask(requests, budget_nd)
 
     async def mutate(
-        self, task: ArcTask, parent: str, *, stagnant_generations: int, generation: int
+        self,
+        task: ArcTask,
+        parent: str,
+        *,
+        stagnant_generations: int,
+        generation: int,
+        samples: int | None = None,
+        temperature: float | None = None,
+        budget_nd: int | None = None,
     ) -> list[Candidate]:
-        """Ask for improved variants of a parent program; stagnation escalates the tier."""
+        """Improved variants of a parent program; the stagnation count lets the router escalate."""
         prompt = render_arc_prompt(task)
         improve = ChatMessage(
             "user",
-            prompt[1].content
-            + "\n\nThis program is close but wrong; write an improved transform(grid):\n"
-            + parent,
+            prompt[1].content + "\n\nThis program is close but wrong; write an improved transform(grid):\n" + parent,
         )
         requests = [
             Request(
                 messages=(ChatMessage("system", SYSTEM), improve),
                 task=task,
                 stagnation=stagnant_generations,
-                sample_index=index,
-                request_id=f"mutate-{task.task_id}-g{generation}-{index}",
-                metadata={"task_id": task.task_id, "purpose": "mutation", "generation": str(generation)},
+                temperature=temperature if temperature is not None else self.settings.mutation_temperature,
+                request_id=f"{self.run_id}-mutate-{task.task_id}-g{generation}-{index}",
+                metadata=self._metadata(task, "mutation", generation),
             )
-            for index in range(self.settings.mutation_batch)
+            for index in range(samples or self.settings.mutation_batch)
         ]
-        return _candidates(await self._orch.generate_batch(requests))
+        return await self._ask(requests, budget_nd)
 
     def feedback(self, candidate: Candidate, fitness: float) -> None:
-        self._orch.feedback(candidate.request_id, fitness)
+        """The candidate's fitness in [0, 1], for reports and the online learner."""
+        if candidate.ok:
+            self._orch.feedback(candidate.request_id, fitness)
+
+    def _metadata(self, task: ArcTask, purpose: str, generation: int) -> dict[str, str]:
+        return {"task_id": task.task_id, "purpose": purpose, "generation": str(generation), "run_id": self.run_id}
+
+    async def _ask(self, requests: Sequence[Request], budget_nd: int | None) -> list[Candidate]:
+        if budget_nd is None:
+            return [_candidate(r, o) for r, o in zip(requests, await self._orch.generate_batch(requests))]
+        spent = 0
+        out: list[Candidate] = []
+        for request in requests:
+            if spent >= budget_nd:
+                out.append(Candidate(request.request_id, error=BudgetExceeded(
+                    f"request {request.request_id}: this call's budget of {budget_nd} nd is spent ({spent} nd)",
+                    remaining_nd=0,
+                )))
+                continue
+            try:
+                outcome: Result | OrchestratorError = await self._orch.generate(request)
+            except OrchestratorError as exc:
+                outcome = exc
+            out.append(_candidate(request, outcome))
+            spent += out[-1].cost_nd
+        return out
 
 
-def _candidates(outcomes: list[Result | OrchestratorError]) -> list[Candidate]:
-    return [
-        Candidate(extract_program(o.text), o.request_id, o.tier, o.cost_nd)
-        for o in outcomes
-        if isinstance(o, Result)
-    ]
+def _candidate(request: Request, outcome: Result | OrchestratorError) -> Candidate:
+    if isinstance(outcome, Result):
+        return Candidate(request.request_id, extract_program(outcome.text), outcome.tier, outcome.cost_nd)
+    return Candidate(request.request_id, error=outcome)
