@@ -31,6 +31,8 @@ from actors.errors import ConfigError, OrchestratorError
 from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import MemoryStorage
+from actors.ledger.pg_actor import PostgresLedgerActor
+from actors.ledger.postgres import new_owner
 from actors.ledger.settings import LedgerSettings
 from actors.messages import Request, Result
 from actors.providers.actor import ProviderActor
@@ -38,6 +40,7 @@ from actors.providers.settings import ProviderSettings
 from actors.providers.transport import AiohttpTransport, Transport
 from actors.router.online import OnlineLearner
 from actors.router.router import Router
+from actors.runtime.actor import Actor
 from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
 from actors.runtime.breaker import Transition
 from actors.runtime.supervisor import Supervisor, sole_exception
@@ -315,14 +318,8 @@ def _assemble(
             supervisor.add("telemetry", lambda: TelemetryCollector(settings), capacity=settings.buffer_events)
         )
         telemetry_holder.append(telemetry)
-    ledger_storage = _ledger_storage(engine.ledger)
     ledger = LedgerClient(
-        supervisor.add(
-            "ledger",
-            lambda: LedgerActor(engine.ledger, on_event=emit, alert_callback=alert_callback,
-                                storage_factory=ledger_storage),
-        ),
-        timeout=LEDGER_ASK_TIMEOUT_S,
+        supervisor.add("ledger", _ledger_factory(engine.ledger, emit, alert_callback)), timeout=LEDGER_ASK_TIMEOUT_S
     )
     cache = None
     if engine.cache.enabled:
@@ -344,6 +341,19 @@ def _assemble(
         telemetry=telemetry,
     )
     return cls(config, engine, supervisor, router, ledger, cache, telemetry, simulator_url)
+
+
+def _ledger_factory(
+    settings: LedgerSettings,
+    emit: Callable[[object], None],
+    alert_callback: Callable[[ev.BudgetAlert], None] | None,
+) -> Callable[[], Actor]:
+    """The ledger actor: the shared PostgreSQL ledger, or this process's journal (or memory)."""
+    if settings.backend == "postgres":
+        owner = new_owner()
+        return lambda: PostgresLedgerActor(settings, on_event=emit, alert_callback=alert_callback, owner=owner)
+    storage = _ledger_storage(settings)
+    return lambda: LedgerActor(settings, on_event=emit, alert_callback=alert_callback, storage_factory=storage)
 
 
 def _ledger_storage(settings: LedgerSettings) -> StorageFactory:

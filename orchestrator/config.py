@@ -429,8 +429,13 @@ def _ledger(
     optimization: Node, budget: Node, tiers: tuple[TierSettings, ...], state: Path
 ) -> LedgerSettings:
     budget.reject_unknown(
-        {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal"}
+        {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal",
+         "backend", "dsn", "lease_s"}
     )
+    backend = budget.get("backend", "journal").choice(("journal", "postgres"))
+    dsn = budget.get("dsn", None).optional()
+    if backend == "postgres" and dsn is None:
+        raise budget.get("backend").error("needs budget.dsn, e.g. dsn: ${ORCHESTRATOR_PG_DSN}")
     limit = _dollars(optimization.get("budget_limit"))
     if limit == 0:
         raise optimization.get("budget_limit").error(
@@ -458,8 +463,11 @@ def _ledger(
         tier_caps_nd=caps,
         warning_thresholds=tuple(sorted(thresholds)),
         safety_margin_ppm=round(margin * 1_000_000),
-        journal_path=str(state / "ledger" / "journal") if journal else None,
+        journal_path=str(state / "ledger" / "journal") if journal and backend == "journal" else None,
         state_dir=str(state),
+        backend=backend,
+        dsn=None if dsn is None else dsn.text(),
+        lease_s=budget.get("lease_s", 60.0).number(minimum=1.0),
     )
 
 

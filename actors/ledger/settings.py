@@ -19,3 +19,9 @@ class LedgerSettings:
     snapshot_every: int = 100_000
     closed_memory: int = 100_000
     """How many closed reservation ids are remembered (idempotency and audit); ~250 B each."""
+    backend: str = "journal"
+    """"journal" (this process's file, or memory), or "postgres" (one ledger shared by many processes)."""
+    dsn: str | None = attrs.field(default=None, repr=False)
+    """The PostgreSQL connection string; it may hold a password, so it is never shown."""
+    lease_s: float = 60.0
+    """How long a process's open reservations stay its own after its last heartbeat (postgres)."""

@@ -1,0 +1,188 @@
+"""The shared ledger on a real, throwaway PostgreSQL cluster: same rules, many processes, leases, restarts."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors.errors import LedgerError, LedgerUnavailable
+from actors.ledger.core import LedgerCore
+from actors.ledger.messages import Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
+from actors.ledger.postgres import PostgresBook
+from actors.ledger.settings import LedgerSettings
+from tests.pg_cluster import PgCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+_databases = itertools.count()
+
+pytestmark = pytest.mark.skipif(PgCluster.available() is not None, reason=PgCluster.available() or "")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    made = PgCluster()
+    made.init()
+    made.start()
+    try:
+        yield made
+    finally:
+        made.destroy()
+
+
+def fresh_dsn(cluster: PgCluster) -> str:
+    import psycopg
+
+    name = f"ledger_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return cluster.dsn.replace("dbname=postgres", f"dbname={name}")
+
+
+def book(dsn: str, limit: int = 10_000, **changes: object) -> PostgresBook:
+    made = PostgresBook(LedgerSettings(limit_nd=limit, backend="postgres", dsn=dsn, **changes))  # type: ignore[arg-type]
+    made.connect()
+    return made
+
+
+def test_the_same_rules_as_the_journaled_ledger(cluster: PgCluster) -> None:
+    shared = book(fresh_dsn(cluster), limit=1000)
+    replies, _, _ = shared.apply_batch([
+        Reserve("a", "q", "tier_1", "m", 600), Reserve("b", "q", "tier_1", "m", 600), Reserve("a", "q", "tier_1", "m", 1),
+        Reserve("n", "q", "tier_1", "m", -5), Settle("a", 400), Settle("a", 400), Release("a"), Release("ghost"),
+    ])
+    assert replies[0] == ReserveReply("a", True, 400) and not replies[1].granted  # type: ignore[union-attr]
+    assert isinstance(replies[2], LedgerError) and "already exists" in str(replies[2])
+    assert isinstance(replies[3], LedgerError) and "cannot be negative" in str(replies[3])
+    assert replies[4] == LedgerAck("a", "settled") and replies[5] == LedgerAck("a", "duplicate")
+    assert isinstance(replies[6], LedgerError) and isinstance(replies[7], LedgerError), "each bad op fails alone"
+    status = shared.status()
+    assert (status.settled_nd, status.reserved_nd, status.outstanding) == (400, 0, 0)
+    shared.close()
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["reserve", "settle", "release", "hold"]), st.integers(0, 5), st.integers(-5, 400)),
+    min_size=1, max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, cut=st.integers(1, 6))
+def test_any_operations_decide_exactly_as_the_core_does(cluster: PgCluster, ops: list[tuple[str, int, int]], cut: int) -> None:
+    settings_ = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+    shared = PostgresBook(settings_)
+    shared.connect()
+    model = LedgerCore(settings_)
+    messages: list[object] = []
+    for kind, n, amount in ops:
+        rid = f"r{n}"
+        messages.append({"reserve": Reserve(rid, "q", "tier_1", "m", amount), "settle": Settle(rid, max(amount, 0)),
+                         "release": Release(rid), "hold": Hold(rid)}[kind])
+    got: list[object] = []
+    try:
+        for start in range(0, len(messages), cut):
+            got.extend(shared.apply_batch(messages[start : start + cut])[0])  # type: ignore[arg-type]
+        status = shared.status()
+    finally:
+        shared.close()
+    expected = [_model_reply(model, m) for m in messages]
+    assert [_shape(g) for g in got] == [_shape(e) for e in expected]
+    want = model.status()
+    assert (status.settled_nd, status.reserved_nd, status.outstanding) == (want.settled_nd, want.reserved_nd, want.outstanding)
+    assert status.settled_nd + status.reserved_nd <= 1000 or model.overruns
+
+
+def _model_reply(core: LedgerCore, msg: object) -> object:
+    try:
+        if isinstance(msg, Reserve):
+            decision, entry = core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+            if entry is not None:
+                core.apply(entry)
+            return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason)
+        entry = (core.settle(msg.reservation_id, msg.actual_nd) if isinstance(msg, Settle)  # type: ignore[union-attr]
+                 else core.release(msg.reservation_id) if isinstance(msg, Release)  # type: ignore[union-attr]
+                 else core.hold(msg.reservation_id))  # type: ignore[union-attr]
+        if entry is None:
+            return LedgerAck(msg.reservation_id, "duplicate")  # type: ignore[union-attr]
+        applied = core.apply(entry)
+        return LedgerAck(msg.reservation_id, applied.outcome, applied.overrun_nd)  # type: ignore[union-attr]
+    except LedgerError as exc:
+        return exc
+
+
+def _shape(reply: object) -> object:
+    return type(reply).__name__ if isinstance(reply, LedgerError) else reply
+
+
+def test_several_processes_never_overspend_and_every_settlement_is_counted(cluster: PgCluster) -> None:
+    dsn = fresh_dsn(cluster)
+    per_process, amount, processes = 400, 1000, 4
+    limit = per_process * processes * amount // 5
+    book(dsn, limit).close()
+    children = [
+        subprocess.Popen([sys.executable, str(ROOT / "tests" / "ledger_pg_child.py"), dsn, str(limit),
+                          str(per_process), str(amount)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        for _ in range(processes)
+    ]
+    outputs = [child.communicate(timeout=120)[0].split() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    settled = sum(int(out[1]) for out in outputs)
+    denied = sum(int(out[5]) for out in outputs)
+    reader = book(dsn, limit)
+    status = reader.status()
+    owners = reader.owners()
+    reader.close()
+    assert status.settled_nd == settled, "the sum of every process's results is the ledger's settled total"
+    assert status.settled_nd + status.reserved_nd <= limit and status.outstanding == 0, "overspend exactly 0"
+    assert denied > 0, "the budget bound: some reservations were refused"
+    assert sum(o["settled_nd"] for o in owners) == settled and len(owners) == processes + 2
+
+
+def test_a_killed_process_holds_its_reservations_until_its_lease_expires(cluster: PgCluster) -> None:
+    import psycopg
+
+    dsn = fresh_dsn(cluster)
+    book(dsn, 100_000).close()
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ledger_pg_child.py"), dsn, "100000", "20", "1000",
+                              "--hang"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert child.stdout is not None
+    assert child.stdout.readline().split()[0] == "READY"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    survivor = book(dsn, 100_000)
+    held = survivor.status()
+    assert held.reserved_nd == 20_000 and held.outstanding == 20, "a dead process's reservations count as spent"
+    survivor.reconcile()
+    assert survivor.status().reserved_nd == 20_000, "not while its lease may still be live"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_owners SET lease_until = 0 WHERE owner <> %s", (survivor.owner,))
+    after = survivor.reconcile()
+    assert (after.reserved_nd, after.settled_nd, after.outstanding) == (0, 20_000, 0), "charged in full once expired"
+    survivor.close()
+
+
+def test_a_database_restart_fails_the_batch_typed_and_loses_nothing_committed(cluster: PgCluster) -> None:
+    dsn = fresh_dsn(cluster)
+    shared = book(dsn, 10_000)
+    shared.apply_batch([Reserve("a", "q", "tier_1", "m", 100), Settle("a", 70)])
+    cluster.stop()
+    try:
+        with pytest.raises(LedgerUnavailable, match="shared ledger"):
+            shared.apply_batch([Reserve("b", "q", "tier_1", "m", 100)])
+    finally:
+        cluster.start()
+    replies, _, _ = shared.apply_batch([Reserve("b", "q", "tier_1", "m", 100)])
+    assert replies[0].granted  # type: ignore[union-attr]
+    status = shared.status()
+    assert status.settled_nd == 70 and status.reserved_nd == 100
+    shared.close()
