@@ -19,7 +19,7 @@ from actors.ledger.core import LedgerCore
 from actors.ledger.messages import Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
 from actors.ledger.postgres import PostgresBook
 from actors.ledger.settings import LedgerSettings
-from tests.pg_cluster import PgCluster
+from tools.pg_cluster import PgCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 _databases = itertools.count()
@@ -186,3 +186,39 @@ def test_a_database_restart_fails_the_batch_typed_and_loses_nothing_committed(cl
     status = shared.status()
     assert status.settled_nd == 70 and status.reserved_nd == 100
     shared.close()
+
+
+def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: PgCluster, tmp_path: Path) -> None:
+    import json
+
+    dsn = fresh_dsn(cluster)
+    config = tmp_path / "shared.yaml"
+    config.write_text(
+        f"extends: {ROOT / 'configs' / 'simulated.yaml'}\n"
+        "llm_routing:\n"
+        "  optimization: {budget_limit: 0.02}\n"
+        "  routing: {downgrade_on_budget: false}\n"
+        "  retry: {initial_s: 0.01, cap_s: 0.05}\n"
+        "  budget: {backend: postgres, dsn: '" + dsn + "', lease_s: 30}\n"
+        "  simulator:\n"
+        "    faults:\n"
+        "      - {kind: server_error, rate: 0.15}\n"
+        "      - {kind: drop, rate: 0.05}\n"
+    )
+    workload = tmp_path / "w.jsonl"
+    workload.write_text("".join(f'{{"prompt": "Write parser number {i}", "tier": "tier_2", "max_tokens": 2000}}\n'
+                                for i in range(300)))
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "run", "--config", str(config), "--requests",
+                          str(workload), "--state-dir", str(tmp_path / f"p{n}"), "--json"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for n in range(2)
+    ]
+    summaries = [json.loads(run.communicate(timeout=300)[0]) for run in runs]
+    reader = book(dsn, 20_000_000)
+    status = reader.status()
+    reader.close()
+    assert all(s["budget_exceeded"] > 0 and s["succeeded"] > 0 for s in summaries), "the budget bound both processes"
+    assert status.settled_nd == sum(s["cost_nd"] for s in summaries), "every result's cost is in the shared ledger"
+    assert status.settled_nd + status.reserved_nd <= 20_000_000, "overspend exactly 0"
+    assert status.reserved_nd == status.unreconciled_nd or status.reserved_nd == 0, "what stays open is held"

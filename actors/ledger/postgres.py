@@ -80,16 +80,25 @@ class PostgresBook:
         try:
             self._conn = psycopg.connect(self.settings.dsn, autocommit=False, connect_timeout=10)
             with self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(72157)")
-                for statement in SCHEMA:
-                    self._conn.execute(statement)
-                version = self._conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema'").fetchone()[0]
+                version = self._schema_version()
+                if version is None:
+                    self._conn.execute("SELECT pg_advisory_xact_lock(72157)")
+                    for statement in SCHEMA:
+                        self._conn.execute(statement)
+                    version = self._schema_version()
             if version != SCHEMA_VERSION:
                 raise LedgerError(f"the shared ledger's schema is version {version}; this program uses {SCHEMA_VERSION}")
             self.heartbeat()
         except psycopg.Error as exc:
             self._drop()
             raise LedgerUnavailable(f"the shared ledger is unreachable: {_first_line(exc)}") from exc
+
+    def _schema_version(self) -> str | None:
+        """The shared schema's version, or None before it exists (DDL only then: it locks tables)."""
+        if self._conn.execute("SELECT to_regclass('ledger_meta')").fetchone()[0] is None:
+            return None
+        row = self._conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema'").fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         self._drop()

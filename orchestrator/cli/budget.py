@@ -4,11 +4,15 @@
 until then): by default each is charged at its reserved amount, the safe choice when
 the provider may have billed; `--release` frees them when you know it did not.
 `budget reset --confirm` starts a new budget period from zero (journaled, not erased).
+With `budget.backend: postgres` it shows the shared ledger: the totals every process
+shares, and per process what it settled and holds open; `reconcile` then charges (or
+`--release` frees) only the reservations of processes whose lease has expired.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from actors.catalog import CODEC
 from actors.ledger.actor import LedgerActor, open_read_only
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import BudgetStatus
+from actors.ledger.postgres import PostgresBook
 from actors.money import format_usd
 from actors.runtime.supervisor import Supervisor
 from orchestrator.cli.tables import render_table
@@ -31,11 +36,11 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", nargs="?", choices=("show", "reconcile", "reset"), default="show")
-    parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="where the ledger journal lives (default: the config's)")
     parser.add_argument("--release", action="store_true", help="with reconcile: release instead of charging")
     parser.add_argument("--confirm", action="store_true", help="required by reset")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
     parser.set_defaults(func=run)
 
 
@@ -44,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         print("orchestrator budget reset: add --confirm to start the budget from zero")
         return 2
     config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    if config.engine.ledger.backend == "postgres":
+        return _shared(config.engine.ledger, args)
     if args.action == "show":
         status = open_read_only(config.engine.ledger).status()
     else:
@@ -66,6 +73,29 @@ async def _act(settings: Any, action: str, release: bool) -> BudgetStatus:
             status = await ledger.reset()
         supervisor.stop()
     return status
+
+
+def _shared(settings: Any, args: argparse.Namespace) -> int:
+    """The shared PostgreSQL ledger: totals, and each process's settled and open money."""
+    if args.action == "reset":
+        print("orchestrator budget reset: a shared ledger is not reset from one process", file=sys.stderr)
+        return 2
+    book = PostgresBook(settings, owner="orchestrator-cli")
+    book.connect()
+    try:
+        status = book.reconcile(args.release) if args.action == "reconcile" else book.status()
+        owners = book.owners()
+    finally:
+        book.close()
+    if args.json:
+        print(orjson.dumps({**_as_dict(status), "processes": owners}, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(render_status(status))
+    rows = [(o["owner"], "alive" if o["alive"] else "lease expired", format_usd(o["settled_nd"], 6),  # type: ignore[arg-type]
+             format_usd(o["open_nd"], 6), o["open"]) for o in owners]  # type: ignore[arg-type]
+    print("\n" + render_table(("process", "lease", "settled", "open", "open reservations"), rows,
+                              title="per process (shared ledger)"))
+    return 0
 
 
 def _as_dict(status: BudgetStatus) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL cluster for tests: initdb in a temporary directory, a Unix socket only.
+"""A throwaway PostgreSQL cluster: initdb in a temporary directory, a Unix socket only.
+
+Tests run it with fsync off (they test logic and crash semantics of the processes,
+not of the disk); the benchmark turns fsync on, so its figures are durable commits.
 
 As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 `PgCluster.available()` says why it cannot run here, for a clear skip.
@@ -25,7 +28,8 @@ def _binary(name: str) -> str | None:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync
         self.root = Path(tempfile.mkdtemp(prefix="orchestrator-pg-"))
         self.data = self.root / "data"
         self._as_user: list[str] = []
@@ -53,7 +57,9 @@ class PgCluster:
         self._run(str(_binary("initdb")), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
 
     def start(self) -> None:
-        options = f"-p {PORT} -k {self.root} -c listen_addresses='' -c fsync=off -c max_connections=50"
+        options = f"-p {PORT} -k {self.root} -c listen_addresses='' -c max_connections=50"
+        if not self.fsync:
+            options += " -c fsync=off"
         self._run(str(_binary("pg_ctl")), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
