@@ -12,6 +12,7 @@ instead of building a half-valid object.
 from __future__ import annotations
 
 import enum
+import operator
 import threading
 import types
 import typing
@@ -49,6 +50,17 @@ class _Layout:
     checks: tuple[_Check, ...]
     required: int = 0
     """Fields without a default: bytes written before a defaulted field was appended still decode."""
+    fields: Callable[[object], tuple[Any, ...]] = attrs.field(default=lambda _: ())
+    """The field values in order, as one C-level call (operator.attrgetter)."""
+
+
+def _field_getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    if not names:
+        return lambda _: ()
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:
+        return lambda msg: (getter(msg),)
+    return getter  # type: ignore[return-value]
 
 
 MEMO_SIZE = 4096
@@ -89,7 +101,8 @@ class Codec:
             fields = attrs.fields(cls)
             checks = tuple(self._compile(hints[f.name], tags) for f in fields)
             required = sum(1 for f in fields if f.default is attrs.NOTHING)
-            by_tag[tag] = _Layout(cls, tuple(f.name for f in fields), checks, required)
+            names = tuple(f.name for f in fields)
+            by_tag[tag] = _Layout(cls, names, checks, required, _field_getter(names))
         self._by_tag = by_tag
         self._tags = tags
 
@@ -189,19 +202,14 @@ class Codec:
             raise CodecError(f"{kind.__qualname__} is not a registered message")
         if kind in self._memo_types:
             return self._memoised(msg)
-        layout = self._by_tag[tag]
-        values = [tag]
-        values.extend(getattr(msg, name) for name in layout.names)
-        return msgpack.ExtType(MESSAGE_EXT, self._pack(values))
+        return msgpack.ExtType(MESSAGE_EXT, self._pack([tag, *self._by_tag[tag].fields(msg)]))
 
     def _memoised(self, msg: object) -> msgpack.ExtType:
         remembered = self._memo.get(id(msg))
         if remembered is not None:
             return remembered[1]
-        layout = self._by_tag[self._tags[type(msg)]]
-        values = [self._tags[type(msg)]]
-        values.extend(getattr(msg, name) for name in layout.names)
-        ext = msgpack.ExtType(MESSAGE_EXT, self._pack(values))
+        tag = self._tags[type(msg)]
+        ext = msgpack.ExtType(MESSAGE_EXT, self._pack([tag, *self._by_tag[tag].fields(msg)]))
         self._memo[id(msg)] = (msg, ext)
         if len(self._memo) > MEMO_SIZE:
             self._memo.popitem(last=False)
