@@ -224,9 +224,11 @@ class Orchestrator:
         max_depth: int = 3,
         budget_nd: int | None = None,
         accept: float = 0.5,
+        start_at_cheapest: bool = False,
     ) -> Verified:
         """Cheapest adequate tier first; escalate while `verifier` rejects (see orchestrator.cascade)."""
-        return await generate_verified(self, request, verifier, max_depth=max_depth, budget_nd=budget_nd, accept=accept)
+        return await generate_verified(self, request, verifier, max_depth=max_depth, budget_nd=budget_nd,
+                                       accept=accept, start_at_cheapest=start_at_cheapest)
 
     def health(self) -> dict[str, dict[str, object]]:
         """Each actor: running, circuit state, restarts and the last crash's cause."""

@@ -2,7 +2,9 @@
 
     verified = await orch.generate_verified(request, verifier, max_depth=3)
 
-The first stage goes where routing would send the request; each rejected answer
+The first stage goes where routing would send the request (or, with
+`start_at_cheapest`, to the cheapest paid tier: with a good verifier that is the
+cheapest policy of all); each rejected answer
 escalates to the next paid tier up, until a verdict reaches `accept`, the depth is
 spent, or the next stage would pass `budget_nd`. Every stage is an ordinary request
 (priced by the ledger, cached, in telemetry) pinned to its tier, and every verdict
@@ -75,9 +77,15 @@ async def generate_verified(
     max_depth: int = 3,
     budget_nd: int | None = None,
     accept: float = 0.5,
+    start_at_cheapest: bool = False,
 ) -> Verified:
     paid = [t.name for t in orch.engine.router.tiers if not t.local]
-    start = request.tier if request.tier in paid else orch.decide(request).tier
+    if request.tier in paid:
+        start = request.tier
+    elif start_at_cheapest:
+        start = paid[0]
+    else:
+        start = orch.decide(request).tier
     ladder = paid[paid.index(start):] if start in paid else [start]
     stages: list[Stage] = []
     last: Result | None = None

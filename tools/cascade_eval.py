@@ -1,0 +1,121 @@
+"""The verifier cascade on a recorded-outcomes world: accuracy and cost against the baselines.
+
+    python tools/cascade_eval.py                               # GSM8K, perfect and 90% verifiers
+    python tools/cascade_eval.py --table T.csv --config C.yaml --verifier-accuracy 0.9
+
+Every prompt of the outcome table goes through `orch.generate_verified`: the cheapest
+tier first (the simulator answers with the recorded response of the model the tier
+stands for), the verifier judges it, a rejection escalates to the next tier. A
+perfect verifier knows from the table whether the answer was right; a verifier right
+with probability p flips that verdict with probability 1 - p (seeded). Reported:
+accuracy and cost of the cascade, of always-weak, of always-strong, and the oracle's
+accuracy (right whenever any model was right).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import anyio
+import attrs
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors.messages import Request, Result  # noqa: E402
+from actors.money import format_usd  # noqa: E402
+from orchestrator import Orchestrator, load_config  # noqa: E402
+from orchestrator.cli.tables import render_table  # noqa: E402
+from orchestrator.simulator.recorded import RecordedRun  # noqa: E402
+
+DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
+
+
+async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, start_at_cheapest: bool) -> dict[str, float]:
+    table = run.world.table
+    rng = random.Random(seed)
+    correct_by_row: dict[str, int] = {}
+    totals = {"right": 0.0, "cost_nd": 0, "stages": 0}
+
+    def verifier_for(row: int) -> object:
+        def verify(result: Result) -> bool:
+            name = run.world.table_model(result.model)
+            score = table.scores[row, table.models.index(name)] if name is not None else 0.0
+            truth = bool(score >= 0.5)
+            return truth if rng.random() < accuracy else not truth
+
+        return verify
+
+    config = attrs.evolve(run.config, state_dir=state)
+    async with Orchestrator.start(config) as orch:
+        limiter = anyio.Semaphore(32)
+
+        async def one(row: int, prompt: str) -> None:
+            async with limiter:
+                verified = await orch.generate_verified(
+                    Request.prompt(prompt, request_id=f"row-{row}"), verifier_for(row), max_depth=len(table.models),
+                    start_at_cheapest=start_at_cheapest,
+                )
+            totals["cost_nd"] += verified.cost_nd
+            totals["stages"] += len(verified.stages)
+            if verified.result is not None:
+                name = run.world.table_model(verified.result.model)
+                score = table.scores[row, table.models.index(name)] if name is not None else 0.0
+                totals["right"] += 0.0 if np.isnan(score) else float(score)
+                correct_by_row[str(row)] = 1
+
+        async with anyio.create_task_group() as tg:
+            for row, prompt in enumerate(table.prompts):
+                tg.start_soon(one, row, prompt)
+    n = len(table.prompts)
+    return {"accuracy": totals["right"] / n, "cost_nd": totals["cost_nd"], "stages": totals["stages"] / n}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    parser.add_argument("--config", default="gsm8k_recorded")
+    parser.add_argument("--verifier-accuracy", type=float, action="append", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not args.table.exists():
+        print(f"{args.table}: no such outcome table", file=sys.stderr)
+        return 2
+    import tempfile
+
+    config = load_config(args.config)
+    config = attrs.evolve(config, engine=attrs.evolve(
+        config.engine, cache=attrs.evolve(config.engine.cache, enabled=False),
+    ))
+    run = RecordedRun.prepare(args.table, config)
+    table = run.world.table
+    baselines = run.grade([])
+    rows = []
+    strong_cost = None
+    for label, tier in (("always-weak", 0), ("always-strong", -1)):
+        paid = [t for t in run.config.engine.router.tiers if not t.local]
+        priced = run._tier_cost(paid[tier])  # noqa: SLF001 - the recorded run's own pricing
+        assert priced is not None
+        rows.append((label, f"{priced[1]:.3f}", format_usd(priced[0], 4), "1.00"))
+        strong_cost = priced[0] if tier == -1 else strong_cost
+    oracle = float(np.mean(np.nanmax(np.nan_to_num(table.scores, nan=0.0), axis=1)))
+    rows.append(("oracle (any model right)", f"{oracle:.3f}", "-", "-"))
+    del baselines
+    for accuracy, cheapest in [(a, c) for a in (args.verifier_accuracy or [1.0, 0.9]) for c in (True, False)]:
+        with tempfile.TemporaryDirectory() as state:
+            got = anyio.run(evaluate, run, accuracy, args.seed, Path(state), cheapest)
+        start = "cheapest first" if cheapest else "routed first"
+        rows.append((f"cascade, {start}, verifier right {accuracy:.0%}", f"{got['accuracy']:.3f}",
+                     f"{format_usd(int(got['cost_nd']), 4)} ({got['cost_nd'] / strong_cost:.0%} of always-strong)",
+                     f"{got['stages']:.2f}"))
+    print(render_table(("policy", "accuracy", "cost", "stages per prompt"), rows,
+                       title=f"{len(table)} prompts of {args.table.name}, cheapest tier first, escalate on rejection"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
