@@ -1,14 +1,18 @@
 """`orchestrator report`: one self-contained HTML page with inline SVG plots, no scripts.
 
-Cost over time per tier, the budget burn-down against the limit, the tier mix, a
-latency histogram, failed attempts by reason and, where a GA gave feedback, the mean
-score by tier and score per dollar: which tier actually produced the good programs.
+Cost over time per tier, the budget burn-down against the limit (and zoomed to the
+spend when it is a small share of the limit), the tier mix, a latency histogram,
+failed attempts by reason and, where a GA gave feedback, the mean score by tier and
+score per dollar: which tier actually produced the good programs. Line plots have a
+time axis and a value axis; every plot has the table of its numbers below it.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 from actors.telemetry.codec import CODEC
@@ -23,12 +27,26 @@ _COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#
 W, H, PAD = 640, 240, 40
 
 
-def _bars(title: str, items: list[tuple[str, float]], unit: str = "") -> str:
+def _nice_step(span: float, ticks: int = 5) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that cuts `span` into about `ticks` parts."""
+    raw = span / max(ticks, 1) or 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _bars(title: str, items: list[tuple[str, float]], unit: str = "", note: str = "") -> str:
+    heading = f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else "")
     if not items:
-        return f"<h2>{html.escape(title)}</h2><p>No data.</p>"
+        return heading + "<p>No data.</p>"
     top = max(v for _, v in items) or 1.0
     width = (W - 2 * PAD) / len(items)
-    parts = []
+    parts = [f'<line x1="{PAD}" x2="{W - PAD}" y1="{H - PAD}" y2="{H - PAD}" stroke="#444"/>']
     for i, (label, value) in enumerate(items):
         height = (H - 2 * PAD) * value / top
         x = PAD + i * width
@@ -38,30 +56,74 @@ def _bars(title: str, items: list[tuple[str, float]], unit: str = "") -> str:
             f'<text x="{x + width / 2:.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">{html.escape(label[:14])}</text>'
             f'<text x="{x + width / 2:.1f}" y="{H - PAD - height - 4:.1f}" font-size="10" text-anchor="middle">{value:.4g}{unit}</text>'
         )
-    return f'<h2>{html.escape(title)}</h2><svg width="{W}" height="{H}" role="img">{"".join(parts)}</svg>'
+    table = _table(("", title.split(" (")[0]), [(label, f"{value:.6g}{unit}") for label, value in items])
+    return f'{heading}<svg width="{W}" height="{H}" role="img">{"".join(parts)}</svg>{table}'
 
 
-def _lines(title: str, series: dict[str, list[tuple[float, float]]], limit: float | None = None) -> str:
+def _lines(title: str, series: dict[str, list[tuple[float, float]]], limit: float | None = None, unit: str = "$") -> str:
+    """Lines over wall-clock time, with a time axis, a value axis, labels by each line's end and the numbers below."""
     points = [p for s in series.values() for p in s]
     if not points:
         return f"<h2>{html.escape(title)}</h2><p>No data.</p>"
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-    y1 = max([p[1] for p in points] + ([limit] if limit else [])) or 1.0
+    top = max([p[1] for p in points] + ([limit] if limit else [])) or 1.0
+    y_step = _nice_step(top)
+    y1 = math.ceil(top / y_step) * y_step
     span = (x1 - x0) or 1.0
 
-    def xy(x: float, y: float) -> str:
-        return f"{PAD + (W - 2 * PAD) * (x - x0) / span:.1f},{H - PAD - (H - 2 * PAD) * y / y1:.1f}"
+    def px(x: float) -> float:
+        return PAD + (W - 2 * PAD) * (x - x0) / span
 
-    parts = []
+    def py(y: float) -> float:
+        return H - PAD - (H - 2 * PAD) * y / y1
+
+    parts = [
+        f'<line x1="{PAD}" x2="{W - PAD}" y1="{H - PAD}" y2="{H - PAD}" stroke="#444"/>',
+        f'<line x1="{PAD}" x2="{PAD}" y1="{PAD}" y2="{H - PAD}" stroke="#444"/>',
+    ]
+    tick = 0.0
+    while tick <= y1 + 1e-12:
+        parts.append(f'<line x1="{PAD - 3}" x2="{W - PAD}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" stroke="#ddd"/>'
+                     f'<text x="{PAD - 5}" y="{py(tick) + 3:.1f}" font-size="9" text-anchor="end">{tick:.4g}</text>')
+        tick += y_step
+    started = datetime.fromtimestamp(x0, tz=timezone.utc)
+    short = span < 600
+
+    def when(at: float) -> str:
+        if span < 1.0:
+            return f"+{(at - x0) * 1000:.0f} ms"
+        if short:
+            return f"+{at - x0:.1f} s"
+        return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%H:%M:%S")
+
+    for i in range(5):
+        at = x0 + span * i / 4
+        parts.append(f'<line x1="{px(at):.1f}" x2="{px(at):.1f}" y1="{H - PAD}" y2="{H - PAD + 4}" stroke="#444"/>'
+                     f'<text x="{px(at):.1f}" y="{H - PAD + 16}" font-size="9" text-anchor="middle">{when(at)}</text>')
+    axis = f"time since {started:%Y-%m-%d %H:%M:%S} UTC" if short else "time (UTC)"
+    parts.append(f'<text x="{W / 2:.0f}" y="{H - 4}" font-size="9" text-anchor="middle">{axis}</text>')
+    rows = []
+    labels = []
     for i, (name, pts) in enumerate(sorted(series.items())):
         colour = _COLOURS[i % len(_COLOURS)]
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(xy(x, y) for x, y in pts)}"/>')
-        parts.append(f'<text x="{W - PAD + 2}" y="{PAD + 12 * i}" font-size="10" fill="{colour}">{html.escape(name)}</text>')
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        labels.append((py(pts[-1][1]), f"{html.escape(name)} {unit}{pts[-1][1]:.6f}", colour))
+        for x, y in pts[:: max(1, len(pts) // 8)] + [pts[-1]]:
+            rows.append((name, when(x), f"{unit}{y:.6f}"))
+    placed = -math.inf
+    for y, text, colour in sorted(labels):
+        placed = max(y + 3, placed + 12)
+        parts.append(f'<text x="{W - PAD + 4}" y="{placed:.1f}" font-size="10" fill="{colour}">{text}</text>')
     if limit:
-        parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{xy(x0, limit).split(",")[1]}" y2="{xy(x0, limit).split(",")[1]}" stroke="#c00" stroke-dasharray="4"/>')
-        parts.append(f'<text x="{PAD + 4}" y="{float(xy(x0, limit).split(",")[1]) - 4:.1f}" font-size="10" fill="#c00">limit ${limit:g}</text>')
-    parts.append(f'<text x="{PAD}" y="{PAD - 8}" font-size="10">max {y1:.4g}</text>')
-    return f'<h2>{html.escape(title)}</h2><svg width="{W + 80}" height="{H}" role="img">{"".join(parts)}</svg>'
+        parts.append(f'<line x1="{PAD}" x2="{W - PAD}" y1="{py(limit):.1f}" y2="{py(limit):.1f}" stroke="#c00" stroke-dasharray="4"/>'
+                     f'<text x="{W - PAD}" y="{py(limit) - 4:.1f}" font-size="10" fill="#c00" text-anchor="end">limit {unit}{limit:g}</text>')
+    table = _table(("series", "time" if short else "time (UTC)", "value"), rows)
+    return f'<h2>{html.escape(title)}</h2><svg width="{W + 120}" height="{H}" role="img">{"".join(parts)}</svg>{table}'
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
 
 
 def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
@@ -90,7 +152,7 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
     mix = Counter(e.result.tier for e in answered)  # type: ignore[union-attr]
     latencies = [e.result.latency_s * 1000 for e in answered]  # type: ignore[union-attr]
     buckets: Counter[int] = Counter()
-    step = max(1.0, (max(latencies) if latencies else 1.0) / 12)
+    step = _nice_step(max(latencies) if latencies else 1.0, 10)
     for value in latencies:
         buckets[int(value // step)] += 1
     failures = Counter(a.outcome for e in answered for a in e.result.attempts if a.outcome != "ok")  # type: ignore[union-attr]
@@ -102,12 +164,25 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
             tier_scores[event.result.tier].append(scores[event.request_id])  # type: ignore[union-attr]
             tier_cost[event.result.tier] += event.result.cost_nd  # type: ignore[union-attr]
     limit = config.engine.ledger.limit_nd / NANODOLLARS_PER_DOLLAR
+    spent = total / NANODOLLARS_PER_DOLLAR
     sections = [
         _lines("Cost over time per tier (cumulative $)", per_tier),
         _lines("Budget burn-down: spent against the limit ($)", {"spent": burn}, limit),
+    ]
+    if spent < 0.1 * limit:
+        sections.append(_lines(f"Budget burn-down, zoomed: {100 * spent / limit:.2g}% of the limit spent ($)", {"spent": burn}))
+    failed_requests = sum(1 for e in results if e.result is None)
+    failure_note = (
+        f"Failed attempts, retried or fallen back; {failed_requests} of {len(results)} requests failed in the end."
+        if failures else ""
+    )
+    if failures and not failed_requests:
+        failure_note = "Every request succeeded; these are attempts that failed and were retried or fallen back."
+    sections += [
         _bars("Tier mix (requests)", sorted((k, float(v)) for k, v in mix.items())),
-        _bars("Latency histogram (ms)", [(f"{k * step:.0f}-{(k + 1) * step:.0f}", float(v)) for k, v in sorted(buckets.items())]),
-        _bars("Failures by reason", sorted((k, float(v)) for k, v in failures.items())),
+        _bars("Latency histogram (requests per latency band, ms)",
+              [(f"{_fmt(k * step)}-{_fmt((k + 1) * step)}", float(v)) for k, v in sorted(buckets.items())]),
+        _bars("Failures by reason (attempts)", sorted((k, float(v)) for k, v in failures.items()), note=failure_note),
     ]
     if tier_scores:
         sections.append(_bars("Mean feedback score by tier", sorted((t, sum(v) / len(v)) for t, v in tier_scores.items())))
@@ -123,7 +198,8 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
         head += "<p>Log problems: " + "; ".join(html.escape(p.what) for p in reader.problems) + "</p>"
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Orchestrator report</title>"
-        "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}h2{font-size:1.05em;margin-top:2em}</style>"
+        "<style>body{font-family:sans-serif;max-width:780px;margin:2em auto}h2{font-size:1.05em;margin-top:2em}"
+        "table{border-collapse:collapse;font-size:0.8em;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}</style>"
         f"</head><body><h1>Orchestrator report</h1>{head}{''.join(sections)}</body></html>"
     )
     write_private(out, page)

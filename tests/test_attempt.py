@@ -19,7 +19,7 @@ import trio.testing
 
 from actors.catalog import CODEC
 from actors.errors import AskTimeout, LedgerUnavailable
-from actors.ledger.messages import LedgerAck, ReserveReply
+from actors.ledger.messages import Hold, LedgerAck, Release, ReserveReply, Settle
 from actors.messages import FailureKind, Request
 from actors.providers.actor import ProviderActor
 from actors.providers.messages import ProviderReply
@@ -68,6 +68,10 @@ class FakeLedger:
     async def hold(self, rid: str) -> LedgerAck:
         await self._step("hold", rid)
         return LedgerAck(rid, "held")
+
+    async def tell(self, msg: object) -> None:
+        op = {Settle: "settle", Release: "release", Hold: "hold"}[type(msg)]
+        await self._step(op, msg.reservation_id)  # type: ignore[attr-defined]
 
     def kinds(self) -> list[str]:
         return [op for op, _ in self.ops]

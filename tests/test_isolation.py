@@ -79,8 +79,10 @@ async def test_an_in_memory_ledger_that_crashes_forgets_no_spending(
     async with Orchestrator.start(config(tmp_path), transport_factory=scripted({})) as orch:
         assert orch.engine.ledger.journal_path is None, "this is the in-memory ledger"
         first = await orch.generate(attrs.evolve(SIMPLE, request_id="before"))
+        await orch.budget()
         monkeypatch.setattr(LedgerCore, "apply", apply_once_broken)
         crashed = await orch.generate(attrs.evolve(SIMPLE, request_id="during"))
+        await trio.testing.wait_all_tasks_blocked()
         ready, why = orch.ready()
         assert not ready and "simulated broken state" in why, "health tells the ledger is down, and why"
         await trio.sleep(5)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import anyio
+
+from actors.errors import ActorStopped
 from actors.ledger.messages import (
     BudgetStatus,
     Hold,
@@ -35,6 +38,13 @@ class LedgerClient:
 
     async def hold(self, reservation_id: str) -> LedgerAck:
         return await self._ref.ask(Hold(reservation_id), self._timeout)
+
+    async def tell(self, msg: Settle | Release | Hold) -> None:
+        """Close a reservation without waiting for its journal record (see docs/LEDGER.md, "answer first")."""
+        try:
+            await self._ref.tell(msg)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise ActorStopped(f"the ledger has stopped; {type(msg).__name__} {msg.reservation_id} not sent") from None
 
     async def status(self) -> BudgetStatus:
         return await self._ref.ask(StatusQuery(), self._timeout)

@@ -38,7 +38,7 @@ import attrs
 
 from actors.errors import ActorStopped, AskTimeout, LedgerUnavailable, OrchestratorError
 from actors.ledger.client import LedgerClient
-from actors.ledger.messages import ReserveReply
+from actors.ledger.messages import Hold, Release, ReserveReply, Settle
 from actors.ledger.pricing import worst_case_nd
 from actors.messages import ChatMessage, FailureKind, Request
 from actors.money import token_cost_nd
@@ -240,15 +240,22 @@ class AttemptRunner:
             return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=call.begun)
 
     async def _close(self, reservation_id: str, action: MoneyAction, cost: int, reply: ProviderReply | None) -> None:
-        """Settle, release or hold; a ledger that cannot answer leaves it outstanding (counted as spent)."""
+        """Settle, release or hold, without waiting for the journal record.
+
+        The caller's answer does not wait for this fsync: if the process died before
+        the record is durable, the reservation is recovered as outstanding and counts
+        as spent in full until reconciled, so the budget guarantee holds. A ledger
+        that is gone leaves it outstanding the same way.
+        """
+        if action is MoneyAction.SETTLE:
+            assert reply is not None
+            message: Settle | Release | Hold = Settle(reservation_id, cost, reply.input_tokens, reply.output_tokens)
+        elif action is MoneyAction.RELEASE:
+            message = Release(reservation_id)
+        else:
+            message = Hold(reservation_id)
         try:
-            if action is MoneyAction.SETTLE:
-                assert reply is not None
-                await self._ledger.settle(reservation_id, cost, reply.input_tokens, reply.output_tokens)
-            elif action is MoneyAction.RELEASE:
-                await self._ledger.release(reservation_id)
-            else:
-                await self._ledger.hold(reservation_id)
+            await self._ledger.tell(message)
         except OrchestratorError as exc:
             log.warning(
                 "reservation %s: %s failed (%s); it stays outstanding and counts as spent until reconciled",
