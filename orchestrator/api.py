@@ -27,7 +27,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
 from actors.catalog import CODEC
-from actors.errors import ConfigError, OrchestratorError
+from actors.errors import ActorStopped, AskTimeout, ConfigError, LedgerUnavailable, OrchestratorError
 from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import MemoryStorage
@@ -251,7 +251,11 @@ class Orchestrator:
         return None if self._cache is None else await self._cache.stats()
 
     async def budget(self) -> Any:
-        return await self._ledger.status()
+        """The ledger's status; raises LedgerUnavailable (never an actor-runtime error) when it cannot answer."""
+        try:
+            return await self._ledger.status()
+        except (ActorStopped, AskTimeout) as exc:
+            raise LedgerUnavailable(f"the budget ledger did not answer: {exc}") from exc
 
 
 class _OnlineState:

@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
+
 from actors.telemetry.codec import CODEC
 from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
 from actors.telemetry.events import FeedbackGiven, ResultRecorded
@@ -122,6 +124,21 @@ def _lines(title: str, series: dict[str, list[tuple[float, float]]], limit: floa
     return f'<h2>{html.escape(title)}</h2><svg width="{W + 120}" height="{H}" role="img">{"".join(parts)}</svg>{table}'
 
 
+def _online_section(path: Path) -> str:
+    """What the online learner believes, per score band and tier (routing.online), if it ran."""
+    if not path.exists():
+        return ""
+    try:
+        snapshot = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return "<h2>Online learner</h2><p>Its saved state could not be read.</p>"
+    items = [(f"band {band} {tier}", alpha / (alpha + beta)) for band, tier, alpha, beta in snapshot.get("arms", [])]
+    rows = [(f"{band}", tier, f"{alpha / (alpha + beta):.3f}", f"{alpha + beta - 2:.0f}")
+            for band, tier, alpha, beta in snapshot.get("arms", [])]
+    return (_bars("Online learner: posterior mean success by score band and tier", items)
+            + _table(("band", "tier", "mean success", "observations"), rows))
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -190,6 +207,7 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
             "Score per dollar by tier (sum of scores / $ spent)",
             sorted((t, sum(v) / max(tier_cost[t] / NANODOLLARS_PER_DOLLAR, 1e-9)) for t, v in tier_scores.items()),
         ))
+    sections.append(_online_section(config.state_dir / "routing" / "online.json"))
     head = (
         f"<p>{len(results)} requests, {len(answered)} answered, total {format_usd(total, 6)} of a "
         f"{format_usd(config.engine.ledger.limit_nd, 2)} budget; log {html.escape(str(log_dir))}.</p>"

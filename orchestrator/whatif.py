@@ -27,7 +27,7 @@ from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
 from actors.telemetry.log import LogReader
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import Config
 
 _TAGS = frozenset(CODEC.tag_of(c) for c in (RequestReceived, ResultRecorded, FeedbackGiven))

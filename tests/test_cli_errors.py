@@ -132,3 +132,18 @@ def test_run_summary_names_the_cause_of_failures(tmp_path: Path, capsys: pytest.
     assert "no provider serves model 'no-such-model'" in summary["error_causes"]["MODEL_NOT_FOUND"]
     assert "last MODEL_NOT_FOUND: " in table and "no-such-model" in table
     assert summary["state_dir"] == str((tmp_path / "s").resolve())
+
+
+def test_a_jsonl_reusing_request_ids_runs_and_reruns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workload = tmp_path / "dup.jsonl"
+    workload.write_text(
+        '{"request_id": "same", "prompt": "write hello world"}\n'
+        '{"request_id": "same", "prompt": "write hello world"}\n'
+        '{"request_id": "same", "prompt": "something else"}\n'
+    )
+    argv = ["run", "--config", CONFIG, "--state-dir", str(tmp_path / "s"), "--requests", str(workload), "--json"]
+    for _ in range(2):
+        assert main(argv) == 1
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["succeeded"] == 2, "the identical pair is served (joined), the ledger never falls over"
+        assert summary["errors"] == {"DUPLICATE_REQUEST": 1}, "a different request under an id in flight fails alone"

@@ -195,3 +195,14 @@ async def test_every_error_is_openai_json_and_the_extras_exist(served: Served) -
     assert bad_messages[0] == 400 and bad_messages[2] == "false" and "messages must be" in bad_messages[1]["error"]["message"]
     assert all(isinstance(m["created"], int) for m in models["data"])
     assert feedback == 200 and budget["limit_nd"] > 0
+
+
+@pytest.mark.anyio
+async def test_a_client_reusing_a_request_id_never_takes_the_ledger_down(served: Served) -> None:
+    client = served.client(max_retries=0)
+    same = {"x_orchestrator": {"request_id": "client-chosen-id"}}
+    first = await client.chat.completions.create(model="auto", messages=USER, extra_body=same, max_tokens=20)
+    second = await client.chat.completions.create(model="auto", messages=USER, extra_body=same, max_tokens=20)
+    assert first.choices[0].message.content and second.choices[0].message.content
+    assert served.orch.health()["ledger"]["restarts"] == 0
+    assert (await served.orch.budget()).outstanding == 0

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from actors.messages import Request, Result  # noqa: E402
 from actors.money import format_usd  # noqa: E402
 from orchestrator import Orchestrator, load_config  # noqa: E402
-from orchestrator.cli.tables import render_table  # noqa: E402
+from orchestrator.tables import render_table  # noqa: E402
 from orchestrator.simulator.recorded import RecordedRun  # noqa: E402
 
 DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"

@@ -26,7 +26,7 @@ from actors.ledger.messages import BudgetStatus
 from actors.ledger.postgres import PostgresBook
 from actors.money import format_usd
 from actors.runtime.supervisor import Supervisor
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
 
 

@@ -11,8 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from actors.cache.store import CacheStore, clear, verify
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
 
 
@@ -21,6 +23,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("action", choices=("stats", "verify", "clear"))
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--state-dir", type=Path, default=None, help="where the cache lives (default: the config's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
 
@@ -33,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "verify":
         healthy, detail, damaged = verify(settings.path)
         state = "OK" if healthy else "DAMAGED" if damaged else "UNREADABLE"
+        if args.json:
+            print(orjson.dumps({"path": settings.path, "state": state, "detail": detail}).decode())
+            return 0 if healthy else 1
         print(f"{settings.path}: {state}: {detail}")
         if damaged:
             print("run `orchestrator cache clear` to start a fresh cache")
@@ -41,15 +47,20 @@ def run(args: argparse.Namespace) -> int:
         return 0 if healthy else 1
     if args.action == "clear":
         removed = clear(settings.path)
-        print(f"removed {removed} cache file(s) at {settings.path}")
+        print(orjson.dumps({"removed": removed, "path": settings.path}).decode() if args.json
+              else f"removed {removed} cache file(s) at {settings.path}")
         return 0
     store = CacheStore(settings)
     try:
         stats = store.stats()
     finally:
         store.close()
-    print(render_table(
-        ("", "value"),
-        [("entries", stats.entries), ("bytes", stats.bytes), ("degraded", stats.degraded), ("path", settings.path)],
-    ))
+    if args.json:
+        print(orjson.dumps({"entries": stats.entries, "bytes": stats.bytes, "degraded": stats.degraded,
+                            "path": settings.path}).decode())
+    else:
+        print(render_table(
+            ("", "value"),
+            [("entries", stats.entries), ("bytes", stats.bytes), ("degraded", stats.degraded), ("path", settings.path)],
+        ))
     return 1 if stats.degraded else 0

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from actors.router.calibration import as_yaml, calibrate
 from actors.router.estimators import build_estimator
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
 from orchestrator.files import write_private
 from orchestrator.workload import arc_requests, load_jsonl
@@ -34,6 +36,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--tasks", type=int, default=None, help="use only the first N ARC tasks")
     parser.add_argument("--mix", default="60,25,10,5", help="percent per level, in level order")
     parser.add_argument("--out", type=Path, default=None, help="write a config extending --config")
+    parser.add_argument("--json", action="store_true", help="print thresholds, target and achieved mix as JSON")
     parser.set_defaults(func=run)
 
 
@@ -62,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         for (level, bound), target, got in zip(result.thresholds, result.target, result.achieved)
     ]
     table = render_table(("level", "threshold", "target", "achieved"), rows, title=f"calibrated on {result.count} requests")
+    if args.json:
+        print(orjson.dumps({"count": result.count, "levels": [
+            {"level": level, "threshold": bound, "target": target, "achieved": got}
+            for (level, bound), target, got in zip(result.thresholds, result.target, result.achieved)
+        ]}).decode())
+        if args.out is None:
+            return 0
     if args.out is not None:
         print(table)
         extends = os.path.relpath(Path(config_path).resolve(), Path(args.out).resolve().parent)

@@ -30,7 +30,7 @@ from actors.router import learned
 from actors.router.evaluation import ROUTERS, Evaluation, evaluate, fold_of
 from actors.router.history import table_from_telemetry
 from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.files import write_private
 from orchestrator.routing_plot import write_plot
 

@@ -22,7 +22,7 @@ from actors.errors import BudgetExceeded, OrchestratorError
 from actors.messages import Request, Result
 from actors.money import format_usd, token_cost_nd
 from orchestrator.api import Orchestrator
-from orchestrator.cli.tables import ProgressBar, render_table
+from orchestrator.tables import ProgressBar, render_table
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from actors.telemetry.replay import recorded_requests

@@ -18,7 +18,7 @@ from actors.ledger.actor import open_read_only
 from actors.money import format_usd
 from actors.telemetry.audit import audit
 from actors.telemetry.summary import GROUPS, PERIODS, summarize
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.files import write_private
 
@@ -63,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
     report = subparsers.add_parser("report", help="write a self-contained HTML report with plots")
     _common(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="where to write the HTML (default report.html)")
+    report.add_argument("--json", action="store_true", help="print where the report went as JSON")
     report.set_defaults(func=run_report)
 
     telemetry = subparsers.add_parser("telemetry", help="maintain the telemetry log")
@@ -192,7 +193,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     config = _config(args)
     write_report(_log_dir(args, config), config, args.out)
-    print(f"wrote {args.out}")
+    print(orjson.dumps({"out": str(args.out)}).decode() if args.json else f"wrote {args.out}")
     return 0
 
 

@@ -9,7 +9,7 @@ import time
 from actors.cache.messages import CachePut
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 
 WORDS = ("grid", "row", "column", "mirror", "rotate", "colour", "object", "count", "fill", "border",
          "copy", "shift", "scale", "tile", "pattern", "symmetry", "largest", "smallest", "line", "corner")

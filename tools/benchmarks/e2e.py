@@ -106,7 +106,7 @@ def _spread(values: list[float], fmt: str) -> str:
 
 
 def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    from orchestrator.cli.tables import render_table
+    from orchestrator.tables import render_table
 
     modes = ("bare", "cold", "warm")
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
@@ -135,7 +135,7 @@ def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
 
 
 def run_latency(requests: int, rounds: int) -> None:
-    from orchestrator.cli.tables import render_table
+    from orchestrator.tables import render_table
 
     rows = []
     with Simulator(0.05) as sim:
@@ -157,7 +157,7 @@ def run_latency(requests: int, rounds: int) -> None:
 
 
 def run_sequential(requests: int, rounds: int) -> None:
-    from orchestrator.cli.tables import render_table
+    from orchestrator.tables import render_table
 
     bare, orch = [], []
     with Simulator(0.0) as sim:
@@ -175,7 +175,7 @@ def run_sequential(requests: int, rounds: int) -> None:
 
 
 def run_footprint() -> None:
-    from orchestrator.cli.tables import render_table
+    from orchestrator.tables import render_table
 
     code = (
         "import time, resource; t = time.perf_counter(); import orchestrator, orchestrator.api; "

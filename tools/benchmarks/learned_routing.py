@@ -20,7 +20,7 @@ from actors.router.evaluation import evaluate
 from actors.router.outcomes import read_table
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import load_config
 from orchestrator.workload import arc_requests
 

@@ -13,7 +13,7 @@ from actors.ledger.actor import LedgerActor
 from actors.ledger.client import LedgerClient
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 
 
 async def _pairs(settings: LedgerSettings, ops: int, clients: int) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 
 from actors.ledger.settings import LedgerSettings
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from tools.benchmarks.ledger import _pairs
 from tools.pg_cluster import PgCluster
 

@@ -10,7 +10,7 @@ from actors.messages import Request
 from actors.router.estimators import build_estimator
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 from orchestrator.config import load_config
 from orchestrator.workload import arc_requests
 

@@ -15,7 +15,7 @@ from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
 from actors.telemetry.settings import TelemetrySettings
 from actors.telemetry.summary import summarize
-from orchestrator.cli.tables import render_table
+from orchestrator.tables import render_table
 
 
 def request_events(i: int) -> list[object]:
