@@ -22,10 +22,11 @@ request left the machine.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -162,32 +163,36 @@ class ActorRef:
 
     def call_nowait(self, msg: object) -> Call | None:
         """Send an ask if the inbox has room now (the common case, no await); None when it is full."""
-        corr, slot = self._board.open(self.name)
+        call = self._open(msg)
         try:
-            self._send.send_nowait((corr, self._codec.encode(msg)))
+            with self._unless_sent(call):
+                self._send.send_nowait((call.corr, self._codec.encode(msg)))
         except anyio.WouldBlock:
-            self._board.close(corr)
             return None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._board.close(corr)
-            raise ActorStopped(f"{self.name} has stopped") from None
-        except BaseException:
-            self._board.close(corr)
-            raise
-        return Call(self, type(msg).__name__, corr, slot)
+        return call
 
     async def call(self, msg: object) -> Call:
         """Send an ask and return at once; collect the reply with `Call.result`."""
+        call = self._open(msg)
+        with self._unless_sent(call):
+            await self._send.send((call.corr, self._codec.encode(msg)))
+        return call
+
+    def _open(self, msg: object) -> Call:
         corr, slot = self._board.open(self.name)
+        return Call(self, type(msg).__name__, corr, slot)
+
+    @contextlib.contextmanager
+    def _unless_sent(self, call: Call) -> Iterator[None]:
+        """Close the ask's slot if sending it fails; a closed inbox is ActorStopped."""
         try:
-            await self._send.send((corr, self._codec.encode(msg)))
+            yield
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._board.close(corr)
+            call.close()
             raise ActorStopped(f"{self.name} has stopped") from None
         except BaseException:
-            self._board.close(corr)
+            call.close()
             raise
-        return Call(self, type(msg).__name__, corr, slot)
 
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r})"
