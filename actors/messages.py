@@ -115,6 +115,8 @@ class Request:
     """Bound on the whole workflow (retries, fallbacks, Retry-After waits); the engine default if None."""
     substitute: bool = False
     """With `tier` or `model` pinned: whether another tier may answer when the pinned one cannot."""
+    attempt_timeout_s: float | None = None
+    """How long one provider may take before the next candidate is tried (a time-to-first-token bound)."""
 
     def __attrs_post_init__(self) -> None:
         validate_request(self)

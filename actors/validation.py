@@ -40,6 +40,7 @@ def validate_request(request: Request) -> None:
     _integer(where, "stagnation", request.stagnation, 0, 2**31 - 1)
     _number(where, "cache_ttl_s", request.cache_ttl_s, 0.0, math.inf, optional=True, low_open=True)
     _number(where, "deadline_s", request.deadline_s, 0.0, MAX_DEADLINE_S, optional=True, low_open=True)
+    _number(where, "attempt_timeout_s", request.attempt_timeout_s, 0.0, MAX_DEADLINE_S, optional=True, low_open=True)
     _number(where, "score", request.score, 0.0, 1.0, optional=True)
     if not isinstance(request.stop, tuple) or len(request.stop) > MAX_STOP_SEQUENCES or not all(
         isinstance(s, str) and s for s in request.stop

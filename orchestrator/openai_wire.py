@@ -46,8 +46,15 @@ class UnsupportedParameter(InvalidRequest):
     code = "UNSUPPORTED_PARAMETER"
 
 
-def requests_from_body(body: Any, tiers: set[str], allow_substitute: bool) -> tuple[list[Request], bool]:
-    """The Requests a body asks for (one per sample) and whether it wants a stream."""
+def requests_from_body(
+    body: Any, tiers: set[str], allow_substitute: bool, stream_first_token_s: float | None = None
+) -> tuple[list[Request], bool]:
+    """The Requests a body asks for (one per sample) and whether it wants a stream.
+
+    A stream gets `stream_first_token_s` as its attempt timeout (unless the body's
+    `x_orchestrator.attempt_timeout_s` says otherwise): a provider slower than that to
+    answer is left for the next candidate.
+    """
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     unknown = sorted(set(body) - PASSED)
@@ -92,6 +99,8 @@ def requests_from_body(body: Any, tiers: set[str], allow_substitute: bool) -> tu
     if not isinstance(stream, bool):
         raise InvalidRequest(f"stream must be true or false, got {stream!r:.40}")
     request = attrs.evolve(request_from_dict(spec, "request"), substitute=substitute)
+    if stream and request.attempt_timeout_s is None and stream_first_token_s is not None:
+        request = attrs.evolve(request, attempt_timeout_s=stream_first_token_s)
     if n == 1:
         return [request], stream
     samples = []

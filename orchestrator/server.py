@@ -35,6 +35,7 @@ from orchestrator.openai_wire import completion, error_body, requests_from_body,
 
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
 TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token", str)
+FIRST_TOKEN_KEY: web.AppKey[float | None] = web.AppKey("first_token_s", float)
 MAX_BODY = 12 * 1024 * 1024
 PARSE_IN_THREAD = 256 * 1024
 """Bodies larger than this are parsed and validated in a worker thread, off the event loop."""
@@ -54,10 +55,12 @@ def check_binding(host: str, token: str | None) -> None:
         )
 
 
-def build_app(orch: Orchestrator, token: str | None = None) -> web.Application:
+def build_app(orch: Orchestrator, token: str | None = None, first_token_s: float | None = None) -> web.Application:
+    """The app; `first_token_s` is how long a streaming client waits for one provider before the next."""
     app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY)
     app[ORCH_KEY] = orch
     app[TOKEN_KEY] = token
+    app[FIRST_TOKEN_KEY] = first_token_s
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/feedback", _feedback)
@@ -127,7 +130,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise InvalidRequest(f"the body is not JSON: {exc}") from None
-            wanted, stream = requests_from_body(body, tiers, allow)
+            wanted, stream = requests_from_body(body, tiers, allow, request.app[FIRST_TOKEN_KEY])
             options = body.get("stream_options") or {}
             return wanted, stream, bool(isinstance(options, dict) and options.get("include_usage"))
 

@@ -8,7 +8,7 @@ JSONL format, one request per line (blank lines and lines starting with # are sk
 
 plus any of: request_id, max_tokens, temperature, top_p, stop, sample_index, tier,
 model, score, stagnation, cache ("use" | "refresh" | "off"), cache_ttl_s,
-allow_similar, task_kind, deadline_s, substitute, metadata (string to string). A bad line raises
+allow_similar, task_kind, deadline_s, attempt_timeout_s, substitute, metadata (string to string). A bad line raises
 InvalidRequest naming the file, the line and the field; nothing is half-loaded.
 """
 
@@ -37,6 +37,7 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "allow_similar": (bool,),
     "task_kind": (str,),
     "deadline_s": (int, float),
+    "attempt_timeout_s": (int, float),
     "substitute": (bool,),
 }
 _KNOWN = set(_SCALARS) | {"prompt", "messages", "task_id", "train", "test", "stop", "cache", "metadata"}

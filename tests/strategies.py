@@ -65,6 +65,7 @@ def _valid_request_fields() -> dict[str, st.SearchStrategy[Any]]:
         "features": st.none() | st.dictionaries(st.text(max_size=5), finite, max_size=3),
         "cache_ttl_s": st.none() | st.floats(0.0, 1e9, exclude_min=True),
         "deadline_s": st.none() | st.floats(0.0, MAX_DEADLINE_S, exclude_min=True),
+        "attempt_timeout_s": st.none() | st.floats(0.0, MAX_DEADLINE_S, exclude_min=True),
     }
 
 

@@ -192,3 +192,20 @@ async def test_one_context_length_answer_does_not_exclude_every_provider(
         result = await orch.generate(SIMPLE)
     assert result.provider not in ("Qwen2.5-Coder", "Gemini 2.5 Flash")
     assert result.attempts[-1].outcome == "ok"
+
+
+@pytest.mark.trio
+async def test_an_attempt_timeout_moves_a_slow_provider_on_to_the_next(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=openai_ok(), delay=60)}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        start = trio.current_time()
+        result = await orch.generate(attrs.evolve(SIMPLE, attempt_timeout_s=2))
+        elapsed = trio.current_time() - start
+        budget = await orch.budget()
+    assert elapsed == pytest.approx(2) and result.provider != "Qwen2.5-Coder"
+    assert [a.outcome for a in result.attempts] == ["timeout", "ok"]
+    assert result.attempts[0].held_nd > 0 and budget.unreconciled_nd == result.attempts[0].held_nd, (
+        "the slow call left: its money is held, not released"
+    )

@@ -206,3 +206,14 @@ async def test_a_client_reusing_a_request_id_never_takes_the_ledger_down(served:
     assert first.choices[0].message.content and second.choices[0].message.content
     assert served.orch.health()["ledger"]["restarts"] == 0
     assert (await served.orch.budget()).outstanding == 0
+
+
+def test_a_stream_waits_for_one_provider_at_most_the_first_token_bound() -> None:
+    from orchestrator.openai_wire import requests_from_body
+
+    body = {"model": "auto", "messages": USER, "stream": True}
+    (streamed,), stream = requests_from_body(body, {"tier_1"}, False, stream_first_token_s=4.0)
+    (plain,), _ = requests_from_body({**body, "stream": False}, {"tier_1"}, False, stream_first_token_s=4.0)
+    (chosen,), _ = requests_from_body({**body, "x_orchestrator": {"attempt_timeout_s": 9}}, {"tier_1"}, False, 4.0)
+    assert stream and streamed.attempt_timeout_s == 4.0 and plain.attempt_timeout_s is None
+    assert chosen.attempt_timeout_s == 9

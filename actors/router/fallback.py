@@ -6,7 +6,11 @@ out of later requests) and only the last candidate is retried, with the retry
 policy's backoff, because there is nowhere else to go; `retry.before_fallback`
 retries each candidate that many times first. Everything is bounded by the
 request's deadline: a Retry-After or backoff that would pass it ends that candidate
-instead of waiting, so a request never outlives its deadline.
+instead of waiting, so a request never outlives its deadline. `Request.attempt_timeout_s`
+bounds each attempt on its own (a streaming client's time-to-first-token: the upstream
+calls are not streamed, so the first token comes with the whole answer); past it the
+next candidate is tried, and the abandoned call's money follows the attempt table
+(released if it never left, held if it did).
 
 With every provider failing fast, a request therefore ends after one attempt per
 candidate plus the last one's retries: 1 + 2 + 4 = 7 s of backoff under the default
@@ -134,7 +138,10 @@ class FallbackChain:
                 return None, last
             plan = Plan(request, provider, candidate.tier, messages, max_tokens, candidate.temperature,
                         prompt_tokens, len(progress.attempts) + 1)
-            outcome = await self._runner.run(plan, deadline)
+            bound = deadline
+            if request.attempt_timeout_s is not None:
+                bound = min(deadline, self._clock() + request.attempt_timeout_s)
+            outcome = await self._runner.run(plan, bound)
             if outcome.skipped:
                 progress.skipped.append(outcome.skipped)
                 return None, last
