@@ -202,3 +202,19 @@ async def test_the_last_candidate_waits_out_its_rate_limit(autojump_clock: trio.
     assert result.provider == "Falcon Mamba 7B" and result.cost_nd == 0
     assert [a.outcome for a in result.attempts][-2:] == ["rate_limit", "ok"]
     assert waited == pytest.approx(15)
+
+
+@pytest.mark.trio
+async def test_a_provider_that_asked_for_a_pause_gets_no_calls_until_it_ends(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    qwen = ScriptedTransport([openai_error(429, "rate_limit_exceeded", retry_after="20")], default=openai_ok())
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted({"Qwen2.5-Coder": qwen})) as orch:
+        first = await orch.generate(attrs.evolve(SIMPLE, request_id="a"))
+        during = await orch.generate(attrs.evolve(SIMPLE, request_id="b"))
+        await trio.sleep(21)
+        after = await orch.generate(attrs.evolve(SIMPLE, request_id="c"))
+    assert [a.outcome for a in first.attempts] == ["rate_limit", "ok"]
+    assert during.attempts[0].outcome == "rate_limit" and "rate-limited by the provider" in during.attempts[0].detail
+    assert len(qwen.calls) == 2, "no upstream call during the pause; one after it"
+    assert after.provider == "Qwen2.5-Coder"

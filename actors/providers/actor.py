@@ -6,6 +6,10 @@ unwell; at `failures_to_crash` it stops taking work, lets the calls in flight fi
 (so every reservation is settled or released on a known outcome), then crashes on
 purpose for its supervisor, whose restart policy is the circuit breaker.
 
+A provider that answered 429 with a Retry-After of a second or more gets no new call
+until that time has passed: calls meanwhile are refused locally (a rate limit that never left the
+machine), so a burst of requests does not hammer a provider that asked for a pause.
+
 A call waits for a concurrency slot and the rate limits, then `Inbox.begin` decides
 whether to send it: a caller that gave up meanwhile has abandoned it, and it is
 dropped unsent (its reservation was released). Every failure detail is scrubbed of
@@ -14,6 +18,7 @@ the key and of credential-shaped text before it leaves the actor.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -40,6 +45,10 @@ UNHEALTHY = frozenset(
         FailureKind.UNKNOWN,
     }
 )
+
+
+PAUSE_AT_LEAST_S = 1.0
+"""A Retry-After this long or longer pauses the whole provider; a shorter one only its own call."""
 
 
 class ProviderCrashed(Exception):
@@ -72,6 +81,7 @@ class ProviderActor(Actor):
         self._in_flight = 0
         self._consecutive_failures = 0
         self._crashing = False
+        self._rate_limited_until = -math.inf
         self._redactor = Redactor()
 
     async def on_start(self) -> None:
@@ -96,6 +106,18 @@ class ProviderActor(Actor):
             return None
         if self._key_problem:
             self.inbox.reply(corr, ProviderReply(FailureKind.AUTH.value, detail=self._key_problem, sent=False))
+            return None
+        wait = self._rate_limited_until - self._clock()
+        if wait > 0:
+            self.inbox.reply(
+                corr,
+                ProviderReply(
+                    FailureKind.RATE_LIMIT.value,
+                    detail=f"rate-limited by the provider for {wait:.1f} s more (its Retry-After)",
+                    retry_after_s=wait,
+                    sent=False,
+                ),
+            )
             return None
         if self._waiting >= self.settings.queue_limit:
             self.inbox.reply(
@@ -194,6 +216,8 @@ class ProviderActor(Actor):
         )
 
     def _count(self, reply: ProviderReply) -> None:
+        if reply.failure == FailureKind.RATE_LIMIT.value and reply.sent and (reply.retry_after_s or 0) >= PAUSE_AT_LEAST_S:
+            self._rate_limited_until = max(self._rate_limited_until, self._clock() + (reply.retry_after_s or 0))
         if reply.ok:
             self._consecutive_failures = 0
             return
