@@ -8,7 +8,7 @@ rest are skipped by their tag, which is what keeps reading fast on large logs.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
