@@ -117,6 +117,8 @@ class Request:
     """With `tier` or `model` pinned: whether another tier may answer when the pinned one cannot."""
     attempt_timeout_s: float | None = None
     """How long one provider may take before the next candidate is tried (a time-to-first-token bound)."""
+    wait_rate_limits: bool = True
+    """Whether the last candidate waits out a Retry-After; False hands the 429 to a caller that retries itself."""
 
     def __attrs_post_init__(self) -> None:
         validate_request(self)

@@ -17,6 +17,8 @@ Semantics worth knowing:
 - `temperature` 0, or an explicit `x_orchestrator.sample_index`, asks for a fixed
   sample; otherwise identical bodies in one run are fresh samples (docs/CACHE.md).
 - content may be a string, a list of text parts, or null (an assistant turn).
+- a request every candidate rate-limits is answered 429 with Retry-After at once:
+  HTTP clients retry 429 themselves, so the server does not wait and retry as well.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def requests_from_body(
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
         raise InvalidRequest(f"stream must be true or false, got {stream!r:.40}")
-    request = attrs.evolve(request_from_dict(spec, "request"), substitute=substitute)
+    request = attrs.evolve(request_from_dict(spec, "request"), substitute=substitute, wait_rate_limits=False)
     if stream and request.attempt_timeout_s is None and stream_first_token_s is not None:
         request = attrs.evolve(request, attempt_timeout_s=stream_first_token_s)
     if n == 1:

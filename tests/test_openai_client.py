@@ -152,6 +152,11 @@ async def test_a_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None
                 model="auto", messages=USER, extra_body={"x_orchestrator": {"deadline_s": 2}},
             )
         assert caught.value.response.headers["retry-after"] == "7"
+        async with aiohttp.ClientSession() as session, session.get(f"{served.orch.simulator_url}/_sim/stats") as resp:
+            stats = await resp.json()
+        calls = sum(v for k, v in stats.items() if k.endswith(":requests"))
+        paid = len([t for t in served.orch.engine.router.tiers if not t.local]) + 1
+        assert calls <= paid, "one upstream call per candidate at most: the client does the retrying"
 
 
 @pytest.mark.anyio

@@ -158,7 +158,8 @@ class FallbackChain:
                 self._on_auth_failure(provider.name, reply.detail)
             if last is FailureKind.RATE_LIMIT:
                 progress.rate_limited = reply.retry_after_s
-            if last not in RETRYABLE or try_no == retries or (last is FailureKind.RATE_LIMIT and not final):
+            waits = final and request.wait_rate_limits
+            if last not in RETRYABLE or try_no == retries or (last is FailureKind.RATE_LIMIT and not waits):
                 return None, last
             delay = self._retry.delay(try_no + 1, reply.retry_after_s, self._rng)
             if self._clock() + delay >= deadline:
