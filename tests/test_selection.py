@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from actors.errors import StrategyUnavailable, UnknownModel
+from actors.errors import InvalidRequest, StrategyUnavailable, UnknownModel
 from actors.messages import Estimate, Request
 from actors.router.selection import RoutingContext, Selection, select
 from actors.router.settings import RouterSettings
@@ -107,3 +107,11 @@ def test_the_estimated_worst_case_is_part_of_the_decision() -> None:
 def test_nothing_available_is_strategy_unavailable() -> None:
     with pytest.raises(StrategyUnavailable):
         decide("simple", available=frozenset())
+
+
+def test_a_request_no_window_can_hold_is_invalid_not_unavailable() -> None:
+    with pytest.raises(InvalidRequest, match=r"needs about [\d,]+ tokens .* largest context window among its candidates"):
+        decide("simple", Request.prompt("x", max_tokens=1_000_000), prompt_tokens_estimate=66_000)
+    with pytest.raises(InvalidRequest):
+        decide("simple", prompt_tokens_estimate=2_000_000)
+    assert decide("simple", Request.prompt("x", max_tokens=1_000_000), prompt_tokens_estimate=40_000).tier

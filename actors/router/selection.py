@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from actors.errors import StrategyUnavailable, UnknownModel
+from actors.errors import InvalidRequest, StrategyUnavailable, UnknownModel
 from actors.ledger.pricing import worst_case_nd
 from actors.messages import Estimate, Request
 from actors.providers.settings import ProviderSettings
@@ -119,7 +119,10 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
     if (request.tier is not None or request.model is not None) and not request.substitute:
         chain = [c for c in chain if _pinned(c, request, context)]
         reasons.append("pinned: no other tier may answer (substitute=false)")
+    candidates = chain
     chain = _filter(chain, request, settings, context, reasons)
+    if not chain and candidates:
+        _refuse_if_too_large(candidates, request, settings, context)
     if not chain:
         raise StrategyUnavailable(
             f"request {request.request_id}: no provider can serve it now ({'; '.join(reasons) or 'none configured'})"
@@ -133,6 +136,20 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
         provider.output_price_nd_per_mtok, context.margin_ppm,
     )
     return Selection(first_tier, first_provider, tuple(chain[1:]), tuple(reasons), cost)
+
+
+def _refuse_if_too_large(
+    candidates: list[tuple[str, str]], request: Request, settings: RouterSettings, context: RoutingContext
+) -> None:
+    """A request no candidate's window can hold is the request's fault (400), not an outage (503)."""
+    tiers = {t.name: t for t in settings.tiers}
+    largest = max(context.providers[p].context_window for _, p in candidates)
+    needs = min(context.prompt_tokens_estimate + (request.max_tokens or tiers[t].max_tokens) for t, _ in candidates)
+    if needs > largest:
+        raise InvalidRequest(
+            f"request {request.request_id}: needs about {needs:,} tokens (prompt and max_tokens), but the largest "
+            f"context window among its candidates is {largest:,}; shorten the prompt or lower max_tokens"
+        )
 
 
 def _pinned(entry: tuple[str, str], request: Request, context: RoutingContext) -> bool:

@@ -71,8 +71,17 @@ def _context_points(chars: int) -> int:
     return 0
 
 
+SCAN_WINDOW = 32_768
+"""Keyword patterns read the first and last this many characters of a prompt: that is where
+instructions are, and a multi-megabyte prompt must not hold the event loop for a second."""
+
+
 def text_points(text: str, *, files: int | None = None, lines: int | None = None) -> tuple[int, bool, dict[str, float], list[str]]:
     """(points 0-100, critical pattern matched, features, reasons)."""
+    line_count = lines if lines is not None else text.count("\n")
+    length = len(text)
+    if length > 2 * SCAN_WINDOW:
+        text = text[:SCAN_WINDOW] + "\n" + text[-SCAN_WINDOW:]
     features: dict[str, float] = {}
     reasons: list[str] = []
     if _TRIVIAL.search(text) and not _DESIGN.search(text):
@@ -102,8 +111,8 @@ def text_points(text: str, *, files: int | None = None, lines: int | None = None
     file_count = files if files is not None else len(set(m.group(0) for m in _FILES.finditer(text)))
     for label, value in (
         ("files", _file_points(file_count)),
-        ("lines", _line_points(lines if lines is not None else text.count("\n"))),
-        ("context", _context_points(len(text))),
+        ("lines", _line_points(line_count)),
+        ("context", _context_points(length)),
     ):
         if value:
             points += value
