@@ -225,10 +225,11 @@ class Orchestrator:
         budget_nd: int | None = None,
         accept: float = 0.5,
         start_at_cheapest: bool = False,
+        min_success: float | None = None,
     ) -> Verified:
         """Cheapest adequate tier first; escalate while `verifier` rejects (see orchestrator.cascade)."""
         return await generate_verified(self, request, verifier, max_depth=max_depth, budget_nd=budget_nd,
-                                       accept=accept, start_at_cheapest=start_at_cheapest)
+                                       accept=accept, start_at_cheapest=start_at_cheapest, min_success=min_success)
 
     def health(self) -> dict[str, dict[str, object]]:
         """Each actor: running, circuit state, restarts and the last crash's cause."""

@@ -6,7 +6,8 @@ The first stage goes where routing would send the request (or, with
 `start_at_cheapest`, to the cheapest paid tier: with a good verifier that is the
 cheapest policy of all); each rejected answer
 escalates to the next paid tier up, until a verdict reaches `accept`, the depth is
-spent, or the next stage would pass `budget_nd`. Every stage is an ordinary request
+spent, the next stage would pass `budget_nd`, or (with `min_success` and a learned
+estimator) the next tier is predicted to fail too, so paying for it is unlikely to help. Every stage is an ordinary request
 (priced by the ledger, cached, in telemetry) pinned to its tier, and every verdict
 is fed back, so the online learner learns which tier a kind of request needs.
 
@@ -78,6 +79,7 @@ async def generate_verified(
     budget_nd: int | None = None,
     accept: float = 0.5,
     start_at_cheapest: bool = False,
+    min_success: float | None = None,
 ) -> Verified:
     paid = [t.name for t in orch.engine.router.tiers if not t.local]
     if request.tier in paid:
@@ -92,7 +94,12 @@ async def generate_verified(
     for depth, tier in enumerate(ladder[:max_depth]):
         spent = sum(s.cost_nd for s in stages)
         staged = attrs.evolve(request, request_id=f"{request.request_id}/stage{depth}", tier=tier, substitute=False)
-        if budget_nd is not None and spent + orch.decide(staged).estimated_cost_nd > budget_nd:
+        decision = orch.decide(staged)
+        if budget_nd is not None and spent + decision.estimated_cost_nd > budget_nd:
+            break
+        predicted = decision.features.get(f"p_success:{decision.model}")
+        if depth and min_success is not None and predicted is not None and predicted < min_success:
+            stages.append(Stage(tier, staged.request_id, 0, 0.0, f"skipped: predicted success {predicted:.2f}"))
             break
         try:
             result = await orch.generate(staged)

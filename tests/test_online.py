@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from actors.errors import ConfigError
-from actors.messages import Request, Result
+from actors.messages import Estimate, Request, Result
 from actors.router.online import OnlineLearner, OnlineSettings
 from orchestrator import Orchestrator
 from orchestrator.config import Config
@@ -120,3 +120,24 @@ async def test_the_cascade_stops_at_its_depth_and_a_broken_verifier_rejects(
         verified = await orch.generate_verified(Request.prompt("Fix the typo in README.md"), broken, max_depth=2)
     assert not verified.accepted and len(verified.stages) == 2
     assert "verifier failed: ValueError: cannot parse the program" in verified.stages[0].detail
+
+
+def pessimistic(request: Request) -> Estimate:
+    """A custom estimator that predicts the second tier's model will fail too."""
+    return Estimate(0.1, "simple", 0.9, ("test",), {"p_success:gemini-2.5-flash": 0.05})
+
+
+@pytest.mark.trio
+async def test_the_cascade_does_not_pay_for_a_tier_predicted_to_fail(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    cfg = learning(tmp_path)
+    estimator = attrs.evolve(cfg.engine.router.estimator, kind="tests.test_online:pessimistic")
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, router=attrs.evolve(cfg.engine.router, estimator=estimator)))
+    async with Orchestrator.start(cfg, transport_factory=scripted(answers())) as orch:
+        verified = await orch.generate_verified(Request.prompt("Fix the typo"), lambda r: r.text == "RIGHT",
+                                                min_success=0.2)
+        budget = await orch.budget()
+    assert not verified.accepted and [s.tier for s in verified.stages] == ["tier_1", "tier_2"]
+    assert "skipped: predicted success 0.05" in verified.stages[1].detail
+    assert budget.settled_nd == verified.stages[0].cost_nd, "nothing was paid for the skipped stage"

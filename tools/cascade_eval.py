@@ -35,7 +35,8 @@ from orchestrator.simulator.recorded import RecordedRun  # noqa: E402
 DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 
 
-async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, start_at_cheapest: bool) -> dict[str, float]:
+async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, start_at_cheapest: bool,
+                   min_success: float | None = None) -> dict[str, float]:
     table = run.world.table
     rng = random.Random(seed)
     correct_by_row: dict[str, int] = {}
@@ -58,7 +59,7 @@ async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, st
             async with limiter:
                 verified = await orch.generate_verified(
                     Request.prompt(prompt, request_id=f"row-{row}"), verifier_for(row), max_depth=len(table.models),
-                    start_at_cheapest=start_at_cheapest,
+                    start_at_cheapest=start_at_cheapest, min_success=min_success,
                 )
             totals["cost_nd"] += verified.cost_nd
             totals["stages"] += len(verified.stages)
@@ -81,6 +82,8 @@ def main() -> int:
     parser.add_argument("--config", default="gsm8k_recorded")
     parser.add_argument("--verifier-accuracy", type=float, action="append", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-success", type=float, action="append", default=None,
+                        help="also run the cheapest-first cascade skipping tiers predicted to succeed below this")
     args = parser.parse_args()
     if not args.table.exists():
         print(f"{args.table}: no such outcome table", file=sys.stderr)
@@ -112,6 +115,14 @@ def main() -> int:
         rows.append((f"cascade, {start}, verifier right {accuracy:.0%}", f"{got['accuracy']:.3f}",
                      f"{format_usd(int(got['cost_nd']), 4)} ({got['cost_nd'] / strong_cost:.0%} of always-strong)",
                      f"{got['stages']:.2f}"))
+    for floor in args.min_success or []:
+        for accuracy in args.verifier_accuracy or [1.0, 0.9]:
+            with tempfile.TemporaryDirectory() as state:
+                got = anyio.run(evaluate, run, accuracy, args.seed, Path(state), True, floor)
+            rows.append((f"cascade, cheapest first, skip below {floor:.2f}, verifier right {accuracy:.0%}",
+                         f"{got['accuracy']:.3f}",
+                         f"{format_usd(int(got['cost_nd']), 4)} ({got['cost_nd'] / strong_cost:.0%} of always-strong)",
+                         f"{got['stages']:.2f}"))
     print(render_table(("policy", "accuracy", "cost", "stages per prompt"), rows,
                        title=f"{len(table)} prompts of {args.table.name}, cheapest tier first, escalate on rejection"))
     return 0
