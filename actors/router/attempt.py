@@ -181,11 +181,15 @@ class AttemptRunner:
             raise
 
     async def _forget(self, reservation_id: str) -> None:
-        """Release a reservation that may or may not have been granted (its answer was lost)."""
+        """Release a reservation that may or may not have been granted (its answer was lost).
+
+        Told, not asked: a cancelled caller must not wait on a slow ledger, and the
+        inbox is first in, first out, so the release is handled after the reserve.
+        """
         try:
-            await self._ledger.release(reservation_id)
+            await self._ledger.tell(Release(reservation_id))
         except OrchestratorError:
-            log.debug("reservation %s: nothing to release after a lost reserve answer", reservation_id)
+            log.debug("reservation %s: the ledger is gone; a restart counts it as spent", reservation_id)
 
     async def _call(
         self, plan: Plan, reservation_id: str, deadline: float, permit: Permit
