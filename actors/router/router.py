@@ -96,9 +96,10 @@ class Router:
             downgrade_on_budget=settings.router.selection.downgrade_on_budget, clock=clock,
             on_attempt=self._attempted, on_fallback=self._fell_back, on_auth_failure=self._auth_failed,
         )
-        paid_tiers = [t.name for t in settings.router.tiers if not t.local]
+        self._paid = [t for t in settings.router.tiers if not t.local]
+        self._levels = tuple(level for level, _ in settings.router.estimator.thresholds)
         self._online = (
-            OnlineLearner(settings.router.online, paid_tiers, settings.rng_seed)
+            OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
             if settings.router.online.enabled else None
         )
         self.levels: Counter[str] = Counter()
@@ -226,9 +227,7 @@ class Router:
         """The estimate, its level moved by the online learner when the request does not pin a tier."""
         if self._online is None or request.tier is not None or request.model is not None:
             return estimate
-        levels = tuple(level for level, _ in self._settings.router.estimator.thresholds)
-        paid = [t for t in self._settings.router.tiers if not t.local]
-        static = paid[tier_for_level(estimate.level, self._settings.router.tiers, levels)].name
+        static = self._paid[tier_for_level(estimate.level, self._settings.router.tiers, self._levels)].name
         choice = self._online.choose(estimate.score, static)
         if not choice.why or choice.tier == static:
             return estimate
@@ -293,7 +292,7 @@ class Router:
                     "run with --passthrough to send unrecorded requests to the providers"
                 )
         if request.cache is not CachePolicy.USE:
-            return await self._answer(request, decision, selection, messages, started, key, sample, key_for)
+            return await self._answer(request, decision, selection, messages, started, key, sample, key_for, temperature)
         flight = self._same_sample.get(key)
         if flight is not None:
             await flight.done.wait()
@@ -305,7 +304,9 @@ class Router:
         flight = _Flight(request)
         self._same_sample[key] = flight
         try:
-            flight.result = await self._answer(request, decision, selection, messages, started, key, sample, key_for)
+            flight.result = await self._answer(
+                request, decision, selection, messages, started, key, sample, key_for, temperature
+            )
             return flight.result
         finally:
             del self._same_sample[key]
@@ -321,9 +322,9 @@ class Router:
         key: str,
         sample: int,
         key_for: Callable[[str, int], str],
+        temperature: float,
     ) -> Result:
         """The cache, else the fallback chain; the answer is stored for the next identical sample."""
-        temperature = _temperature(request, self._tiers[selection.tier].temperature)
         similar_text = messages[-1].content if request.allow_similar else None
         if self._cache is not None and request.cache is CachePolicy.USE:
             hit = await self._cache.lookup(key, kind=request.kind, tier=decision.tier, similar_text=similar_text)
