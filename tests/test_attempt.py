@@ -19,7 +19,7 @@ import trio.testing
 
 from actors.catalog import CODEC
 from actors.errors import AskTimeout, LedgerUnavailable
-from actors.ledger.messages import Hold, LedgerAck, Release, ReserveReply, Settle
+from actors.ledger.messages import Hold, Release, ReserveReply, Settle
 from actors.messages import FailureKind, Request
 from actors.providers.actor import ProviderActor
 from actors.providers.messages import ProviderReply
@@ -56,18 +56,6 @@ class FakeLedger:
     async def reserve(self, rid: str, request_id: str, tier: str, model: str, amount: int) -> ReserveReply:
         await self._step("reserve", rid)
         return ReserveReply(rid, True, 10**9)
-
-    async def settle(self, rid: str, cost: int, input_tokens: int = 0, output_tokens: int = 0) -> LedgerAck:
-        await self._step("settle", rid)
-        return LedgerAck(rid, "settled")
-
-    async def release(self, rid: str) -> LedgerAck:
-        await self._step("release", rid)
-        return LedgerAck(rid, "released")
-
-    async def hold(self, rid: str) -> LedgerAck:
-        await self._step("hold", rid)
-        return LedgerAck(rid, "held")
 
     async def tell(self, msg: object) -> None:
         op = {Settle: "settle", Release: "release", Hold: "hold"}[type(msg)]

@@ -36,9 +36,6 @@ class LedgerClient:
     async def release(self, reservation_id: str) -> LedgerAck:
         return await self._ref.ask(Release(reservation_id), self._timeout)
 
-    async def hold(self, reservation_id: str) -> LedgerAck:
-        return await self._ref.ask(Hold(reservation_id), self._timeout)
-
     async def tell(self, msg: Settle | Release | Hold) -> None:
         """Close a reservation without waiting for its journal record (see docs/LEDGER.md, "answer first")."""
         try:
