@@ -245,7 +245,7 @@ class LedgerActor(Actor):
 
     async def _io(self, work: Callable[[], _T]) -> _T:
         """Disk work in a worker thread, so the loop never waits on the disk; memory work inline."""
-        if isinstance(self._storage, journal.MemoryStorage):
+        if self._storage is not None and not self._storage.blocking:
             return work()
         return await anyio.to_thread.run_sync(work)
 

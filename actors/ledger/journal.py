@@ -60,6 +60,9 @@ CODEC = Codec((JournalEntry, SnapshotReservation, LedgerSnapshot))
 
 
 class Storage(Protocol):
+    blocking: bool
+    """Whether its calls wait on a disk (then they run in a worker thread, off the event loop)."""
+
     def read(self) -> bytes: ...
 
     def append(self, data: bytes) -> None: ...
@@ -117,6 +120,8 @@ class FileStorage:
     With `read_only=True` nothing is created, locked or changed: for commands that
     only look at the ledger while another process may be running it.
     """
+
+    blocking = True
 
     def __init__(self, path: str | Path, state_dir: str | Path | None, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -217,6 +222,8 @@ class MemoryStorage:
     It also backs a ledger configured without a journal: the storage outlives the
     actor, so a restarted ledger recovers every operation instead of starting empty.
     """
+
+    blocking = False
 
     def __init__(self) -> None:
         self.durable = bytearray()
