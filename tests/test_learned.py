@@ -157,3 +157,17 @@ def test_an_arc_request_is_scored_from_its_rendered_prompt_and_grid_features(tmp
     estimate = estimator.estimate(Request(task=task))
     assert 0.0 <= estimate.score <= 1.0
     assert dense_features("x", task)[DENSE.index("grid_size_score")] > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=12), st.integers(0, 2**32 - 1))
+def test_the_fits_sparse_products_equal_the_matrix_products(texts: list[str], seed: int) -> None:
+    """The fitting loop's segment sums are X @ w and X.T @ r, empty prompts (rows with no entries) included."""
+    batch = featurize(texts, SPEC)
+    matrix = np.zeros((len(texts), SPEC.buckets))
+    np.add.at(matrix, (batch.rows, batch.index), batch.values)
+    rng = np.random.default_rng(seed)
+    weights, residual = rng.normal(size=SPEC.buckets), rng.normal(size=len(texts))
+    products = learned._SparseProducts.of(batch, SPEC.buckets)  # noqa: SLF001 - the fit's inner step
+    np.testing.assert_allclose(products.times(weights), matrix @ weights, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(products.transposed_times(residual), matrix.T @ residual, rtol=1e-5, atol=1e-5)

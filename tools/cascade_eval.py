@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 import anyio
@@ -38,11 +39,11 @@ DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_resp
 async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, start_at_cheapest: bool,
                    min_success: float | None = None) -> dict[str, float]:
     table = run.world.table
-    rng = random.Random(seed)
-    correct_by_row: dict[str, int] = {}
     totals = {"right": 0.0, "cost_nd": 0, "stages": 0}
 
     def verifier_for(row: int) -> object:
+        rng = random.Random(f"{seed}/{row}")  # per prompt, so the verdicts do not depend on completion order
+
         def verify(result: Result) -> bool:
             name = run.world.table_model(result.model)
             score = table.scores[row, table.models.index(name)] if name is not None else 0.0
@@ -67,13 +68,16 @@ async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, st
                 name = run.world.table_model(verified.result.model)
                 score = table.scores[row, table.models.index(name)] if name is not None else 0.0
                 totals["right"] += 0.0 if np.isnan(score) else float(score)
-                correct_by_row[str(row)] = 1
 
         async with anyio.create_task_group() as tg:
             for row, prompt in enumerate(table.prompts):
                 tg.start_soon(one, row, prompt)
     n = len(table.prompts)
     return {"accuracy": totals["right"] / n, "cost_nd": totals["cost_nd"], "stages": totals["stages"] / n}
+
+
+def _cost(cost_nd: int, strong_cost_nd: int) -> str:
+    return f"{format_usd(cost_nd, 4)} ({cost_nd / strong_cost_nd:.1%} of always-strong)"
 
 
 def main() -> int:
@@ -88,32 +92,37 @@ def main() -> int:
     if not args.table.exists():
         print(f"{args.table}: no such outcome table", file=sys.stderr)
         return 2
-    import tempfile
-
     config = load_config(args.config)
     config = attrs.evolve(config, engine=attrs.evolve(
         config.engine, cache=attrs.evolve(config.engine.cache, enabled=False),
     ))
     run = RecordedRun.prepare(args.table, config)
     table = run.world.table
-    baselines = run.grade([])
-    rows = []
-    strong_cost = None
-    for label, tier in (("always-weak", 0), ("always-strong", -1)):
-        paid = [t for t in run.config.engine.router.tiers if not t.local]
-        priced = run._tier_cost(paid[tier])  # noqa: SLF001 - the recorded run's own pricing
-        assert priced is not None
-        rows.append((label, f"{priced[1]:.3f}", format_usd(priced[0], 4), "1.00"))
-        strong_cost = priced[0] if tier == -1 else strong_cost
-    oracle = float(np.mean(np.nanmax(np.nan_to_num(table.scores, nan=0.0), axis=1)))
+    paid = [t for t in run.config.engine.router.tiers if not t.local]
+    weak_costs, strong_costs = run.row_costs(paid[0]), run.row_costs(paid[-1])
+    weak, strong = run.column(paid[0]), run.column(paid[-1])
+    if weak_costs is None or strong_costs is None or weak is None or strong is None:
+        print(f"{args.config}: its cheapest and strongest tiers must stand for models of the table", file=sys.stderr)
+        return 2
+    scores = np.nan_to_num(table.scores, nan=0.0)
+    strong_cost = int(strong_costs.sum())
+    rows = [
+        ("always-weak", f"{scores[:, weak].mean():.3f}", _cost(int(weak_costs.sum()), strong_cost), "1.00"),
+        ("always-strong", f"{scores[:, strong].mean():.3f}", _cost(strong_cost, strong_cost), "1.00"),
+    ]
+    oracle = float(np.mean(scores.max(axis=1)))
     rows.append(("oracle (any model right)", f"{oracle:.3f}", "-", "-"))
-    del baselines
+    escalated = (scores[:, weak] < 0.5) & (scores[:, strong] >= 0.5)
+    foresight = int(weak_costs.sum() + strong_costs[escalated].sum())
+    rows.append(("bound: weak first, escalating only what the strong model gets right",
+                 f"{float(np.mean(np.where(escalated, scores[:, strong], scores[:, weak]))):.3f}",
+                 _cost(foresight, strong_cost), f"{1 + escalated.mean():.2f}"))
     for accuracy, cheapest in [(a, c) for a in (args.verifier_accuracy or [1.0, 0.9]) for c in (True, False)]:
         with tempfile.TemporaryDirectory() as state:
             got = anyio.run(evaluate, run, accuracy, args.seed, Path(state), cheapest)
         start = "cheapest first" if cheapest else "routed first"
         rows.append((f"cascade, {start}, verifier right {accuracy:.0%}", f"{got['accuracy']:.3f}",
-                     f"{format_usd(int(got['cost_nd']), 4)} ({got['cost_nd'] / strong_cost:.0%} of always-strong)",
+                     _cost(int(got['cost_nd']), strong_cost),
                      f"{got['stages']:.2f}"))
     for floor in args.min_success or []:
         for accuracy in args.verifier_accuracy or [1.0, 0.9]:
@@ -121,7 +130,7 @@ def main() -> int:
                 got = anyio.run(evaluate, run, accuracy, args.seed, Path(state), True, floor)
             rows.append((f"cascade, cheapest first, skip below {floor:.2f}, verifier right {accuracy:.0%}",
                          f"{got['accuracy']:.3f}",
-                         f"{format_usd(int(got['cost_nd']), 4)} ({got['cost_nd'] / strong_cost:.0%} of always-strong)",
+                         _cost(int(got['cost_nd']), strong_cost),
                          f"{got['stages']:.2f}"))
     print(render_table(("policy", "accuracy", "cost", "stages per prompt"), rows,
                        title=f"{len(table)} prompts of {args.table.name}, cheapest tier first, escalate on rejection"))

@@ -141,25 +141,78 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
+@attrs.frozen(eq=False)
+class _SparseProducts:
+    """A batch's sparse part as a matrix X, laid out twice so X @ w and X.T @ r are segment sums.
+
+    np.add.reduceat over entries sorted by row (for X @ w) and by bucket (for X.T @ r),
+    in float32, is about three times faster than np.bincount on the fitting loop's
+    two products, which is most of a fit's time on long prompts (MMLU: 11.6 million
+    entries, 57 s per fit before, docs/ROUTING.md).
+    """
+
+    rows: int
+    buckets: int
+    by_row_index: np.ndarray
+    by_row_values: np.ndarray
+    row_starts: np.ndarray
+    row_ids: np.ndarray
+    by_bucket_rows: np.ndarray
+    by_bucket_values: np.ndarray
+    bucket_starts: np.ndarray
+    bucket_ids: np.ndarray
+
+    @classmethod
+    def of(cls, batch: FeatureBatch, buckets: int) -> _SparseProducts:
+        row_order = np.argsort(batch.rows, kind="stable")
+        bucket_order = np.argsort(batch.index, kind="stable")
+        sorted_rows, sorted_buckets = batch.rows[row_order], batch.index[bucket_order]
+        row_starts = _segment_starts(sorted_rows)
+        bucket_starts = _segment_starts(sorted_buckets)
+        return cls(
+            rows=len(batch), buckets=buckets,
+            by_row_index=batch.index[row_order], by_row_values=batch.values[row_order].astype(np.float32),
+            row_starts=row_starts, row_ids=sorted_rows[row_starts],
+            by_bucket_rows=batch.rows[bucket_order], by_bucket_values=batch.values[bucket_order].astype(np.float32),
+            bucket_starts=bucket_starts, bucket_ids=sorted_buckets[bucket_starts],
+        )
+
+    def times(self, weights: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.rows)
+        if len(self.row_starts):
+            products = self.by_row_values * weights.astype(np.float32)[self.by_row_index]
+            out[self.row_ids] = np.add.reduceat(products, self.row_starts)
+        return out
+
+    def transposed_times(self, residual: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.buckets)
+        if len(self.bucket_starts):
+            products = self.by_bucket_values * residual.astype(np.float32)[self.by_bucket_rows]
+            out[self.bucket_ids] = np.add.reduceat(products, self.bucket_starts)
+        return out
+
+
+def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+
+
 def _fit_one(batch: FeatureBatch, y: np.ndarray, dense_mean: np.ndarray, dense_scale: np.ndarray,
              settings: FitSettings) -> tuple[np.ndarray, np.ndarray, float]:
     """Full-batch Adam on the mean log-loss plus l2/n times half the squared weights (bias free)."""
     n, buckets = len(batch), settings.spec.buckets
+    sparse = _SparseProducts.of(batch, buckets)
     dense = ((batch.dense - dense_mean) * dense_scale).astype(np.float64)
     size = buckets + dense.shape[1] + 1
     theta = np.zeros(size)
     first = np.zeros(size)
     second = np.zeros(size)
-    values = batch.values.astype(np.float64)
     for step in range(1, settings.iterations + 1):
         w, d, b = theta[:buckets], theta[buckets:-1], theta[-1]
-        z = np.bincount(batch.rows, weights=values * w[batch.index], minlength=n) + dense @ d + b
+        z = sparse.times(w) + dense @ d + b
         residual = (_sigmoid(z) - y) / n
-        gradient = np.concatenate([
-            np.bincount(batch.index, weights=values * residual[batch.rows], minlength=buckets),
-            dense.T @ residual,
-            [residual.sum()],
-        ])
+        gradient = np.concatenate([sparse.transposed_times(residual), dense.T @ residual, [residual.sum()]])
         gradient[:-1] += settings.l2 * theta[:-1] / n
         first = 0.9 * first + 0.1 * gradient
         second = 0.999 * second + 0.001 * gradient * gradient

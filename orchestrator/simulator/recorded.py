@@ -105,19 +105,31 @@ class RecordedRun:
     def requests(self) -> list[Request]:
         return [Request.prompt(p, request_id=f"row-{i}") for i, p in enumerate(self.world.table.prompts)]
 
-    def _tier_cost(self, tier: Any) -> tuple[int, float] | None:
-        """(cost, accuracy) of sending every prompt to `tier`'s first provider, from the recorded answers."""
+    def column(self, tier: Any) -> int | None:
+        """The table's column for the model `tier`'s first provider stands for (None: no model of the table)."""
+        name = self.world.table_model(self.config.engine.provider(tier.providers[0]).model)
+        return None if name is None else self.world.table.models.index(name)
+
+    def row_costs(self, tier: Any) -> np.ndarray | None:
+        """What sending each prompt to `tier`'s first provider costs, in nanodollars, from the recorded answers."""
         provider = self.config.engine.provider(tier.providers[0])
-        name = self.world.table_model(provider.model)
-        if name is None:
+        column = self.column(tier)
+        if column is None:
             return None
-        column = self.world.table.models.index(name)
-        total = 0
+        name = self.world.table.models[column]
+        costs = np.zeros(len(self.world.table.prompts), dtype=np.int64)
         for row, prompt in enumerate(self.world.table.prompts):
             text, _ = content.truncate_to_tokens(self.world.table.response(row, name) or "", tier.max_tokens)
-            total += token_cost_nd(content.prompt_tokens([("user", prompt)]), provider.input_price_nd_per_mtok)
-            total += token_cost_nd(content.text_tokens(text), provider.output_price_nd_per_mtok)
-        return total, float(np.nanmean(self.world.table.scores[:, column]))
+            costs[row] = token_cost_nd(content.prompt_tokens([("user", prompt)]), provider.input_price_nd_per_mtok)
+            costs[row] += token_cost_nd(content.text_tokens(text), provider.output_price_nd_per_mtok)
+        return costs
+
+    def tier_cost(self, tier: Any) -> tuple[int, float] | None:
+        """(cost, accuracy) of sending every prompt to `tier`'s first provider, from the recorded answers."""
+        costs, column = self.row_costs(tier), self.column(tier)
+        if costs is None or column is None:
+            return None
+        return int(costs.sum()), float(np.nanmean(self.world.table.scores[:, column]))
 
     def grade(self, outcomes: Sequence[Result | OrchestratorError]) -> dict[str, Any]:
         scores = self.world.table.scores
@@ -132,7 +144,7 @@ class RecordedRun:
             "cost_nd": sum(o.cost_nd for o in outcomes if isinstance(o, Result)), "baselines": {},
         }
         for label, tier in (("always-cheapest", paid[0]), ("always-strongest", paid[-1])):
-            priced = self._tier_cost(tier)
+            priced = self.tier_cost(tier)
             if priced is not None:
                 summary["baselines"][label] = {"tier": tier.name, "accuracy": priced[1], "cost_nd": priced[0]}
         return summary
