@@ -17,6 +17,13 @@ training cells a program gets right; it is fed back to the orchestrator.
 On the shipped simulator the "LLM" writes programs with no skill: the fitness it
 reaches comes from the primitives. Point --config at real providers to measure the
 models.
+
+With --online the router learns from that fitness while the GA runs (`routing.online`:
+Thompson sampling per score band and tier), and the summary shows which tiers wrote
+the LLM's programs in the first and the second half of the run, and what the learner
+explored, exploited and believes. On the simulator no tier's programs are any good,
+so the learner moves requests up the tiers; with real models it finds the cheapest
+tier whose programs score.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.messages import ArcTask, Grid  # noqa: E402
 from actors.money import format_usd  # noqa: E402
-from orchestrator import Orchestrator  # noqa: E402
+from orchestrator import Orchestrator, load_config  # noqa: E402
+from orchestrator.config import default_config_path  # noqa: E402
 from orchestrator.evolution import Candidate, EvolutionHooks, EvolutionSettings  # noqa: E402
 from orchestrator.sandbox import Limits, run_program  # noqa: E402
 from orchestrator.workload import arc_tasks  # noqa: E402
@@ -106,6 +114,7 @@ async def evolve(task: ArcTask, hooks: EvolutionHooks, args: argparse.Namespace,
             hooks.feedback(candidate, score)
             population.append(Individual(candidate.program, score, candidate=candidate))
     failed = [c for c in seeds if not c.ok]
+    tiers = [(0, c.tier) for c in seeds if c.ok]
     while len(population) < args.population:
         genome = tuple(random_gene(rng) for _ in range(rng.randint(1, 3)))
         population.append(Individual(genome_source(genome), trusted_fitness(genome, task), genome))
@@ -128,6 +137,7 @@ async def evolve(task: ArcTask, hooks: EvolutionHooks, args: argparse.Namespace,
                                           budget_nd=args.generation_budget_nd)
             llm_calls += len(variants)
             failed += [c for c in variants if not c.ok]
+            tiers += [(generation, c.tier) for c in variants if c.ok]
             for candidate in variants:
                 if candidate.ok:
                     score = await sandboxed_fitness(candidate.program, task, limits)
@@ -144,14 +154,19 @@ async def evolve(task: ArcTask, hooks: EvolutionHooks, args: argparse.Namespace,
               f"stagnant {stagnant}, LLM programs {llm_calls}", file=sys.stderr)
     final_above = sum(ind.fitness > 0.3 for ind in population) / len(population)
     return {"task": task.task_id, "best": best, "history": history, "above_0_3": final_above,
-            "llm_programs": llm_calls, "failed_requests": len(failed), "cost_nd": sum(costs), "generations": len(costs) - 1}
+            "llm_programs": llm_calls, "failed_requests": len(failed), "tiers": tiers, "cost_nd": sum(costs), "generations": len(costs) - 1}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     limits = Limits(cpu_s=1, wall_s=3.0, memory_mb=256)
     runs = []
-    async with Orchestrator.start(args.config, state_dir=args.state_dir) as orch:
+    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    if args.online:
+        router = config.engine.router
+        online = attrs.evolve(router.online, enabled=True)
+        config = attrs.evolve(config, engine=attrs.evolve(config.engine, router=attrs.evolve(router, online=online)))
+    async with Orchestrator.start(config) as orch:
         hooks = EvolutionHooks(orch, EvolutionSettings(llm_seed_ratio=args.llm_seed_ratio))
         print(f"run {hooks.run_id}: LLM help after {hooks.stagnation_threshold} stagnant generations "
               "(the router escalates at the same count)", file=sys.stderr)
@@ -177,8 +192,33 @@ def summary(outcome: dict[str, object], generations: int) -> str:
     tiers: Counter[str] = Counter(routing["tiers"])  # type: ignore[arg-type]
     lines.append("requests per tier              " + ", ".join(f"{t} {n}" for t, n in sorted(tiers.items())))
     lines.append(f"failed LLM requests            {sum(r['failed_requests'] for r in runs)}")  # type: ignore[misc]
+    if "online" in routing:
+        lines += _online_lines(runs, routing["online"], generations)  # type: ignore[arg-type]
     lines.append("note: on the shipped simulator the LLM's programs have no skill; the fitness comes from the primitives")
     return "\n".join(lines)
+
+
+def _online_lines(runs: list[dict[str, object]], online: dict[str, object], generations: int) -> list[str]:
+    """Which tiers wrote the programs early and late in each task's run, and what the learner did."""
+    halves: list[Counter[str]] = [Counter(), Counter()]
+    for run in runs:
+        for generation, tier in run["tiers"]:  # type: ignore[attr-defined]
+            halves[int(generation > generations // 2)][tier] += 1
+
+    def shares(counts: Counter[str]) -> str:
+        total = sum(counts.values())
+        return ", ".join(f"{t} {n / total:.0%}" for t, n in sorted(counts.items())) if total else "none"
+
+    lines = [
+        f"LLM programs by tier, generations 0-{generations // 2}    {shares(halves[0])}",
+        f"LLM programs by tier, generations {generations // 2 + 1}-{generations}   {shares(halves[1])}",
+        f"online learner                 {online['observed']} verdicts; explored {online['explored']}, "
+        f"exploited {online['exploited']}, left as configured {online['static']}",
+    ]
+    arms: dict[str, dict[str, float]] = online["arms"]  # type: ignore[assignment]
+    for arm, belief in arms.items():
+        lines.append(f"  band:tier {arm:<18} posterior mean {belief["mean"]:.2f} after {belief["observations"]:g} verdicts")
+    return lines
 
 
 def main() -> int:
@@ -191,6 +231,7 @@ def main() -> int:
     parser.add_argument("--llm-seed-ratio", type=float, default=0.2)
     parser.add_argument("--generation-budget-nd", type=int, default=None, help="most a mutation call may spend")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--online", action="store_true", help="let the router learn from the fitness while the GA runs")
     args = parser.parse_args()
     outcome = anyio.run(main_async, args)
     print(summary(outcome, args.generations))
