@@ -217,7 +217,7 @@ def _online_lines(runs: list[dict[str, object]], online: dict[str, object], gene
     ]
     arms: dict[str, dict[str, float]] = online["arms"]  # type: ignore[assignment]
     for arm, belief in arms.items():
-        lines.append(f"  band:tier {arm:<18} posterior mean {belief["mean"]:.2f} after {belief["observations"]:g} verdicts")
+        lines.append(f"  band:tier {arm:<18} posterior mean {belief['mean']:.2f} after {belief['observations']:g} verdicts")
     return lines
 
 
