@@ -153,3 +153,26 @@ def test_minhash_signatures_are_pinned_across_versions() -> None:
         8289613820471460, 12769240599229867, 35815284993075465, 45519923477335563,
         3120503396803680, 29021806880597783, 19499320368469589, 20620396884237957,
     ]
+
+
+@pytest.mark.anyio
+async def test_misses_skip_the_worker_yet_see_what_another_process_stored(anyio_backend: str, tmp_path: Path) -> None:
+    """A miss is answered on the loop, but never for a key another process has stored meanwhile."""
+    path = str(tmp_path / "c.sqlite3")
+    actor = CacheActor(CacheSettings(path=path))
+    supervisor = Supervisor(CODEC)
+    client = CacheClient(supervisor.add("cache", lambda: actor))
+    other = CacheStore(CacheSettings(path=path))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        misses = [await client.lookup(key(s), kind="arc", tier="tier_1", similar_text=None) for s in range(5)]
+        put(other, key(3), cost=55)
+        hit = await client.lookup(key(3), kind="arc", tier="tier_1", similar_text=None)
+        await client.store(key(9), kind="arc", tier="tier_1", model="qwen", provider="Qwen", text=PROGRAM,
+                           input_tokens=10, output_tokens=5, cost_nd=77, ttl_s=None, similar_text=None)
+        stats = await client.stats()
+        supervisor.stop()
+    assert misses == [None] * 5 and hit is not None and hit.cost_nd == 55
+    assert stats.misses == 5 and stats.hits == 1
+    assert other.get(key(9)) is not None, "an answer still lingering at stop is written before the actor ends"
+    other.close()

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+import trio
+import trio.testing
 
 from actors.catalog import CODEC
 from actors.errors import JournalError
 from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, frame
-from actors.ledger.messages import JournalEntry
+from actors.ledger.messages import JournalEntry, Settle
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
 
@@ -387,3 +389,33 @@ def test_closed_reservations_are_remembered_up_to_a_bound() -> None:
     assert len(core.closed) == 10 and len(core.settled_by_reservation) == 10
     assert "r99" in core.closed and "r0" not in core.closed
     assert core.status().settled_nd == 500
+
+
+@pytest.mark.trio
+async def test_a_told_settle_rides_on_the_next_asks_fsync_or_syncs_within_the_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One fsync per request: a settle nobody waits for joins the next reserve's sync, or its own after the linger."""
+    storage = MemoryStorage()
+    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        await ledger.reserve("r1", "q", "t", "m", 100)
+        synced = storage.syncs
+        await ledger.tell(Settle("r1", 60))
+        await trio.sleep(LedgerActor.TOLD_LINGER_S / 2)
+        lingering = storage.syncs
+        await ledger.reserve("r2", "q", "t", "m", 100)
+        carried = storage.syncs
+        on_disk = MemoryStorage()
+        on_disk.durable = bytearray(storage.durable)
+        settled_on_disk = open_core(settings, on_disk).status().settled_nd
+        await ledger.tell(Settle("r2", 40))
+        await trio.sleep(LedgerActor.TOLD_LINGER_S * 2)
+        alone = storage.syncs
+        supervisor.stop()
+    assert lingering == synced, "a told settle does not fsync on its own at once"
+    assert carried == synced + 1 and settled_on_disk == 60, "the reserve's one fsync carried the settle"
+    assert alone == carried + 1 and open_core(settings, storage).status().settled_nd == 100

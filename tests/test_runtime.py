@@ -58,6 +58,24 @@ async def test_ask_returns_the_reply_and_tell_is_delivered(anyio_backend: str) -
 
 
 @pytest.mark.anyio
+async def test_a_tell_with_room_returns_before_anyone_else_runs(anyio_backend: str) -> None:
+    """A tell is not a checkpoint while the inbox has room: the receiver (and every other
+    ready task) runs after the teller has gone on, not on the teller's latency."""
+    log: list[str] = []
+    sup = Supervisor(CODEC)
+    ref = sup.add("echo", lambda: Echo(log))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        await ref.tell(ChatMessage("u", "first"))
+        await ref.tell(ChatMessage("u", "second"))
+        handled_meanwhile = list(log)
+        assert await ref.ask(ChatMessage("u", "after"), timeout=5) == ChatMessage("echo", "after")
+        sup.stop()
+    assert handled_meanwhile == ["start"]
+    assert log == ["start", "first", "second", "after", "stop"]
+
+
+@pytest.mark.anyio
 async def test_crash_fails_the_waiting_ask_and_the_actor_restarts(anyio_backend: str) -> None:
     log: list[str] = []
     sup = Supervisor(CODEC)

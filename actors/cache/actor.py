@@ -10,9 +10,13 @@ lookup never misses an answer stored before it arrived.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import anyio
+import attrs
 
 from actors.cache.messages import CacheLookup, CacheMiss, CachePut, CacheStatsQuery
+from actors.cache.probe import KeyProbe
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore
 from actors.errors import OrchestratorError
@@ -21,6 +25,8 @@ from actors.runtime.actor import Actor
 
 class CacheActor(Actor):
     name = "cache"
+    PUT_LINGER_S = 0.05
+    PUT_BATCH = 256
 
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
@@ -28,34 +34,61 @@ class CacheActor(Actor):
         self._store: CacheStore | None = None
         self._lookups: list[tuple[int, CacheLookup]] = []
         self._puts: list[CachePut] = []
+        self._unwritten: Counter[str] = Counter()
+        self._probe: KeyProbe | None = None
+        self._probed_misses = 0
         self._wake = anyio.Event()
+        self._urgent = anyio.Event()
 
     async def on_start(self) -> None:
         self._store = await anyio.to_thread.run_sync(CacheStore, self.settings, limiter=self._limiter)
+        if self.settings.path is not None and not self._store.degraded:
+            self._probe = await anyio.to_thread.run_sync(KeyProbe.open, self.settings.path)
         self.tasks.start_soon(self._worker)
 
     async def on_stop(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         if self._store is not None:
             await self._run_batch()
             await anyio.to_thread.run_sync(self._store.close, limiter=self._limiter)
 
     async def handle(self, msg: object, corr: int) -> object | None:
         if isinstance(msg, CacheLookup):
+            if self._certainly_missing(msg):
+                self._probed_misses += 1
+                return CacheMiss()
             self._lookups.append((corr, msg))
+            self._urgent.set()
         elif isinstance(msg, CachePut):
             self._puts.append(msg)
+            self._unwritten[msg.key] += 1
+            if len(self._puts) >= self.PUT_BATCH:
+                self._urgent.set()
         elif isinstance(msg, CacheStatsQuery):
             assert self._store is not None
-            return self._store.stats()
+            stats = self._store.stats()
+            return attrs.evolve(stats, misses=stats.misses + self._probed_misses)
         else:
             raise OrchestratorError(f"the cache does not handle {type(msg).__name__}")
         self._wake.set()
         return None
 
+    def _certainly_missing(self, msg: CacheLookup) -> bool:
+        """Not stored, not about to be, and no similar answer wanted: a miss without the worker."""
+        return (
+            self._probe is not None and msg.similar_text is None and msg.key not in self._unwritten
+            and self._probe.absent(msg.key)
+        )
+
     async def _worker(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
+            if not self._urgent.is_set():
+                with anyio.move_on_after(self.PUT_LINGER_S):
+                    await self._urgent.wait()
+            self._urgent = anyio.Event()
             await self._run_batch()
 
     async def _run_batch(self) -> None:
@@ -75,6 +108,14 @@ class CacheActor(Actor):
                 answers.append(hit or CacheMiss())
             return answers
 
-        answers = await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        try:
+            answers = await anyio.to_thread.run_sync(work, limiter=self._limiter)
+        finally:
+            for put in puts:
+                left = self._unwritten[put.key] - 1
+                if left:
+                    self._unwritten[put.key] = left
+                else:
+                    del self._unwritten[put.key]
         for (corr, _), answer in zip(lookups, answers):
             self.inbox.reply(corr, answer)

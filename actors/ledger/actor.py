@@ -14,6 +14,13 @@ that failed (memory would then be ahead of the disk). A restart rebuilds the sta
 from storage, and every ask whose record was not yet durable fails with the cause,
 so nothing acknowledged is lost and nothing unacknowledged is assumed.
 
+What is told rather than asked (settle, release, hold: nobody waits for them) is
+not worth an fsync of its own: it waits up to TOLD_LINGER_S for the next ask's
+group commit to carry it, so one request costs one fsync, not two (the reserve's,
+and the previous request's settle right before it). Until its record is on disk a
+closed reservation is still open in the journal, counted as spent: a crash then
+leaves it held for `budget reconcile`, never spends money twice (docs/LEDGER.md).
+
 One writer: every write to storage happens under `_write_lock`, and whoever holds
 it writes everything appended so far, in order. So the group-commit flusher and a
 command that flushes at once (reconcile, reset, stop) can never interleave records.
@@ -95,6 +102,7 @@ def file_storage_factory(settings: LedgerSettings) -> StorageFactory | None:
 
 class LedgerActor(Actor):
     name = "ledger"
+    TOLD_LINGER_S = 0.05
 
     def __init__(
         self,
@@ -112,6 +120,7 @@ class LedgerActor(Actor):
         self._batch: list[bytes] = []
         self._waiting: list[tuple[int, object]] = []
         self._wake = anyio.Event()
+        self._asked = anyio.Event()
         self._write_lock = anyio.Lock()
         self._since_snapshot = 0
 
@@ -180,6 +189,8 @@ class LedgerActor(Actor):
         self._append(entry)
         if self.settings.group_commit:
             self._waiting.append((corr, answer))
+            if corr:
+                self._asked.set()
             self._wake.set()
             return None
         await self._flush_now()
@@ -260,4 +271,8 @@ class LedgerActor(Actor):
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
+            if not self._asked.is_set():
+                with anyio.move_on_after(self.TOLD_LINGER_S):
+                    await self._asked.wait()
+            self._asked = anyio.Event()
             await self._write(storage)

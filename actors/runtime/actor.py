@@ -136,7 +136,17 @@ class ActorRef:
         self._codec = codec
 
     async def tell(self, msg: object) -> None:
-        await self._send.send((0, self._codec.encode(msg)))
+        """Send; waits only while the inbox is full.
+
+        No checkpoint when there is room: yielding here would run every other ready
+        task (the receiving actor included) before the teller goes on, which put the
+        cache store and the ledger settle on the caller's latency (docs/BENCHMARKS.md).
+        """
+        envelope = (0, self._codec.encode(msg))
+        try:
+            self._send.send_nowait(envelope)
+        except anyio.WouldBlock:
+            await self._send.send(envelope)
 
     def tell_nowait(self, msg: object) -> None:
         """Send without waiting; raises `anyio.WouldBlock` when the inbox is full."""
