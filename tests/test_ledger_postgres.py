@@ -189,8 +189,10 @@ def test_a_database_restart_fails_the_batch_typed_and_loses_nothing_committed(cl
 
 
 def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: PgCluster, tmp_path: Path) -> None:
-    """Four requests in flight per process, so one process's first burst of worst-case
-    reservations cannot hold the whole budget before the other has started: both spend."""
+    """Which process spends is a race (the first to start may take the whole budget
+    before the other's first request); what holds either way is that both are refused
+    once it is gone, the ledger's total is exactly what they were charged, and nothing
+    is overspent."""
     import json
 
     dsn = fresh_dsn(cluster)
@@ -198,7 +200,7 @@ def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: 
     config.write_text(
         f"extends: {ROOT / 'configs' / 'simulated.yaml'}\n"
         "llm_routing:\n"
-        "  optimization: {budget_limit: 0.02, parallel_requests: 4}\n"
+        "  optimization: {budget_limit: 0.02}\n"
         "  routing: {downgrade_on_budget: false}\n"
         "  retry: {initial_s: 0.01, cap_s: 0.05}\n"
         "  budget: {backend: postgres, dsn: '" + dsn + "', lease_s: 30}\n"
@@ -221,7 +223,8 @@ def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: 
     status = reader.status()
     reader.close()
     seen = [{k: s[k] for k in ("succeeded", "budget_exceeded", "cost_nd")} for s in summaries]
-    assert all(s["budget_exceeded"] > 0 and s["succeeded"] > 0 for s in summaries), f"the budget bound both processes: {seen}"
+    assert all(s["budget_exceeded"] > 0 for s in summaries), f"the shared budget refused requests of both processes: {seen}"
+    assert sum(s["succeeded"] for s in summaries) > 0, f"and paid for some: {seen}"
     assert status.settled_nd == sum(s["cost_nd"] for s in summaries), "every result's cost is in the shared ledger"
     assert status.settled_nd + status.reserved_nd <= 20_000_000, "overspend exactly 0"
     assert status.reserved_nd == status.unreconciled_nd or status.reserved_nd == 0, "what stays open is held"

@@ -76,6 +76,27 @@ async def test_a_tell_with_room_returns_before_anyone_else_runs(anyio_backend: s
 
 
 @pytest.mark.anyio
+async def test_a_flooded_actor_serves_in_order_and_lets_the_others_run(anyio_backend: str) -> None:
+    """Queued messages are served back to back, in order, but never more than BURST before a yield."""
+    from actors.runtime.actor import BURST
+
+    log: list[str] = []
+    sup = Supervisor(CODEC)
+    flooded = sup.add("flooded", lambda: Echo(log))
+    other = sup.add("other", lambda: Echo(log))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        for i in range(3 * BURST):
+            await flooded.tell(ChatMessage("u", f"m{i}"))
+        await other.tell(ChatMessage("u", "other"))
+        assert await flooded.ask(ChatMessage("u", "last"), timeout=5) == ChatMessage("echo", "last")
+        sup.stop()
+    served = [entry for entry in log if entry.startswith("m")]
+    assert served == [f"m{i}" for i in range(3 * BURST)]
+    assert log.index("other") < log.index(f"m{2 * BURST}"), "the other actor ran before the flood was through"
+
+
+@pytest.mark.anyio
 async def test_crash_fails_the_waiting_ask_and_the_actor_restarts(anyio_backend: str) -> None:
     log: list[str] = []
     sup = Supervisor(CODEC)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 Envelope = tuple[int, bytes]
 """(correlation id, encoded message); a correlation id of 0 means no reply is wanted."""
+
+BURST = 64
+"""Messages an actor serves from its queue before it yields to the other tasks."""
 
 
 class BrokenInvariant(Exception):
@@ -311,12 +315,40 @@ class Inbox:
                 await actor.on_start()
                 if ready is not None:
                     ready()
-                async for corr, payload in self._receive:
-                    await self._serve_one(actor, decode, corr, payload)
+                await self._serve(actor, decode)
             finally:
                 with anyio.CancelScope(shield=True):
                     await actor.on_stop()
             tasks.cancel_scope.cancel()
+
+    async def _serve(self, actor: Actor, decode: Callable[[bytes], Any]) -> None:
+        """Serve queued messages back to back, yielding once per BURST of them.
+
+        `receive()` is a checkpoint each time: with seven telemetry events and four
+        actor messages per request, a yield per message was a loop iteration per
+        message (docs/BENCHMARKS.md). Taking what is already queued without one, and
+        yielding every BURST messages so a flooded actor cannot starve the others,
+        keeps the order and the fairness at a fraction of the cost.
+        """
+        receive = self._receive
+        served = 0
+        while True:
+            try:
+                corr, payload = receive.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    corr, payload = await receive.receive()
+                except anyio.EndOfStream:
+                    return
+                served = 0
+            except anyio.EndOfStream:
+                return
+            else:
+                served += 1
+                if served >= BURST:
+                    served = 0
+                    await anyio.lowlevel.checkpoint()
+            await self._serve_one(actor, decode, corr, payload)
 
     async def _serve_one(self, actor: Actor, decode: Callable[[bytes], Any], corr: int, payload: bytes) -> None:
         try:
