@@ -4,6 +4,7 @@
     python tools/bench.py e2e --requests 3000 --concurrency 100
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
+    python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` is the fair harness (tools/benchmarks/e2e.py): the simulator pinned to one core,
@@ -233,12 +234,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--revisions", default="HEAD",
+                        help="for `revisions`: comma-separated git revisions to measure side by side")
     args = parser.parse_args(argv)
     for section in args.sections:
         if section == "e2e":
             from tools.benchmarks import e2e
 
             e2e.main(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "revisions":
+            from tools.benchmarks import e2e
+
+            e2e.run_revisions(args.revisions.split(","), args.requests, args.concurrency, args.rounds)
             continue
         if section == "e2e-unpinned":
             bench_e2e(args.requests, args.concurrency, args.rounds)

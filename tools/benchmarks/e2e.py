@@ -83,15 +83,15 @@ class Simulator:
         self.proc.wait(timeout=10)
 
 
-def measure(sim: Simulator, mode: str, requests: int, concurrency: int) -> dict[str, float]:
-    """One pinned client process; adds the simulator's utilisation during it."""
+def measure(sim: Simulator, mode: str, requests: int, concurrency: int, root: Path = ROOT) -> dict[str, float]:
+    """One pinned client process (of the tree at `root`); adds the simulator's utilisation during it."""
     before = sim.cpu_s()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as state:
         done = subprocess.run(
-            [*_pin(1), sys.executable, str(ROOT / "tools" / "benchmarks" / "e2e_client.py"), mode, sim.url,
+            [*_pin(1), sys.executable, str(root / "tools" / "benchmarks" / "e2e_client.py"), mode, sim.url,
              str(requests), str(concurrency), state],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            cwd=root, capture_output=True, text=True, check=False,
         )
     wall = time.perf_counter() - started
     if done.returncode != 0:
@@ -188,6 +188,45 @@ def run_footprint() -> None:
     print(render_table(("import orchestrator", "seconds", "RSS MB after import"),
                        [("median of 5", f"{statistics.median(s[0] for s in samples):.3f}",
                          f"{statistics.median(s[1] for s in samples):.0f}")], title="footprint"))
+    print()
+
+
+def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds: int) -> None:
+    """Before and after: the warm client of each git revision against one pinned simulator, interleaved.
+
+    Each revision is exported (`git archive`) to a temporary tree and given this
+    tree's `e2e_client.py`, which uses only the public API (Orchestrator.start,
+    load_config, Request), so revisions from before the harness existed measure too.
+    """
+    from orchestrator.tables import render_table
+
+    with tempfile.TemporaryDirectory() as scratch:
+        trees: dict[str, Path] = {}
+        for revision in revisions:
+            tree = Path(scratch) / revision.replace("/", "_")
+            tree.mkdir()
+            archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            (tree / "tools" / "benchmarks").mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / "tools" / "benchmarks" / "e2e_client.py", tree / "tools" / "benchmarks")
+            trees[revision] = tree
+        results: dict[str, list[dict[str, float]]] = {"bare": [], **{r: [] for r in revisions}}
+        with Simulator(0.0) as sim:
+            measure(sim, "bare", 200, concurrency)
+            for _ in range(rounds):
+                results["bare"].append(measure(sim, "bare", requests, concurrency))
+                for revision, tree in trees.items():
+                    results[revision].append(measure(sim, "warm", requests, concurrency, tree))
+    bare_cpu = statistics.median(r["cpu_us"] for r in results["bare"])
+    rows = [
+        (name if name == "bare" else f"{name} (warm)", _spread([r["cpu_us"] for r in rs], ".0f"),
+         f"{bare_cpu / statistics.median(r['cpu_us'] for r in rs):.3f}", _spread([r["rps"] for r in rs], ".0f"),
+         _spread([r["p50_ms"] for r in rs], ".1f"))
+        for name, rs in results.items()
+    ]
+    print(render_table(("client", "client CPU µs/req", "CPU ratio bare/x", "req/s", "p50 ms"), rows,
+                       title=f"revisions: {requests} ARC requests at concurrency {concurrency}, {rounds} interleaved rounds; "
+                             f"{pinning_note()}"))
     print()
 
 
