@@ -1,7 +1,9 @@
 """One provider actor per configured provider: its HTTP session, limits and protocol.
 
-Calls run concurrently in the actor's own task group, so a slow completion never
-blocks the inbox. The actor counts consecutive failures that say the provider is
+Calls run concurrently on `max_concurrency` worker tasks of the actor's own, fed by
+a queue, so a slow completion never blocks the inbox and no call pays for spawning a
+task of its own (anyio gives each spawned task a cancel scope and an event: about a
+tenth of a request's CPU, docs/BENCHMARKS.md). The actor counts consecutive failures that say the provider is
 unwell; at `failures_to_crash` it stops taking work, lets the calls in flight finish
 (so every reservation is settled or released on a known outcome), then crashes on
 purpose for its supervisor, whose restart policy is the circuit breaker.
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors.messages import FailureKind
 from actors.providers.failures import classify_exception
@@ -74,7 +77,7 @@ class ProviderActor(Actor):
         self._environ = os.environ if environ is None else environ
         self._api_key: str | None = None
         self._key_problem = ""
-        self._slots = anyio.Semaphore(settings.max_concurrency)
+        self._queue: MemoryObjectSendStream[tuple[ProviderCall, int, float]] | None = None
         self._pacing = anyio.Lock()
         self._limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute, clock())
         self._waiting = 0
@@ -94,8 +97,14 @@ class ProviderActor(Actor):
                     f"provider {self.settings.name}: environment variable {env} is not set"
                 )
         await self._transport.open()
+        self._queue, calls = anyio.create_memory_object_stream[tuple[ProviderCall, int, float]](math.inf)
+        for _ in range(self.settings.max_concurrency):
+            self.tasks.start_soon(self._worker, calls.clone())
+        calls.close()
 
     async def on_stop(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         await self._transport.close()
 
     async def handle(self, msg: ProviderCall, corr: int) -> None:
@@ -130,16 +139,18 @@ class ProviderActor(Actor):
                 ),
             )
             return None
-        self.tasks.start_soon(self._serve, msg, corr)
+        assert self._queue is not None
+        self._waiting += 1
+        self._queue.send_nowait((msg, corr, self._clock()))
         return None
 
-    async def _serve(self, call: ProviderCall, corr: int) -> None:
-        queued_at = self._clock()
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
+    async def _worker(self, calls: MemoryObjectReceiveStream[tuple[ProviderCall, int, float]]) -> None:
+        with calls:
+            async for call, corr, queued_at in calls:
+                self._waiting -= 1
+                await self._serve(call, corr, queued_at)
+
+    async def _serve(self, call: ProviderCall, corr: int, queued_at: float) -> None:
         self._in_flight += 1
         try:
             await self._pace(call.budget_tokens)
@@ -163,7 +174,6 @@ class ProviderActor(Actor):
             )
         finally:
             self._in_flight -= 1
-            self._slots.release()
         self._count(reply)
         self.inbox.reply(corr, reply)
         if self._crashing and self._in_flight == 0:
