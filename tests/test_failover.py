@@ -218,3 +218,36 @@ async def test_a_provider_that_asked_for_a_pause_gets_no_calls_until_it_ends(
     assert during.attempts[0].outcome == "rate_limit" and "rate-limited by the provider" in during.attempts[0].detail
     assert len(qwen.calls) == 2, "no upstream call during the pause; one after it"
     assert after.provider == "Qwen2.5-Coder"
+
+
+@pytest.mark.trio
+async def test_a_provider_never_has_more_than_max_concurrency_calls_in_flight(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Twelve requests at once on a provider that takes three: four waves, and the waiting shows in queue_s."""
+    cfg = config(tmp_path)
+    providers = tuple(attrs.evolve(p, max_concurrency=3) if p.name == "Qwen2.5-Coder" else p for p in cfg.engine.providers)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, providers=providers))
+    in_flight, most = 0, 0
+
+    class Counting(ScriptedTransport):
+        async def send(self, call):  # type: ignore[no-untyped-def, override]
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                return await super().send(call)
+            finally:
+                in_flight -= 1
+
+    def factory(settings: ProviderSettings, _: object) -> ScriptedTransport:
+        return Counting(default=openai_ok(), delay=10.0)
+
+    async with Orchestrator.start(cfg, transport_factory=factory) as orch:
+        start = trio.current_time()
+        results = await orch.generate_batch([attrs.evolve(SIMPLE, request_id=f"c{i}") for i in range(12)])
+        elapsed = trio.current_time() - start
+    assert all(r.provider == "Qwen2.5-Coder" for r in results)  # type: ignore[union-attr]
+    assert most == 3
+    assert elapsed == pytest.approx(40, abs=1), "four waves of three, ten seconds each"
+    assert sorted(round(r.queue_s) for r in results) == [0, 0, 0, 10, 10, 10, 20, 20, 20, 30, 30, 30]  # type: ignore[union-attr]
