@@ -181,6 +181,50 @@ async def test_ask_timeout_raises_typed_error_in_virtual_time(autojump_clock: tr
 
 
 @pytest.mark.trio
+async def test_mixed_ask_timeouts_each_end_at_their_own_deadline_and_answered_ones_leave_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One task keeps every ask's deadline: each unanswered ask times out at exactly its
+    own deadline, whatever order they were armed in, and the entries of answered asks
+    do not pile up."""
+    sup = Supervisor(CODEC)
+    ref = sup.add("echo", Echo)
+    ended: dict[float, float] = {}
+
+    async def silent(timeout: float) -> None:
+        start = trio.current_time()
+        with pytest.raises(AskTimeout):
+            await ref.ask(ChatMessage("u", "silent"), timeout=timeout)
+        ended[timeout] = trio.current_time() - start
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        assert sup.board.keeps_deadlines
+        async with trio.open_nursery() as asks:
+            for timeout in (90.0, 5.0, 30.0, 0.5, 60.0):
+                asks.start_soon(silent, timeout)
+            for i in range(2000):
+                assert await ref.ask(ChatMessage("u", f"m{i}"), timeout=10) == ChatMessage("echo", f"m{i}")
+            await trio.sleep(1)
+            assert len(sup.board._deadlines) < 200, "answered asks' entries are dropped"  # noqa: SLF001
+        sup.stop()
+    assert ended == {t: pytest.approx(t) for t in (90.0, 5.0, 30.0, 0.5, 60.0)}
+
+
+@pytest.mark.anyio
+async def test_an_ask_waiting_when_the_system_stops_fails_as_stopped(anyio_backend: str) -> None:
+    sup = Supervisor(CODEC, stop_grace_s=0.01)
+    ref = sup.add("echo", Echo)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        call = ref.call_nowait(ChatMessage("u", "slow"))
+        assert call is not None
+        sup.stop()
+        with anyio.fail_after(30), pytest.raises(ActorStopped):
+            await call.result(timeout=3600)
+
+
+@pytest.mark.trio
 async def test_restart_backoff_grows_and_intensity_opens_the_circuit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -36,6 +36,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors.codec import Codec
 from actors.errors import ActorStopped, AskTimeout, HandlerFailed, OrchestratorError
+from actors.runtime.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class BrokenInvariant(Exception):
 
 
 class _Pending:
-    __slots__ = ("event", "payload", "error", "target", "begun")
+    __slots__ = ("event", "payload", "error", "target", "begun", "deadline", "timed_out")
 
     def __init__(self, target: str) -> None:
         self.event = anyio.Event()
@@ -63,17 +64,55 @@ class _Pending:
         self.error: BaseException | None = None
         self.target = target
         self.begun = False
+        self.deadline = math.inf
+        self.timed_out = False
 
 
 class ReplyBoard:
-    """Replies waiting to be collected, by correlation id; one per actor system."""
+    """Replies waiting to be collected, by correlation id; one per actor system.
 
-    __slots__ = ("_pending", "_ids", "late_replies")
+    While `watch` runs (the supervisor runs it), ask timeouts are kept by it
+    (`deadlines.py`) instead of a cancel scope per ask.
+    """
+
+    __slots__ = ("_pending", "_ids", "late_replies", "_deadlines")
 
     def __init__(self) -> None:
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self.late_replies = 0
+        self._deadlines = Deadlines()
+
+    @property
+    def keeps_deadlines(self) -> bool:
+        return self._deadlines.running
+
+    def arm(self, corr: int, slot: _Pending, deadline: float) -> None:
+        """Wake the ask `corr` at `deadline` (marked timed out) unless it is answered first."""
+        slot.deadline = deadline
+        if slot.timed_out:
+            slot.timed_out = False
+            slot.event = anyio.Event()
+        self._deadlines.arm(deadline, corr)
+
+    async def watch(self) -> None:
+        """Keep the deadlines of asks until cancelled; then the asks still timed fail as stopped."""
+        try:
+            await self._deadlines.run(self._expire, self._waiting)
+        finally:
+            for corr, slot in list(self._pending.items()):
+                if slot.deadline != math.inf and not slot.event.is_set():
+                    self.fail(corr, ActorStopped(f"{slot.target}: the actor system stopped while an ask waited"))
+
+    def _expire(self, corr: int, now: float) -> None:
+        slot = self._pending.get(corr)
+        if slot is not None and slot.deadline <= now and not slot.event.is_set():
+            slot.timed_out = True
+            slot.event.set()
+
+    def _waiting(self, corr: int) -> bool:
+        slot = self._pending.get(corr)
+        return slot is not None and not slot.event.is_set()
 
     def open(self, target: str) -> tuple[int, _Pending]:
         corr = next(self._ids)
@@ -230,8 +269,14 @@ class Call:
     async def result(self, timeout: float = math.inf) -> Any:
         """The reply; raises `AskTimeout` past `timeout` (the call stays open) or the actor's error."""
         slot = self._slot
+        board = self._ref._board  # noqa: SLF001 - the ref's own board
         if timeout == math.inf:
             await slot.event.wait()
+        elif board.keeps_deadlines:
+            board.arm(self.corr, slot, anyio.current_time() + timeout)
+            await slot.event.wait()
+            if slot.timed_out and slot.payload is None and slot.error is None:
+                raise AskTimeout(f"{self._ref.name} did not answer {self._what} within {timeout:g} s")
         else:
             try:
                 with anyio.fail_after(timeout):

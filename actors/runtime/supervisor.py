@@ -141,6 +141,7 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._cancel_after_grace, outer.cancel_scope, name="supervisor:grace")
+                outer.start_soon(self.board.watch, name="supervisor:ask-deadlines")
                 async with anyio.create_task_group() as tg:
                     for child in self._children.values():
                         await tg.start(self._keep, child, name=f"supervise:{child.name}")
