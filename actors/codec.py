@@ -30,13 +30,16 @@ _T = TypeVar("_T")
 _Check = Callable[[Any, str], Any]
 
 
-def message(tag: int) -> Callable[[type[_T]], type[_T]]:
-    """Declare a frozen, slotted attrs message class with a stable wire tag."""
+def message(tag: int, *, cache_hash: bool = False) -> Callable[[type[_T]], type[_T]]:
+    """Declare a frozen, slotted attrs message class with a stable wire tag.
+
+    `cache_hash` for large messages used as memo keys (an ARC task hashes every cell).
+    """
 
     def wrap(cls: type[_T]) -> type[_T]:
         if not 0 < tag < 2**16:
             raise ValueError(f"message tag out of range: {tag}")
-        made = attrs.frozen(cls, slots=True)
+        made = attrs.frozen(cls, slots=True, cache_hash=cache_hash)
         made.__message_tag__ = tag  # type: ignore[attr-defined]
         return made
 

@@ -58,7 +58,7 @@ class ArcPair:
     output: Grid
 
 
-@message(3)
+@message(3, cache_hash=True)
 class ArcTask:
     """An ARC task: demonstration pairs and the test inputs a program must transform."""
 

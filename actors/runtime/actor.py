@@ -216,12 +216,16 @@ class ActorRef:
 
     def call_nowait(self, msg: object) -> Call | None:
         """Send an ask if the inbox has room now (the common case, no await); None when it is full."""
+        payload = self._codec.encode(msg)
         call = self._open(msg)
         try:
-            with self._unless_sent(call):
-                self._send.send_nowait((call.corr, self._codec.encode(msg)))
+            self._send.send_nowait((call.corr, payload))
         except anyio.WouldBlock:
+            call.close()
             return None
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            call.close()
+            raise ActorStopped(f"{self.name} has stopped") from None
         return call
 
     async def call(self, msg: object) -> Call:
