@@ -26,6 +26,11 @@ import msgpack
 from actors.errors import CodecError
 
 MESSAGE_EXT = 1
+
+
+def _ext(data: bytes) -> msgpack.ExtType:
+    """A message extension, made without ExtType's argument checks (the code is ours, the data bytes)."""
+    return tuple.__new__(msgpack.ExtType, (MESSAGE_EXT, data))
 _T = TypeVar("_T")
 _Check = Callable[[Any, str], Any]
 
@@ -205,14 +210,14 @@ class Codec:
             raise CodecError(f"{kind.__qualname__} is not a registered message")
         if kind in self._memo_types:
             return self._memoised(msg)
-        return msgpack.ExtType(MESSAGE_EXT, self._pack([tag, *self._by_tag[tag].fields(msg)]))
+        return _ext(self._pack([tag, *self._by_tag[tag].fields(msg)]))
 
     def _memoised(self, msg: object) -> msgpack.ExtType:
         remembered = self._memo.get(id(msg))
         if remembered is not None:
             return remembered[1]
         tag = self._tags[type(msg)]
-        ext = msgpack.ExtType(MESSAGE_EXT, self._pack([tag, *self._by_tag[tag].fields(msg)]))
+        ext = _ext(self._pack([tag, *self._by_tag[tag].fields(msg)]))
         self._memo[id(msg)] = (msg, ext)
         if len(self._memo) > MEMO_SIZE:
             self._memo.popitem(last=False)
