@@ -5,6 +5,7 @@
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
+    taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` is the fair harness (tools/benchmarks/e2e.py): the simulator pinned to one core,
@@ -242,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import e2e
 
             e2e.main(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "overhead":
+            from tools.benchmarks import overhead
+
+            overhead.main(args.requests, args.rounds)
             continue
         if section == "revisions":
             from tools.benchmarks import e2e

@@ -41,7 +41,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def _requests(count: int, offset: int = 0) -> list[Request]:
+def arc_bench_requests(count: int, offset: int = 0) -> list[Request]:
     tasks = arc_tasks(400)
     return [
         Request(task=tasks[i % len(tasks)], sample_index=offset + i // len(tasks), request_id=f"bench-{offset}-{i}",
@@ -50,7 +50,7 @@ def _requests(count: int, offset: int = 0) -> list[Request]:
     ]
 
 
-async def _timed(send: Any, items: list[Any], concurrency: int) -> dict[str, float]:
+async def timed(send: Any, items: list[Any], concurrency: int) -> dict[str, float]:
     latencies: list[float] = []
     limiter = anyio.Semaphore(concurrency)
 
@@ -83,7 +83,7 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
             "max_tokens": max_tokens,
             "temperature": 0.7,
         })
-        for r in _requests(count)
+        for r in arc_bench_requests(count)
     ]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -93,7 +93,7 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
                                     headers={"Content-Type": "application/json"}) as resp:
                 assert orjson.loads(await resp.read())["choices"][0]["message"]["content"]
 
-        return await _timed(send, bodies, concurrency)
+        return await timed(send, bodies, concurrency)
 
 
 async def orchestrated(url: str, count: int, concurrency: int, state: str, warm: bool) -> dict[str, float]:
@@ -105,13 +105,13 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, warm:
     config = attrs.evolve(config, engine=engine)
     async with Orchestrator.start(config) as orch:
         if warm:
-            warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in _requests(count, offset=10**6)]
-            await _timed(orch.generate, warmup, concurrency)
+            warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in arc_bench_requests(count, offset=10**6)]
+            await timed(orch.generate, warmup, concurrency)
 
         async def send(request: Request) -> None:
             assert (await orch.generate(request)).text
 
-        return await _timed(send, _requests(count), concurrency)
+        return await timed(send, arc_bench_requests(count), concurrency)
 
 
 def main() -> None:

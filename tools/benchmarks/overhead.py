@@ -1,0 +1,99 @@
+"""The orchestrator's own CPU per request, without HTTP, part by part.
+
+    python tools/bench.py overhead [--requests 3000 --rounds 3]
+
+Providers answer from an in-memory transport at once (a canned OpenAI completion),
+so what is measured is the orchestrator alone: routing, the ledger, the cache, the
+telemetry, the actors and their messages. Each variant switches parts off; rounds
+are interleaved and the median is shown with the spread. Run it pinned to one core
+(`taskset -c 1`) for steadier figures; the e2e harness measures the whole path.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import attrs
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from actors.messages import CachePolicy  # noqa: E402
+from actors.providers.transport import RawResponse  # noqa: E402
+from actors.providers.wire import HttpCall  # noqa: E402
+from orchestrator.api import Orchestrator  # noqa: E402
+from orchestrator.config import Config, load_config  # noqa: E402
+from orchestrator.tables import render_table  # noqa: E402
+from tools.benchmarks.e2e_client import arc_bench_requests, timed  # noqa: E402
+
+VARIANTS = ("full", "no telemetry", "no cache", "no journal", "none of the three")
+ANSWER = RawResponse(200, {"content-type": "application/json"}, orjson.dumps({
+    "id": "x", "object": "chat.completion",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "def transform(grid):\n    return [row[::-1] for row in grid]\n" * 3}}],
+    "usage": {"prompt_tokens": 900, "completion_tokens": 60, "total_tokens": 960},
+}))
+
+
+class InstantTransport:
+    """Answers every call at once (after one checkpoint, as a socket read would)."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, call: HttpCall) -> RawResponse:
+        await anyio.lowlevel.checkpoint()
+        return ANSWER
+
+
+def _variant(config: Config, name: str, state: str) -> Config:
+    engine = config.engine
+    engine = attrs.evolve(engine, providers=tuple(attrs.evolve(p, max_concurrency=100) for p in engine.providers))
+    if name in ("no telemetry", "none of the three"):
+        engine = attrs.evolve(engine, telemetry=attrs.evolve(engine.telemetry, dir=None))
+    if name in ("no cache", "none of the three"):
+        engine = attrs.evolve(engine, cache=attrs.evolve(engine.cache, enabled=False))
+    if name in ("no journal", "none of the three"):
+        engine = attrs.evolve(engine, ledger=attrs.evolve(engine.ledger, journal_path=None))
+    return attrs.evolve(config, engine=engine)
+
+
+async def _measure(name: str, requests: int, state: str) -> float:
+    config = _variant(load_config(ROOT / "configs" / "simulated.yaml", state_dir=state), name, state)
+    async with Orchestrator.start(config, transport_factory=lambda settings, loop=None: InstantTransport()) as orch:
+        warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in arc_bench_requests(requests, offset=10**6)]
+        await timed(orch.generate, warmup, 100)
+        measured = arc_bench_requests(requests)
+
+        async def send(request: Any) -> None:
+            await orch.generate(request)
+
+        return (await timed(send, measured, 100))["cpu_us"]
+
+
+def main(requests: int = 3000, rounds: int = 3) -> None:
+    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(rounds):
+        for name in VARIANTS:
+            with tempfile.TemporaryDirectory() as state:
+                results[name].append(anyio.run(_measure, name, requests, state))
+    full = statistics.median(results["full"])
+    rows = [
+        (name, f"{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]", f"{statistics.median(v) - full:+.0f}")
+        for name, v in results.items()
+    ]
+    print(render_table(("variant", "CPU µs/request", "against full"), rows,
+                       title=f"orchestrator overhead without HTTP: {requests} warm ARC requests at concurrency 100, "
+                             f"{rounds} interleaved rounds; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"))
+    print()
