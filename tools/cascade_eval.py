@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actors.errors import ConfigError  # noqa: E402
 from actors.messages import Request, Result  # noqa: E402
 from actors.money import format_usd  # noqa: E402
 from orchestrator import Orchestrator, load_config  # noqa: E402
@@ -98,12 +99,12 @@ def main() -> int:
     ))
     run = RecordedRun.prepare(args.table, config)
     table = run.world.table
-    paid = [t for t in run.config.engine.router.tiers if not t.local]
-    weak_costs, strong_costs = run.row_costs(paid[0]), run.row_costs(paid[-1])
-    weak, strong = run.column(paid[0]), run.column(paid[-1])
-    if weak_costs is None or strong_costs is None or weak is None or strong is None:
-        print(f"{args.config}: its cheapest and strongest tiers must stand for models of the table", file=sys.stderr)
+    try:
+        ends = run.ends()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 2
+    weak, strong, weak_costs, strong_costs = ends.weak, ends.strong, ends.weak_costs, ends.strong_costs
     scores = np.nan_to_num(table.scores, nan=0.0)
     strong_cost = int(strong_costs.sum())
     rows = [

@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from actors.errors import ConfigError  # noqa: E402
 from actors.router.evaluation import cross_validated  # noqa: E402
 from actors.router.outcomes import OutcomeTable  # noqa: E402
 from orchestrator import load_config  # noqa: E402
@@ -54,32 +55,31 @@ def main() -> int:
     args = parser.parse_args()
     run = RecordedRun.prepare(args.table, load_config(args.config))
     table = run.world.table
-    paid = [t for t in run.config.engine.router.tiers if not t.local]
-    weak, strong = run.column(paid[0]), run.column(paid[-1])
-    weak_costs, strong_costs = run.row_costs(paid[0]), run.row_costs(paid[-1])
-    if weak is None or strong is None or weak_costs is None or strong_costs is None:
-        print(f"{args.config}: its cheapest and strongest tiers must stand for models of the table", file=sys.stderr)
+    try:
+        ends = run.ends()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 2
     scores = np.nan_to_num(table.scores, nan=0.0)
-    escalated = np.flatnonzero(scores[:, weak] < 0.5)
-    strong_right = scores[escalated, strong] >= 0.5
+    escalated = np.flatnonzero(scores[:, ends.weak] < 0.5)
+    strong_right = scores[escalated, ends.strong] >= 0.5
     studied = OutcomeTable(
-        prompts=tuple(f"{table.prompts[i]}\n\n{table.response(i, table.models[weak]) or ''}" for i in escalated),
-        models=(table.models[strong],),
-        scores=scores[escalated, strong : strong + 1],
+        prompts=tuple(f"{table.prompts[i]}\n\n{table.response(i, table.models[ends.weak]) or ''}" for i in escalated),
+        models=(table.models[ends.strong],),
+        scores=scores[escalated, ends.strong : ends.strong + 1],
         costs_nd=np.full((len(escalated), 1), np.nan),
         source=f"{table.source} (escalated prompts)",
     )
     predicted = cross_validated(studied, np.arange(len(escalated)), args.folds, args.seed)[:, 0]
-    always_strong = int(strong_costs.sum())
-    base = int(weak_costs.sum() + strong_costs[escalated].sum())
-    accuracy = float(np.mean(np.maximum(scores[:, weak] >= 0.5, scores[:, strong] >= 0.5)))
+    always_strong = int(ends.strong_costs.sum())
+    base = int(ends.weak_costs.sum() + ends.strong_costs[escalated].sum())
+    accuracy = float(np.mean(np.maximum(scores[:, ends.weak] >= 0.5, scores[:, ends.strong] >= 0.5)))
     order = np.argsort(predicted, kind="stable")
     rows = []
     for skipped in (0, 5, 10, 20, 30, 40, 60, 80, int((~strong_right).sum())):
         gone = order[:skipped]
         lost = int(strong_right[gone].sum())
-        cost = base - int(strong_costs[escalated[gone]].sum())
+        cost = base - int(ends.strong_costs[escalated[gone]].sum())
         rows.append((str(skipped), str(lost), f"{accuracy - lost / len(table):.3f}", f"{cost / always_strong:.1%}"))
     print(render_table(
         ("escalations skipped", "of them right", "cascade accuracy", "share of always-strong cost"), rows,

@@ -178,18 +178,21 @@ class _SparseProducts:
         )
 
     def times(self, weights: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.rows)
-        if len(self.row_starts):
-            products = self.by_row_values * weights.astype(np.float32)[self.by_row_index]
-            out[self.row_ids] = np.add.reduceat(products, self.row_starts)
-        return out
+        return _segment_sums(self.by_row_values, weights, self.by_row_index, self.row_starts, self.row_ids, self.rows)
 
     def transposed_times(self, residual: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.buckets)
-        if len(self.bucket_starts):
-            products = self.by_bucket_values * residual.astype(np.float32)[self.by_bucket_rows]
-            out[self.bucket_ids] = np.add.reduceat(products, self.bucket_starts)
-        return out
+        return _segment_sums(
+            self.by_bucket_values, residual, self.by_bucket_rows, self.bucket_starts, self.bucket_ids, self.buckets
+        )
+
+
+def _segment_sums(values: np.ndarray, vector: np.ndarray, gather: np.ndarray, starts: np.ndarray,
+                  ids: np.ndarray, size: int) -> np.ndarray:
+    """out[ids[k]] = the sum of values * vector[gather] over segment k (segments begin at `starts`)."""
+    out = np.zeros(size)
+    if len(starts):
+        out[ids] = np.add.reduceat(values * vector.astype(np.float32)[gather], starts)
+    return out
 
 
 def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:

@@ -88,6 +88,16 @@ def is_outcome_table(path: Path) -> bool:
 
 
 @attrs.frozen(eq=False)
+class Ends:
+    """Table columns and per-prompt costs (nanodollars) of the cheapest and the strongest paid tier."""
+
+    weak: int
+    strong: int
+    weak_costs: np.ndarray
+    strong_costs: np.ndarray
+
+
+@attrs.frozen(eq=False)
 class RecordedRun:
     world: RecordedWorld
     config: Any
@@ -123,6 +133,15 @@ class RecordedRun:
             costs[row] = token_cost_nd(content.prompt_tokens([("user", prompt)]), provider.input_price_nd_per_mtok)
             costs[row] += token_cost_nd(content.text_tokens(text), provider.output_price_nd_per_mtok)
         return costs
+
+    def ends(self) -> Ends:
+        """The cheapest and the strongest paid tier as the table sees them; ConfigError if either is not in it."""
+        paid = [t for t in self.config.engine.router.tiers if not t.local]
+        weak, strong = self.column(paid[0]), self.column(paid[-1])
+        weak_costs, strong_costs = self.row_costs(paid[0]), self.row_costs(paid[-1])
+        if weak is None or strong is None or weak_costs is None or strong_costs is None:
+            raise ConfigError(f"{self.config.source}: its cheapest and strongest tiers must stand for models of the table")
+        return Ends(weak, strong, weak_costs, strong_costs)
 
     def tier_cost(self, tier: Any) -> tuple[int, float] | None:
         """(cost, accuracy) of sending every prompt to `tier`'s first provider, from the recorded answers."""
