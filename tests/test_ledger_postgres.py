@@ -228,3 +228,40 @@ def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: 
     assert status.settled_nd == sum(s["cost_nd"] for s in summaries), "every result's cost is in the shared ledger"
     assert status.settled_nd + status.reserved_nd <= 20_000_000, "overspend exactly 0"
     assert status.reserved_nd == status.unreconciled_nd or status.reserved_nd == 0, "what stays open is held"
+
+
+@pytest.mark.anyio
+async def test_a_told_settle_rides_on_the_next_reserves_transaction(anyio_backend: str, cluster: PgCluster) -> None:
+    """One transaction per request, not two: the settle nobody waits for joins the next reserve's batch."""
+    import anyio
+    import anyio.lowlevel
+
+    from actors.catalog import CODEC
+    from actors.ledger.client import LedgerClient
+    from actors.ledger.pg_actor import PostgresLedgerActor
+    from actors.runtime.supervisor import Supervisor
+
+    settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=fresh_dsn(cluster))
+    actor = PostgresLedgerActor(settings)
+    actor.TOLD_LINGER_S = 3600.0
+    batches: list[list[str]] = []
+    apply_batch = actor.book.apply_batch
+
+    def recorded(ops: list[object]) -> object:
+        batches.append([type(op).__name__ for op in ops])
+        return apply_batch(ops)  # type: ignore[arg-type]
+
+    actor.book.apply_batch = recorded  # type: ignore[method-assign]
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: actor))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        await ledger.reserve("r1", "q", "t", "m", 100)
+        await ledger.tell(Settle("r1", 60))
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()
+        await ledger.reserve("r2", "q", "t", "m", 100)
+        status = await ledger.status()
+        supervisor.stop()
+    assert batches[:2] == [["Reserve"], ["Settle", "Reserve"]]
+    assert status.settled_nd == 60 and status.reserved_nd == 100

@@ -9,6 +9,12 @@ that asker alone; a database that cannot be reached fails the batch's askers wit
 `LedgerUnavailable` (nothing was committed, nothing is lost) and the next batch
 reconnects. A heartbeat renews this process's lease every third of `lease_s`. The one
 connection is used by one thing at a time (`_lock`): a batch, a heartbeat, a query.
+
+As in the journaled ledger, what is told (settle, release, hold: nobody waits for
+it) does not start a transaction of its own: it waits up to TOLD_LINGER_S for the
+next reserve's batch to carry it. Until then the reservation is still open in the
+database, counted against every process's budget at its worst case, so the shared
+limit holds; a process that dies meanwhile leaves it held until its lease expires.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class PostgresLedgerActor(Actor):
     name = "ledger"
+    TOLD_LINGER_S = 0.05
 
     def __init__(
         self,
@@ -45,6 +52,7 @@ class PostgresLedgerActor(Actor):
         self._alert_callback = alert_callback
         self._pending: list[tuple[int, Operation]] = []
         self._wake = anyio.Event()
+        self._asked = anyio.Event()
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -63,6 +71,8 @@ class PostgresLedgerActor(Actor):
     async def handle(self, msg: object, corr: int) -> object | None:
         if isinstance(msg, (Reserve, Settle, Release, Hold)):
             self._pending.append((corr, msg))
+            if corr:
+                self._asked.set()
             self._wake.set()
             return None
         async with self._lock:
@@ -78,6 +88,10 @@ class PostgresLedgerActor(Actor):
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
+            if not self._asked.is_set():
+                with anyio.move_on_after(self.TOLD_LINGER_S):
+                    await self._asked.wait()
+            self._asked = anyio.Event()
             await self._flush()
 
     async def _flush(self) -> None:
