@@ -12,6 +12,7 @@ offers the same to plain synchronous code (a GA loop) through an anyio blocking 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import queue
 import time
@@ -95,8 +96,20 @@ class Orchestrator:
         alert_callback: Callable[[ev.BudgetAlert], None] | None = None,
         replay_log: str | os.PathLike[str] | None = None,
         replay_passthrough: bool = False,
+        freeze_gc: bool = False,
     ) -> AsyncIterator[Orchestrator]:
-        """Start every actor; with `replay_log`, answer from that recorded run instead of providers."""
+        """Start every actor; with `replay_log`, answer from that recorded run instead of providers.
+
+        `freeze_gc` moves every object alive once the actors have started (the
+        configuration, loaded tasks, the estimators' tables) out of the garbage
+        collector's reach until the orchestrator stops, so its full collections stop
+        walking them again and again: about a tenth of a request's CPU on the ARC
+        benchmark (docs/BENCHMARKS.md). It is process-wide, so it is for processes the
+        orchestrator owns (`orchestrator run` and `serve` set it); an application that
+        embeds it may opt in, knowing that cycles among its own objects alive at that
+        moment are not collected while it runs. At stop everything is thawed again,
+        unless something else had frozen objects before (there is no partial thaw).
+        """
         if not isinstance(config, Config):
             config = load_config(
                 default_config_path() if config is None else Path(config),
@@ -125,6 +138,12 @@ class Orchestrator:
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(orch._supervisor.run)
+                    if freeze_gc:
+                        thaw = gc.get_freeze_count() == 0
+                        gc.collect()
+                        gc.freeze()
+                        if thaw:
+                            resources.callback(gc.unfreeze)
                     try:
                         yield orch
                     finally:

@@ -190,3 +190,15 @@ async def test_a_similar_request_is_served_when_allowed(anyio_backend: str, tmp_
         strict = await orch.generate(Request.prompt(prompt.replace("keeping colours", "keeping the colours") + " "))
     assert near.cached and near.similarity is not None and near.similarity >= 0.85 and near.text == first.text
     assert not strict.cached
+
+
+@pytest.mark.anyio
+async def test_freeze_gc_freezes_what_start_up_made_and_thaws_at_stop(anyio_backend: str, tmp_path: Path) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    async with Orchestrator.start(simulated(tmp_path), freeze_gc=True) as orch:
+        frozen = gc.get_freeze_count()
+        result = await orch.generate(Request(task=TASK))
+    assert frozen > 0 and "def transform" in result.text
+    assert gc.get_freeze_count() == 0, "thawed at stop: an embedding application gets its collector back"

@@ -107,7 +107,7 @@ async def _run(
         if bar is not None:
             bar.advance(isinstance(outcome, Result))
 
-    async with Orchestrator.start(config, replay_log=replay, replay_passthrough=passthrough) as orch:
+    async with Orchestrator.start(config, replay_log=replay, replay_passthrough=passthrough, freeze_gc=True) as orch:
         outcomes = await orch.generate_batch(requests, concurrency=concurrency, on_done=on_done)
         if bar is not None:
             bar.close()

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any, host: str, port: int, token: str | None, first_token_s: float) -> None:
-    async with Orchestrator.start(config) as orch:
+    async with Orchestrator.start(config, freeze_gc=True) as orch:
         runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

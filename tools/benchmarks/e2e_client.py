@@ -3,12 +3,15 @@
     python tools/benchmarks/e2e_client.py MODE SIMULATOR_URL REQUESTS CONCURRENCY STATE_DIR
 
 MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
-path: routing, durable ledger, cache, telemetry). Prints one JSON line: req/s, client
+path: routing, durable ledger, cache, telemetry). Both sides freeze the garbage
+collector once set up (`gc.freeze`), as `orchestrator run` and `serve` do. Prints one JSON line: req/s, client
 CPU µs per request (getrusage of this process, all threads), p50/p99 ms, peak RSS.
 """
 
 from __future__ import annotations
 
+import gc
+import inspect
 import os
 import resource
 import sys
@@ -87,6 +90,8 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
     ]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+        gc.collect()
+        gc.freeze()
 
         async def send(body: bytes) -> None:
             async with session.post(f"{url}/v1/chat/completions", data=body,
@@ -103,7 +108,8 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, warm:
         config.engine, providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
     )
     config = attrs.evolve(config, engine=engine)
-    async with Orchestrator.start(config) as orch:
+    measured = arc_bench_requests(count)
+    async with _start(config) as orch:
         if warm:
             warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in arc_bench_requests(count, offset=10**6)]
             await timed(orch.generate, warmup, concurrency)
@@ -111,7 +117,14 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, warm:
         async def send(request: Request) -> None:
             assert (await orch.generate(request)).text
 
-        return await timed(send, arc_bench_requests(count), concurrency)
+        return await timed(send, measured, concurrency)
+
+
+def _start(config: Any) -> Any:
+    """Started as `orchestrator run` starts it: the collector frozen after start-up where this revision can."""
+    if "freeze_gc" in inspect.signature(Orchestrator.start).parameters:
+        return Orchestrator.start(config, freeze_gc=True)
+    return Orchestrator.start(config)
 
 
 def main() -> None:
