@@ -6,7 +6,7 @@ made by the same codec a moment ago); the checks stay at the boundaries where by
 come from elsewhere: the journal, the telemetry log, the network. `tell` is fire-and-forget; `ask` sends with a correlation id and
 waits for the reply on a `ReplyBoard`, raising `AskTimeout` past its deadline or
 `ActorStopped` if the actor crashes first. An actor that must not block its inbox
-(a provider calling HTTP) spawns the work into its own task group and answers later
+(a provider calling HTTP) hands the work to worker tasks of its own and answers later
 with `Inbox.reply`.
 
 Failure isolation: an exception raised while handling one message is that
