@@ -31,6 +31,9 @@ from actors.settings import EngineSettings
 from actors.telemetry.settings import TelemetrySettings
 from orchestrator.yamlnode import Node
 
+MAX_CONCURRENCY = 4096
+"""Calls one provider may have in flight: each is a worker task and a pooled connection."""
+
 SIMULATOR_SCHEME = "simulator:"
 _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_available")
 
@@ -105,7 +108,7 @@ def tiers_and_providers(
     node: Node, estimator: EstimatorSettings, optimization: Node
 ) -> tuple[tuple[TierSettings, ...], tuple[ProviderSettings, ...]]:
     levels = [level for level, _ in estimator.thresholds]
-    parallel = optimization.get("parallel_requests", 3).integer(minimum=1)
+    parallel = optimization.get("parallel_requests", 3).integer(minimum=1, maximum=MAX_CONCURRENCY)
     tiers: list[TierSettings] = []
     providers: list[ProviderSettings] = []
     names: set[str] = set()
@@ -209,7 +212,7 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
         output_price_nd_per_mtok=output_price,
         api_key_env=key_env,
         context_window=pick("context_window", 32_768).integer(minimum=1),
-        max_concurrency=pick("max_concurrency", parallel).integer(minimum=1),
+        max_concurrency=pick("max_concurrency", parallel).integer(minimum=1, maximum=MAX_CONCURRENCY),
         requests_per_minute=None if rpm is None else rpm.integer(minimum=1),
         tokens_per_minute=None if tpm is None else tpm.integer(minimum=1),
         timeout_s=pick("timeout", timeout_default).number(minimum=0.001),

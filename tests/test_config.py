@@ -95,6 +95,11 @@ BROKEN = [
         r"llm_routing\.optimization\.budget_limit: must be a number ≥ 0, got -5",
     ),
     (
+        "a provider's concurrency beyond what its worker tasks should be",
+        GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      max_concurrency: 100000"),
+        r"llm_routing\.model_tiers\.tier_1\.max_concurrency: must be an integer between 1 and 4096, got 100000",
+    ),
+    (
         "unknown protocol",
         GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      protocol: carrier-pigeon"),
         r'llm_routing\.model_tiers\.tier_1\.protocol: unknown provider protocol \(known: anthropic, gemini, openai\), got "carrier-pigeon"',
