@@ -68,7 +68,7 @@ def test_a_broken_config_exits_2_with_the_location(tmp_path: Path, capsys: pytes
     broken.write_text(Path(CONFIG).read_text().replace("parallel_requests: 16", "parallel_requests: many"))
     (tmp_path / "llm_routing.yaml").write_text((Path(CONFIG).parent / "llm_routing.yaml").read_text())
     assert main(["run", "--config", str(broken), "--state-dir", str(tmp_path / "s")]) == 2
-    assert 'optimization.parallel_requests: must be an integer ≥ 1, got "many"' in capsys.readouterr().err
+    assert 'optimization.parallel_requests: must be an integer between 1 and 4096, got "many"' in capsys.readouterr().err
 
 
 def test_an_exhausted_budget_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
