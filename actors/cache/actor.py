@@ -21,6 +21,7 @@ from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore
 from actors.errors import OrchestratorError
 from actors.runtime.actor import Actor
+from actors.runtime.doorbell import Doorbell
 
 
 class CacheActor(Actor):
@@ -37,8 +38,7 @@ class CacheActor(Actor):
         self._unwritten: Counter[str] = Counter()
         self._probe: KeyProbe | None = None
         self._probed_misses = 0
-        self._wake = anyio.Event()
-        self._urgent = anyio.Event()
+        self._doorbell = Doorbell()
 
     async def on_start(self) -> None:
         self._store = await anyio.to_thread.run_sync(CacheStore, self.settings, limiter=self._limiter)
@@ -59,19 +59,17 @@ class CacheActor(Actor):
                 self._probed_misses += 1
                 return CacheMiss()
             self._lookups.append((corr, msg))
-            self._urgent.set()
+            self._doorbell.ring(urgent=True)
         elif isinstance(msg, CachePut):
             self._puts.append(msg)
             self._unwritten[msg.key] += 1
-            if len(self._puts) >= self.PUT_BATCH:
-                self._urgent.set()
+            self._doorbell.ring(urgent=len(self._puts) >= self.PUT_BATCH)
         elif isinstance(msg, CacheStatsQuery):
             assert self._store is not None
             stats = self._store.stats()
             return attrs.evolve(stats, misses=stats.misses + self._probed_misses)
         else:
             raise OrchestratorError(f"the cache does not handle {type(msg).__name__}")
-        self._wake.set()
         return None
 
     def _certainly_missing(self, msg: CacheLookup) -> bool:
@@ -83,12 +81,7 @@ class CacheActor(Actor):
 
     async def _worker(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if not self._urgent.is_set():
-                with anyio.move_on_after(self.PUT_LINGER_S):
-                    await self._urgent.wait()
-            self._urgent = anyio.Event()
+            await self._doorbell.wait(self.PUT_LINGER_S)
             await self._run_batch()
 
     async def _run_batch(self) -> None:

@@ -52,6 +52,7 @@ from actors.ledger.messages import (
 )
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.actor import Actor, BrokenInvariant
+from actors.runtime.doorbell import Doorbell
 from actors.telemetry.events import BudgetAlert, LedgerOverrun
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,7 @@ class LedgerActor(Actor):
         self.core = LedgerCore(settings)
         self._batch: list[bytes] = []
         self._waiting: list[tuple[int, object]] = []
-        self._wake = anyio.Event()
-        self._asked = anyio.Event()
+        self._doorbell = Doorbell()
         self._write_lock = anyio.Lock()
         self._since_snapshot = 0
 
@@ -189,9 +189,7 @@ class LedgerActor(Actor):
         self._append(entry)
         if self.settings.group_commit:
             self._waiting.append((corr, answer))
-            if corr:
-                self._asked.set()
-            self._wake.set()
+            self._doorbell.ring(urgent=bool(corr))
             return None
         await self._flush_now()
         return answer
@@ -269,10 +267,5 @@ class LedgerActor(Actor):
         storage = self._storage
         assert storage is not None
         while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if not self._asked.is_set():
-                with anyio.move_on_after(self.TOLD_LINGER_S):
-                    await self._asked.wait()
-            self._asked = anyio.Event()
+            await self._doorbell.wait(self.TOLD_LINGER_S)
             await self._write(storage)

@@ -30,6 +30,7 @@ from actors.ledger.messages import Hold, Reconcile, Release, Reserve, ResetLedge
 from actors.ledger.postgres import Operation, PostgresBook
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.actor import Actor
+from actors.runtime.doorbell import Doorbell
 from actors.telemetry.events import BudgetAlert
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ class PostgresLedgerActor(Actor):
         self._on_event = on_event
         self._alert_callback = alert_callback
         self._pending: list[tuple[int, Operation]] = []
-        self._wake = anyio.Event()
-        self._asked = anyio.Event()
+        self._doorbell = Doorbell()
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -71,9 +71,7 @@ class PostgresLedgerActor(Actor):
     async def handle(self, msg: object, corr: int) -> object | None:
         if isinstance(msg, (Reserve, Settle, Release, Hold)):
             self._pending.append((corr, msg))
-            if corr:
-                self._asked.set()
-            self._wake.set()
+            self._doorbell.ring(urgent=bool(corr))
             return None
         async with self._lock:
             if isinstance(msg, StatusQuery):
@@ -86,12 +84,7 @@ class PostgresLedgerActor(Actor):
 
     async def _flusher(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            if not self._asked.is_set():
-                with anyio.move_on_after(self.TOLD_LINGER_S):
-                    await self._asked.wait()
-            self._asked = anyio.Event()
+            await self._doorbell.wait(self.TOLD_LINGER_S)
             await self._flush()
 
     async def _flush(self) -> None:
