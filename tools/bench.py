@@ -134,17 +134,9 @@ async def _through_orchestrator(
 ) -> dict[str, float]:
     """`parts` switches the cache, the telemetry log and the ledger journal on or off."""
     os.environ[SIMULATOR_URL_ENV] = url
-    config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state_dir)
-    cache, telemetry, journal = parts
-    engine = config.engine
-    engine = attrs.evolve(
-        engine,
-        providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in engine.providers),
-        cache=attrs.evolve(engine.cache, enabled=cache),
-        telemetry=attrs.evolve(engine.telemetry, dir=engine.telemetry.dir if telemetry else None),
-        ledger=attrs.evolve(engine.ledger, journal_path=engine.ledger.journal_path if journal else None),
-    )
-    config = attrs.evolve(config, engine=engine)
+    from tools.benchmarks.overhead import with_parts
+
+    config = with_parts(load_config(ROOT / "configs" / "simulated.yaml", state_dir=state_dir), parts, concurrency)
     latencies: list[float] = []
     async with Orchestrator.start(config) as orch:
         pinned = [attrs.evolve(r, tier="tier_1") for r in requests]

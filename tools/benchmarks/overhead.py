@@ -35,7 +35,13 @@ from orchestrator.config import Config, load_config  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
 from tools.benchmarks.e2e_client import arc_bench_requests, timed  # noqa: E402
 
-VARIANTS = ("full", "no telemetry", "no cache", "no journal", "none of the three")
+VARIANTS = {  # name: (cache, telemetry, journal)
+    "full": (True, True, True),
+    "no telemetry": (True, False, True),
+    "no cache": (False, True, True),
+    "no journal": (True, True, False),
+    "none of the three": (False, False, False),
+}
 ANSWER = RawResponse(200, {"content-type": "application/json"}, orjson.dumps({
     "id": "x", "object": "chat.completion",
     "choices": [{"index": 0, "finish_reason": "stop", "message": {
@@ -58,20 +64,22 @@ class InstantTransport:
         return ANSWER
 
 
-def _variant(config: Config, name: str, state: str) -> Config:
+def with_parts(config: Config, parts: tuple[bool, bool, bool], concurrency: int) -> Config:
+    """`config` with the cache, the telemetry log and the ledger journal on or off, providers at `concurrency`."""
+    cache, telemetry, journal = parts
     engine = config.engine
-    engine = attrs.evolve(engine, providers=tuple(attrs.evolve(p, max_concurrency=100) for p in engine.providers))
-    if name in ("no telemetry", "none of the three"):
-        engine = attrs.evolve(engine, telemetry=attrs.evolve(engine.telemetry, dir=None))
-    if name in ("no cache", "none of the three"):
-        engine = attrs.evolve(engine, cache=attrs.evolve(engine.cache, enabled=False))
-    if name in ("no journal", "none of the three"):
-        engine = attrs.evolve(engine, ledger=attrs.evolve(engine.ledger, journal_path=None))
+    engine = attrs.evolve(
+        engine,
+        providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in engine.providers),
+        cache=attrs.evolve(engine.cache, enabled=cache),
+        telemetry=attrs.evolve(engine.telemetry, dir=engine.telemetry.dir if telemetry else None),
+        ledger=attrs.evolve(engine.ledger, journal_path=engine.ledger.journal_path if journal else None),
+    )
     return attrs.evolve(config, engine=engine)
 
 
 async def _measure(name: str, requests: int, state: str) -> float:
-    config = _variant(load_config(ROOT / "configs" / "simulated.yaml", state_dir=state), name, state)
+    config = with_parts(load_config(ROOT / "configs" / "simulated.yaml", state_dir=state), VARIANTS[name], 100)
     measured = arc_bench_requests(requests)
     async with Orchestrator.start(
         config, transport_factory=lambda settings, loop=None: InstantTransport(), freeze_gc=True
