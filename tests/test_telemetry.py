@@ -13,13 +13,13 @@ import pytest
 from actors.catalog import CODEC
 from actors.ledger.actor import open_core
 from actors.ledger.journal import FileStorage
-from actors.messages import ArcTask, Request
+from actors.messages import ArcTask, Attempt, Request
 from actors.money import token_cost_nd
 from actors.runtime.supervisor import Supervisor
 from actors.telemetry.audit import audit
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
-from actors.telemetry.events import FeedbackGiven, ResultRecorded
+from actors.telemetry.events import AttemptFinished, FeedbackGiven, ReservationDecided, ResultRecorded
 from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
 from actors.telemetry.summary import results, summarize
@@ -242,3 +242,23 @@ def test_audit_of_a_chaos_run_matches_to_the_nanodollar(tmp_path: Path) -> None:
     assert retried > 30, "failures, retries and fallbacks really happened"
     assert report.ok, report.findings[:3]
     assert report.attempts_cost_nd == report.results_cost_nd == total
+
+
+def test_audit_accounts_for_a_held_attempt_of_a_failed_request_and_nothing_else(tmp_path: Path) -> None:
+    """A request that failed after an attempt was held on an unknown outcome leaves that
+    reservation open in the ledger, as it should: its AttemptFinished explains it. A
+    granted reservation nothing explains is still a finding."""
+    held = Attempt("P", "m", "tier_1", "unavailable", reservation_id="held-1", held_nd=500)
+    events = [
+        ReservationDecided(1.0, "q1", "held-1", "tier_1", "m", True, 500, 10_000),
+        AttemptFinished(1.1, "q1", 1, held),
+        ResultRecorded(1.2, "q1", "text", None, "STRATEGY_UNAVAILABLE", "no provider could serve it"),
+        ReservationDecided(2.0, "q2", "lost-2", "tier_1", "m", True, 500, 9_500),
+        ResultRecorded(2.2, "q2", "text", None, "STRATEGY_UNAVAILABLE", "no provider could serve it"),
+    ]
+    writer = SegmentWriter(tmp_path, 1 << 20, "fp")
+    for event in events:
+        writer.write(frame(CODEC.encode(event)), 1)
+    writer.close()
+    report = audit(tmp_path, {}, {})
+    assert report.findings == ("reservation lost-2: still outstanding in the ledger",)

@@ -5,7 +5,9 @@ The log says what each attempt cost; the ledger's journal says what each reserva
 settled at. They must agree to the nanodollar, in both directions: an attempt the
 ledger never settled, a settlement the log never mentions, or a different amount is
 a finding, reported with the reservation id. So is a result whose cost is not the
-sum of its attempts.
+sum of its attempts. A reservation held on an unknown outcome is accounted for by the
+attempt that held it, whether its request then succeeded or failed (a failed
+request's result carries no attempts, so held ones are read from AttemptFinished).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 import attrs
 
 from actors.telemetry.codec import CODEC
-from actors.telemetry.events import ReservationDecided, ResultRecorded
+from actors.telemetry.events import AttemptFinished, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
 
-_TAGS = frozenset(CODEC.tag_of(cls) for cls in (ResultRecorded, ReservationDecided))
+_TAGS = frozenset(CODEC.tag_of(cls) for cls in (ResultRecorded, ReservationDecided, AttemptFinished))
 
 
 @attrs.frozen
@@ -51,6 +53,10 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
         if isinstance(event, ReservationDecided):
             if event.granted:
                 granted.add(event.reservation_id)
+            continue
+        if isinstance(event, AttemptFinished):
+            if event.attempt.held_nd and event.attempt.reservation_id:
+                held.add(event.attempt.reservation_id)
             continue
         requests += 1
         result = event.result
