@@ -38,6 +38,7 @@ from actors.providers.settings import ProviderSettings
 from actors.providers.transport import Transport
 from actors.providers.wire import Completion, Failure
 from actors.runtime.actor import Actor
+from actors.runtime.clock import current_time
 
 UNHEALTHY = frozenset(
     {
@@ -65,7 +66,7 @@ class ProviderActor(Actor):
         transport: Transport,
         *,
         failures_to_crash: int,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = current_time,
         environ: dict[str, str] | None = None,
     ) -> None:
         self.name = settings.name

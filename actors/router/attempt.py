@@ -47,6 +47,7 @@ from actors.providers.settings import ProviderSettings
 from actors.runtime.actor import ActorRef, Call
 from actors.runtime.breaker import Permit
 from actors.runtime.circuits import Circuits
+from actors.runtime.clock import current_time
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class AttemptRunner:
         circuits: Circuits,
         *,
         margin_ppm: int,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = current_time,
         on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
         on_started: Callable[[Plan], None] | None = None,
     ) -> None:

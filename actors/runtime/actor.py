@@ -36,6 +36,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors.codec import Codec
 from actors.errors import ActorStopped, AskTimeout, HandlerFailed, OrchestratorError
+from actors.runtime.clock import current_time
 from actors.runtime.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
@@ -202,13 +203,13 @@ class ActorRef:
             if timeout == math.inf:
                 call = await self.call(msg)
             else:
-                deadline = anyio.current_time() + timeout
+                deadline = current_time() + timeout
                 try:
                     with anyio.fail_after(timeout):
                         call = await self.call(msg)
                 except TimeoutError:
                     raise AskTimeout(f"{self.name} did not take {type(msg).__name__} within {timeout} s") from None
-                timeout = max(0.0, deadline - anyio.current_time())
+                timeout = max(0.0, deadline - current_time())
         try:
             return await call.result(timeout)
         finally:
@@ -277,7 +278,7 @@ class Call:
         if timeout == math.inf:
             await slot.event.wait()
         elif board.keeps_deadlines:
-            board.arm(self.corr, slot, anyio.current_time() + timeout)
+            board.arm(self.corr, slot, current_time() + timeout)
             await slot.event.wait()
             if slot.timed_out and slot.payload is None and slot.error is None:
                 raise AskTimeout(f"{self._ref.name} did not answer {self._what} within {timeout:g} s")

@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import anyio
 
+from actors.runtime.clock import current_time
+
 COMPACT_AT = 64
 """Below this many entries the heap is never rebuilt (stale entries cost nothing there)."""
 
@@ -52,7 +54,7 @@ class Deadlines:
         self.running = True
         try:
             while True:
-                now = anyio.current_time()
+                now = current_time()
                 heap = self._heap
                 while heap:
                     deadline, corr = heap[0]

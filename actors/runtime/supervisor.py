@@ -26,6 +26,7 @@ from actors.errors import ActorStopped
 from actors.runtime.actor import Actor, ActorRef, Inbox, ReplyBoard
 from actors.runtime.breaker import BreakerSettings, CircuitBreaker, CircuitState, Transition
 from actors.runtime.circuits import Circuits
+from actors.runtime.clock import current_time
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Supervisor:
         self,
         codec: Codec,
         *,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = current_time,
         on_transition: TransitionHook | None = None,
         stop_grace_s: float = 10.0,
     ) -> None:
