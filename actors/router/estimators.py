@@ -26,17 +26,17 @@ nearly all-distinct scores, so calibration reaches any mix (docs/ROUTING.md).
 from __future__ import annotations
 
 import importlib
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from actors.errors import ConfigError
-from actors.messages import ArcTask, Estimate, Request
+from actors.messages import Estimate, Request
 from actors.router import learned
 from actors.router.arc_features import FEATURES, arc_features
 from actors.router.settings import EstimatorSettings
+from actors.router.task_memo import TaskMemo
 from actors.router.text_features import text_points
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
@@ -91,8 +91,7 @@ class ArcEstimator:
         self.weights = {k: v for k, v in (settings.weights or DEFAULT_ARC_WEIGHTS).items() if k in FEATURES} or DEFAULT_ARC_WEIGHTS
         self._computed = tuple(name for name in FEATURES if self.weights.get(name))
         self.levels = Levels(settings.thresholds)
-        self._memo: OrderedDict[ArcTask, Estimate] = OrderedDict()
-        self._memo_size = memo_size
+        self._memo: TaskMemo[Estimate] = TaskMemo(memo_size)
 
     def estimate(self, request: Request) -> Estimate:
         if request.score is not None:
@@ -104,14 +103,11 @@ class ArcEstimator:
             raise ConfigError("the ARC estimator needs requests with an ARC task (use estimator: auto)")
         cached = self._memo.get(request.task)
         if cached is not None:
-            self._memo.move_to_end(request.task)
             return cached
         features = arc_features(request.task, self._computed)
         score, reasons = _weighted(features, self.weights)
         estimate = self._finish(score, reasons, features)
-        self._memo[request.task] = estimate
-        if len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
+        self._memo.put(request.task, estimate)
         return estimate
 
     def _from_score(self, score: float, reasons: list[str]) -> Estimate:
@@ -169,8 +165,7 @@ class LearnedEstimator:
     """
 
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
-        self._memo: OrderedDict[ArcTask, np.ndarray] = OrderedDict()
-        self._memo_size = memo_size
+        self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
@@ -190,11 +185,7 @@ class LearnedEstimator:
         cached = self._memo.get(request.task)
         if cached is None:
             cached = self.model.predict_text(learned.request_text(request), request.task)
-            self._memo[request.task] = cached
-            if len(self._memo) > self._memo_size:
-                self._memo.popitem(last=False)
-        else:
-            self._memo.move_to_end(request.task)
+            self._memo.put(request.task, cached)
         return cached
 
     def feature_band(self, request: Request) -> int:

@@ -33,12 +33,14 @@ from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
 from actors.router.estimators import build_estimator
-from actors.router.fallback import Candidate, FallbackChain, Progress, exhausted
-from actors.router.prompts import render_arc_prompt
+from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
 from actors.router.online import OnlineLearner
+from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, Selection, select, tier_for_level
+from actors.router.task_memo import TaskMemo
 from actors.runtime.actor import ActorRef
 from actors.runtime.circuits import Circuits
+from actors.runtime.clock import current_time
 from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
@@ -85,7 +87,7 @@ class Router:
         circuits: Circuits,
         cache: CacheClient | None,
         telemetry: TelemetryClient | None,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = current_time,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -100,7 +102,7 @@ class Router:
         self._provider_settings = {p.name: p for p in settings.providers}
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
-        self._prompts: OrderedDict[ArcTask, tuple[ChatMessage, ...]] = OrderedDict()
+        self._prompts: TaskMemo[tuple[ChatMessage, ...]] = TaskMemo(PROMPT_MEMO)
         self._in_flight: dict[str, _Flight] = {}
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
@@ -257,9 +259,7 @@ class Router:
         prompt = self._prompts.get(task)
         if prompt is None:
             prompt = render_arc_prompt(task)
-            self._prompts[task] = prompt
-            if len(self._prompts) > PROMPT_MEMO:
-                self._prompts.popitem(last=False)
+            self._prompts.put(task, prompt)
         return prompt
 
     def _count(self, decision: Decision) -> None:
@@ -294,7 +294,7 @@ class Router:
                 sample_index=sample,
             )
 
-        sample = self._sample_for(request, key_for(decision.model, -1), temperature)
+        sample = self._sample_for(request, lambda: key_for(decision.model, -1), temperature)
         key = key_for(decision.model, sample)
         if self._replay is not None:
             recorded = self._replay.get(key)
@@ -368,14 +368,14 @@ class Router:
                     cache_key=key,
                     sample_index=sample,
                 )
-        chain = [
-            Candidate(
+        def candidate(tier_name: str, provider_name: str) -> Candidate:
+            return Candidate(
                 tier_name, self._provider_settings[provider_name],
                 request.max_tokens or self._tiers[tier_name].max_tokens,
                 temperature if tier_name == selection.tier else _temperature(request, self._tiers[tier_name].temperature),
             )
-            for tier_name, provider_name in ((selection.tier, selection.provider),) + selection.alternatives
-        ]
+
+        chain = Chain(((selection.tier, selection.provider),) + selection.alternatives, candidate)
         progress = Progress()
         answered = await self._chain.serve(request, chain, messages, self._deadline(request, started), progress)
         if answered is None:
@@ -384,7 +384,7 @@ class Router:
         result = self._result(request, decision, candidate, reply, progress, started, key, sample)
         if self._cache is not None and request.cache is not CachePolicy.OFF:
             await self._cache.store(
-                key_for(result.model, sample), kind=request.kind, tier=result.tier, model=result.model,
+                key if result.model == decision.model else key_for(result.model, sample), kind=request.kind, tier=result.tier, model=result.model,
                 provider=result.provider, text=result.text,
                 input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                 cost_nd=result.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
@@ -404,14 +404,15 @@ class Router:
             finish_reason=reply.finish_reason, sample_index=sample,
         )
 
-    def _sample_for(self, request: Request, identity: str, temperature: float) -> int:
+    def _sample_for(self, request: Request, identity: Callable[[], str], temperature: float) -> int:
         """Which sample this is: explicit, 0 at temperature 0, else the next unseen one in this run."""
         if request.sample_index is not None:
             return request.sample_index
         if not temperature:
             return 0
-        sample = self._samples.pop(identity, 0)
-        self._samples[identity] = sample + 1
+        key = identity()
+        sample = self._samples.pop(key, 0)
+        self._samples[key] = sample + 1
         if len(self._samples) > SAMPLE_MEMO:
             self._samples.popitem(last=False)
         return sample
