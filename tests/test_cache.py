@@ -45,6 +45,24 @@ def test_the_key_separates_samples_and_sampling_parameters_but_not_trailing_spac
                      top_p=None, max_tokens=512, stop=(), sample_index=0) == key()
 
 
+@pytest.mark.parametrize(
+    ("temperature", "top_p", "max_tokens", "stop", "sample", "pinned"),
+    [
+        (0.7, None, 512, ("\n\n",), 3, "80f6e68b53da6b6416b2978b8e84d91e8df34ba7"),
+        (None, 0.9, 512, (), -1, "a93deedeb13c6382822de59e24451b96bc9ba5e3"),
+        (0.0, None, 64, (), 12345678901, "a7caba8e1edfa947d45fb33131c7bb11a61677a6"),
+    ],
+)
+def test_keys_are_pinned_across_versions(
+    temperature: float | None, top_p: float | None, max_tokens: int, stop: tuple[str, ...], sample: int, pinned: str
+) -> None:
+    """A cache file and a recorded log outlive the code: the same request must find them again."""
+    messages = (ChatMessage("system", "You write Python."), ChatMessage("user", "write transform(grid)  \r\nfor task 42"))
+    for _ in range(2):
+        assert cache_key("qwen", messages, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                         stop=stop, sample_index=sample) == pinned
+
+
 def test_an_exact_hit_survives_a_restart(tmp_path: Path) -> None:
     settings = CacheSettings(path=str(tmp_path / "c.sqlite3"))
     store = CacheStore(settings)

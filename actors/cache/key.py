@@ -26,7 +26,6 @@ def normalise(text: str) -> str:
     return _TRAILING.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-@functools.lru_cache(maxsize=4096)
 def cache_key(
     model: str,
     messages: tuple[ChatMessage, ...],
@@ -37,6 +36,28 @@ def cache_key(
     stop: tuple[str, ...],
     sample_index: int,
 ) -> str:
+    digest = _before_sample(model, messages, temperature, top_p, max_tokens, stop).copy()
+    digest.update(b",%d]" % sample_index)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _before_sample(
+    model: str,
+    messages: tuple[ChatMessage, ...],
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int,
+    stop: tuple[str, ...],
+) -> hashlib.blake2b:
+    """The hash fed with everything but the sample index, which comes last in the canonical form.
+
+    Every sample of a prompt is a new key, so a GA or a benchmark misses a memo of
+    whole keys every time; this part is the same for all of them (the messages are
+    most of the bytes). Callers copy it and never update it. The keys are the same
+    bytes as hashing `[1, model, messages, temperature, top_p, max_tokens, stop, sample]`
+    in one go (tests pin them).
+    """
     canonical = orjson.dumps(
         [
             1,
@@ -46,7 +67,6 @@ def cache_key(
             None if top_p is None else round(float(top_p), 6),
             max_tokens,
             list(stop),
-            sample_index,
         ]
     )
-    return hashlib.blake2b(canonical, digest_size=20).hexdigest()
+    return hashlib.blake2b(canonical[:-1], digest_size=20)
