@@ -31,6 +31,25 @@ MESSAGE_EXT = 1
 def _ext(data: bytes) -> msgpack.ExtType:
     """A message extension, made without ExtType's argument checks (the code is ours, the data bytes)."""
     return tuple.__new__(msgpack.ExtType, (MESSAGE_EXT, data))
+
+
+_FIXEXT_HEADERS = {size: bytes((code, MESSAGE_EXT)) for size, code in ((1, 0xD4), (2, 0xD5), (4, 0xD6), (8, 0xD7), (16, 0xD8))}
+
+
+def _ext_bytes(data: bytes) -> bytes:
+    """The bytes msgpack writes for `_ext(data)`, without a Packer: fixext for 1, 2, 4, 8
+    and 16 bytes, else ext 8, 16 or 32 (a test holds them to `msgpack.packb`'s)."""
+    size = len(data)
+    header = _FIXEXT_HEADERS.get(size)
+    if header is None:
+        if size < 0x100:
+            header = bytes((0xC7, size, MESSAGE_EXT))
+        elif size < 0x10000:
+            header = b"\xc8" + size.to_bytes(2, "big") + bytes((MESSAGE_EXT,))
+        else:
+            header = b"\xc9" + size.to_bytes(4, "big") + bytes((MESSAGE_EXT,))
+    return header + data
+
 _T = TypeVar("_T")
 _Check = Callable[[Any, str], Any]
 
@@ -77,7 +96,7 @@ MEMO_SIZE = 4096
 class Codec:
     """Encodes registered messages to bytes and decodes them back, checking types.
 
-    Encoding reuses one msgpack Packer per nesting depth and thread (the bytes are the
+    Encoding reuses msgpack Packers, one per nesting depth and thread (the bytes are the
     same as `msgpack.packb`'s), and remembers the encoding of the most recent objects
     of the `memo` types by identity (messages are frozen, and the memo holds each
     object, so an identity is never reused while remembered): a GA sends the same ARC
@@ -85,7 +104,7 @@ class Codec:
     request and event, without even hashing them.
     """
 
-    __slots__ = ("_by_tag", "_tags", "_local", "_memo_types", "_memo")
+    __slots__ = ("_by_tag", "_tags", "_plans", "_local", "_memo_types", "_memo")
 
     def __init__(self, classes: Iterable[type], *, memo: Iterable[type] = ()) -> None:
         self._local = threading.local()
@@ -113,11 +132,14 @@ class Codec:
             by_tag[tag] = _Layout(cls, names, checks, required, _field_getter(names))
         self._by_tag = by_tag
         self._tags = tags
+        self._plans = {cls: (tag, by_tag[tag].fields) for cls, tag in tags.items()}
 
     def encode(self, msg: object) -> bytes:
         """Encode a registered message to bytes."""
         try:
-            return self._pack(self._to_ext(msg))  # type: ignore[arg-type]
+            if type(msg) in self._memo_types:
+                return _ext_bytes(self._memoised(msg).data)
+            return _ext_bytes(self._body(msg))
         except CodecError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:
@@ -205,38 +227,40 @@ class Codec:
 
     def _to_ext(self, msg: object) -> msgpack.ExtType:
         kind = type(msg)
-        tag = self._tags.get(kind)
-        if tag is None:
-            raise CodecError(f"{kind.__qualname__} is not a registered message")
         if kind in self._memo_types:
             return self._memoised(msg)
-        return _ext(self._pack([tag, *self._by_tag[tag].fields(msg)]))
+        return _ext(self._body(msg))
+
+    def _body(self, msg: object) -> bytes:
+        """The packed `[tag, field1, ...]` of a message (not memoised)."""
+        plan = self._plans.get(type(msg))
+        if plan is None:
+            raise CodecError(f"{type(msg).__qualname__} is not a registered message")
+        tag, fields = plan
+        return self._pack([tag, *fields(msg)])
 
     def _memoised(self, msg: object) -> msgpack.ExtType:
         remembered = self._memo.get(id(msg))
         if remembered is not None:
             return remembered[1]
-        tag = self._tags[type(msg)]
-        ext = _ext(self._pack([tag, *self._by_tag[tag].fields(msg)]))
+        ext = _ext(self._body(msg))
         self._memo[id(msg)] = (msg, ext)
         if len(self._memo) > MEMO_SIZE:
             self._memo.popitem(last=False)
         return ext
 
     def _pack(self, values: list[Any]) -> bytes:
-        """Pack with this thread's Packer for the current nesting depth (packers are not reentrant)."""
-        local = self._local
-        depth = getattr(local, "depth", 0)
-        packers = getattr(local, "packers", None)
-        if packers is None:
-            packers = local.packers = []
-        if depth == len(packers):
-            packers.append(msgpack.Packer(default=self._default, autoreset=True))
-        local.depth = depth + 1
+        """Pack with a Packer of this thread's that no outer pack is using (packers are not reentrant):
+        a nested message takes another from the free list, and each goes back when done."""
         try:
-            return packers[depth].pack(values)
+            free = self._local.free
+        except AttributeError:
+            free = self._local.free = []
+        packer = free.pop() if free else msgpack.Packer(default=self._default, autoreset=True)
+        try:
+            return packer.pack(values)
         finally:
-            local.depth = depth
+            free.append(packer)
 
     def _default(self, value: object) -> object:
         if type(value) in self._tags:

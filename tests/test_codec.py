@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+
+import attrs
 import msgpack
 import pytest
 from hypothesis import given, settings
@@ -11,6 +14,7 @@ from actors.catalog import CODEC
 from actors.codec import Codec, message
 from actors.errors import CodecError
 from actors.messages import ArcPair, ArcTask, ChatMessage, Request
+from actors.telemetry.events import FlushTelemetry
 from tests.strategies import for_message
 
 ALL_MESSAGES = sorted(CODEC._tags, key=CODEC.tag_of)  # noqa: SLF001 - the registry is the subject
@@ -22,6 +26,38 @@ ALL_MESSAGES = sorted(CODEC._tags, key=CODEC.tag_of)  # noqa: SLF001 - the regis
 def test_every_message_round_trips(cls: type, data: st.DataObject) -> None:
     msg = data.draw(for_message(cls))
     assert CODEC.decode(CODEC.encode(msg)) == msg
+
+
+def _reference_encoding(value: object) -> object:
+    """The wire format as the module docstring states it, built the slow, obvious way."""
+    if type(value) in CODEC._tags:  # noqa: SLF001 - the registry is the subject
+        fields = [_reference_encoding(getattr(value, f.name)) for f in attrs.fields(type(value))]
+        return msgpack.ExtType(1, msgpack.packb([CODEC.tag_of(type(value)), *fields]))
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, (tuple, list)):
+        return [_reference_encoding(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _reference_encoding(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("cls", ALL_MESSAGES, ids=lambda c: c.__name__)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_the_bytes_are_the_documented_wire_format(cls: type, data: st.DataObject) -> None:
+    """Journals and logs outlive the code that wrote them: the bytes must not drift."""
+    msg = data.draw(for_message(cls))
+    assert CODEC.encode(msg) == msgpack.packb(_reference_encoding(msg))
+
+
+def test_every_ext_length_form_is_the_standard_one() -> None:
+    """msgpack's fixext forms for 1, 2, 4, 8 and 16 bytes, ext 8/16/32 for the rest."""
+    messages = [ChatMessage("u", "x" * size) for size in (*range(20), 250, 251, 255, 256, 65530, 65535, 65536, 70000)]
+    for msg in [FlushTelemetry(), *messages]:
+        assert CODEC.encode(msg) == msgpack.packb(_reference_encoding(msg))
 
 
 def test_decoded_grids_are_immutable_tuples() -> None:
