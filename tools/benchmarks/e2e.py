@@ -150,8 +150,10 @@ def run_latency(requests: int, rounds: int) -> None:
             rows.append((
                 concurrency, f"{b_rps:.0f}", f"{o_rps:.0f}", f"{o_rps / b_rps:.3f}",
                 f"{statistics.median(r['p50_ms'] for r in orch) - statistics.median(r['p50_ms'] for r in bare):+.2f}",
+                f"{statistics.median(r['cpu_us'] for r in bare):.0f}", f"{statistics.median(r['cpu_us'] for r in orch):.0f}",
             ))
-    print(render_table(("concurrency", "bare req/s", "orch req/s", "throughput ratio", "added p50 ms"), rows,
+    print(render_table(("concurrency", "bare req/s", "orch req/s", "throughput ratio", "added p50 ms",
+                        "bare CPU µs/req", "orch CPU µs/req"), rows,
                        title=f"latency scenario: 50 ms per answer, {requests} requests, {rounds} rounds; {pinning_note()}"))
     print()
 
