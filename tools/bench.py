@@ -5,6 +5,7 @@
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
+    python tools/bench.py latency-parts --requests 1000 --concurrency 16   # 50 ms answers, part by part
     taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
     python tools/bench.py routing ledger cache telemetry
 
@@ -245,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import e2e
 
             e2e.run_revisions(args.revisions.split(","), args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "latency-parts":
+            from tools.benchmarks import e2e
+
+            e2e.run_latency_parts(args.requests, args.concurrency, args.rounds)
             continue
         if section == "e2e-unpinned":
             bench_e2e(args.requests, args.concurrency, args.rounds)

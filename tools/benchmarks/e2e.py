@@ -83,14 +83,16 @@ class Simulator:
         self.proc.wait(timeout=10)
 
 
-def measure(sim: Simulator, mode: str, requests: int, concurrency: int, root: Path = ROOT) -> dict[str, float]:
+def measure(
+    sim: Simulator, mode: str, requests: int, concurrency: int, root: Path = ROOT, parts: str = ""
+) -> dict[str, float]:
     """One pinned client process (of the tree at `root`); adds the simulator's utilisation during it."""
     before = sim.cpu_s()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as state:
         done = subprocess.run(
             [*_pin(1), sys.executable, str(root / "tools" / "benchmarks" / "e2e_client.py"), mode, sim.url,
-             str(requests), str(concurrency), state],
+             str(requests), str(concurrency), state, *([parts] if parts else [])],
             cwd=root, capture_output=True, text=True, check=False,
         )
     wall = time.perf_counter() - started
@@ -155,6 +157,34 @@ def run_latency(requests: int, rounds: int) -> None:
     print(render_table(("concurrency", "bare req/s", "orch req/s", "throughput ratio", "added p50 ms",
                         "bare CPU µs/req", "orch CPU µs/req"), rows,
                        title=f"latency scenario: 50 ms per answer, {requests} requests, {rounds} rounds; {pinning_note()}"))
+    print()
+
+
+def run_latency_parts(requests: int, concurrency: int, rounds: int) -> None:
+    """The latency scenario with the journal, the cache and the telemetry switched off in turn.
+
+    Says how much of the added latency each part accounts for, and whether the target
+    (0.95 of bare throughput at concurrency 16) is within reach of the core path at all.
+    """
+    from tools.benchmarks.overhead import VARIANTS
+    from orchestrator.tables import render_table
+
+    results: dict[str, list[dict[str, float]]] = {"bare": [], **{name: [] for name in VARIANTS}}
+    with Simulator(0.05) as sim:
+        for _ in range(rounds):
+            results["bare"].append(measure(sim, "bare", requests, concurrency))
+            for name in VARIANTS:
+                results[name].append(measure(sim, "warm", requests, concurrency, parts=name))
+    bare_rps = statistics.median(r["rps"] for r in results["bare"])
+    bare_p50 = statistics.median(r["p50_ms"] for r in results["bare"])
+    rows = [
+        (name, _spread([r["rps"] for r in rs], ".0f"), f"{statistics.median(r['rps'] for r in rs) / bare_rps:.3f}",
+         f"{statistics.median(r['p50_ms'] for r in rs) - bare_p50:+.2f}", _spread([r["cpu_us"] for r in rs], ".0f"))
+        for name, rs in results.items()
+    ]
+    print(render_table(("client", "req/s", "throughput ratio", "added p50 ms", "client CPU µs/req"), rows,
+                       title=f"latency scenario by part: 50 ms per answer, concurrency {concurrency}, {requests} "
+                             f"requests, {rounds} interleaved rounds; {pinning_note()}"))
     print()
 
 

@@ -1,9 +1,10 @@
 """One measured client of the e2e benchmark, run in its own (pinned) process.
 
-    python tools/benchmarks/e2e_client.py MODE SIMULATOR_URL REQUESTS CONCURRENCY STATE_DIR
+    python tools/benchmarks/e2e_client.py MODE SIMULATOR_URL REQUESTS CONCURRENCY STATE_DIR [PARTS]
 
 MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
-path: routing, durable ledger, cache, telemetry). Both sides freeze the garbage
+path: routing, durable ledger, cache, telemetry; PARTS, a variant of
+`overhead.VARIANTS` such as "no journal", switches some off). Both sides freeze the garbage
 collector once set up (`gc.freeze`), as `orchestrator run` and `serve` do. Prints one JSON line: req/s, client
 CPU µs per request (getrusage of this process, all threads), p50/p99 ms, peak RSS.
 """
@@ -101,13 +102,18 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
         return await timed(send, bodies, concurrency)
 
 
-async def orchestrated(url: str, count: int, concurrency: int, state: str, warm: bool) -> dict[str, float]:
+async def orchestrated(url: str, count: int, concurrency: int, state: str, warm: bool, parts: str = "") -> dict[str, float]:
     os.environ[SIMULATOR_URL_ENV] = url
     config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
-    engine = attrs.evolve(
-        config.engine, providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
-    )
-    config = attrs.evolve(config, engine=engine)
+    if parts:
+        from tools.benchmarks.overhead import VARIANTS, with_parts
+
+        config = with_parts(config, VARIANTS[parts], concurrency)
+    else:
+        engine = attrs.evolve(
+            config.engine, providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
+        )
+        config = attrs.evolve(config, engine=engine)
     measured = arc_bench_requests(count)
     async with _start(config) as orch:
         if warm:
@@ -135,7 +141,8 @@ def main() -> None:
         model = config.engine.provider(tier.providers[0]).model
         figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens)
     else:
-        figures = anyio.run(orchestrated, url, count, concurrency, state, mode == "warm")
+        parts = sys.argv[6] if len(sys.argv) > 6 else ""
+        figures = anyio.run(orchestrated, url, count, concurrency, state, mode == "warm", parts)
     figures["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(orjson.dumps(figures).decode())
 
