@@ -36,6 +36,16 @@ class LedgerClient:
     async def release(self, reservation_id: str) -> LedgerAck:
         return await self._ref.ask(Release(reservation_id), self._timeout)
 
+    def tell_nowait(self, msg: Settle | Release | Hold) -> bool:
+        """Close a reservation if the inbox has room now (no await); False when it is full."""
+        try:
+            self._ref.tell_nowait(msg)
+        except anyio.WouldBlock:
+            return False
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise ActorStopped(f"the ledger has stopped; {type(msg).__name__} {msg.reservation_id} not sent") from None
+        return True
+
     async def tell(self, msg: Settle | Release | Hold) -> None:
         """Close a reservation without waiting for its journal record (see docs/LEDGER.md, "answer first")."""
         try:

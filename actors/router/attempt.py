@@ -156,8 +156,7 @@ class AttemptRunner:
             cost = token_cost_nd(reply.input_tokens, plan.provider.input_price_nd_per_mtok) + token_cost_nd(
                 reply.output_tokens, plan.provider.output_price_nd_per_mtok
             )
-        with anyio.CancelScope(shield=True):
-            await self._close(reservation_id, action, cost, reply)
+        await self._close(reservation_id, action, cost, reply)
         if reply.ok:
             self._circuits.succeeded(name, permit)
         elif reply.sent:
@@ -229,8 +228,7 @@ class AttemptRunner:
     async def _give_up(self, reservation_id: str, plan: Plan, permit: Permit) -> None:
         """Nothing was sent: release the money and the permit."""
         self._circuits.unused(plan.provider.name, permit)
-        with anyio.CancelScope(shield=True):
-            await self._close(reservation_id, MoneyAction.RELEASE, 0, None)
+        await self._close(reservation_id, MoneyAction.RELEASE, 0, None)
 
     async def _wait(self, call: Call, deadline: float) -> ProviderReply:
         try:
@@ -245,12 +243,14 @@ class AttemptRunner:
             return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=call.begun)
 
     async def _close(self, reservation_id: str, action: MoneyAction, cost: int, reply: ProviderReply | None) -> None:
-        """Settle, release or hold, without waiting for the journal record.
+        """Settle, release or hold, without waiting for the journal record; never cancelled halfway.
 
         The caller's answer does not wait for this fsync: if the process died before
         the record is durable, the reservation is recovered as outstanding and counts
         as spent in full until reconciled, so the budget guarantee holds. A ledger
-        that is gone leaves it outstanding the same way.
+        that is gone leaves it outstanding the same way. With room in the ledger's
+        inbox (almost always) the message goes without an await, so nothing can cancel
+        it and no shielded scope is needed; a full inbox is waited for, shielded.
         """
         if action is MoneyAction.SETTLE:
             assert reply is not None
@@ -260,7 +260,9 @@ class AttemptRunner:
         else:
             message = Hold(reservation_id)
         try:
-            await self._ledger.tell(message)
+            if not self._ledger.tell_nowait(message):
+                with anyio.CancelScope(shield=True):
+                    await self._ledger.tell(message)
         except OrchestratorError as exc:
             log.warning(
                 "reservation %s: %s failed (%s); it stays outstanding and counts as spent until reconciled",
