@@ -7,6 +7,7 @@
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
     python tools/bench.py latency-parts --requests 1000 --concurrency 16   # 50 ms answers, part by part
     taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
+    taskset -c 1 python tools/bench.py overhead --revisions 57c8d99,HEAD --rounds 5   # the same, before and after
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` is the fair harness (tools/benchmarks/e2e.py): the simulator pinned to one core,
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--revisions", default="HEAD",
-                        help="for `revisions`: comma-separated git revisions to measure side by side")
+                        help="for `revisions` and `overhead`: comma-separated git revisions to measure side by side")
     args = parser.parse_args(argv)
     for section in args.sections:
         if section == "e2e":
@@ -240,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         if section == "overhead":
             from tools.benchmarks import overhead
 
-            overhead.main(args.requests, args.rounds)
+            if args.revisions != "HEAD":
+                overhead.run_revisions(args.revisions.split(","), args.requests, args.rounds)
+            else:
+                overhead.main(args.requests, args.rounds)
             continue
         if section == "revisions":
             from tools.benchmarks import e2e

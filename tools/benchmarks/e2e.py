@@ -223,6 +223,15 @@ def run_footprint() -> None:
     print()
 
 
+def export_revision(revision: str, scratch: Path) -> Path:
+    """The tree of a git revision, exported (`git archive`) into a folder of `scratch`."""
+    tree = scratch / revision.replace("/", "_")
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds: int) -> None:
     """Before and after: the warm client of each git revision against one pinned simulator, interleaved.
 
@@ -235,10 +244,7 @@ def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds:
     with tempfile.TemporaryDirectory() as scratch:
         trees: dict[str, Path] = {}
         for revision in revisions:
-            tree = Path(scratch) / revision.replace("/", "_")
-            tree.mkdir()
-            archive = subprocess.run(["git", "archive", revision], cwd=ROOT, capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            tree = export_revision(revision, Path(scratch))
             (tree / "tools" / "benchmarks").mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / "tools" / "benchmarks" / "e2e_client.py", tree / "tools" / "benchmarks")
             trees[revision] = tree

@@ -1,6 +1,7 @@
 """The orchestrator's own CPU per request, without HTTP, part by part.
 
     python tools/bench.py overhead [--requests 3000 --rounds 3]
+    python tools/bench.py overhead --revisions 57c8d99,HEAD   # the full path, revision against revision
 
 Providers answer from an in-memory transport at once (a canned OpenAI completion),
 and the orchestrator starts as `orchestrator run` starts it (the workload loaded
@@ -91,6 +92,43 @@ async def _measure(name: str, requests: int, state: str) -> float:
             await orch.generate(request)
 
         return (await timed(send, measured, 100))["cpu_us"]
+
+
+_REVISION_CLIENT = """
+import sys, tempfile, anyio
+sys.path.insert(0, sys.argv[1])
+from tools.benchmarks import overhead
+with tempfile.TemporaryDirectory() as state:
+    print(anyio.run(overhead._measure, "full", int(sys.argv[2]), state))
+"""
+
+
+def run_revisions(revisions: list[str], requests: int = 3000, rounds: int = 3) -> None:
+    """The full variant of each git revision's own overhead measurement, interleaved, in one run.
+
+    Each revision's tree measures itself (its `tools/benchmarks/overhead.py`), in a
+    process of its own; pin the parent (`taskset -c 1`) and the children inherit it.
+    """
+    import subprocess
+    from tools.benchmarks.e2e import export_revision
+
+    results: dict[str, list[float]] = {revision: [] for revision in revisions}
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {revision: export_revision(revision, Path(scratch)) for revision in revisions}
+        for _ in range(rounds):
+            for revision, tree in trees.items():
+                done = subprocess.run([sys.executable, "-c", _REVISION_CLIENT, str(tree), str(requests)],
+                                      cwd=tree, capture_output=True, text=True, check=True)
+                results[revision].append(float(done.stdout.strip().splitlines()[-1]))
+    first = statistics.median(results[revisions[0]])
+    rows = [
+        (revision, f"{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]", f"{statistics.median(v) - first:+.0f}")
+        for revision, v in results.items()
+    ]
+    print(render_table(("revision", "CPU µs/request", f"against {revisions[0]}"), rows,
+                       title=f"orchestrator overhead without HTTP by revision: {requests} warm ARC requests at "
+                             f"concurrency 100, the full path, {rounds} interleaved rounds"))
+    print()
 
 
 def main(requests: int = 3000, rounds: int = 3) -> None:
