@@ -33,7 +33,9 @@ def _ext(data: bytes) -> msgpack.ExtType:
     return tuple.__new__(msgpack.ExtType, (MESSAGE_EXT, data))
 
 
-_FIXEXT_HEADERS = {size: bytes((code, MESSAGE_EXT)) for size, code in ((1, 0xD4), (2, 0xD5), (4, 0xD6), (8, 0xD7), (16, 0xD8))}
+_FIXEXT_HEADERS = {
+    size: bytes((code, MESSAGE_EXT)) for size, code in ((1, 0xD4), (2, 0xD5), (4, 0xD6), (8, 0xD7), (16, 0xD8))
+}
 
 
 def _ext_bytes(data: bytes) -> bytes:
@@ -49,6 +51,7 @@ def _ext_bytes(data: bytes) -> bytes:
         else:
             header = b"\xc9" + size.to_bytes(4, "big") + bytes((MESSAGE_EXT,))
     return header + data
+
 
 _T = TypeVar("_T")
 _Check = Callable[[Any, str], Any]
@@ -96,12 +99,12 @@ MEMO_SIZE = 4096
 class Codec:
     """Encodes registered messages to bytes and decodes them back, checking types.
 
-    Encoding reuses msgpack Packers, one per nesting depth and thread (the bytes are the
-    same as `msgpack.packb`'s), and remembers the encoding of the most recent objects
-    of the `memo` types by identity (messages are frozen, and the memo holds each
-    object, so an identity is never reused while remembered): a GA sends the same ARC
-    task object again and again, and its grids are then packed once, not once per
-    request and event, without even hashing them.
+    Encoding reuses each thread's msgpack Packers, one in use per nesting level (the
+    bytes are the same as `msgpack.packb`'s; a test holds them to it), and remembers
+    the encoding of the most recent objects of the `memo` types by identity (messages
+    are frozen, and the memo holds each object, so an identity is never reused while
+    remembered): a GA sends the same ARC task object again and again, and its grids
+    are then packed once, not once per request and event, without even hashing them.
     """
 
     __slots__ = ("_by_tag", "_tags", "_plans", "_local", "_memo_types", "_memo")
