@@ -383,8 +383,9 @@ class Router:
         candidate, reply = answered
         result = self._result(request, decision, candidate, reply, progress, started, key, sample)
         if self._cache is not None and request.cache is not CachePolicy.OFF:
+            stored_key = key if result.model == decision.model else key_for(result.model, sample)
             await self._cache.store(
-                key if result.model == decision.model else key_for(result.model, sample), kind=request.kind, tier=result.tier, model=result.model,
+                stored_key, kind=request.kind, tier=result.tier, model=result.model,
                 provider=result.provider, text=result.text,
                 input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                 cost_nd=result.cost_nd, ttl_s=request.cache_ttl_s, similar_text=similar_text,
