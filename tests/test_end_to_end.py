@@ -1,5 +1,6 @@
 """One request through the whole path (router, ledger, cache, provider over real loopback
-HTTP to the simulator, telemetry) on both anyio backends, and the blocking facade."""
+HTTP to the simulator, telemetry) on both anyio backends, and the blocking facade; one
+test scripts the providers instead, to make the decided one fail."""
 
 from __future__ import annotations
 
@@ -202,3 +203,26 @@ async def test_freeze_gc_freezes_what_start_up_made_and_thaws_at_stop(anyio_back
         result = await orch.generate(Request(task=TASK))
     assert frozen > 0 and "def transform" in result.text
     assert gc.get_freeze_count() == 0, "thawed at stop: an embedding application gets its collector back"
+
+
+@pytest.mark.anyio
+async def test_an_answer_from_a_fallback_model_is_not_cached_as_the_decided_models(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """The cache key names the model that answered: when the decided model fails and another
+    answers, that answer must not come back later as if the decided model had given it."""
+    from tests.fakes import ScriptedTransport, openai_error, openai_ok
+
+    config = simulated(tmp_path)
+    decided = config.engine.router.tiers[0]
+    failing = decided.providers[0]
+
+    def transport(settings: object, _loop: object) -> ScriptedTransport:
+        return ScriptedTransport(default=openai_error(500) if settings.name == failing else openai_ok())  # type: ignore[attr-defined]
+
+    request = Request.prompt("Fix the typo in README.md", tier=decided.name, substitute=True, sample_index=0)
+    async with Orchestrator.start(config, transport_factory=transport) as orch:
+        first = await orch.generate(request)
+        second = await orch.generate(attrs.evolve(request, request_id="again"))
+    assert first.provider != failing and not first.cached
+    assert not second.cached and second.provider != failing
