@@ -211,6 +211,8 @@ async def test_an_answer_from_a_fallback_model_is_not_cached_as_the_decided_mode
 ) -> None:
     """The cache key names the model that answered: when the decided model fails and another
     answers, that answer must not come back later as if the decided model had given it."""
+    from actors.telemetry.events import FallbackTaken
+    from actors.telemetry.log import read_events
     from tests.fakes import ScriptedTransport, openai_error, openai_ok
 
     config = simulated(tmp_path)
@@ -226,3 +228,8 @@ async def test_an_answer_from_a_fallback_model_is_not_cached_as_the_decided_mode
         second = await orch.generate(attrs.evolve(request, request_id="again"))
     assert first.provider != failing and not first.cached
     assert not second.cached and second.provider != failing
+    events = [e for e in read_events(tmp_path / "state" / "telemetry") if isinstance(e, FallbackTaken)]
+    for result in (first, second):
+        hops = [(e.from_provider, e.to_provider) for e in events if e.request_id == result.request_id]
+        assert hops[0][0] == failing and hops[-1][1] == result.provider, "the log names where each fallback went"
+        assert all(went == came for (_, went), (came, _) in zip(hops, hops[1:]))

@@ -35,6 +35,14 @@ async def test_identical_requests_are_new_samples_in_a_run_and_free_in_a_rerun(a
 
 
 @pytest.mark.anyio
+async def test_each_prompt_counts_its_own_samples(anyio_backend: str, tmp_path: Path) -> None:
+    other = "Write a function that merges two sorted lists"
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        interleaved = [await orch.generate(Request.prompt(text, temperature=0.7)) for text in (PROMPT, other) * 3]
+    assert [r.sample_index for r in interleaved] == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.anyio
 async def test_temperature_zero_is_one_answer_and_an_explicit_sample_is_honoured(anyio_backend: str, tmp_path: Path) -> None:
     async with Orchestrator.start(simulated(tmp_path)) as orch:
         cold = await orch.generate(Request.prompt(PROMPT, temperature=0.0))
