@@ -19,6 +19,7 @@ import random
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio
 import attrs
@@ -32,7 +33,7 @@ from actors.messages import Request, Result  # noqa: E402
 from actors.money import format_usd  # noqa: E402
 from orchestrator import Orchestrator, load_config  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
-from orchestrator.simulator.recorded import RecordedRun  # noqa: E402
+from orchestrator.simulator.recorded import Ends, RecordedRun  # noqa: E402
 
 DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 
@@ -77,6 +78,18 @@ async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, st
     return {"accuracy": totals["right"] / n, "cost_nd": totals["cost_nd"], "stages": totals["stages"] / n}
 
 
+def recorded_ends(table_path: Path, config: Any) -> tuple[RecordedRun, Ends, np.ndarray] | None:
+    """The recorded run of a table, its cheapest and strongest paid tiers, and its scores (a
+    missing answer counts as wrong); None, said on stderr, when those tiers are not models of it."""
+    run = RecordedRun.prepare(table_path, config)
+    try:
+        ends = run.ends()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    return run, ends, np.nan_to_num(run.world.table.scores, nan=0.0)
+
+
 def _cost(cost_nd: int, strong_cost_nd: int) -> str:
     return f"{format_usd(cost_nd, 4)} ({cost_nd / strong_cost_nd:.1%} of always-strong)"
 
@@ -97,15 +110,12 @@ def main() -> int:
     config = attrs.evolve(config, engine=attrs.evolve(
         config.engine, cache=attrs.evolve(config.engine.cache, enabled=False),
     ))
-    run = RecordedRun.prepare(args.table, config)
-    table = run.world.table
-    try:
-        ends = run.ends()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    prepared = recorded_ends(args.table, config)
+    if prepared is None:
         return 2
+    run, ends, scores = prepared
+    table = run.world.table
     weak, strong, weak_costs, strong_costs = ends.weak, ends.strong, ends.weak_costs, ends.strong_costs
-    scores = np.nan_to_num(table.scores, nan=0.0)
     strong_cost = int(strong_costs.sum())
     rows = [
         ("always-weak", f"{scores[:, weak].mean():.3f}", _cost(int(weak_costs.sum()), strong_cost), "1.00"),

@@ -24,12 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.errors import ConfigError  # noqa: E402
 from actors.router.evaluation import cross_validated  # noqa: E402
 from actors.router.outcomes import OutcomeTable  # noqa: E402
 from orchestrator import load_config  # noqa: E402
-from orchestrator.simulator.recorded import RecordedRun  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
+from tools.cascade_eval import recorded_ends  # noqa: E402
 
 DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 
@@ -53,14 +52,11 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    run = RecordedRun.prepare(args.table, load_config(args.config))
-    table = run.world.table
-    try:
-        ends = run.ends()
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    prepared = recorded_ends(args.table, load_config(args.config))
+    if prepared is None:
         return 2
-    scores = np.nan_to_num(table.scores, nan=0.0)
+    run, ends, scores = prepared
+    table = run.world.table
     escalated = np.flatnonzero(scores[:, ends.weak] < 0.5)
     strong_right = scores[escalated, ends.strong] >= 0.5
     studied = OutcomeTable(
