@@ -54,7 +54,10 @@ async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, st
 
         return verify
 
-    config = attrs.evolve(run.config, state_dir=state)
+    # Loaded afresh under `state`: the ledger's journal and the telemetry log are placed when a config
+    # is loaded, so each cascade starts from a budget of its own and never charges the user's state.
+    config = without_cache(load_config(run.config.source, state_dir=state))
+    config = attrs.evolve(config, simulator=run.config.simulator)
     async with Orchestrator.start(config) as orch:
         limiter = anyio.Semaphore(32)
 
@@ -76,6 +79,11 @@ async def evaluate(run: RecordedRun, accuracy: float, seed: int, state: Path, st
                 tg.start_soon(one, row, prompt)
     n = len(table.prompts)
     return {"accuracy": totals["right"] / n, "cost_nd": totals["cost_nd"], "stages": totals["stages"] / n}
+
+
+def without_cache(config: Any) -> Any:
+    """A cascade must pay for every stage it runs: no answer may come from an earlier run's cache."""
+    return attrs.evolve(config, engine=attrs.evolve(config.engine, cache=attrs.evolve(config.engine.cache, enabled=False)))
 
 
 def recorded_ends(table_path: Path, config: Any) -> tuple[RecordedRun, Ends, np.ndarray] | None:
@@ -106,11 +114,7 @@ def main() -> int:
     if not args.table.exists():
         print(f"{args.table}: no such outcome table", file=sys.stderr)
         return 2
-    config = load_config(args.config)
-    config = attrs.evolve(config, engine=attrs.evolve(
-        config.engine, cache=attrs.evolve(config.engine.cache, enabled=False),
-    ))
-    prepared = recorded_ends(args.table, config)
+    prepared = recorded_ends(args.table, without_cache(load_config(args.config)))
     if prepared is None:
         return 2
     run, ends, scores = prepared
