@@ -2,11 +2,12 @@
 
 Calls run concurrently on `max_concurrency` worker tasks of the actor's own, fed by
 a queue, so a slow completion never blocks the inbox and no call pays for spawning a
-task of its own (anyio gives each spawned task a cancel scope and an event: about a
-tenth of a request's CPU, docs/BENCHMARKS.md). The actor counts consecutive failures that say the provider is
-unwell; at `failures_to_crash` it stops taking work, lets the calls in flight finish
-(so every reservation is settled or released on a known outcome), then crashes on
-purpose for its supervisor, whose restart policy is the circuit breaker.
+task of its own (anyio gives each spawned task a cancel scope and an event; the
+gain was within this machine's noise, docs/BENCHMARKS.md, 3aa9b19). The actor counts
+consecutive failures that say the provider is unwell; at `failures_to_crash` it
+stops taking work, lets the calls in flight finish (so every reservation is settled
+or released on a known outcome), then crashes on purpose for its supervisor, whose
+restart policy is the circuit breaker.
 
 A provider that answered 429 with a Retry-After of a second or more gets no new call
 until that time has passed: calls meanwhile are refused locally (a rate limit that never left the
