@@ -4,7 +4,7 @@ The router renders a task's prompt and the estimators score its grids once per
 task, not once per request: a GA asks about the same tasks again and again. Tasks
 are equal by content, so a task decoded from a log or rebuilt by a caller finds
 what its twin left; but testing two tasks for equality walks every cell of every
-grid (about 3.5 µs for the bundled tasks), and a dict only skips that test when
+grid (about 3 µs for the bundled tasks, docs/BENCHMARKS.md), and a dict only skips that test when
 the key is the very object stored. So a hit under an equal but different object
 re-files the entry under that object, and the caller's next lookups with it cost
 an identity test.
