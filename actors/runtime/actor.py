@@ -38,6 +38,7 @@ from actors.codec import Codec
 from actors.errors import ActorStopped, AskTimeout, HandlerFailed, OrchestratorError
 from actors.runtime.clock import current_time
 from actors.runtime.deadlines import Deadlines
+from actors.runtime.signal import Signal
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _Pending:
     __slots__ = ("event", "payload", "error", "target", "begun", "deadline", "timed_out")
 
     def __init__(self, target: str) -> None:
-        self.event = anyio.Event()
+        self.event = Signal()
         self.payload: bytes | None = None
         self.error: BaseException | None = None
         self.target = target
@@ -93,7 +94,7 @@ class ReplyBoard:
         slot.deadline = deadline
         if slot.timed_out:
             slot.timed_out = False
-            slot.event = anyio.Event()
+            slot.event = Signal()
         self._deadlines.arm(deadline, corr)
 
     async def watch(self) -> None:
