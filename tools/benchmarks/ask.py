@@ -1,0 +1,80 @@
+"""The runtime's cost of one ask to an idle actor, revision against revision.
+
+    python tools/bench.py ask --revisions 71fe820,HEAD [--rounds 3]
+
+One caller asks an echo actor 30,000 times in a row, each reply awaited before the
+next ask: every ask wakes the idle actor and then its asker, so this is the price of
+a hop on the request path (encode, queue, wake, handle, reply, wake, decode) with
+nothing else running. Each git revision's tree measures itself in a process of its
+own, interleaved; pin the parent (`taskset -c 1`) and the children inherit it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.tables import render_table  # noqa: E402
+
+ASKS = 30_000
+
+_CLIENT = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import anyio
+from actors.catalog import CODEC
+from actors.messages import ChatMessage
+from actors.runtime.actor import Actor
+from actors.runtime.supervisor import Supervisor
+
+class Echo(Actor):
+    async def handle(self, msg, corr):
+        return msg
+
+def cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+async def main(asks):
+    supervisor = Supervisor(CODEC)
+    ref = supervisor.add("echo", Echo)
+    message = ChatMessage("user", "hi")
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        for _ in range(2000):
+            await ref.ask(message)
+        before = cpu_s()
+        for _ in range(asks):
+            await ref.ask(message)
+        print((cpu_s() - before) / asks * 1e6)
+        supervisor.stop()
+
+anyio.run(main, int(sys.argv[2]))
+"""
+
+
+def run_revisions(revisions: list[str], rounds: int = 3) -> None:
+    from tools.benchmarks.e2e import export_revision
+
+    results: dict[str, list[float]] = {revision: [] for revision in revisions}
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {revision: export_revision(revision, Path(scratch)) for revision in revisions}
+        for _ in range(rounds):
+            for revision, tree in trees.items():
+                done = subprocess.run([sys.executable, "-c", _CLIENT, str(tree), str(ASKS)],
+                                      cwd=tree, capture_output=True, text=True, check=True)
+                results[revision].append(float(done.stdout.strip().splitlines()[-1]))
+    first = statistics.median(results[revisions[0]])
+    rows = [
+        (revision, f"{statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]", f"{statistics.median(v) - first:+.2f}")
+        for revision, v in results.items()
+    ]
+    print(render_table(("revision", "CPU µs per ask", f"against {revisions[0]}"), rows,
+                       title=f"one ask to an idle echo actor, {ASKS} in a row, {rounds} interleaved rounds"))
+    print()
