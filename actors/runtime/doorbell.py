@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import anyio
 
+from actors.runtime.signal import Signal
+
 
 class Doorbell:
+    """One batch writer waits; anyone rings. Its wake-ups are `Signal`s, the writer being their one waiter."""
+
     __slots__ = ("_rung", "_urgent")
 
     def __init__(self) -> None:
-        self._rung = anyio.Event()
-        self._urgent = anyio.Event()
+        self._rung = Signal()
+        self._urgent = Signal()
 
     def ring(self, *, urgent: bool) -> None:
         if urgent:
@@ -27,8 +31,8 @@ class Doorbell:
     async def wait(self, linger_s: float) -> None:
         """Return once rung: at once if urgently, else when rung urgently or `linger_s` has passed."""
         await self._rung.wait()
-        self._rung = anyio.Event()
+        self._rung = Signal()
         if not self._urgent.is_set():
             with anyio.move_on_after(linger_s):
                 await self._urgent.wait()
-        self._urgent = anyio.Event()
+        self._urgent = Signal()
