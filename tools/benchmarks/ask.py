@@ -12,9 +12,7 @@ own, interleaved; pin the parent (`taskset -c 1`) and the children inherit it.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -60,16 +58,9 @@ anyio.run(main, int(sys.argv[2]))
 
 
 def run_revisions(revisions: list[str], rounds: int = 3) -> None:
-    from tools.benchmarks.e2e import export_revision
+    from tools.benchmarks.e2e import figures_by_revision
 
-    results: dict[str, list[float]] = {revision: [] for revision in revisions}
-    with tempfile.TemporaryDirectory() as scratch:
-        trees = {revision: export_revision(revision, Path(scratch)) for revision in revisions}
-        for _ in range(rounds):
-            for revision, tree in trees.items():
-                done = subprocess.run([sys.executable, "-c", _CLIENT, str(tree), str(ASKS)],
-                                      cwd=tree, capture_output=True, text=True, check=True)
-                results[revision].append(float(done.stdout.strip().splitlines()[-1]))
+    results = figures_by_revision(revisions, _CLIENT, str(ASKS), rounds)
     first = statistics.median(results[revisions[0]])
     rows = [
         (revision, f"{statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]", f"{statistics.median(v) - first:+.2f}")

@@ -232,6 +232,23 @@ def export_revision(revision: str, scratch: Path) -> Path:
     return tree
 
 
+def figures_by_revision(revisions: list[str], client: str, argument: str, rounds: int) -> dict[str, list[float]]:
+    """Each revision's tree runs the `client` script on itself, `rounds` times interleaved.
+
+    The script gets the tree's path and `argument` and prints its figure on its last
+    line. Each run is a process of its own; pin the parent and the children inherit it.
+    """
+    results: dict[str, list[float]] = {revision: [] for revision in revisions}
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {revision: export_revision(revision, Path(scratch)) for revision in revisions}
+        for _ in range(rounds):
+            for revision, tree in trees.items():
+                done = subprocess.run([sys.executable, "-c", client, str(tree), argument],
+                                      cwd=tree, capture_output=True, text=True, check=True)
+                results[revision].append(float(done.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds: int) -> None:
     """Before and after: the warm client of each git revision against one pinned simulator, interleaved.
 

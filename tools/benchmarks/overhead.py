@@ -109,17 +109,9 @@ def run_revisions(revisions: list[str], requests: int = 3000, rounds: int = 3) -
     Each revision's tree measures itself (its `tools/benchmarks/overhead.py`), in a
     process of its own; pin the parent (`taskset -c 1`) and the children inherit it.
     """
-    import subprocess
-    from tools.benchmarks.e2e import export_revision
+    from tools.benchmarks.e2e import figures_by_revision
 
-    results: dict[str, list[float]] = {revision: [] for revision in revisions}
-    with tempfile.TemporaryDirectory() as scratch:
-        trees = {revision: export_revision(revision, Path(scratch)) for revision in revisions}
-        for _ in range(rounds):
-            for revision, tree in trees.items():
-                done = subprocess.run([sys.executable, "-c", _REVISION_CLIENT, str(tree), str(requests)],
-                                      cwd=tree, capture_output=True, text=True, check=True)
-                results[revision].append(float(done.stdout.strip().splitlines()[-1]))
+    results = figures_by_revision(revisions, _REVISION_CLIENT, str(requests), rounds)
     first = statistics.median(results[revisions[0]])
     rows = [
         (revision, f"{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]", f"{statistics.median(v) - first:+.0f}")
