@@ -11,7 +11,6 @@ own, interleaved; pin the parent (`taskset -c 1`) and the children inherit it.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 
@@ -58,14 +57,9 @@ anyio.run(main, int(sys.argv[2]))
 
 
 def run_revisions(revisions: list[str], rounds: int = 3) -> None:
-    from tools.benchmarks.e2e import figures_by_revision
+    from tools.benchmarks.e2e import against_first, figures_by_revision
 
-    results = figures_by_revision(revisions, _CLIENT, str(ASKS), rounds)
-    first = statistics.median(results[revisions[0]])
-    rows = [
-        (revision, f"{statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]", f"{statistics.median(v) - first:+.2f}")
-        for revision, v in results.items()
-    ]
+    rows = against_first(figures_by_revision(revisions, _CLIENT, str(ASKS), rounds), ".2f")
     print(render_table(("revision", "CPU µs per ask", f"against {revisions[0]}"), rows,
                        title=f"one ask to an idle echo actor, {ASKS} in a row, {rounds} interleaved rounds"))
     print()

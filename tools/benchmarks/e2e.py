@@ -107,6 +107,15 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} [{format(min(values), fmt)}–{format(max(values), fmt)}]"
 
 
+def against_first(results: dict[str, list[float]], fmt: str) -> list[tuple[str, str, str]]:
+    """Table rows: each name, its median [min–max], and its median's difference from the first name's."""
+    first = statistics.median(next(iter(results.values())))
+    return [
+        (name, _spread(values, fmt), f"{statistics.median(values) - first:+{fmt}}")
+        for name, values in results.items()
+    ]
+
+
 def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
     from orchestrator.tables import render_table
 

@@ -14,7 +14,6 @@ are interleaved and the median is shown with the spread. Run it pinned to one co
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -109,14 +108,9 @@ def run_revisions(revisions: list[str], requests: int = 3000, rounds: int = 3) -
     Each revision's tree measures itself (its `tools/benchmarks/overhead.py`), in a
     process of its own; pin the parent (`taskset -c 1`) and the children inherit it.
     """
-    from tools.benchmarks.e2e import figures_by_revision
+    from tools.benchmarks.e2e import against_first, figures_by_revision
 
-    results = figures_by_revision(revisions, _REVISION_CLIENT, str(requests), rounds)
-    first = statistics.median(results[revisions[0]])
-    rows = [
-        (revision, f"{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]", f"{statistics.median(v) - first:+.0f}")
-        for revision, v in results.items()
-    ]
+    rows = against_first(figures_by_revision(revisions, _REVISION_CLIENT, str(requests), rounds), ".0f")
     print(render_table(("revision", "CPU µs/request", f"against {revisions[0]}"), rows,
                        title=f"orchestrator overhead without HTTP by revision: {requests} warm ARC requests at "
                              f"concurrency 100, the full path, {rounds} interleaved rounds"))
@@ -129,12 +123,9 @@ def main(requests: int = 3000, rounds: int = 3) -> None:
         for name in VARIANTS:
             with tempfile.TemporaryDirectory() as state:
                 results[name].append(anyio.run(_measure, name, requests, state))
-    full = statistics.median(results["full"])
-    rows = [
-        (name, f"{statistics.median(v):.0f} [{min(v):.0f}–{max(v):.0f}]", f"{statistics.median(v) - full:+.0f}")
-        for name, v in results.items()
-    ]
-    print(render_table(("variant", "CPU µs/request", "against full"), rows,
+    from tools.benchmarks.e2e import against_first
+
+    print(render_table(("variant", "CPU µs/request", "against full"), against_first(results, ".0f"),
                        title=f"orchestrator overhead without HTTP: {requests} warm ARC requests at concurrency 100, "
                              f"{rounds} interleaved rounds; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"))
     print()
