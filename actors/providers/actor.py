@@ -1,8 +1,8 @@
 """One provider actor per configured provider: its HTTP session, limits and protocol.
 
 Calls run concurrently on `max_concurrency` worker tasks of the actor's own, fed by
-a queue, so a slow completion never blocks the inbox and no call pays for spawning a
-task of its own (anyio gives each spawned task a cancel scope and an event; the
+a `WorkQueue` that hands a call straight to an idle worker, so a slow completion
+never blocks the inbox and no call pays for spawning a task of its own (anyio gives each spawned task a cancel scope and an event; the
 gain was within this machine's noise, docs/BENCHMARKS.md, 3aa9b19). The actor counts
 consecutive failures that say the provider is unwell; at `failures_to_crash` it
 stops taking work, lets the calls in flight finish (so every reservation is settled
@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors.messages import FailureKind
 from actors.providers.failures import classify_exception
@@ -40,6 +39,7 @@ from actors.providers.transport import Transport
 from actors.providers.wire import Completion, Failure
 from actors.runtime.actor import Actor
 from actors.runtime.clock import current_time
+from actors.runtime.workqueue import WorkQueue
 
 UNHEALTHY = frozenset(
     {
@@ -79,7 +79,7 @@ class ProviderActor(Actor):
         self._environ = os.environ if environ is None else environ
         self._api_key: str | None = None
         self._key_problem = ""
-        self._queue: MemoryObjectSendStream[tuple[ProviderCall, int, float]] | None = None
+        self._queue: WorkQueue[tuple[ProviderCall, int, float]] | None = None
         self._pacing = anyio.Lock()
         self._limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute, clock())
         self._waiting = 0
@@ -99,10 +99,9 @@ class ProviderActor(Actor):
                     f"provider {self.settings.name}: environment variable {env} is not set"
                 )
         await self._transport.open()
-        self._queue, calls = anyio.create_memory_object_stream[tuple[ProviderCall, int, float]](math.inf)
+        self._queue = WorkQueue()
         for _ in range(self.settings.max_concurrency):
-            self.tasks.start_soon(self._worker, calls.clone())
-        calls.close()
+            self.tasks.start_soon(self._worker, self._queue)
 
     async def on_stop(self) -> None:
         if self._queue is not None:
@@ -143,14 +142,17 @@ class ProviderActor(Actor):
             return None
         assert self._queue is not None
         self._waiting += 1
-        self._queue.send_nowait((msg, corr, self._clock()))
+        self._queue.put((msg, corr, self._clock()))
         return None
 
-    async def _worker(self, calls: MemoryObjectReceiveStream[tuple[ProviderCall, int, float]]) -> None:
-        with calls:
-            async for call, corr, queued_at in calls:
-                self._waiting -= 1
-                await self._serve(call, corr, queued_at)
+    async def _worker(self, calls: WorkQueue[tuple[ProviderCall, int, float]]) -> None:
+        while True:
+            try:
+                call, corr, queued_at = await calls.get()
+            except anyio.EndOfStream:
+                return
+            self._waiting -= 1
+            await self._serve(call, corr, queued_at)
 
     async def _serve(self, call: ProviderCall, corr: int, queued_at: float) -> None:
         self._in_flight += 1

@@ -208,8 +208,9 @@ class AttemptRunner:
             plan.request.request_id, plan.attempt_no, plan.messages, plan.max_tokens, plan.temperature,
             plan.request.top_p, plan.request.stop, plan.prompt_tokens + plan.max_tokens,
         )
+        provider = self._providers[plan.provider.name]
         try:
-            call = await self._providers[plan.provider.name].call(message)
+            call = provider.call_nowait(message) or await provider.call(message)
         except BaseException as exc:
             if isinstance(exc, ActorStopped):
                 return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), None
