@@ -194,15 +194,19 @@ async def test_a_similar_request_is_served_when_allowed(anyio_backend: str, tmp_
 
 
 @pytest.mark.anyio
-async def test_freeze_gc_freezes_what_start_up_made_and_thaws_at_stop(anyio_backend: str, tmp_path: Path) -> None:
+async def test_freeze_gc_freezes_what_start_up_made_and_quiets_the_collector_until_stop(anyio_backend: str, tmp_path: Path) -> None:
     import gc
 
     assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
     async with Orchestrator.start(simulated(tmp_path), freeze_gc=True) as orch:
         frozen = gc.get_freeze_count()
+        during = gc.get_threshold()
         result = await orch.generate(Request(task=TASK))
     assert frozen > 0 and "def transform" in result.text
+    assert during[0] >= 10_000 and during[1:] == before[1:], "young collections are rarer while it runs"
     assert gc.get_freeze_count() == 0, "thawed at stop: an embedding application gets its collector back"
+    assert gc.get_threshold() == before, "and its collection thresholds"
 
 
 @pytest.mark.anyio

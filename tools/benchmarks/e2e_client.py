@@ -4,9 +4,11 @@
 
 MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
 path: routing, durable ledger, cache, telemetry; PARTS, a variant of
-`overhead.VARIANTS` such as "no journal", switches some off). Both sides freeze the garbage
-collector once set up (`gc.freeze`), as `orchestrator run` and `serve` do. Prints one JSON line: req/s, client
-CPU µs per request (getrusage of this process, all threads), p50/p99 ms, peak RSS.
+`overhead.VARIANTS` such as "no journal", switches some off). Both sides treat the
+garbage collector as `orchestrator run` and `serve` do: frozen once set up
+(`gc.freeze`), young collections every 10,000 allocations. So neither side's figures
+include a collector setting the other lacks. Prints one JSON line: req/s, client CPU
+µs per request (getrusage of this process, all threads), p50/p99 ms, peak RSS.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import CachePolicy, Request  # noqa: E402
 from actors.router.prompts import render_arc_prompt  # noqa: E402
-from orchestrator.api import SIMULATOR_URL_ENV, Orchestrator  # noqa: E402
+from orchestrator.api import SIMULATOR_URL_ENV, YOUNG_COLLECTION_THRESHOLD, Orchestrator  # noqa: E402
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.workload import arc_tasks  # noqa: E402
 
@@ -93,6 +95,7 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
     async with aiohttp.ClientSession(connector=connector) as session:
         gc.collect()
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
         async def send(body: bytes) -> None:
             async with session.post(f"{url}/v1/chat/completions", data=body,
