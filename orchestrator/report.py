@@ -17,14 +17,12 @@ from pathlib import Path
 
 import orjson
 
-from actors.telemetry.codec import CODEC
 from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
 from actors.telemetry.events import FeedbackGiven, ResultRecorded
 from actors.telemetry.log import LogReader
 from orchestrator.config import Config
 from orchestrator.files import write_private
 
-_TAGS = frozenset(CODEC.tag_of(c) for c in (ResultRecorded, FeedbackGiven))
 _COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 W, H, PAD = 640, 240, 40
 
@@ -147,13 +145,11 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
     results: list[ResultRecorded] = []
     scores: dict[str, float] = {}
     reader = LogReader(Path(log_dir))
-    for payload in reader.payloads():
-        if CODEC.peek_tag(payload) in _TAGS:
-            event = CODEC.decode(payload)
-            if isinstance(event, ResultRecorded):
-                results.append(event)
-            else:
-                scores[event.request_id] = event.score
+    for event in reader.events_of(ResultRecorded, FeedbackGiven):
+        if isinstance(event, ResultRecorded):
+            results.append(event)
+        else:
+            scores[event.request_id] = event.score
     answered = [e for e in results if e.result is not None]
     per_tier: dict[str, list[tuple[float, float]]] = defaultdict(list)
     running: Counter[str] = Counter()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import attrs
 
-from actors.telemetry.codec import CODEC
 from actors.errors import OrchestratorError
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import Request
@@ -29,8 +28,6 @@ from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecord
 from actors.telemetry.log import LogReader
 from orchestrator.tables import render_table
 from orchestrator.config import Config
-
-_TAGS = frozenset(CODEC.tag_of(c) for c in (RequestReceived, ResultRecorded, FeedbackGiven))
 
 
 @attrs.frozen
@@ -69,10 +66,7 @@ def compare(log_dir: str | Path, base: Config, other: Config) -> Comparison:
     requests: dict[str, Request] = {}
     outcomes: dict[str, ResultRecorded] = {}
     scores: dict[str, float] = {}
-    for payload in LogReader(Path(log_dir)).payloads():
-        if CODEC.peek_tag(payload) not in _TAGS:
-            continue
-        event = CODEC.decode(payload)
+    for event in LogReader(Path(log_dir)).events_of(RequestReceived, ResultRecorded, FeedbackGiven):
         if isinstance(event, RequestReceived):
             requests[event.request.request_id] = event.request
         elif isinstance(event, ResultRecorded):

@@ -19,12 +19,21 @@ from actors.runtime.supervisor import Supervisor
 from actors.telemetry.audit import audit
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
-from actors.telemetry.events import AttemptFinished, FeedbackGiven, ReservationDecided, ResultRecorded
+from actors.telemetry.events import (
+    AttemptFinished,
+    FeedbackGiven,
+    RequestReceived,
+    RequestServed,
+    Reservation,
+    ReservationDecided,
+    ResultRecorded,
+)
 from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
 from actors.telemetry.summary import results, summarize
 from orchestrator import Orchestrator, load_config
 from orchestrator.whatif import compare
+from tests.fakes import openai_ok
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -134,6 +143,72 @@ def test_a_run_records_one_result_per_request_and_its_money_matches_the_ledger(t
     assert summary.total.row()["mean_feedback"] == 0.5
 
 
+STEPS = ["RequestReceived", "RoutingDecided", "CacheChecked", "ReservationDecided", "AttemptStarted", "AttemptFinished",
+         "ResultRecorded"]
+
+
+def test_each_request_is_one_record_read_back_as_its_steps(tmp_path: Path) -> None:
+    state = run_workload(tmp_path, 6)
+    reader = LogReader(state / "telemetry")
+    records = [CODEC.decode(payload) for payload in reader.payloads()]
+    served = [r for r in records if isinstance(r, RequestServed)]
+    assert len(served) == 6 and reader.records == len(records)
+    events = list(LogReader(state / "telemetry").events())
+    assert not any(isinstance(e, RequestServed) for e in events)
+    for record in served:
+        result = record.result
+        assert result is not None and record.ended and record.received_at <= record.at
+        steps = [e for e in events if not isinstance(e, FeedbackGiven) and (
+            getattr(e, "request_id", None) == result.request_id
+            or isinstance(e, RequestReceived) and e.request.request_id == result.request_id)]
+        assert [type(e).__name__ for e in steps] == STEPS
+        received, decided, checked, reserved, started, finished, recorded = steps
+        assert received.request == record.request and decided.decision == result.decision
+        assert not checked.hit and reserved.granted and reserved.reservation_id == result.attempts[0].reservation_id
+        assert (started.provider, started.attempt_no) == (result.provider, 1) and finished.attempt == result.attempts[0]
+        assert recorded.result == result and recorded.task_kind == record.request.kind
+
+
+@attrs.define
+class _HeldTransport:
+    """Holds every call until released, so a test can cancel its caller mid-call."""
+
+    entered: anyio.Event = attrs.Factory(anyio.Event)
+    release: anyio.Event = attrs.Factory(anyio.Event)
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, call: object) -> object:
+        self.entered.set()
+        await self.release.wait()
+        return openai_ok()
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_request_is_recorded_with_its_reservation_and_no_result(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path / "state", environ={})
+    transport = _HeldTransport()
+    async with Orchestrator.start(config, transport_factory=lambda settings, loop: transport) as orch:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(orch.generate, Request.prompt("Rename a variable", request_id="gone"))
+            await transport.entered.wait()
+            tg.cancel_scope.cancel()
+            transport.release.set()
+    served = [e for e in map(CODEC.decode, LogReader(tmp_path / "state" / "telemetry").payloads())
+              if isinstance(e, RequestServed)]
+    assert len(served) == 1 and not served[0].ended and served[0].result is None
+    assert [r.granted for r in served[0].reservations] == [True]
+    steps = [type(e).__name__ for e in LogReader(tmp_path / "state" / "telemetry").events()
+             if getattr(e, "request_id", "gone") == "gone"]
+    assert steps == STEPS[:4], "no result is recorded for a request its caller gave up"
+
+
 def test_audit_detects_a_tampered_record(tmp_path: Path) -> None:
     state = run_workload(tmp_path, 6)
     segment = LogReader(state / "telemetry").segments()[0]
@@ -143,7 +218,7 @@ def test_audit_detects_a_tampered_record(tmp_path: Path) -> None:
         length, _ = FRAME.unpack_from(data, offset)
         payload = data[offset + 8 : offset + 8 + length]
         event = CODEC.decode(payload)
-        if not done and isinstance(event, ResultRecorded) and event.result is not None and event.result.cost_nd:
+        if not done and isinstance(event, RequestServed) and event.result is not None and event.result.cost_nd:
             forged = attrs.evolve(event.result, cost_nd=event.result.cost_nd - 1,
                                   attempts=tuple(attrs.evolve(a, cost_nd=a.cost_nd - 1) for a in event.result.attempts))
             payload, done = CODEC.encode(attrs.evolve(event, result=forged)), True
@@ -244,18 +319,27 @@ def test_audit_of_a_chaos_run_matches_to_the_nanodollar(tmp_path: Path) -> None:
     assert report.attempts_cost_nd == report.results_cost_nd == total
 
 
-def test_audit_accounts_for_a_held_attempt_of_a_failed_request_and_nothing_else(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["one record per request", "one event per step (logs before schema 2)"])
+def test_audit_accounts_for_a_held_attempt_of_a_failed_request_and_nothing_else(tmp_path: Path, form: str) -> None:
     """A request that failed after an attempt was held on an unknown outcome leaves that
     reservation open in the ledger, as it should: its AttemptFinished explains it. A
     granted reservation nothing explains is still a finding."""
     held = Attempt("P", "m", "tier_1", "unavailable", reservation_id="held-1", held_nd=500)
-    events = [
+    failed = ("STRATEGY_UNAVAILABLE", "no provider could serve it")
+    events: list[object] = [
         ReservationDecided(1.0, "q1", "held-1", "tier_1", "m", True, 500, 10_000),
         AttemptFinished(1.1, "q1", 1, held),
-        ResultRecorded(1.2, "q1", "text", None, "STRATEGY_UNAVAILABLE", "no provider could serve it"),
+        ResultRecorded(1.2, "q1", "text", None, *failed),
         ReservationDecided(2.0, "q2", "lost-2", "tier_1", "m", True, 500, 9_500),
-        ResultRecorded(2.2, "q2", "text", None, "STRATEGY_UNAVAILABLE", "no provider could serve it"),
+        ResultRecorded(2.2, "q2", "text", None, *failed),
     ]
+    if form == "one record per request":
+        events = [
+            RequestServed(1.2, 1.0, Request.prompt("a", request_id="q1", task_kind="text"), None, None,
+                          (Reservation("held-1", "tier_1", "m", True, 500, 10_000),), (held,), None, *failed),
+            RequestServed(2.2, 2.0, Request.prompt("b", request_id="q2", task_kind="text"), None, None,
+                          (Reservation("lost-2", "tier_1", "m", True, 500, 9_500),), (), None, *failed),
+        ]
     writer = SegmentWriter(tmp_path, 1 << 20, "fp")
     for event in events:
         writer.write(frame(CODEC.encode(event)), 1)

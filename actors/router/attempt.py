@@ -120,7 +120,6 @@ class AttemptRunner:
         margin_ppm: int,
         clock: Callable[[], float] = current_time,
         on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
-        on_started: Callable[[Plan], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._providers = providers
@@ -128,7 +127,6 @@ class AttemptRunner:
         self._margin_ppm = margin_ppm
         self._clock = clock
         self._on_reserved = on_reserved
-        self._on_started = on_started
 
     async def run(self, plan: Plan, deadline: float) -> Outcome:
         """One attempt; returns how it ended, raises `LedgerUnavailable` if the ledger cannot decide."""
@@ -216,8 +214,6 @@ class AttemptRunner:
                 return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), None
             await self._give_up(reservation_id, plan, permit)
             raise
-        if self._on_started is not None:
-            self._on_started(plan)
         try:
             try:
                 return await self._wait(call, deadline), None

@@ -17,13 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.catalog import CODEC
 from actors.router.learned import request_text
 from actors.router.outcomes import COST_SUFFIX, RESPONSE_SUFFIX, OutcomeTable, OutcomeTableError, build_table
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
 from actors.telemetry.log import LogReader
-
-_TAGS = frozenset(CODEC.tag_of(c) for c in (RequestReceived, ResultRecorded, FeedbackGiven))
 
 
 def table_from_telemetry(log_dir: str | Path, success_at: float | None = None) -> tuple[OutcomeTable, list[str]]:
@@ -34,10 +31,7 @@ def table_from_telemetry(log_dir: str | Path, success_at: float | None = None) -
     reader = LogReader(Path(log_dir))
     if not reader.segments():
         raise OutcomeTableError(f"{log_dir}: no telemetry segments found")
-    for payload in reader.payloads():
-        if CODEC.peek_tag(payload) not in _TAGS:
-            continue
-        event = CODEC.decode(payload)
+    for event in reader.events_of(RequestReceived, ResultRecorded, FeedbackGiven):
         if isinstance(event, RequestReceived):
             prompts[event.request.request_id] = request_text(event.request)
         elif isinstance(event, ResultRecorded):

@@ -77,6 +77,17 @@ class _Flight:
             self._done.set()
 
 
+@attrs.define
+class _Trace:
+    """What a request went through, for the one telemetry record written when it ends."""
+
+    received_at: float
+    decision: Decision | None = None
+    cache_hit: bool | None = None
+    reservations: list[ev.Reservation] = attrs.Factory(list)
+    attempts: list[Attempt] = attrs.Factory(list)
+
+
 class Router:
     def __init__(
         self,
@@ -104,11 +115,12 @@ class Router:
         self._remaining_share = 1.0
         self._prompts: TaskMemo[tuple[ChatMessage, ...]] = TaskMemo(PROMPT_MEMO)
         self._in_flight: dict[str, _Flight] = {}
+        self._traces: dict[str, _Trace] = {}
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
         runner = AttemptRunner(
             ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm, clock=clock,
-            on_reserved=self._reserved, on_started=self._started,
+            on_reserved=self._reserved,
         )
         self._chain = FallbackChain(
             runner, settings.retry, random.Random(settings.rng_seed),
@@ -224,23 +236,44 @@ class Router:
 
     async def _generate(self, request: Request) -> Result:
         started = self._clock()
-        self._emit(ev.RequestReceived(self._wall(), request))
+        trace = None
+        if self._telemetry is not None:
+            trace = self._traces[request.request_id] = _Trace(self._wall())
         try:
             decision, selection, messages = self.decide(request)
             self._count(decision)
-            self._emit(ev.RoutingDecided(self._wall(), request.request_id, decision))
+            if trace is not None:
+                trace.decision = decision
             result = await self._serve(request, decision, selection, messages, started)
         except Exception as exc:
             code = getattr(exc, "code", "INTERNAL_ERROR")
             self.errors[code] += 1
-            self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, None, code, str(exc)))
+            self._served(request, trace, None, code, str(exc))
             raise
+        except BaseException:
+            self._served(request, trace, None, ended=False)
+            raise
+        finally:
+            if trace is not None:
+                del self._traces[request.request_id]
         self._results += 1
         self._cost_nd += result.cost_nd
         if self._online is not None and not result.cached:
             self._online.answered(request.request_id, self._online.band(decision.score), result.tier)
-        self._emit(ev.ResultRecorded(self._wall(), request.request_id, request.kind, result))
+        self._served(request, trace, result)
         return result
+
+    def _served(
+        self, request: Request, trace: _Trace | None, result: Result | None,
+        error_code: str = "", error: str = "", *, ended: bool = True,
+    ) -> None:
+        """The request's one telemetry record (events.RequestServed)."""
+        if trace is None or self._telemetry is None:
+            return
+        self._telemetry.emit(ev.RequestServed(
+            self._wall(), trace.received_at, request, trace.decision, trace.cache_hit, tuple(trace.reservations),
+            () if result is not None else tuple(trace.attempts), result, error_code, error, ended,
+        ))
 
     def _learned(self, estimate: Estimate, request: Request) -> Estimate:
         """The estimate, its level moved by the online learner when the request does not pin a tier."""
@@ -345,11 +378,9 @@ class Router:
         similar_text = messages[-1].content if request.allow_similar else None
         if self._cache is not None and request.cache is CachePolicy.USE:
             hit = await self._cache.lookup(key, kind=request.kind, tier=decision.tier, similar_text=similar_text)
-            self._emit(
-                ev.CacheChecked(self._wall(), request.request_id, hit is not None,
-                                None if hit is None else hit.similarity,
-                                0 if hit is None else hit.cost_nd)
-            )
+            trace = self._traces.get(request.request_id)
+            if trace is not None:
+                trace.cache_hit = hit is not None
             if hit is not None:
                 return Result(
                     request_id=request.request_id,
@@ -423,17 +454,16 @@ class Router:
     def _reserved(self, plan: Plan, reservation_id: str, amount: int, reply: ReserveReply) -> None:
         limit = self._settings.ledger.limit_nd
         self._remaining_share = reply.remaining_nd / limit if limit else 0.0
-        self._emit(
-            ev.ReservationDecided(self._wall(), plan.request.request_id, reservation_id, plan.tier,
-                                  plan.provider.model, reply.granted, amount, reply.remaining_nd)
-        )
-
-    def _started(self, plan: Plan) -> None:
-        self._emit(ev.AttemptStarted(self._wall(), plan.request.request_id, plan.attempt_no,
-                                     plan.provider.name, plan.provider.model, plan.tier))
+        trace = self._traces.get(plan.request.request_id)
+        if trace is not None:
+            trace.reservations.append(ev.Reservation(
+                reservation_id, plan.tier, plan.provider.model, reply.granted, amount, reply.remaining_nd
+            ))
 
     def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:
-        self._emit(ev.AttemptFinished(self._wall(), request.request_id, attempt_no, attempt))
+        trace = self._traces.get(request.request_id)
+        if trace is not None:
+            trace.attempts.append(attempt)
 
     def _fell_back(self, request: Request, from_provider: str, to_provider: str, why: str) -> None:
         self._emit(ev.FallbackTaken(self._wall(), request.request_id, from_provider, to_provider, why))

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import attrs
 
-from actors.telemetry.codec import CODEC
 from actors.telemetry.events import AttemptFinished, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
-
-_TAGS = frozenset(CODEC.tag_of(cls) for cls in (ResultRecorded, ReservationDecided, AttemptFinished))
 
 
 @attrs.frozen
@@ -46,10 +43,7 @@ def audit(log_dir: str | Path, settled_by_reservation: Mapping[str, int], closed
     held: set[str] = set()
     results_cost = 0
     requests = 0
-    for payload in reader.payloads():
-        if CODEC.peek_tag(payload) not in _TAGS:
-            continue
-        event = CODEC.decode(payload)
+    for event in reader.events_of(ResultRecorded, ReservationDecided, AttemptFinished):
         if isinstance(event, ReservationDecided):
             if event.granted:
                 granted.add(event.reservation_id)

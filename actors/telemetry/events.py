@@ -1,5 +1,9 @@
 """Telemetry events: what the log records, one message class per kind of event.
 
+A request's own steps are written as one `RequestServed` when it ends and read back
+as the per-step events below (`expand`); fallbacks, circuit changes, budget alerts
+and feedback are written as they happen.
+
 Every event carries `at`, wall-clock unix seconds, because summaries group by hour,
 day and month of real time. Events reuse the engine's messages (Request, Decision,
 Attempt, Result), so the log holds everything needed to audit, re-route and re-serve
@@ -128,6 +132,81 @@ class LedgerOverrun:
     actual_nd: int
 
 
+@message(263)
+class Reservation:
+    """One reservation a request asked the ledger for, as `ReservationDecided` records it."""
+
+    reservation_id: str
+    tier: str
+    model: str
+    granted: bool
+    amount_nd: int
+    remaining_nd: int
+
+
+@message(264)
+class RequestServed:
+    """A request from arrival to end in one record, written when it ends.
+
+    It carries what RequestReceived, RoutingDecided, CacheChecked, ReservationDecided,
+    AttemptStarted, AttemptFinished and ResultRecorded carried, once each: one encode
+    and one write per request instead of seven, and the decision and the attempts
+    stored once instead of twice (docs/BENCHMARKS.md). Readers see those seven events
+    (`expand`), so logs written before and after read the same way. `decision` is None
+    for a request refused before routing, `cache_hit` None when the cache was not
+    consulted, `attempts` those of a request without a result (a result carries its
+    own), and `ended` False for a request its caller cancelled (no ResultRecorded, as
+    before).
+    """
+
+    at: float
+    received_at: float
+    request: Request
+    decision: Decision | None = None
+    cache_hit: bool | None = None
+    reservations: tuple[Reservation, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    result: Result | None = None
+    error_code: str = ""
+    error: str = ""
+    ended: bool = True
+
+
+def expand(served: RequestServed) -> list[object]:
+    """The per-step events a RequestServed stands for, in the order they happened.
+
+    They carry the request's arrival time, except AttemptFinished and ResultRecorded,
+    which carry its end time (the record keeps the two, not a time per step).
+    """
+    request_id = served.request.request_id
+    start, end = served.received_at, served.at
+    result = served.result
+    events: list[object] = [RequestReceived(start, served.request)]
+    if served.decision is not None:
+        events.append(RoutingDecided(start, request_id, served.decision))
+    if served.cache_hit is not None:
+        hit = served.cache_hit
+        events.append(CacheChecked(start, request_id, hit, result.similarity if hit and result else None,
+                                   result.saved_nd if hit and result else 0))
+    events.extend(
+        ReservationDecided(start, request_id, r.reservation_id, r.tier, r.model, r.granted, r.amount_nd, r.remaining_nd)
+        for r in served.reservations
+    )
+    attempts = served.attempts if result is None else result.attempts
+    for number, attempt in enumerate(attempts, 1):
+        events.append(AttemptStarted(start, request_id, number, attempt.provider, attempt.model, attempt.tier))
+        events.append(AttemptFinished(end, request_id, number, attempt))
+    if served.ended:
+        events.append(ResultRecorded(end, request_id, served.request.kind, result, served.error_code, served.error))
+    return events
+
+
+DERIVED: frozenset[type] = frozenset(
+    {RequestReceived, RoutingDecided, CacheChecked, ReservationDecided, AttemptStarted, AttemptFinished, ResultRecorded}
+)
+"""The event kinds a RequestServed stands for."""
+
+
 MESSAGES: tuple[type, ...] = (
     RequestReceived,
     RoutingDecided,
@@ -142,6 +221,8 @@ MESSAGES: tuple[type, ...] = (
     FeedbackGiven,
     TelemetryShed,
     LedgerOverrun,
+    Reservation,
+    RequestServed,
 )
 
 

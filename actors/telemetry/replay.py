@@ -12,7 +12,7 @@ from pathlib import Path
 from actors.errors import InvalidRequest
 from actors.messages import Request, Result
 from actors.telemetry.events import RequestReceived
-from actors.telemetry.log import read_events
+from actors.telemetry.log import LogReader
 from actors.telemetry.summary import results
 
 
@@ -26,13 +26,17 @@ def recorded_answers(log_dir: str | Path) -> dict[str, Result]:
 
 
 def recorded_requests(log_dir: str | Path) -> list[Request]:
-    """The workload a log recorded, in the order it arrived (each request id once)."""
+    """The workload a log recorded, in the order it arrived (each request id once).
+
+    A request is written when it ends, so the log's order is the order of ending;
+    its arrival time puts it back in place.
+    """
     if not Path(log_dir).is_dir():
         raise InvalidRequest(f"{log_dir}: no telemetry log there (a run writes one under STATE_DIR/telemetry)")
     seen: set[str] = set()
     requests = []
-    for event in read_events(log_dir):
-        if isinstance(event, RequestReceived) and event.request.request_id not in seen:
+    for event in sorted(LogReader(Path(log_dir)).events_of(RequestReceived), key=lambda event: event.at):
+        if event.request.request_id not in seen:
             seen.add(event.request.request_id)
             requests.append(event.request)
     return requests

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import attrs
 
-from actors.telemetry.codec import CODEC
 from actors.telemetry.events import FeedbackGiven, ResultRecorded, TelemetryShed
 from actors.telemetry.log import LogReader
 
 PERIODS = ("hour", "day", "week", "month", "all")
 GROUPS = ("model", "tier", "task_type", "provider")
-_WANTED = frozenset(CODEC.tag_of(cls) for cls in (ResultRecorded, FeedbackGiven, TelemetryShed))
 
 
 def period_start(at: float, period: str) -> str:
@@ -110,7 +108,7 @@ class Summary:
     groups: dict[tuple[str, str], Group] = attrs.Factory(dict)
     total: Group = attrs.Factory(Group)
     shed: int = 0
-    events: int = 0
+    records: int = 0
     problems: list[str] = attrs.Factory(list)
 
     def rows(self) -> list[dict[str, object]]:
@@ -131,11 +129,7 @@ def summarize(log_dir: str | Path, period: str = "all", by: str = "tier", since:
     summary = Summary(period, by)
     key_of: dict[str, tuple[str, str]] = {}
     pending_feedback: list[FeedbackGiven] = []
-    for payload in reader.payloads():
-        summary.events += 1
-        if CODEC.peek_tag(payload) not in _WANTED:
-            continue
-        event = CODEC.decode_trusted(payload)
+    for event in reader.events_of(ResultRecorded, FeedbackGiven, TelemetryShed, trusted=True):
         if isinstance(event, ResultRecorded):
             if since is not None and event.at < since:
                 continue
@@ -152,13 +146,11 @@ def summarize(log_dir: str | Path, period: str = "all", by: str = "tier", since:
         if key is not None:
             summary.groups[key].scores.append(feedback.score)
             summary.total.scores.append(feedback.score)
+    summary.records = reader.records
     summary.problems = [f"{p.segment} @ {p.offset}: {p.what}" for p in reader.problems]
     return summary
 
 
 def results(log_dir: str | Path) -> Iterable[ResultRecorded]:
     """Every ResultRecorded event of a log, in order."""
-    tag = CODEC.tag_of(ResultRecorded)
-    for payload in LogReader(Path(log_dir)).payloads():
-        if CODEC.peek_tag(payload) == tag:
-            yield CODEC.decode(payload)
+    return LogReader(Path(log_dir)).events_of(ResultRecorded)

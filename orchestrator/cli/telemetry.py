@@ -92,10 +92,10 @@ def run_stats(args: argparse.Namespace) -> int:
     summary = summarize(_log_dir(args, config), "all", "tier")
     row = summary.total.row()
     if args.json:
-        print(orjson.dumps({**row, "events": summary.events, "shed": summary.shed, "problems": summary.problems}).decode())
+        print(orjson.dumps({**row, "records": summary.records, "shed": summary.shed, "problems": summary.problems}).decode())
         return 0
     pairs = [
-        ("events", summary.events),
+        ("log records", summary.records),
         ("requests", row["requests"]),
         ("success rate", f"{100 * row['success_rate']:.1f}%"),  # type: ignore[operator]
         ("fallback rate", f"{100 * row['fallback_rate']:.1f}%"),  # type: ignore[operator]
