@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidRequest
 from actors.messages import ArcPair, ArcTask, Request
-from actors.router.arc_features import arc_features, color_diversity, grid_size_score
+from actors.router.arc_features import arc_features, color_diversity, count_objects, grid_size_score
 from actors.router.calibration import calibrate
 from actors.router.estimators import ArcEstimator, Levels, TextEstimator
+from actors.router.prompts import render_grid
 from actors.router.settings import EstimatorSettings
 
 ARC = EstimatorSettings(
@@ -32,6 +33,41 @@ tasks = st.builds(
     st.lists(st.tuples(grids(), grids()), min_size=1, max_size=3),
     st.lists(grids(), max_size=1),
 )
+
+
+def _flood_fill_objects(grid: tuple[tuple[int, ...], ...]) -> int:
+    """The definition, cell by cell: 4-connected groups of one non-zero colour."""
+    seen: set[tuple[int, int]] = set()
+    objects = 0
+    for r, row in enumerate(grid):
+        for c, colour in enumerate(row):
+            if not colour or (r, c) in seen:
+                continue
+            objects += 1
+            stack = [(r, c)]
+            seen.add((r, c))
+            while stack:
+                y, x = stack.pop()
+                for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                    if 0 <= ny < len(grid) and 0 <= nx < len(row) and (ny, nx) not in seen and grid[ny][nx] == colour:
+                        seen.add((ny, nx))
+                        stack.append((ny, nx))
+    return objects
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(grids(), st.integers(1, 12).flatmap(
+    lambda w: st.lists(st.lists(st.integers(0, 2), min_size=w, max_size=w).map(tuple), min_size=1, max_size=12).map(tuple)
+)))
+def test_objects_are_counted_as_a_flood_fill_counts_them(grid: tuple[tuple[int, ...], ...]) -> None:
+    assert count_objects(grid) == _flood_fill_objects(grid)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(grids(), st.lists(st.lists(st.integers(-3, 300), min_size=2, max_size=2).map(tuple), min_size=1,
+                                         max_size=3).map(tuple)))
+def test_a_grid_renders_as_rows_of_its_values(grid: tuple[tuple[int, ...], ...]) -> None:
+    assert render_grid(grid) == "\n".join("".join(str(v) for v in row) for row in grid)
 
 
 @settings(max_examples=150, deadline=None)
