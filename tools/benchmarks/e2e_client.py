@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from actors.messages import CachePolicy, Request  # noqa: E402
 from actors.router.prompts import render_arc_prompt  # noqa: E402
-from orchestrator.api import SIMULATOR_URL_ENV, YOUNG_COLLECTION_THRESHOLD, Orchestrator  # noqa: E402
+from orchestrator.api import SIMULATOR_URL_ENV, Orchestrator  # noqa: E402
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.workload import arc_tasks  # noqa: E402
 
@@ -82,6 +82,8 @@ async def timed(send: Any, items: list[Any], concurrency: int) -> dict[str, floa
 
 
 async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int) -> dict[str, float]:
+    from orchestrator.api import YOUNG_COLLECTION_THRESHOLD  # here: older revisions' trees run only `warm`
+
     bodies = [
         orjson.dumps({
             "model": model,
