@@ -134,6 +134,8 @@ class Orchestrator:
             replay = None if replay_log is None else recorded_answers(replay_log)
             orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
             orch._router.use_replay(replay, replay_passthrough)
+            if orch._cache is not None:
+                resources.callback(orch._cache.close)
             learned = _OnlineState(config.state_dir, orch._router.online)
             learned.load()
             resources.callback(learned.save)
@@ -370,7 +372,7 @@ def _assemble(
     )
     cache = None
     if engine.cache.enabled:
-        cache = CacheClient(supervisor.add("cache", lambda: CacheActor(engine.cache)))
+        cache = CacheClient(supervisor.add("cache", lambda: CacheActor(engine.cache)), path=engine.cache.path)
     make_transport = transport_factory or AiohttpTransport
     providers = {}
     for provider in engine.providers:

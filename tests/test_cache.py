@@ -14,6 +14,7 @@ import pytest
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
+from actors.cache.messages import CacheStatsQuery
 from actors.cache.key import cache_key
 from actors.cache.messages import CachePut
 from actors.cache.settings import CacheSettings
@@ -149,8 +150,9 @@ def test_cache_files_are_owner_only(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_the_actor_serves_lookups_and_stores_on_both_backends(anyio_backend: str, tmp_path: Path) -> None:
+    path = str(tmp_path / "c.sqlite3")
     supervisor = Supervisor(CODEC)
-    client = CacheClient(supervisor.add("cache", lambda: CacheActor(CacheSettings(path=str(tmp_path / "c.sqlite3")))))
+    client = CacheClient(supervisor.add("cache", lambda: CacheActor(CacheSettings(path=path))), path=path)
     async with anyio.create_task_group() as tg:
         await tg.start(supervisor.run)
         assert await client.lookup(key(), kind="arc", tier="tier_1", similar_text=None) is None
@@ -159,7 +161,8 @@ async def test_the_actor_serves_lookups_and_stores_on_both_backends(anyio_backen
         hit = await client.lookup(key(), kind="arc", tier="tier_1", similar_text=None)
         stats = await client.stats()
         supervisor.stop()
-    assert hit is not None and hit.cost_nd == 77
+    client.close()
+    assert hit is not None and hit.cost_nd == 77, "a key just stored is found before the actor has written it"
     assert stats.hits == 1 and stats.misses == 1 and stats.entries == 1
 
 
@@ -175,22 +178,26 @@ def test_minhash_signatures_are_pinned_across_versions() -> None:
 
 @pytest.mark.anyio
 async def test_misses_skip_the_worker_yet_see_what_another_process_stored(anyio_backend: str, tmp_path: Path) -> None:
-    """A miss is answered on the loop, but never for a key another process has stored meanwhile."""
+    """A miss is answered by the client without a message, but never for a key another process has stored meanwhile."""
     path = str(tmp_path / "c.sqlite3")
     actor = CacheActor(CacheSettings(path=path))
     supervisor = Supervisor(CODEC)
-    client = CacheClient(supervisor.add("cache", lambda: actor))
+    ref = supervisor.add("cache", lambda: actor)
+    client = CacheClient(ref, path=path)
     other = CacheStore(CacheSettings(path=path))
     async with anyio.create_task_group() as tg:
         await tg.start(supervisor.run)
         misses = [await client.lookup(key(s), kind="arc", tier="tier_1", similar_text=None) for s in range(5)]
+        seen_by_actor = await ref.ask(CacheStatsQuery())
         put(other, key(3), cost=55)
         hit = await client.lookup(key(3), kind="arc", tier="tier_1", similar_text=None)
         await client.store(key(9), kind="arc", tier="tier_1", model="qwen", provider="Qwen", text=PROGRAM,
                            input_tokens=10, output_tokens=5, cost_nd=77, ttl_s=None, similar_text=None)
         stats = await client.stats()
         supervisor.stop()
-    assert misses == [None] * 5 and hit is not None and hit.cost_nd == 55
+    client.close()
+    assert misses == [None] * 5 and seen_by_actor.misses == 0, "the misses never reached the actor"
+    assert hit is not None and hit.cost_nd == 55
     assert stats.misses == 5 and stats.hits == 1
     assert other.get(key(9)) is not None, "an answer still lingering at stop is written before the actor ends"
     other.close()

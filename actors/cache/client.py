@@ -1,26 +1,62 @@
-"""The cache as the router uses it. Lookups ask; stores are told (fire and forget)."""
+"""The cache as the router uses it. Lookups ask; stores are told (fire and forget).
+
+A lookup of a key that is certainly not stored needs no message at all: the client
+reads the cache file's key index through a read-only connection of its own
+(`KeyProbe`) and answers the miss itself. Most lookups of a GA run miss (every new
+sample is a new key), and each used to cost an ask to the cache actor, a round trip
+through its inbox, for an answer the index gives in microseconds (docs/BENCHMARKS.md).
+The actor stays the only writer and answers everything else: keys this client stored
+recently (the actor may not have written them yet), lookups that accept a similar
+answer, and every lookup when the file cannot be probed.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+
+import attrs
 
 from actors.cache.messages import CacheHit, CacheLookup, CachePut, CacheStats, CacheStatsQuery
+from actors.cache.probe import KeyProbe
 from actors.errors import OrchestratorError
 from actors.runtime.actor import ActorRef
 
+RECENT_STORES = 4096
+"""Stores remembered as possibly unwritten: far more than the actor ever holds back (it
+writes every 256 stores or 50 ms), so a key is only forgotten once it is on disk."""
+
 
 class CacheClient:
-    def __init__(self, ref: ActorRef, timeout: float = 5.0) -> None:
+    def __init__(self, ref: ActorRef, timeout: float = 5.0, *, path: str | None = None) -> None:
         self._ref = ref
         self._timeout = timeout
+        self._path = path
+        self._probe: KeyProbe | None = None
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.misses = 0
+        """Misses this client answered itself (the actor's statistics count the rest)."""
 
     async def lookup(self, key: str, *, kind: str, tier: str, similar_text: str | None) -> CacheHit | None:
         """A hit, or None; a cache that cannot answer in time is a miss, never an error."""
+        if similar_text is None and key not in self._recent and self._certainly_absent(key):
+            self.misses += 1
+            return None
         try:
             answer = await self._ref.ask(CacheLookup(key, kind, tier, similar_text), self._timeout)
         except OrchestratorError:
             return None
         return answer if isinstance(answer, CacheHit) else None
+
+    def _certainly_absent(self, key: str) -> bool:
+        if self._probe is None:
+            if self._path is None:
+                return False
+            self._probe = KeyProbe.open(self._path)
+            if self._probe is None:
+                self._path = None
+                return False
+        return self._probe.absent(key)
 
     async def store(
         self,
@@ -37,9 +73,20 @@ class CacheClient:
         ttl_s: float | None,
         similar_text: str | None,
     ) -> None:
+        self._recent[key] = None
+        self._recent.move_to_end(key)
+        if len(self._recent) > RECENT_STORES:
+            self._recent.popitem(last=False)
         await self._ref.tell(
             CachePut(key, kind, tier, model, provider, text, input_tokens, output_tokens, cost_nd, ttl_s, similar_text)
         )
 
     async def stats(self) -> CacheStats:
-        return await self._ref.ask(CacheStatsQuery(), math.inf)
+        stats: CacheStats = await self._ref.ask(CacheStatsQuery(), math.inf)
+        return attrs.evolve(stats, misses=stats.misses + self.misses)
+
+    def close(self) -> None:
+        """Close the probe's connection (the actor owns and closes the store)."""
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None

@@ -1,15 +1,14 @@
-"""Telling a cache miss on the event loop, without a thread hop.
+"""Telling a cache miss on the event loop, without a thread hop or a message.
 
 Most lookups of a GA run or a benchmark miss (every new sample is a new key), and
 handing each to the store's worker thread put a thread hop and its wake-up on the
 request's path. A key lookup in SQLite's primary-key index takes microseconds, so the
-cache actor first asks a read-only connection of its own whether the key is there at
-all. Only a
-definite "not stored" is answered here; a stored key (whose hit must be counted and
-its priority raised), an unreadable file or a busy database goes to the worker as
-before. The connection never waits for a lock (`timeout=0`): WAL readers do not
-block on writers, and anything else falls back to the worker, so the event loop is
-never held up.
+cache client first asks a read-only connection of its own whether the key is there
+at all. Only a definite "not stored" is answered that way; a stored key (whose hit
+must be counted and its priority raised), an unreadable file or a busy database goes
+to the cache actor and its worker as before. The connection never waits for a lock
+(`timeout=0`): WAL readers do not block on writers, and anything else falls back to
+the worker, so the event loop is never held up.
 """
 
 from __future__ import annotations
