@@ -173,14 +173,18 @@ class Orchestrator:
     ) -> list[Result | OrchestratorError]:
         """Serve many requests concurrently (bounded); one failure never cancels the others.
 
-        The list is in request order; a failed request's slot holds its error.
+        The list is in request order; a failed request's slot holds its error. At most
+        `concurrency` tasks serve the batch, each taking the next request when it is
+        done with one: a task per request, parked on a semaphore, cost a population of
+        thousands its spawning and the collector's walks over every parked task
+        (docs/BENCHMARKS.md).
         """
         batch = list(requests)
         results: list[Result | OrchestratorError | None] = [None] * len(batch)
-        limiter = anyio.Semaphore(concurrency or self.engine.batch_concurrency)
+        pending = iter(enumerate(batch))
 
-        async def one(index: int, request: Request) -> None:
-            async with limiter:
+        async def serve() -> None:
+            for index, request in pending:
                 outcome: Result | OrchestratorError
                 try:
                     outcome = await self._router.generate(request)
@@ -191,8 +195,8 @@ class Orchestrator:
                     on_done(index, outcome)
 
         async with anyio.create_task_group() as tg:
-            for index, request in enumerate(batch):
-                tg.start_soon(one, index, request)
+            for _ in range(min(len(batch), concurrency or self.engine.batch_concurrency)):
+                tg.start_soon(serve)
         return [r for r in results if r is not None]
 
     @contextlib.asynccontextmanager

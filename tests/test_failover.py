@@ -251,3 +251,39 @@ async def test_a_provider_never_has_more_than_max_concurrency_calls_in_flight(
     assert most == 3
     assert elapsed == pytest.approx(40, abs=1), "four waves of three, ten seconds each"
     assert sorted(round(r.queue_s) for r in results) == [0, 0, 0, 10, 10, 10, 20, 20, 20, 30, 30, 30]  # type: ignore[union-attr]
+
+
+@attrs.define
+class _CountingTransport:
+    """Answers after a second of virtual time, counting the calls in flight at once."""
+
+    in_flight: int = 0
+    peak: int = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, call: object) -> object:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await trio.sleep(1)
+        self.in_flight -= 1
+        return openai_ok()
+
+
+@pytest.mark.trio
+async def test_a_batch_serves_at_most_its_concurrency_at_once_and_answers_in_order(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    transport = _CountingTransport()
+    requests = [Request.prompt(f"Fix typo number {i} in README.md") for i in range(10)]
+    async with Orchestrator.start(config(tmp_path), transport_factory=lambda settings, loop: transport) as orch:
+        started = trio.current_time()
+        results = await orch.generate_batch(requests, concurrency=3)
+        elapsed = trio.current_time() - started
+    assert [r.request_id for r in results] == [r.request_id for r in requests]  # type: ignore[union-attr]
+    assert transport.peak == 3 and transport.in_flight == 0
+    assert elapsed == pytest.approx(4.0, abs=0.01), "ten one-second calls, three at a time: four rounds"

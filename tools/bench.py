@@ -9,6 +9,7 @@
     taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
     taskset -c 1 python tools/bench.py overhead --revisions 57c8d99,HEAD --rounds 5   # the same, before and after
     taskset -c 1 python tools/bench.py ask --revisions 71fe820,HEAD   # one ask to an idle actor, before and after
+    taskset -c 1 python tools/bench.py batch --revisions 8522d83,HEAD   # a GA population through generate_batch
     python tools/bench.py routing ledger cache telemetry
 
 `e2e` is the fair harness (tools/benchmarks/e2e.py): the simulator pinned to one core,
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--revisions", default="HEAD",
-                        help="for `revisions`, `overhead` and `ask`: comma-separated git revisions to measure side by side")
+                        help="for `revisions`, `overhead`, `ask` and `batch`: comma-separated git revisions to measure side by side")
     args = parser.parse_args(argv)
     for section in args.sections:
         if section == "e2e":
@@ -246,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
                 overhead.run_revisions(args.revisions.split(","), args.requests, args.rounds)
             else:
                 overhead.main(args.requests, args.rounds)
+            continue
+        if section == "batch":
+            from tools.benchmarks import batch
+
+            batch.run_revisions(args.revisions.split(","), args.requests, args.rounds)
             continue
         if section == "ask":
             from tools.benchmarks import ask
