@@ -228,12 +228,6 @@ class Codec:
 
     # -- encoding -----------------------------------------------------------------
 
-    def _to_ext(self, msg: object) -> msgpack.ExtType:
-        kind = type(msg)
-        if kind in self._memo_types:
-            return self._memoised(msg)
-        return _ext(self._body(msg))
-
     def _body(self, msg: object) -> bytes:
         """The packed `[tag, field1, ...]` of a message (not memoised)."""
         plan = self._plans.get(type(msg))
@@ -266,8 +260,15 @@ class Codec:
             free.append(packer)
 
     def _default(self, value: object) -> object:
-        if type(value) in self._tags:
-            return self._to_ext(value)
+        """A nested message as its extension (packed here, inline: this runs for every nested
+        message of every encode), an enum as its value, a frozenset sorted."""
+        kind = type(value)
+        plan = self._plans.get(kind)
+        if plan is not None:
+            if kind in self._memo_types:
+                return self._memoised(value)
+            tag, fields = plan
+            return _ext(self._pack([tag, *fields(value)]))
         if isinstance(value, enum.Enum):
             return value.value
         if isinstance(value, frozenset):
