@@ -44,6 +44,7 @@ from actors.router.router import Router
 from actors.runtime.actor import Actor
 from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
 from actors.runtime.breaker import Transition
+from actors.runtime.clock import loop_clock
 from actors.runtime.supervisor import Supervisor, sole_exception
 from actors.settings import EngineSettings
 from actors.telemetry import events as ev
@@ -363,7 +364,8 @@ def _assemble(
         emit(ev.CircuitChanged(time.time(), transition.provider, transition.old.value,
                                transition.new.value, transition.reason))
 
-    supervisor = Supervisor(CODEC, on_transition=on_transition)
+    clock = loop_clock()
+    supervisor = Supervisor(CODEC, clock=clock, on_transition=on_transition)
     telemetry = None
     if engine.telemetry.dir is not None:
         settings = engine.telemetry
@@ -382,7 +384,7 @@ def _assemble(
     for provider in engine.providers:
         providers[provider.name] = supervisor.add(
             provider.name,
-            _provider_factory(provider, make_transport, http_loop, engine, dict(env)),
+            _provider_factory(provider, make_transport, http_loop, engine, dict(env), clock),
             engine.breaker,
         )
     router = Router(
@@ -392,6 +394,7 @@ def _assemble(
         circuits=supervisor.circuits(tuple(providers)),
         cache=cache,
         telemetry=telemetry,
+        clock=clock,
     )
     return cls(config, engine, supervisor, router, ledger, cache, telemetry, simulator_url)
 
@@ -424,12 +427,14 @@ def _provider_factory(
     http_loop: HttpLoop,
     engine: EngineSettings,
     env: dict[str, str],
+    clock: Callable[[], float],
 ) -> Callable[[], ProviderActor]:
     def make() -> ProviderActor:
         return ProviderActor(
             provider,
             make_transport(provider, http_loop),
             failures_to_crash=engine.breaker.failures_to_crash,
+            clock=clock,
             environ=env,
         )
 

@@ -11,6 +11,7 @@ it is trio's clock (a `MockClock` in tests), through anyio as before.
 from __future__ import annotations
 
 from asyncio.events import _get_running_loop
+from collections.abc import Callable
 
 import anyio
 
@@ -21,3 +22,14 @@ def current_time() -> float:
     if loop is not None:
         return loop.time()
     return anyio.current_time()
+
+
+def loop_clock() -> Callable[[], float]:
+    """The clock of the loop running now, for parts that live on it as long as it runs.
+
+    Under asyncio, the loop's bound `time`: `current_time` finds the running loop on
+    every call, and in Python 3.11 that costs a `getpid()` system call each time
+    (docs/BENCHMARKS.md). Under trio, `anyio.current_time` (a MockClock in tests).
+    """
+    loop = _get_running_loop()
+    return loop.time if loop is not None else anyio.current_time
