@@ -24,7 +24,6 @@ from actors.telemetry.events import (
     FeedbackGiven,
     RequestReceived,
     RequestServed,
-    Reservation,
     ReservationDecided,
     ResultRecorded,
 )
@@ -336,9 +335,9 @@ def test_audit_accounts_for_a_held_attempt_of_a_failed_request_and_nothing_else(
     if form == "one record per request":
         events = [
             RequestServed(1.2, 1.0, Request.prompt("a", request_id="q1", task_kind="text"), None, None,
-                          (Reservation("held-1", "tier_1", "m", True, 500, 10_000),), (held,), None, *failed),
+                          (events[0],), (held,), None, *failed),
             RequestServed(2.2, 2.0, Request.prompt("b", request_id="q2", task_kind="text"), None, None,
-                          (Reservation("lost-2", "tier_1", "m", True, 500, 9_500),), (), None, *failed),
+                          (events[3],), (), None, *failed),
         ]
     writer = SegmentWriter(tmp_path, 1 << 20, "fp")
     for event in events:

@@ -84,7 +84,7 @@ class _Trace:
     received_at: float
     decision: Decision | None = None
     cache_hit: bool | None = None
-    reservations: list[ev.Reservation] = attrs.Factory(list)
+    reservations: list[ev.ReservationDecided] = attrs.Factory(list)
     attempts: list[Attempt] = attrs.Factory(list)
 
 
@@ -456,8 +456,9 @@ class Router:
         self._remaining_share = reply.remaining_nd / limit if limit else 0.0
         trace = self._traces.get(plan.request.request_id)
         if trace is not None:
-            trace.reservations.append(ev.Reservation(
-                reservation_id, plan.tier, plan.provider.model, reply.granted, amount, reply.remaining_nd
+            trace.reservations.append(ev.ReservationDecided(
+                self._wall(), plan.request.request_id, reservation_id, plan.tier, plan.provider.model,
+                reply.granted, amount, reply.remaining_nd,
             ))
 
     def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:

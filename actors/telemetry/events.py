@@ -132,18 +132,6 @@ class LedgerOverrun:
     actual_nd: int
 
 
-@message(263)
-class Reservation:
-    """One reservation a request asked the ledger for, as `ReservationDecided` records it."""
-
-    reservation_id: str
-    tier: str
-    model: str
-    granted: bool
-    amount_nd: int
-    remaining_nd: int
-
-
 @message(264)
 class RequestServed:
     """A request from arrival to end in one record, written when it ends.
@@ -164,7 +152,7 @@ class RequestServed:
     request: Request
     decision: Decision | None = None
     cache_hit: bool | None = None
-    reservations: tuple[Reservation, ...] = ()
+    reservations: tuple[ReservationDecided, ...] = ()
     attempts: tuple[Attempt, ...] = ()
     result: Result | None = None
     error_code: str = ""
@@ -175,8 +163,8 @@ class RequestServed:
 def expand(served: RequestServed) -> list[object]:
     """The per-step events a RequestServed stands for, in the order they happened.
 
-    They carry the request's arrival time, except AttemptFinished and ResultRecorded,
-    which carry its end time (the record keeps the two, not a time per step).
+    Reservations keep their own time; the other steps carry the request's arrival
+    time, except AttemptFinished and ResultRecorded, which carry its end time.
     """
     request_id = served.request.request_id
     start, end = served.received_at, served.at
@@ -188,10 +176,7 @@ def expand(served: RequestServed) -> list[object]:
         hit = served.cache_hit
         events.append(CacheChecked(start, request_id, hit, result.similarity if hit and result else None,
                                    result.saved_nd if hit and result else 0))
-    events.extend(
-        ReservationDecided(start, request_id, r.reservation_id, r.tier, r.model, r.granted, r.amount_nd, r.remaining_nd)
-        for r in served.reservations
-    )
+    events.extend(served.reservations)
     attempts = served.attempts if result is None else result.attempts
     for number, attempt in enumerate(attempts, 1):
         events.append(AttemptStarted(start, request_id, number, attempt.provider, attempt.model, attempt.tier))
@@ -221,7 +206,6 @@ MESSAGES: tuple[type, ...] = (
     FeedbackGiven,
     TelemetryShed,
     LedgerOverrun,
-    Reservation,
     RequestServed,
 )
 
