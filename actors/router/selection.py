@@ -71,9 +71,7 @@ def tier_for_level(level: str, tiers: tuple[TierSettings, ...], levels: tuple[st
 
 def select(estimate: Estimate, request: Request, settings: RouterSettings, context: RoutingContext) -> Selection:
     policy = settings.selection
-    levels = tuple(level for level, _ in settings.estimator.thresholds)
-    paid = [t for t in settings.tiers if not t.local]
-    local = [t for t in settings.tiers if t.local]
+    paid, local = settings.paid, settings.local
     reasons: list[str] = []
     pinned_provider: str | None = None
     if request.tier is not None:
@@ -95,7 +93,7 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
         pinned_provider = found[0][1] if found else local_found[0]
         reasons.append(f"override: model {request.model}")
     else:
-        start = tier_for_level(estimate.level, settings.tiers, levels)
+        start = tier_for_level(estimate.level, settings.tiers, settings.levels)
         if paid[start].escalation_only and start > 0:
             start -= 1
             reasons.append(f"{paid[start + 1].name} only on stagnation: start at {paid[start].name}")
@@ -128,7 +126,7 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
             f"request {request.request_id}: no provider can serve it now ({'; '.join(reasons) or 'none configured'})"
         )
     first_tier, first_provider = chain[0]
-    tier = next(t for t in settings.tiers if t.name == first_tier)
+    tier = settings.tier_named[first_tier]
     provider = context.providers[first_provider]
     max_tokens = request.max_tokens or tier.max_tokens
     cost = worst_case_nd(
@@ -142,7 +140,7 @@ def _refuse_if_too_large(
     candidates: list[tuple[str, str]], request: Request, settings: RouterSettings, context: RoutingContext
 ) -> None:
     """A request no candidate's window can hold is the request's fault (400), not an outage (503)."""
-    tiers = {t.name: t for t in settings.tiers}
+    tiers = settings.tier_named
     largest = max(context.providers[p].context_window for _, p in candidates)
     needs = min(context.prompt_tokens_estimate + (request.max_tokens or tiers[t].max_tokens) for t, _ in candidates)
     if needs > largest:
@@ -161,28 +159,24 @@ def _pinned(entry: tuple[str, str], request: Request, context: RoutingContext) -
 
 def _chain(
     start: int | None,
-    paid: list[TierSettings],
-    local: list[TierSettings],
+    paid: tuple[TierSettings, ...],
+    local: tuple[TierSettings, ...],
     strategy: str,
     request: Request,
 ) -> list[tuple[str, str]]:
+    free = [entry for tier in local for entry in tier.entries]
     if start is None:
-        return [(t.name, p) for t in local for p in t.providers]
-
-    def tier_entries(index: int) -> list[tuple[str, str]]:
-        return [(paid[index].name, p) for p in paid[index].providers]
-
-    first = tier_entries(start)
+        return free
+    first = list(paid[start].entries)
     if strategy == "round_robin" and len(first) > 1:
         shift = zlib.crc32(request.request_id.encode()) % len(first)
         first = first[shift:] + first[:shift]
-    cheaper = [e for i in range(start - 1, -1, -1) for e in tier_entries(i)]
-    pricier = [e for i in range(start + 1, len(paid)) for e in tier_entries(i)]
-    free = [(t.name, p) for t in local for p in t.providers]
     if strategy == "retry":
         return first + free
+    cheaper = [entry for tier in paid[start - 1 :: -1] for entry in tier.entries] if start else []
     if strategy == "downgrade":
         return first + cheaper + free
+    pricier = [entry for tier in paid[start + 1 :] for entry in tier.entries]
     if strategy == "upgrade":
         return first + pricier + free
     return first + cheaper + pricier + free
@@ -195,7 +189,7 @@ def _filter(
     context: RoutingContext,
     reasons: list[str],
 ) -> list[tuple[str, str]]:
-    tiers = {t.name: t for t in settings.tiers}
+    tiers = settings.tier_named
     kept = []
     for position, (tier_name, provider_name) in enumerate(chain):
         if provider_name not in context.available:

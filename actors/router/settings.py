@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from actors.router.online import OnlineSettings
@@ -20,6 +22,11 @@ class TierSettings:
     complexity_range: tuple[float, float] = (0.0, 1.0)
     local: bool = False
     escalation_only: bool = False
+
+    @functools.cached_property
+    def entries(self) -> tuple[tuple[str, str], ...]:
+        """(tier, provider) for each provider in order: a fallback chain is made of these, per request."""
+        return tuple((self.name, provider) for provider in self.providers)
 
 
 @attrs.frozen
@@ -55,3 +62,20 @@ class RouterSettings:
     estimator: EstimatorSettings
     selection: SelectionSettings = SelectionSettings()
     online: OnlineSettings = OnlineSettings()
+
+    @functools.cached_property
+    def levels(self) -> tuple[str, ...]:
+        """The estimator's levels, lowest first (derived once: selection reads them for every request)."""
+        return tuple(level for level, _ in self.estimator.thresholds)
+
+    @functools.cached_property
+    def paid(self) -> tuple[TierSettings, ...]:
+        return tuple(tier for tier in self.tiers if not tier.local)
+
+    @functools.cached_property
+    def local(self) -> tuple[TierSettings, ...]:
+        return tuple(tier for tier in self.tiers if tier.local)
+
+    @functools.cached_property
+    def tier_named(self) -> dict[str, TierSettings]:
+        return {tier.name: tier for tier in self.tiers}
