@@ -84,6 +84,24 @@ def test_best_available_chain_goes_cheaper_then_pricier_then_local() -> None:
     assert chain == ["tier_2", "tier_1", "tier_3", "tier_4", "fallback"]
 
 
+def _two_providers_on_tier_2(strategy: str = "best_available") -> RouterSettings:
+    tiers = tuple(attrs.evolve(t, providers=(*t.providers, "GLM-4.5")) if t.name == "tier_2" else t for t in ROUTER.tiers)
+    return attrs.evolve(ROUTER, tiers=tiers, selection=attrs.evolve(ROUTER.selection, fallback_strategy=strategy))
+
+
+def test_a_tiers_providers_are_tried_in_their_order_of_preference() -> None:
+    selection = decide("medium", router=_two_providers_on_tier_2())
+    assert (selection.provider, selection.alternatives[0]) == ("Gemini 2.5 Flash", ("tier_2", "GLM-4.5"))
+
+
+def test_round_robin_rotates_the_first_tiers_providers_by_request() -> None:
+    router = _two_providers_on_tier_2("round_robin")
+    firsts = {decide("medium", Request.prompt("x", request_id=f"r{i}"), router=router).provider for i in range(8)}
+    assert firsts == {"Gemini 2.5 Flash", "GLM-4.5"}
+    again = decide("medium", Request.prompt("x", request_id="r1"), router=router)
+    assert again == decide("medium", Request.prompt("x", request_id="r1"), router=router), "the same request, the same start"
+
+
 @pytest.mark.parametrize(
     ("strategy", "expected"),
     [
