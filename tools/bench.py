@@ -5,6 +5,7 @@
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
+    python tools/bench.py revisions --revisions eb2604a,HEAD --requests 1000 --concurrency 16 --latency 0.05
     python tools/bench.py latency-parts --requests 1000 --concurrency 16   # 50 ms answers, part by part
     taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
     taskset -c 1 python tools/bench.py overhead --revisions 57c8d99,HEAD --rounds 5   # the same, before and after
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="for `revisions`: the simulator's answer time in seconds (0.05 for the latency scenario)")
     parser.add_argument("--revisions", default="HEAD",
                         help="for `revisions`, `overhead`, `ask` and `batch`: comma-separated git revisions to measure side by side")
     args = parser.parse_args(argv)
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         if section == "revisions":
             from tools.benchmarks import e2e
 
-            e2e.run_revisions(args.revisions.split(","), args.requests, args.concurrency, args.rounds)
+            e2e.run_revisions(args.revisions.split(","), args.requests, args.concurrency, args.rounds, args.latency)
             continue
         if section == "latency-parts":
             from tools.benchmarks import e2e

@@ -258,12 +258,14 @@ def figures_by_revision(revisions: list[str], client: str, argument: str, rounds
     return results
 
 
-def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds: int) -> None:
+def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds: int, latency_s: float = 0.0) -> None:
     """Before and after: the warm client of each git revision against one pinned simulator, interleaved.
 
     Each revision is exported (`git archive`) to a temporary tree and given this
     tree's `e2e_client.py`, which uses only the public API (Orchestrator.start,
     load_config, Request), so revisions from before the harness existed measure too.
+    With `latency_s` the simulator answers that late, and the question becomes the
+    throughput ratio (the latency scenario's, revision against revision).
     """
     from orchestrator.tables import render_table
 
@@ -275,22 +277,24 @@ def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds:
             shutil.copy(ROOT / "tools" / "benchmarks" / "e2e_client.py", tree / "tools" / "benchmarks")
             trees[revision] = tree
         results: dict[str, list[dict[str, float]]] = {"bare": [], **{r: [] for r in revisions}}
-        with Simulator(0.0) as sim:
+        with Simulator(latency_s) as sim:
             measure(sim, "bare", 200, concurrency)
             for _ in range(rounds):
                 results["bare"].append(measure(sim, "bare", requests, concurrency))
                 for revision, tree in trees.items():
                     results[revision].append(measure(sim, "warm", requests, concurrency, tree))
     bare_cpu = statistics.median(r["cpu_us"] for r in results["bare"])
+    bare_rps = statistics.median(r["rps"] for r in results["bare"])
     rows = [
         (name if name == "bare" else f"{name} (warm)", _spread([r["cpu_us"] for r in rs], ".0f"),
          f"{bare_cpu / statistics.median(r['cpu_us'] for r in rs):.3f}", _spread([r["rps"] for r in rs], ".0f"),
-         _spread([r["p50_ms"] for r in rs], ".1f"))
+         f"{statistics.median(r['rps'] for r in rs) / bare_rps:.3f}", _spread([r["p50_ms"] for r in rs], ".1f"))
         for name, rs in results.items()
     ]
-    print(render_table(("client", "client CPU µs/req", "CPU ratio bare/x", "req/s", "p50 ms"), rows,
-                       title=f"revisions: {requests} ARC requests at concurrency {concurrency}, {rounds} interleaved rounds; "
-                             f"{pinning_note()}"))
+    answers = f"answers after {latency_s * 1000:g} ms, " if latency_s else ""
+    print(render_table(("client", "client CPU µs/req", "CPU ratio bare/x", "req/s", "throughput ratio", "p50 ms"), rows,
+                       title=f"revisions: {requests} ARC requests at concurrency {concurrency}, {answers}{rounds} "
+                             f"interleaved rounds; {pinning_note()}"))
     print()
 
 
