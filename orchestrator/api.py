@@ -143,6 +143,8 @@ class Orchestrator:
             try:
                 async with anyio.create_task_group() as tg:
                     await tg.start(orch._supervisor.run)
+                    if orch._telemetry is not None:
+                        tg.start_soon(orch._telemetry.run)
                     if freeze_gc:
                         _quiet_collector(resources)
                     try:
@@ -150,6 +152,7 @@ class Orchestrator:
                     finally:
                         with anyio.CancelScope(shield=True):
                             if orch._telemetry is not None:
+                                orch._telemetry.close()
                                 with anyio.move_on_after(10):
                                     await orch._telemetry.flush()
                             orch._supervisor.stop()
