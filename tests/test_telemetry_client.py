@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 import pytest
 import trio
@@ -31,41 +34,41 @@ def feedback(i: int) -> FeedbackGiven:
     return FeedbackGiven(1.7e9 + i, f"r{i}", 0.5)
 
 
-@pytest.mark.trio
-async def test_deferred_records_wait_out_the_linger_then_go_together(autojump_clock: trio.testing.MockClock) -> None:
+@asynccontextmanager
+async def recording_client() -> AsyncIterator[tuple[TelemetryClient, list[tuple[float, object]]]]:
+    """A running client in front of a recorder; leaving closes the client, then stops the supervisor."""
     arrivals: list[tuple[float, object]] = []
     supervisor = Supervisor(CODEC)
     client = TelemetryClient(supervisor.add("telemetry", lambda: _Recorder(arrivals)))
     async with anyio.create_task_group() as tg:
         await tg.start(supervisor.run)
         tg.start_soon(client.run)
+        yield client, arrivals
+        client.close()
+        supervisor.stop()
+
+
+@pytest.mark.trio
+async def test_deferred_records_wait_out_the_linger_then_go_together(autojump_clock: trio.testing.MockClock) -> None:
+    async with recording_client() as (client, arrivals):
         start = trio.current_time()
         client.defer(feedback(1))
         await trio.sleep(client.LINGER_S / 2)
         client.defer(feedback(2))
         client.emit(feedback(3))
         await trio.sleep(client.LINGER_S)
-        client.close()
-        supervisor.stop()
     assert [msg for _, msg in arrivals] == [feedback(3), feedback(1), feedback(2)], "emit goes at once, defer waits"
     assert [when - start for when, _ in arrivals[1:]] == pytest.approx([client.LINGER_S] * 2)
 
 
 @pytest.mark.trio
 async def test_a_full_batch_goes_without_waiting(autojump_clock: trio.testing.MockClock) -> None:
-    arrivals: list[tuple[float, object]] = []
-    supervisor = Supervisor(CODEC)
-    client = TelemetryClient(supervisor.add("telemetry", lambda: _Recorder(arrivals)))
-    async with anyio.create_task_group() as tg:
-        await tg.start(supervisor.run)
-        tg.start_soon(client.run)
+    async with recording_client() as (client, arrivals):
         start = trio.current_time()
         for i in range(client.DEFERRED_BATCH):
             client.defer(feedback(i))
         await trio.sleep(client.LINGER_S / 4)
         sent = len(arrivals)
-        client.close()
-        supervisor.stop()
     assert sent == client.DEFERRED_BATCH and arrivals[-1][0] - start < client.LINGER_S
 
 
@@ -73,12 +76,7 @@ async def test_a_full_batch_goes_without_waiting(autojump_clock: trio.testing.Mo
 async def test_flush_and_close_send_what_is_deferred_and_later_records_go_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    arrivals: list[tuple[float, object]] = []
-    supervisor = Supervisor(CODEC)
-    client = TelemetryClient(supervisor.add("telemetry", lambda: _Recorder(arrivals)))
-    async with anyio.create_task_group() as tg:
-        await tg.start(supervisor.run)
-        tg.start_soon(client.run)
+    async with recording_client() as (client, arrivals):
         client.defer(feedback(1))
         await client.flush()
         flushed = [msg for _, msg in arrivals]
@@ -86,6 +84,5 @@ async def test_flush_and_close_send_what_is_deferred_and_later_records_go_at_onc
         client.close()
         client.defer(feedback(3))
         await client.flush()
-        supervisor.stop()
     assert flushed == [feedback(1)]
     assert [msg for _, msg in arrivals] == [feedback(1), feedback(2), feedback(3)]
