@@ -54,7 +54,6 @@ from actors.telemetry.replay import recorded_answers
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
 from orchestrator.files import write_private
-from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
 
 TransportFactory = Callable[[ProviderSettings, HttpLoop], Transport]
 SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
@@ -128,6 +127,8 @@ class Orchestrator:
             if config.uses_simulator:
                 simulator_url = env.get(SIMULATOR_URL_ENV)
                 if not simulator_url:
+                    from orchestrator.simulator import SimulatorThread, simulator_settings_from_dict
+
                     sim = SimulatorThread(simulator_settings_from_dict(config.simulator or {}))
                     resources.enter_context(sim)
                     simulator_url = sim.url
