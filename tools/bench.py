@@ -7,6 +7,7 @@
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
     python tools/bench.py revisions --revisions eb2604a,HEAD --requests 1000 --concurrency 16 --latency 0.05
     python tools/bench.py latency-parts --requests 1000 --concurrency 16   # 50 ms answers, part by part
+    python tools/bench.py timeline --requests 1000 --concurrency 16   # 50 ms answers, where the added latency waits
     taskset -c 1 python tools/bench.py overhead   # the orchestrator's own CPU, no HTTP, part by part
     taskset -c 1 python tools/bench.py overhead --revisions 57c8d99,HEAD --rounds 5   # the same, before and after
     taskset -c 1 python tools/bench.py ask --revisions 71fe820,HEAD   # one ask to an idle actor, before and after
@@ -270,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import e2e
 
             e2e.run_latency_parts(args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "timeline":
+            from tools.benchmarks import timeline
+
+            timeline.run(args.requests, args.concurrency, args.rounds)
             continue
         if section == "e2e-unpinned":
             bench_e2e(args.requests, args.concurrency, args.rounds)

@@ -84,14 +84,15 @@ class Simulator:
 
 
 def measure(
-    sim: Simulator, mode: str, requests: int, concurrency: int, root: Path = ROOT, parts: str = ""
+    sim: Simulator, mode: str, requests: int, concurrency: int, root: Path = ROOT, parts: str = "",
+    script: str = "e2e_client.py",
 ) -> dict[str, float]:
-    """One pinned client process (of the tree at `root`); adds the simulator's utilisation during it."""
+    """One pinned client process (`script`, of the tree at `root`); adds the simulator's utilisation during it."""
     before = sim.cpu_s()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as state:
         done = subprocess.run(
-            [*_pin(1), sys.executable, str(root / "tools" / "benchmarks" / "e2e_client.py"), mode, sim.url,
+            [*_pin(1), sys.executable, str(root / "tools" / "benchmarks" / script), mode, sim.url,
              str(requests), str(concurrency), state, *([parts] if parts else [])],
             cwd=root, capture_output=True, text=True, check=False,
         )
