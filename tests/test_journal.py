@@ -419,3 +419,44 @@ async def test_a_told_settle_rides_on_the_next_asks_fsync_or_syncs_within_the_li
     assert lingering == synced, "a told settle does not fsync on its own at once"
     assert carried == synced + 1 and settled_on_disk == 60, "the reserve's one fsync carried the settle"
     assert alone == carried + 1 and open_core(settings, storage).status().settled_nd == 100
+
+
+class SlowSyncStorage(MemoryStorage):
+    """A disk that takes a real 20 ms to sync, so it runs in a worker thread like the file's."""
+
+    blocking = True
+
+    def sync(self) -> None:
+        time.sleep(0.02)
+        super().sync()
+
+
+@pytest.mark.anyio
+async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_after_it(anyio_backend: str) -> None:
+    """The ledger writes a burst of asks itself, once it has served them all; nobody hears before the sync."""
+    storage = SlowSyncStorage()
+    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    durable_when_answered: dict[str, int] = {}
+
+    async def reserve(i: int) -> None:
+        await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+        durable_when_answered[f"r{i}"] = open_core(settings, _durable_copy(storage)).status().reserved_nd
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            synced = storage.syncs
+            async with anyio.create_task_group() as askers:
+                for i in range(10):
+                    askers.start_soon(reserve, i)
+            supervisor.stop()
+    assert storage.syncs == synced + 1, "ten reserves asked together, one fsync"
+    assert set(durable_when_answered.values()) == {1000}, "each was answered with all ten on disk"
+
+
+def _durable_copy(storage: MemoryStorage) -> MemoryStorage:
+    copy = MemoryStorage()
+    copy.durable = bytearray(storage.durable)
+    return copy

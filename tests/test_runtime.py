@@ -96,6 +96,35 @@ async def test_a_flooded_actor_serves_in_order_and_lets_the_others_run(anyio_bac
     assert log.index("other") < log.index(f"m{2 * BURST}"), "the other actor ran before the flood was through"
 
 
+class Batcher(Echo):
+    """Echo that notes where each burst of served messages ends."""
+
+    async def after_burst(self) -> None:
+        self.log.append("|")
+
+
+@pytest.mark.anyio
+async def test_after_burst_runs_once_the_queue_is_served_and_every_burst_of_a_flood(anyio_backend: str) -> None:
+    """What a batching actor (the ledger) finishes there covers every message queued before it."""
+    from actors.runtime.actor import BURST
+
+    log: list[str] = []
+    sup = Supervisor(CODEC)
+    ref = sup.add("batcher", lambda: Batcher(log))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        for i in range(3):
+            ref.tell_nowait(ChatMessage("u", f"a{i}"))
+        assert await ref.ask(ChatMessage("u", "a3"), timeout=5) == ChatMessage("echo", "a3")
+        for i in range(BURST + 2):
+            ref.tell_nowait(ChatMessage("u", f"b{i}"))
+        assert await ref.ask(ChatMessage("u", "last"), timeout=5) == ChatMessage("echo", "last")
+        sup.stop()
+    assert log[:6] == ["start", "a0", "a1", "a2", "a3", "|"], "one burst end for four queued messages"
+    flood = log[6:log.index("last") + 2]
+    assert flood == [f"b{i}" for i in range(BURST)] + ["|"] + [f"b{i}" for i in range(BURST, BURST + 2)] + ["last", "|"]
+
+
 @pytest.mark.anyio
 async def test_crash_fails_the_waiting_ask_and_the_actor_restarts(anyio_backend: str) -> None:
     log: list[str] = []

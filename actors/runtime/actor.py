@@ -325,6 +325,14 @@ class Actor:
     async def handle(self, msg: Any, corr: int) -> object | None:
         raise NotImplementedError
 
+    async def after_burst(self) -> None:
+        """Runs once the queued messages are served (or every BURST of them), before the next is awaited.
+
+        An actor that answers in batches (the ledger: one fsync for every queued
+        reserve) finishes its batch here, in its own task: a task of its own woken
+        to do it would first wait its turn behind everything else ready.
+        """
+
 
 class Inbox:
     """An actor's receiving side, kept across restarts so that its ActorRef stays valid."""
@@ -382,11 +390,14 @@ class Inbox:
         keeps the order and the fairness at a fraction of the cost.
         """
         receive = self._receive
+        after_burst = actor.after_burst if type(actor).after_burst is not Actor.after_burst else None
         served = 0
         while True:
             try:
                 corr, payload = receive.receive_nowait()
             except anyio.WouldBlock:
+                if after_burst is not None and served:
+                    await after_burst()
                 try:
                     corr, payload = await receive.receive()
                 except anyio.EndOfStream:
@@ -395,10 +406,12 @@ class Inbox:
             except anyio.EndOfStream:
                 return
             else:
-                served += 1
                 if served >= BURST:
                     served = 0
+                    if after_burst is not None:
+                        await after_burst()
                     await anyio.lowlevel.checkpoint()
+            served += 1
             await self._serve_one(actor, decode, corr, payload)
 
     async def _serve_one(self, actor: Actor, decode: Callable[[bytes], Any], corr: int, payload: bytes) -> None:
