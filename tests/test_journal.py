@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from actors.catalog import CODEC
-from actors.errors import JournalError
+from actors.errors import ActorStopped, JournalError
 from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, frame
@@ -460,3 +460,45 @@ def _durable_copy(storage: MemoryStorage) -> MemoryStorage:
     copy = MemoryStorage()
     copy.durable = bytearray(storage.durable)
     return copy
+
+
+class DiskFullOnce(MemoryStorage):
+    """A disk that fails one sync (the third) as a full disk would."""
+
+    def sync(self) -> None:
+        if self.syncs == 2 and not getattr(self, "failed", False):
+            self.failed = True
+            raise JournalError("journal: cannot write (No space left on device)")
+        super().sync()
+
+
+@pytest.mark.trio
+async def test_a_failed_write_fails_that_bursts_askers_with_the_cause_and_the_ledger_recovers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = DiskFullOnce()
+    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    failures: list[str] = []
+
+    async def reserve(i: int) -> None:
+        try:
+            await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+        except ActorStopped as exc:
+            failures.append(str(exc))
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            await ledger.reserve("before", "q", "t", "m", 100)
+            async with trio.open_nursery() as askers:
+                for i in range(5):
+                    askers.start_soon(reserve, i)
+            await trio.sleep(10)
+            after = await ledger.reserve("after", "q", "t", "m", 100)
+            status = await ledger.status()
+            supervisor.stop()
+    assert len(failures) == 5 and all("No space left on device" in f for f in failures)
+    assert after.granted
+    assert status.reserved_nd == 7 * 100, "the failed burst's reservations are recovered as held, never forgotten"
