@@ -391,15 +391,20 @@ def test_closed_reservations_are_remembered_up_to_a_bound() -> None:
     assert core.status().settled_nd == 500
 
 
+def group_committed_ledger(storage: MemoryStorage) -> tuple[Supervisor, LedgerClient, LedgerSettings]:
+    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    return supervisor, ledger, settings
+
+
 @pytest.mark.trio
 async def test_a_told_settle_rides_on_the_next_asks_fsync_or_syncs_within_the_linger(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """One fsync per request: a settle nobody waits for joins the next reserve's sync, or its own after the linger."""
     storage = MemoryStorage()
-    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
-    supervisor = Supervisor(CODEC)
-    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    supervisor, ledger, settings = group_committed_ledger(storage)
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
         await ledger.reserve("r1", "q", "t", "m", 100)
@@ -435,9 +440,7 @@ class SlowSyncStorage(MemoryStorage):
 async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_after_it(anyio_backend: str) -> None:
     """The ledger writes a burst of asks itself, once it has served them all; nobody hears before the sync."""
     storage = SlowSyncStorage()
-    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
-    supervisor = Supervisor(CODEC)
-    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    supervisor, ledger, settings = group_committed_ledger(storage)
     durable_when_answered: dict[str, int] = {}
 
     async def reserve(i: int) -> None:
@@ -477,9 +480,7 @@ async def test_a_failed_write_fails_that_bursts_askers_with_the_cause_and_the_le
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     storage = DiskFullOnce()
-    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
-    supervisor = Supervisor(CODEC)
-    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
+    supervisor, ledger, settings = group_committed_ledger(storage)
     failures: list[str] = []
 
     async def reserve(i: int) -> None:
