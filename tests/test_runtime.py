@@ -99,8 +99,8 @@ async def test_a_flooded_actor_serves_in_order_and_lets_the_others_run(anyio_bac
 class Batcher(Echo):
     """Echo that notes where each burst of served messages ends."""
 
-    async def after_burst(self) -> None:
-        self.log.append("|")
+    async def after_burst(self, drained: bool) -> None:
+        self.log.append("|" if drained else "/")
 
 
 @pytest.mark.anyio
@@ -122,7 +122,7 @@ async def test_after_burst_runs_once_the_queue_is_served_and_every_burst_of_a_fl
         sup.stop()
     assert log[:6] == ["start", "a0", "a1", "a2", "a3", "|"], "one burst end for four queued messages"
     flood = log[6:log.index("last") + 2]
-    assert flood == [f"b{i}" for i in range(BURST)] + ["|"] + [f"b{i}" for i in range(BURST, BURST + 2)] + ["last", "|"]
+    assert flood == [f"b{i}" for i in range(BURST)] + ["/"] + [f"b{i}" for i in range(BURST, BURST + 2)] + ["last", "|"]
 
 
 @pytest.mark.anyio

@@ -203,11 +203,19 @@ class LedgerActor(Actor):
         await self._flush_now()
         return answer
 
-    async def after_burst(self) -> None:
-        """Write what an asker waits on, with everything queued before it, before serving more."""
-        if self._asked and self._storage is not None:
-            self._asked = False
+    async def after_burst(self, drained: bool) -> None:
+        """Write what an asker waits on, with everything queued before it, before serving more.
+
+        In a flood (not `drained`) the flusher writes instead, while this task goes on
+        appending: batches then grow with the load instead of stopping at BURST.
+        """
+        if not self._asked or self._storage is None:
+            return
+        self._asked = False
+        if drained:
             await self._write(self._storage)
+        else:
+            self._doorbell.ring(urgent=True)
 
     def _apply(self, entry: JournalEntry) -> Applied:
         try:

@@ -325,12 +325,12 @@ class Actor:
     async def handle(self, msg: Any, corr: int) -> object | None:
         raise NotImplementedError
 
-    async def after_burst(self) -> None:
-        """Runs once the queued messages are served (or every BURST of them), before the next is awaited.
+    async def after_burst(self, drained: bool) -> None:
+        """Runs once the queued messages are served (`drained`) or every BURST of them (more wait).
 
         An actor that answers in batches (the ledger: one fsync for every queued
-        reserve) finishes its batch here, in its own task: a task of its own woken
-        to do it would first wait its turn behind everything else ready.
+        reserve) finishes its batch here when drained, in its own task: a task of its
+        own woken to do it would first wait its turn behind everything else ready.
         """
 
 
@@ -397,7 +397,7 @@ class Inbox:
                 corr, payload = receive.receive_nowait()
             except anyio.WouldBlock:
                 if after_burst is not None and served:
-                    await after_burst()
+                    await after_burst(True)
                 try:
                     corr, payload = await receive.receive()
                 except anyio.EndOfStream:
@@ -409,7 +409,7 @@ class Inbox:
                 if served >= BURST:
                     served = 0
                     if after_burst is not None:
-                        await after_burst()
+                        await after_burst(False)
                     await anyio.lowlevel.checkpoint()
             served += 1
             await self._serve_one(actor, decode, corr, payload)
