@@ -459,6 +459,27 @@ async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_aft
     assert set(durable_when_answered.values()) == {1000}, "each was answered with all ten on disk"
 
 
+@pytest.mark.anyio
+async def test_in_a_flood_batches_grow_past_a_burst_while_the_ledger_goes_on_serving(anyio_backend: str) -> None:
+    """Asks arriving faster than the disk syncs are written in batches larger than BURST, all answered."""
+    from actors.runtime.actor import BURST
+
+    storage = SlowSyncStorage()
+    supervisor, ledger, _ = group_committed_ledger(storage)
+    asks = 10 * BURST
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            synced = storage.syncs
+            async with anyio.create_task_group() as askers:
+                for i in range(asks):
+                    askers.start_soon(ledger.reserve, f"r{i}", "q", "t", "m", 1)
+            status = await ledger.status()
+            supervisor.stop()
+    assert status.reserved_nd == asks
+    assert storage.syncs - synced < asks // BURST, "a sync per BURST asks would be ten"
+
+
 def _durable_copy(storage: MemoryStorage) -> MemoryStorage:
     copy = MemoryStorage()
     copy.durable = bytearray(storage.durable)
