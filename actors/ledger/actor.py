@@ -2,12 +2,14 @@
 
 Each message is applied to the core as it arrives. A change is answered only after
 its journal record is on disk: with group commit, once the ledger has served every
-queued message (or a BURST of them), their records are written and fsynced together
-and then answered (`after_burst`), so durability costs one fsync per burst, not per
-request. Messages that arrive during the fsync wait in the inbox for the next burst.
-The write happens in the ledger's own task: handed to a task of its own, a reserve
-waited for that task's turn behind everything else ready, which with 16 requests
-arriving together was most of the latency the orchestrator added (docs/BENCHMARKS.md).
+queued message, their records are written and fsynced together and then answered
+(`after_burst`), so durability costs one fsync per burst, not per request. Messages
+that arrive during the fsync wait in the inbox for the next burst. The write happens
+in the ledger's own task: handed to a task of its own, a reserve waited for that
+task's turn behind everything else ready, which with 16 requests arriving together
+was most of the latency the orchestrator added (docs/BENCHMARKS.md). In a flood (a
+BURST served and more waiting) the flusher task writes instead, while the ledger
+goes on appending, so batches grow with the load.
 A denial changes nothing and is answered at once. The fsync runs in a worker thread,
 so the event loop never blocks on the disk.
 
