@@ -288,7 +288,10 @@ class LedgerActor(Actor):
             self.inbox.reply(corr, answer)
 
     async def _flusher(self) -> None:
-        """Writes told changes no ask came to carry, TOLD_LINGER_S after the first; a failed write crashes the actor."""
+        """Writes a flood's asks at once and told changes no ask came to carry after TOLD_LINGER_S.
+
+        A write that fails crashes the actor, so that it recovers from the disk.
+        """
         storage = self._storage
         assert storage is not None
         while True:
