@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -442,31 +443,49 @@ class GatedSyncStorage(MemoryStorage):
         super().sync()
 
 
-@pytest.mark.trio
-async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_after_it() -> None:
-    """The ledger writes a burst of asks itself, once it has served them all; nobody hears before the sync."""
-    storage = GatedSyncStorage()
-    supervisor, ledger, settings = group_committed_ledger(storage)
-    answered: list[int] = []
+async def asks_behind_a_closed_gate(
+    storage: GatedSyncStorage,
+    supervisor: Supervisor,
+    ask: Callable[[int], Awaitable[object]],
+    count: int,
+    when_all_wait: Callable[[], None] = lambda: None,
+) -> int:
+    """Run the ledger, start `count` asks with the disk's gate closed, open it once every task waits.
 
-    async def reserve(i: int) -> None:
-        await ledger.reserve(f"r{i}", "q", "t", "m", 100)
-        answered.append(open_core(settings, _durable_copy(storage)).status().reserved_nd)
-
+    Returns how many syncs the asks took.
+    """
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.run)
             synced = storage.syncs
             storage.gate.clear()
             async with trio.open_nursery() as askers:
-                for i in range(10):
-                    askers.start_soon(reserve, i)
+                for i in range(count):
+                    askers.start_soon(ask, i)
                 await trio.testing.wait_all_tasks_blocked()
-                answered_before_the_sync = list(answered)
+                when_all_wait()
                 storage.gate.set()
             supervisor.stop()
+    return storage.syncs - synced
+
+
+@pytest.mark.trio
+async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_after_it() -> None:
+    """The ledger writes a burst of asks itself, once it has served them all; nobody hears before the sync."""
+    storage = GatedSyncStorage()
+    supervisor, ledger, settings = group_committed_ledger(storage)
+    answered: list[int] = []
+    answered_before_the_sync: list[int] = []
+
+    async def reserve(i: int) -> None:
+        await ledger.reserve(f"r{i}", "q", "t", "m", 100)
+        answered.append(open_core(settings, _durable_copy(storage)).status().reserved_nd)
+
+    syncs = await asks_behind_a_closed_gate(
+        storage, supervisor, reserve, 10, when_all_wait=lambda: answered_before_the_sync.extend(answered)
+    )
     assert answered_before_the_sync == [], "nobody hears before the sync"
-    assert storage.syncs == synced + 1, "ten reserves asked together, one fsync"
+    assert syncs == 1, "ten reserves asked together, one fsync"
     assert answered == [1000] * 10, "each was answered with all ten on disk"
 
 
@@ -476,22 +495,15 @@ async def test_in_a_flood_batches_grow_past_a_burst_while_the_ledger_goes_on_ser
     from actors.runtime.actor import BURST
 
     storage = GatedSyncStorage()
-    supervisor, ledger, _ = group_committed_ledger(storage)
+    supervisor, ledger, settings = group_committed_ledger(storage)
     asks = 10 * BURST
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(supervisor.run)
-            synced = storage.syncs
-            storage.gate.clear()
-            async with trio.open_nursery() as askers:
-                for i in range(asks):
-                    askers.start_soon(ledger.reserve, f"r{i}", "q", "t", "m", 1)
-                await trio.testing.wait_all_tasks_blocked()
-                storage.gate.set()
-            status = await ledger.status()
-            supervisor.stop()
-    assert status.reserved_nd == asks
-    assert storage.syncs - synced <= 2, "the first sync and one for the rest, not one per BURST"
+
+    async def reserve(i: int) -> None:
+        await ledger.reserve(f"r{i}", "q", "t", "m", 1)
+
+    syncs = await asks_behind_a_closed_gate(storage, supervisor, reserve, asks)
+    assert open_core(settings, storage).status().reserved_nd == asks
+    assert syncs <= 2, "the first sync and one for the rest, not one per BURST"
 
 
 def _durable_copy(storage: MemoryStorage) -> MemoryStorage:
