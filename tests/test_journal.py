@@ -400,6 +400,13 @@ def group_committed_ledger(storage: MemoryStorage) -> tuple[Supervisor, LedgerCl
     return supervisor, ledger, settings
 
 
+def durable_copy(storage: MemoryStorage) -> MemoryStorage:
+    """What a power cut would leave of `storage`: its synced bytes only."""
+    copy = MemoryStorage()
+    copy.durable = bytearray(storage.durable)
+    return copy
+
+
 @pytest.mark.trio
 async def test_a_told_settle_rides_on_the_next_asks_fsync_or_syncs_within_the_linger(
     autojump_clock: trio.testing.MockClock,
@@ -416,9 +423,7 @@ async def test_a_told_settle_rides_on_the_next_asks_fsync_or_syncs_within_the_li
         lingering = storage.syncs
         await ledger.reserve("r2", "q", "t", "m", 100)
         carried = storage.syncs
-        on_disk = MemoryStorage()
-        on_disk.durable = bytearray(storage.durable)
-        settled_on_disk = open_core(settings, on_disk).status().settled_nd
+        settled_on_disk = open_core(settings, durable_copy(storage)).status().settled_nd
         await ledger.tell(Settle("r2", 40))
         await trio.sleep(LedgerActor.TOLD_LINGER_S * 2)
         alone = storage.syncs
@@ -479,7 +484,7 @@ async def test_reserves_asked_together_share_one_fsync_and_are_answered_only_aft
 
     async def reserve(i: int) -> None:
         await ledger.reserve(f"r{i}", "q", "t", "m", 100)
-        answered.append(open_core(settings, _durable_copy(storage)).status().reserved_nd)
+        answered.append(open_core(settings, durable_copy(storage)).status().reserved_nd)
 
     syncs = await asks_behind_a_closed_gate(
         storage, supervisor, reserve, 10, when_all_wait=lambda: answered_before_the_sync.extend(answered)
@@ -504,12 +509,6 @@ async def test_in_a_flood_batches_grow_past_a_burst_while_the_ledger_goes_on_ser
     syncs = await asks_behind_a_closed_gate(storage, supervisor, reserve, asks)
     assert open_core(settings, storage).status().reserved_nd == asks
     assert syncs <= 2, "the first sync and one for the rest, not one per BURST"
-
-
-def _durable_copy(storage: MemoryStorage) -> MemoryStorage:
-    copy = MemoryStorage()
-    copy.durable = bytearray(storage.durable)
-    return copy
 
 
 class DiskFullOnce(MemoryStorage):
