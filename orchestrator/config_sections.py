@@ -282,7 +282,7 @@ def ledger(
 ) -> LedgerSettings:
     budget.reject_unknown(
         {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal",
-         "backend", "dsn", "lease_s"}
+         "backend", "dsn", "lease_s", "wait_s"}
     )
     backend = budget.get("backend", "journal").choice(("journal", "postgres"))
     dsn = budget.get("dsn", None).optional()
@@ -320,6 +320,7 @@ def ledger(
         backend=backend,
         dsn=None if dsn is None else dsn.text(),
         lease_s=budget.get("lease_s", 60.0).number(minimum=1.0),
+        wait_s=budget.get("wait_s", 30.0).number(minimum=0.0, maximum=86_400.0),
     )
 
 

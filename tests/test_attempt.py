@@ -53,7 +53,9 @@ class FakeLedger:
             raise self.fail_with
         self.ops.append((op, rid))
 
-    async def reserve(self, rid: str, request_id: str, tier: str, model: str, amount: int) -> ReserveReply:
+    async def reserve(
+        self, rid: str, request_id: str, tier: str, model: str, amount: int, wait_s: float = 0.0
+    ) -> ReserveReply:
         await self._step("reserve", rid)
         return ReserveReply(rid, True, 10**9)
 

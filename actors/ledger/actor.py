@@ -40,11 +40,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import attrs
 
 from actors.errors import JournalError, LedgerError
 from actors.ledger import journal
-from actors.ledger.core import Applied, LedgerCore, restore, snapshot_of
+from actors.ledger.admission import AdmissionQueue, Waiter
+from actors.ledger.core import Applied, Decision, LedgerCore, restore, snapshot_of
 from actors.ledger.messages import (
+    BudgetStatus,
     Hold,
     JournalEntry,
     LedgerAck,
@@ -58,7 +61,9 @@ from actors.ledger.messages import (
 )
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.actor import Actor, BrokenInvariant
+from actors.runtime.clock import current_time
 from actors.runtime.doorbell import Doorbell
+from actors.runtime.signal import Signal
 from actors.telemetry.events import BudgetAlert, LedgerOverrun
 
 log = logging.getLogger(__name__)
@@ -99,6 +104,11 @@ def open_read_only(settings: LedgerSettings) -> LedgerCore:
     return open_core(settings, storage, settings.journal_path, read_only=True)
 
 
+def _reply(msg: Reserve, decision: Decision, waited_s: float = 0.0) -> ReserveReply:
+    return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason, waited_s,
+                        decision.waitable)
+
+
 def file_storage_factory(settings: LedgerSettings) -> StorageFactory | None:
     """Storage for a journaled ledger, or None when the settings name no journal."""
     path = settings.journal_path
@@ -131,6 +141,8 @@ class LedgerActor(Actor):
         """Whether a change someone waits on is not yet written (`after_burst` writes it)."""
         self._write_lock = anyio.Lock()
         self._since_snapshot = 0
+        self.queue = AdmissionQueue()
+        self._queue_changed = Signal()
 
     def __repr__(self) -> str:
         status = self.core.status()
@@ -140,6 +152,7 @@ class LedgerActor(Actor):
         )
 
     async def on_start(self) -> None:
+        self.tasks.start_soon(self._expirer)
         if self._storage_factory is None:
             return
         where = self.settings.journal_path or "ledger storage"
@@ -149,6 +162,11 @@ class LedgerActor(Actor):
             self.tasks.start_soon(self._flusher)
 
     async def on_stop(self) -> None:
+        for waiter in self.queue.expire(float("inf")):
+            self.inbox.reply(waiter.corr, self._refusal(waiter, current_time(), "the ledger stopped"))
+        await self._close_storage()
+
+    async def _close_storage(self) -> None:
         storage, self._storage = self._storage, None
         if storage is None:
             return
@@ -159,35 +177,114 @@ class LedgerActor(Actor):
 
     async def handle(self, msg: object, corr: int) -> object | None:
         if isinstance(msg, Reserve):
-            decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
-            reply = ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason)
-            if entry is None:
-                return reply
-            return await self._commit(entry, corr, reply)
+            return await self._reserve(msg, corr)
         if isinstance(msg, Settle):
             entry = self.core.settle(msg.reservation_id, msg.actual_nd, msg.input_tokens, msg.output_tokens)
         elif isinstance(msg, Release):
+            if msg.reservation_id in self.queue:
+                return self._withdraw(msg.reservation_id)
             entry = self.core.release(msg.reservation_id)
         elif isinstance(msg, Hold):
             entry = self.core.hold(msg.reservation_id)
         elif isinstance(msg, StatusQuery):
-            return self.core.status()
+            return self.status()
         elif isinstance(msg, Reconcile):
             for entry in self.core.reconcile(msg.release):
                 self._append(entry)
             await self._flush_now()
-            return self.core.status()
+            await self._admit()
+            return self.status()
         elif isinstance(msg, ResetLedger):
             entry = self.core.reset()
             self._apply(entry)
             self._append(entry)
             await self._flush_now()
-            return self.core.status()
+            await self._admit()
+            return self.status()
         else:
             raise LedgerError(f"the ledger does not handle {type(msg).__name__}")
         if entry is None:
             return LedgerAck(msg.reservation_id, "duplicate")
-        return await self._commit(entry, corr, None)
+        answer = await self._commit(entry, corr, None)
+        if self.queue and not isinstance(msg, Hold):
+            await self._admit()
+        return answer
+
+    def status(self) -> BudgetStatus:
+        stats = self.queue.stats()
+        return attrs.evolve(
+            self.core.status(), waiting=stats.waiting, waiting_nd=stats.waiting_nd, waited=stats.waited,
+            wait_expired=stats.expired, wait_s_total=stats.wait_s_total,
+        )
+
+    # -- the budget queue (docs/LEDGER.md, "admission that waits") ----------------------------
+
+    async def _reserve(self, msg: Reserve, corr: int) -> object | None:
+        """Grant, refuse, or queue behind earlier waiters until settles free the money."""
+        decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+        if entry is not None and not self.queue:
+            return await self._commit(entry, corr, _reply(msg, decision))
+        if entry is None and not decision.waitable:
+            return _reply(msg, decision)
+        if msg.wait_s <= 0 or not corr:
+            if entry is not None:
+                decision = Decision(False, decision.remaining_nd, f"{len(self.queue)} reservations wait ahead for "
+                                    "reserved money", waitable=True)
+            return _reply(msg, decision)
+        self.queue.push(corr, msg, current_time())
+        self._queue_changed.set()
+        return None
+
+    async def _admit(self) -> None:
+        """Serve the queue's head while the money for it is there (or is truly gone)."""
+        now = current_time()
+        while (head := self.queue.head()) is not None:
+            msg = head.reserve
+            decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+            if entry is None and decision.waitable:
+                return
+            self.queue.admitted(now)
+            reply = _reply(msg, decision, now - head.since)
+            if entry is None:
+                self.inbox.reply(head.corr, reply)
+                continue
+            answer = await self._commit(entry, head.corr, reply)
+            if answer is not None:
+                self.inbox.reply(head.corr, answer)
+
+    def _withdraw(self, reservation_id: str) -> LedgerAck:
+        """A waiter's asker gave up before any grant: nothing was reserved, nothing to release."""
+        now = current_time()
+        waiter = self.queue.withdraw(reservation_id, now)
+        assert waiter is not None
+        self.inbox.reply(waiter.corr, self._refusal(waiter, now, "withdrawn by its asker"))
+        return LedgerAck(reservation_id, "withdrawn")
+
+    def _refusal(self, waiter: Waiter, now: float, why: str) -> ReserveReply:
+        waited = now - waiter.since
+        msg = waiter.reserve
+        return ReserveReply(msg.reservation_id, False, max(0, self.core.remaining("total")),
+                            f"waited {waited:.1f}s for reserved money ({why})", waited, True)
+
+    async def _expirer(self) -> None:
+        """Refuse waiters whose wait ran out; a refused head may let the next one through."""
+        while True:
+            deadline = self.queue.next_deadline()
+            self._queue_changed = Signal()
+            if deadline is None:
+                await self._queue_changed.wait()
+                continue
+            with anyio.move_on_after(max(0.0, deadline - current_time())):
+                await self._queue_changed.wait()
+            now = current_time()
+            expired = self.queue.expire(now)
+            for waiter in expired:
+                self.inbox.reply(waiter.corr, self._refusal(waiter, now, "its wait ran out"))
+            if expired:
+                await self._admit()
+                if self._asked:
+                    self._asked = False
+                    self._doorbell.ring(urgent=True)
 
     async def _commit(self, entry: JournalEntry, corr: int, reply: object | None) -> object | None:
         applied = self._apply(entry)

@@ -27,8 +27,12 @@ class LedgerClient:
         self._ref = ref
         self._timeout = timeout
 
-    async def reserve(self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int) -> ReserveReply:
-        return await self._ref.ask(Reserve(reservation_id, request_id, tier, model, amount_nd), self._timeout)
+    async def reserve(
+        self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int, wait_s: float = 0.0
+    ) -> ReserveReply:
+        """Grant or refuse; a refusal only for reserved money may first wait `wait_s` in the budget queue."""
+        return await self._ref.ask(Reserve(reservation_id, request_id, tier, model, amount_nd, wait_s),
+                                   self._timeout + wait_s)
 
     async def settle(self, reservation_id: str, actual_nd: int, input_tokens: int = 0, output_tokens: int = 0) -> LedgerAck:
         return await self._ref.ask(Settle(reservation_id, actual_nd, input_tokens, output_tokens), self._timeout)

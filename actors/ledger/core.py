@@ -62,6 +62,8 @@ class Decision:
     granted: bool
     remaining_nd: int
     reason: str = ""
+    waitable: bool = False
+    """Denied only because in-flight reservations hold the money: it would fit once they settle."""
 
 
 @attrs.frozen
@@ -105,6 +107,8 @@ class LedgerCore:
         self.closed: OrderedDict[str, str] = OrderedDict()
         self.settled: dict[str, int] = {}
         self.reserved: dict[str, int] = {}
+        self.held: dict[str, int] = {}
+        """Per scope, what held (unreconciled) reservations count: money no settle will free."""
         self.settled_by_reservation: OrderedDict[str, int] = OrderedDict()
         self.overruns = 0
         self.alerted: set[tuple[str, float]] = set()
@@ -140,20 +144,38 @@ class LedgerCore:
             return 0
         return limit - self.settled.get(scope, 0) - self.reserved.get(scope, 0)
 
+    def held_nd(self, scope: str) -> int:
+        return self.held.get(scope, 0)
+
     # -- decisions (no state change) ---------------------------------------------------------
 
     def check(self, tier: str, amount_nd: int, at: float) -> Decision:
+        """Grant if every limit has room; else say whether settles of reservations in flight could make room.
+
+        A denial is `waitable` when, for every limit it fails, settled + held + the
+        amount stays within the limit: only open reservations, which settle or are
+        released, stand in the way. Otherwise the money is truly gone.
+        """
         if amount_nd < 0:
             raise LedgerError(f"a reservation cannot be negative: {amount_nd}")
-        tightest = None
+        tightest: int | None = None
+        blocked = ""
         for scope in self.scopes_for(tier, at):
             left = self.remaining(scope)
-            if tightest is None or left < tightest[1]:
-                tightest = (scope, left)
-            if amount_nd > left:
-                return Decision(False, max(0, tightest[1]), f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left")
+            tightest = left if tightest is None else min(tightest, left)
+            if amount_nd <= left:
+                continue
+            limit = self.limit_of(scope) or 0
+            if self.settled.get(scope, 0) + self.held_nd(scope) + amount_nd > limit:
+                return Decision(False, max(0, tightest), f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left")
+            blocked = blocked or (
+                f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left while "
+                f"{self.reserved.get(scope, 0)} nd is reserved by requests in flight"
+            )
         assert tightest is not None
-        return Decision(True, tightest[1] - amount_nd)
+        if blocked:
+            return Decision(False, max(0, tightest), blocked, waitable=True)
+        return Decision(True, tightest - amount_nd)
 
     # -- operations: each returns the entry to journal, or None when nothing changes --------
 
@@ -214,8 +236,19 @@ class LedgerCore:
     def mark_outstanding_unreconciled(self) -> int:
         """After a restart: reservations whose calls died with the process count as spent."""
         for res in self.reservations.values():
-            res.unreconciled = True
+            self._hold(res)
         return len(self.reservations)
+
+    def _hold(self, res: Reservation) -> None:
+        if not res.unreconciled:
+            res.unreconciled = True
+            for scope in res.scopes:
+                self.held[scope] = self.held.get(scope, 0) + res.amount_nd
+
+    def _unhold(self, res: Reservation) -> None:
+        if res.unreconciled:
+            for scope in res.scopes:
+                self.held[scope] = self.held.get(scope, 0) - res.amount_nd
 
     def _entry(self, op: str, rid: str, at: float, amount: int = 0, request_id: str = "", tier: str = "",
                model: str = "", input_tokens: int = 0, output_tokens: int = 0) -> JournalEntry:
@@ -238,6 +271,7 @@ class LedgerCore:
             return Applied("reserved")
         if entry.op == "settle":
             res = self.reservations.pop(entry.reservation_id)
+            self._unhold(res)
             for scope in res.scopes:
                 self.reserved[scope] -= res.amount_nd
                 self.settled[scope] = self.settled.get(scope, 0) + entry.amount_nd
@@ -249,12 +283,13 @@ class LedgerCore:
             return Applied("settled", overrun, self._crossings(res.scopes))
         if entry.op == "release":
             res = self.reservations.pop(entry.reservation_id)
+            self._unhold(res)
             for scope in res.scopes:
                 self.reserved[scope] -= res.amount_nd
             self._close(entry.reservation_id, "released")
             return Applied("released")
         if entry.op == "hold":
-            self.reservations[entry.reservation_id].unreconciled = True
+            self._hold(self.reservations[entry.reservation_id])
             return Applied("held")
         if entry.op == "reset":
             self._clear()
@@ -341,5 +376,10 @@ def restore(core: LedgerCore, snap: LedgerSnapshot) -> None:
     core.closed = OrderedDict(snap.closed)
     core.settled = dict(snap.settled)
     core.reserved = dict(snap.reserved)
+    core.held = {}
+    for res in core.reservations.values():
+        if res.unreconciled:
+            for scope in res.scopes:
+                core.held[scope] = core.held.get(scope, 0) + res.amount_nd
     core.settled_by_reservation = OrderedDict(snap.settled_by_reservation)
     core.alerted = set(snap.alerted)

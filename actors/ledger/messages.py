@@ -12,6 +12,8 @@ class Reserve:
     tier: str
     model: str
     amount_nd: int
+    wait_s: float = 0.0
+    """How long the asker will wait in the budget queue for reserved money to settle (0: decide now)."""
 
 
 @message(101)
@@ -20,6 +22,10 @@ class ReserveReply:
     granted: bool
     remaining_nd: int
     reason: str = ""
+    waited_s: float = 0.0
+    """Time spent in the budget queue before this answer."""
+    waitable: bool = False
+    """Denied only because of money in-flight reservations hold (it would fit once they settle)."""
 
 
 @message(102)
@@ -71,6 +77,12 @@ class BudgetStatus:
     overruns: int
     operations: int
     limits: tuple[LimitStatus, ...] = ()
+    waiting: int = 0
+    """Reservations in the budget queue now (this process's, for a shared ledger)."""
+    waiting_nd: int = 0
+    waited: int = 0
+    wait_expired: int = 0
+    wait_s_total: float = 0.0
 
 
 @message(108)

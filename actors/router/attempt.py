@@ -118,6 +118,7 @@ class AttemptRunner:
         circuits: Circuits,
         *,
         margin_ppm: int,
+        budget_wait_s: float = 0.0,
         clock: Callable[[], float] = current_time,
         on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
     ) -> None:
@@ -125,6 +126,7 @@ class AttemptRunner:
         self._providers = providers
         self._circuits = circuits
         self._margin_ppm = margin_ppm
+        self._budget_wait_s = budget_wait_s
         self._clock = clock
         self._on_reserved = on_reserved
 
@@ -139,8 +141,9 @@ class AttemptRunner:
             plan.provider.output_price_nd_per_mtok, self._margin_ppm,
         )
         reservation_id = new_reservation_id()
+        wait_s = max(0.0, min(self._budget_wait_s, deadline - self._clock()))
         try:
-            granted = await self._reserve(plan, reservation_id, amount)
+            granted = await self._reserve(plan, reservation_id, amount, wait_s)
         except BaseException:
             self._circuits.unused(name, permit)
             raise
@@ -169,11 +172,15 @@ class AttemptRunner:
             raise cancelled
         return Outcome(reservation_id, amount, granted, reply, action, cost)
 
-    async def _reserve(self, plan: Plan, reservation_id: str, amount: int) -> ReserveReply:
-        """Reserve; if the answer is lost (cancelled, timed out), release whatever was granted."""
+    async def _reserve(self, plan: Plan, reservation_id: str, amount: int, wait_s: float) -> ReserveReply:
+        """Reserve, waiting up to `wait_s` in the budget queue for reserved money to settle.
+
+        If the answer is lost (cancelled, timed out), release whatever was granted: a
+        release of a reservation still queued withdraws it.
+        """
         try:
             return await self._ledger.reserve(
-                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount
+                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount, wait_s
             )
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

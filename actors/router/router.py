@@ -119,7 +119,8 @@ class Router:
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
         runner = AttemptRunner(
-            ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm, clock=clock,
+            ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm,
+            budget_wait_s=settings.ledger.wait_s, clock=clock,
             on_reserved=self._reserved,
         )
         self._chain = FallbackChain(
@@ -458,7 +459,7 @@ class Router:
         if trace is not None:
             trace.reservations.append(ev.ReservationDecided(
                 self._wall(), plan.request.request_id, reservation_id, plan.tier, plan.provider.model,
-                reply.granted, amount, reply.remaining_nd,
+                reply.granted, amount, reply.remaining_nd, reply.waited_s,
             ))
 
     def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:

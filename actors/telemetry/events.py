@@ -48,6 +48,8 @@ class ReservationDecided:
     granted: bool
     amount_nd: int
     remaining_nd: int
+    waited_s: float = 0.0
+    """Time the reservation waited in the budget queue for reserved money to settle."""
 
 
 @message(254)
