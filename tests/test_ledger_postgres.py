@@ -5,20 +5,27 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.catalog import CODEC
 from actors.errors import LedgerError, LedgerUnavailable
+from actors.ledger.client import LedgerClient
 from actors.ledger.core import LedgerCore
 from actors.ledger.messages import Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
+from actors.ledger.pg_actor import PostgresLedgerActor
 from actors.ledger.postgres import PostgresBook
 from actors.ledger.settings import LedgerSettings
+from actors.runtime.supervisor import Supervisor
 from tools.pg_cluster import PgCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,13 +240,7 @@ def test_orchestrator_processes_with_faulty_providers_share_one_budget(cluster: 
 @pytest.mark.anyio
 async def test_a_told_settle_rides_on_the_next_reserves_transaction(anyio_backend: str, cluster: PgCluster) -> None:
     """One transaction per request, not two: the settle nobody waits for joins the next reserve's batch."""
-    import anyio
     import anyio.lowlevel
-
-    from actors.catalog import CODEC
-    from actors.ledger.client import LedgerClient
-    from actors.ledger.pg_actor import PostgresLedgerActor
-    from actors.runtime.supervisor import Supervisor
 
     settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=fresh_dsn(cluster))
     actor = PostgresLedgerActor(settings)
@@ -265,3 +266,123 @@ async def test_a_told_settle_rides_on_the_next_reserves_transaction(anyio_backen
         supervisor.stop()
     assert batches[:2] == [["Reserve"], ["Settle", "Reserve"]]
     assert status.settled_nd == 60 and status.reserved_nd == 100
+
+
+@asynccontextmanager
+async def pg_ledgers(settings: LedgerSettings, count: int) -> AsyncIterator[list[LedgerClient]]:
+    """`count` ledger actors on one database, as `count` processes would have: each its own owner and connection."""
+    supervisor = Supervisor(CODEC)
+    clients = [
+        LedgerClient(supervisor.add(f"ledger{i}", lambda: PostgresLedgerActor(settings))) for i in range(count)
+    ]
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(supervisor.run)
+        yield clients
+        supervisor.stop()
+
+
+@pytest.mark.anyio
+async def test_a_process_waits_for_another_processes_settle_instead_of_being_refused(
+    anyio_backend: str, cluster: PgCluster
+) -> None:
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+    async with pg_ledgers(settings, 2) as (first, second):
+        assert (await first.reserve("a", "q", "t", "m", 600)).granted
+        replies: list[ReserveReply] = []
+
+        async def wait_for_money() -> None:
+            replies.append(await second.reserve("b", "q", "t", "m", 600, wait_s=30.0))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(wait_for_money)
+            while (await second.status()).waiting == 0:
+                await anyio.sleep(0.01)
+            assert replies == [], "b waits while a holds its worst case"
+            await first.settle("a", 100)
+        gone = await second.reserve("c", "q", "t", "m", 950, wait_s=30.0)
+        status = await first.status()
+    assert replies[0].granted and replies[0].waited_s > 0
+    assert not gone.granted and not gone.waitable, "settled 100 + 950 passes the limit: refused at once"
+    assert (status.settled_nd, status.reserved_nd) == (100, 600)
+
+
+@pytest.mark.anyio
+async def test_a_wait_on_the_shared_ledger_runs_out_with_its_cause(anyio_backend: str, cluster: PgCluster) -> None:
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+    async with pg_ledgers(settings, 1) as (ledger,):
+        await ledger.reserve("a", "q", "t", "m", 600)
+        reply = await ledger.reserve("b", "q", "t", "m", 600, wait_s=0.3)
+        status = await ledger.status()
+    assert not reply.granted and reply.waitable and "waited" in reply.reason
+    assert 0.3 <= reply.waited_s < 2.0
+    assert (status.reserved_nd, status.waiting, status.wait_expired) == (600, 0, 1)
+
+
+@pytest.mark.anyio
+async def test_closings_told_during_an_outage_are_sent_again_once_the_database_is_back(
+    anyio_backend: str, cluster: PgCluster
+) -> None:
+    settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=fresh_dsn(cluster))
+    async with pg_ledgers(settings, 1) as (ledger,):
+        for rid in ("a", "b", "c"):
+            await ledger.reserve(rid, "q", "t", "m", 1000)
+        cluster.stop("immediate")
+        try:
+            await ledger.tell(Settle("a", 300))
+            await ledger.tell(Release("b"))
+            await ledger.tell(Hold("c"))
+            await anyio.sleep(0.3)
+            with pytest.raises(LedgerUnavailable):
+                await ledger.reserve("d", "q", "t", "m", 1000)
+        finally:
+            cluster.start()
+        for _ in range(200):
+            status = await ledger.status()
+            if status.settled_nd == 300:
+                break
+            await anyio.sleep(0.02)
+    assert (status.settled_nd, status.reserved_nd, status.unreconciled_nd, status.outstanding) == (300, 1000, 1000, 1)
+
+
+@pytest.mark.anyio
+async def test_closings_unheard_at_a_stop_are_kept_and_sent_by_the_next_process(
+    anyio_backend: str, cluster: PgCluster, tmp_path: Path
+) -> None:
+    settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=fresh_dsn(cluster), state_dir=str(tmp_path))
+    async with pg_ledgers(settings, 1) as (ledger,):
+        await ledger.reserve("a", "q", "t", "m", 1000)
+        cluster.stop("immediate")
+        try:
+            await ledger.tell(Settle("a", 300))
+            await anyio.sleep(0.2)
+        except BaseException:
+            cluster.start()
+            raise
+    kept = list((tmp_path / "ledger").glob("unsent-closings-*"))
+    assert len(kept) == 1 and stat.S_IMODE(kept[0].stat().st_mode) == 0o600
+    cluster.start()
+    async with pg_ledgers(settings, 1) as (ledger,):
+        for _ in range(200):
+            status = await ledger.status()
+            if status.settled_nd == 300:
+                break
+            await anyio.sleep(0.02)
+    assert (status.settled_nd, status.reserved_nd, status.outstanding) == (300, 0, 0)
+    assert not list((tmp_path / "ledger").glob("unsent-closings-*")), "the file goes once the database has it"
+
+
+def test_in_a_batch_waiters_behind_a_blocked_one_are_not_decided_and_held_money_is_gone(cluster: PgCluster) -> None:
+    shared = book(fresh_dsn(cluster), limit=1000)
+    replies, _, _ = shared.apply_batch([
+        Reserve("a", "q", "tier_1", "m", 900), Reserve("b", "q", "tier_1", "m", 800, 5.0),
+        Reserve("c", "q", "tier_1", "m", 50, 5.0), Reserve("now", "q", "tier_1", "m", 50),
+    ])
+    assert replies[0].granted and not replies[1].granted and replies[1].waitable  # type: ignore[union-attr]
+    assert replies[2] is None, "c would fit, but it waits behind b: first in, first out"
+    assert replies[3].granted, "a reserve that does not wait is decided on the numbers as they are"  # type: ignore[union-attr]
+    replies, _, _ = shared.apply_batch([Hold("a"), Reserve("d", "q", "tier_1", "m", 150, 5.0)])
+    assert not replies[1].granted and not replies[1].waitable, "a held 900 will not settle: the money is gone"  # type: ignore[union-attr]
+    replies, _, _ = shared.apply_batch([Reserve("e", "q", "tier_1", "m", 150, 5.0), Reserve("f", "q", "tier_1", "m", 50, 5.0)])
+    assert not replies[0].waitable, "the same, with the hold read back from the database"  # type: ignore[union-attr]
+    assert replies[1].granted, "a refusal for money gone blocks nobody behind it"  # type: ignore[union-attr]
+    shared.close()

@@ -70,10 +70,16 @@ class AdmissionQueue:
 
     def admitted(self, now: float) -> Waiter:
         """Take the head off the queue: it was granted (or its money is gone)."""
-        _, waiter = self._waiters.popitem(last=False)
+        waiter = next(iter(self._waiters.values()))
+        self.take(waiter.reserve.reservation_id, now)
+        return waiter
+
+    def take(self, reservation_id: str, now: float) -> float:
+        """Take a decided waiter off the queue; returns when it began to wait."""
+        waiter = self._waiters.pop(reservation_id)
         self._admitted += 1
         self._wait_s_total += now - waiter.since
-        return waiter
+        return waiter.since
 
     def withdraw(self, reservation_id: str, now: float) -> Waiter | None:
         """Take a waiter whose asker gave up (its release came before any grant)."""

@@ -162,4 +162,15 @@ class LedgerSnapshot:
     alerted: tuple[tuple[str, float], ...]
 
 
-MESSAGES = MESSAGES + (SnapshotReservation, LedgerSnapshot)
+@message(123)
+class UnsentClosings:
+    """Settles, releases and holds the shared ledger did not hear before this process stopped.
+
+    Each is one codec-encoded `Settle`, `Release` or `Hold`; the next process on the
+    same state directory sends them again (idempotent by reservation id).
+    """
+
+    closings: tuple[bytes, ...]
+
+
+MESSAGES = MESSAGES + (SnapshotReservation, LedgerSnapshot, UnsentClosings)

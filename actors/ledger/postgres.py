@@ -145,8 +145,13 @@ class PostgresBook:
         return self._run(lambda conn: self._decide(conn, ops, at))  # type: ignore[no-any-return]
 
     def _decide(self, conn: Any, ops: Sequence[Operation], at: float) -> tuple[list[object], list[Alert], int]:
+        """Replies in order; a reserve that waits (wait_s > 0) behind one denied for reserved money gets None.
+
+        That keeps the budget queue first in, first out inside a batch: once one
+        waiter is blocked, the waiters after it are not decided (they would overtake it).
+        """
         conn.execute("SELECT 1 FROM ledger_scopes WHERE scope = 'total' FOR UPDATE")
-        core = LedgerCore(self.settings, wall_clock=lambda: at)
+        core = _BatchCore(self.settings, conn, at)
         ids = sorted({op.reservation_id for op in ops})
         known = conn.execute(
             "SELECT id, request_id, tier, model, amount_nd, scopes, state, settled_nd FROM ledger_reservations"
@@ -181,7 +186,11 @@ class PostgresBook:
         alerts: list[Alert] = []
         overruns = 0
         created: dict[str, Reservation] = {}
+        blocked = False
         for op in ops:
+            if blocked and isinstance(op, Reserve) and op.wait_s > 0:
+                replies.append(None)
+                continue
             try:
                 reply, applied_alerts, overrun = self._one(core, op)
                 if isinstance(op, Reserve) and op.reservation_id in core.reservations and op.reservation_id not in before:
@@ -189,6 +198,8 @@ class PostgresBook:
             except LedgerError as exc:
                 replies.append(exc)
                 continue
+            if isinstance(reply, ReserveReply) and reply.waitable and op.wait_s > 0:  # type: ignore[union-attr]
+                blocked = True
             replies.append(reply)
             alerts.extend(applied_alerts)
             overruns += overrun > 0
@@ -201,7 +212,9 @@ class PostgresBook:
             decision, entry = core.reserve(op.reservation_id, op.request_id, op.tier, op.model, op.amount_nd)
             if entry is not None:
                 core.apply(entry)
-            return ReserveReply(op.reservation_id, decision.granted, decision.remaining_nd, decision.reason), (), 0
+            reply = ReserveReply(op.reservation_id, decision.granted, decision.remaining_nd, decision.reason,
+                                 waitable=decision.waitable)
+            return reply, (), 0
         if isinstance(op, Settle):
             entry = core.settle(op.reservation_id, op.actual_nd, op.input_tokens, op.output_tokens)
         elif isinstance(op, Release):
@@ -310,6 +323,32 @@ class PostgresBook:
         ).fetchall())
         ops: list[Operation] = [Release(rid) if release else Settle(rid, amounts[rid]) for rid in amounts]
         self._decide(conn, ops, time.time())
+
+
+class _BatchCore(LedgerCore):
+    """The core for one batch: what held reservations count per scope is read only when a denial asks.
+
+    `held` then holds only this batch's changes; the database's held money (held
+    reservations, and open ones of owners whose lease expired: no settle will come
+    for either) is added to it, read once, inside the batch's transaction.
+    """
+
+    def __init__(self, settings: LedgerSettings, conn: Any, at: float) -> None:
+        super().__init__(settings, wall_clock=lambda: at)
+        self._conn = conn
+        self._at = at
+        self._stored_held: dict[str, int] | None = None
+
+    def held_nd(self, scope: str) -> int:
+        if self._stored_held is None:
+            self._stored_held = {
+                name: int(amount) for name, amount in self._conn.execute(
+                    "SELECT s, sum(r.amount_nd) FROM ledger_reservations r, unnest(r.scopes) s"
+                    " WHERE r.state = 'held' OR (r.state = 'open' AND r.owner IN"
+                    " (SELECT owner FROM ledger_owners WHERE lease_until < %s)) GROUP BY s", (self._at,),
+                ).fetchall()
+            }
+        return self._stored_held.get(scope, 0) + self.held.get(scope, 0)
 
 
 def _first_line(exc: BaseException) -> str:
