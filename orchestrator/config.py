@@ -43,6 +43,8 @@ class Config:
     fingerprint: str
     simulator: dict[str, Any] | None = None
     monitoring: dict[str, Any] = attrs.field(factory=dict)
+    optional_tiers: frozenset[str] = frozenset()
+    """Tiers marked `optional: true`: left out with a warning when their key or endpoint is missing at start."""
 
     @property
     def uses_simulator(self) -> bool:
@@ -135,6 +137,7 @@ def load_config(
     )
     estimator = sections.estimator(routing.get("complexity_detection"))
     tiers, providers = sections.tiers_and_providers(routing.get("model_tiers"), estimator, optimization)
+    optional_tiers = sections.optional_tiers(routing.get("model_tiers"))
     router = RouterSettings(
         tiers=tiers, estimator=estimator, selection=sections.selection(routing),
         online=sections.online(routing.get("routing", {}).get("online", {})),
@@ -164,6 +167,7 @@ def load_config(
         fingerprint=fingerprint,
         simulator=simulator,
         monitoring=routing.get("monitoring", {}).mapping(),
+        optional_tiers=optional_tiers,
     )
 
 

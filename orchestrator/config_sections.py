@@ -9,6 +9,7 @@ range, and says where a bad value is (file, line and key path).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ from orchestrator.yamlnode import Node
 
 MAX_CONCURRENCY = 4096
 """Calls one provider may have in flight: each is a worker task and a pooled connection."""
+MAX_BUDGET_USD = 1_000_000_000
+"""The largest budget or cap, in dollars: the ledger's sums of nanodollars must fit its 64-bit integers."""
+MAX_PRICE_USD = 100_000
+"""The largest price per million tokens, in dollars; a worst-case reservation must still fit the ledger."""
+MAX_TOKENS = 100_000_000
+"""The largest max_tokens or context_window: no model comes near it, and a typo past it would reserve absurd sums."""
+MAX_WAIT_S = 86_400.0
+"""The longest timeout, backoff, cooldown, deadline or lease, in seconds (a day): beyond it is a typo."""
+MAX_TTL_S = 10 * 366 * 86_400.0
+"""The longest cache entry lifetime, in seconds (ten years)."""
 
 SIMULATOR_SCHEME = "simulator:"
 _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_available")
@@ -92,6 +103,7 @@ _PROVIDER_KEYS = {
     "headers",
 }
 _TIER_KEYS = _PROVIDER_KEYS | {
+    "optional",
     "complexity_range",
     "max_tokens",
     "temperature",
@@ -145,7 +157,7 @@ def tiers_and_providers(
                 label=label,
                 level=level,
                 providers=tuple(tier_providers),
-                max_tokens=tier.get("max_tokens").integer(minimum=1),
+                max_tokens=tier.get("max_tokens").integer(minimum=1, maximum=MAX_TOKENS),
                 temperature=tier.get("temperature", 0.7).number(minimum=0.0, maximum=2.0),
                 complexity_range=(low, high),
                 local=local,
@@ -155,6 +167,12 @@ def tiers_and_providers(
     if not tiers:
         raise node.error("must define at least one tier")
     return tuple(tiers), tuple(providers)
+
+
+def optional_tiers(node: Node) -> frozenset[str]:
+    """The tiers marked `optional: true`: `orchestrator run` and `serve` leave such a tier out,
+    with a warning, when its key is missing or its endpoint does not answer, instead of refusing to start."""
+    return frozenset(name for name, tier in node.items() if tier.get("optional", False).flag())
 
 
 def _range(node: Node) -> tuple[float, float]:
@@ -185,8 +203,11 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
     if endpoint_node.value is None:
         raise (entry if entry.has("name") else tier).missing("api_endpoint")
     endpoint = endpoint_node.text().rstrip("/")
-    if not (endpoint.startswith(("http://", "https://")) or endpoint.startswith(SIMULATOR_SCHEME)):
-        raise endpoint_node.error("must be an http(s):// URL or simulator:/path")
+    if not endpoint.startswith(SIMULATOR_SCHEME):
+        problem = url_problem(endpoint)
+        if problem:
+            detail = f" ({problem})" if endpoint.startswith(("http://", "https://")) else ""
+            raise endpoint_node.error(f"must be an http(s):// URL or simulator:/path{detail}")
     model = pick("model", label).text()
     input_price, output_price = _prices(entry, tier, local)
     key_env_node = pick("api_key_env")
@@ -211,12 +232,12 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
         input_price_nd_per_mtok=input_price,
         output_price_nd_per_mtok=output_price,
         api_key_env=key_env,
-        context_window=pick("context_window", 32_768).integer(minimum=1),
+        context_window=pick("context_window", 32_768).integer(minimum=1, maximum=MAX_TOKENS),
         max_concurrency=pick("max_concurrency", parallel).integer(minimum=1, maximum=MAX_CONCURRENCY),
         requests_per_minute=None if rpm is None else rpm.integer(minimum=1),
         tokens_per_minute=None if tpm is None else tpm.integer(minimum=1),
-        timeout_s=pick("timeout", timeout_default).number(minimum=0.001),
-        connect_timeout_s=pick("connect_timeout", 10.0).number(minimum=0.001),
+        timeout_s=pick("timeout", timeout_default).number(minimum=0.001, maximum=MAX_WAIT_S),
+        connect_timeout_s=pick("connect_timeout", 10.0).number(minimum=0.001, maximum=MAX_WAIT_S),
         queue_limit=pick("queue_limit", 10_000).integer(minimum=1),
         local=local,
         extra_headers=headers,
@@ -226,17 +247,34 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
 def _prices(entry: Node, tier: Node, local: bool) -> tuple[int, int]:
     source = entry if any(entry.has(k) for k in ("cost_per_million_tokens", "cost_input")) else tier
     if source.has("cost_per_million_tokens"):
-        price = _dollars(source.get("cost_per_million_tokens"))
+        price = _dollars(source.get("cost_per_million_tokens"), maximum=MAX_PRICE_USD)
         return price, price
     if source.has("cost_input") or source.has("cost_output"):
-        return _dollars(source.get("cost_input")), _dollars(source.get("cost_output"))
+        return (_dollars(source.get("cost_input"), maximum=MAX_PRICE_USD),
+                _dollars(source.get("cost_output"), maximum=MAX_PRICE_USD))
     if local:
         return 0, 0
     raise source.error("must give its price: cost_per_million_tokens, or cost_input and cost_output")
 
 
-def _dollars(node: Node, *, minimum: float = 0.0) -> int:
-    node.number(minimum=minimum)
+def url_problem(url: str) -> str:
+    """What is wrong with an http(s) URL (scheme, host, port), or "" when nothing is."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 is not a server's port"
+    return ""
+
+
+def _dollars(node: Node, *, minimum: float = 0.0, maximum: float = MAX_BUDGET_USD) -> int:
+    node.number(minimum=minimum, maximum=maximum)
     try:
         return dollars_to_nd(node.value)
     except ValueError:
@@ -319,8 +357,8 @@ def ledger(
         state_dir=str(state),
         backend=backend,
         dsn=None if dsn is None else dsn.text(),
-        lease_s=budget.get("lease_s", 60.0).number(minimum=1.0),
-        wait_s=budget.get("wait_s", 30.0).number(minimum=0.0, maximum=86_400.0),
+        lease_s=budget.get("lease_s", 60.0).number(minimum=1.0, maximum=MAX_WAIT_S),
+        wait_s=budget.get("wait_s", 30.0).number(minimum=0.0, maximum=MAX_WAIT_S),
     )
 
 
@@ -335,7 +373,7 @@ def cache(optimization: Node, node: Node, state: Path) -> CacheSettings:
         ),
         max_entries=node.get("max_entries", 100_000).integer(minimum=1),
         max_bytes=node.get("max_mb", 512).integer(minimum=1) * 1024 * 1024,
-        default_ttl_s=None if ttl is None else ttl.number(minimum=0.001),
+        default_ttl_s=None if ttl is None else ttl.number(minimum=0.001, maximum=MAX_TTL_S),
         enabled=node.get("enabled", True).flag(),
     )
 
@@ -368,12 +406,12 @@ def breaker(node: Node) -> BreakerSettings:
     return BreakerSettings(
         failures_to_crash=node.get("failures_to_crash", default.failures_to_crash).integer(minimum=1),
         max_restarts=node.get("max_restarts", default.max_restarts).integer(minimum=0),
-        window_s=node.get("window_s", default.window_s).number(minimum=0.001),
-        backoff_initial_s=node.get("backoff_initial_s", default.backoff_initial_s).number(),
-        backoff_cap_s=node.get("backoff_cap_s", default.backoff_cap_s).number(),
-        cooldown_s=node.get("cooldown_s", default.cooldown_s).number(minimum=0.001),
+        window_s=node.get("window_s", default.window_s).number(minimum=0.001, maximum=MAX_WAIT_S),
+        backoff_initial_s=node.get("backoff_initial_s", default.backoff_initial_s).number(maximum=MAX_WAIT_S),
+        backoff_cap_s=node.get("backoff_cap_s", default.backoff_cap_s).number(maximum=MAX_WAIT_S),
+        cooldown_s=node.get("cooldown_s", default.cooldown_s).number(minimum=0.001, maximum=MAX_WAIT_S),
         probe_permits=node.get("probe_permits", default.probe_permits).integer(minimum=1),
-        probe_timeout_s=node.get("probe_timeout_s", default.probe_timeout_s).number(minimum=0.001),
+        probe_timeout_s=node.get("probe_timeout_s", default.probe_timeout_s).number(minimum=0.001, maximum=MAX_WAIT_S),
     )
 
 
@@ -384,16 +422,16 @@ def retry(node: Node) -> RetrySettings:
     )
     default = RetrySettings()
     return RetrySettings(
-        initial_s=node.get("initial_s", default.initial_s).number(),
-        factor=node.get("factor", default.factor).number(minimum=1.0),
-        cap_s=node.get("cap_s", default.cap_s).number(),
+        initial_s=node.get("initial_s", default.initial_s).number(maximum=MAX_WAIT_S),
+        factor=node.get("factor", default.factor).number(minimum=1.0, maximum=100.0),
+        cap_s=node.get("cap_s", default.cap_s).number(maximum=MAX_WAIT_S),
         max_retries=node.get("max_retries", default.max_retries).integer(minimum=0),
         jitter=node.get("jitter", default.jitter).number(minimum=0.0, maximum=1.0),
         before_fallback=node.get("before_fallback", default.before_fallback).integer(minimum=0),
-        max_retry_after_s=node.get("max_retry_after_s", default.max_retry_after_s).number(minimum=0.0),
+        max_retry_after_s=node.get("max_retry_after_s", default.max_retry_after_s).number(minimum=0.0, maximum=MAX_WAIT_S),
     )
 
 
 def request_deadline(node: Node) -> float:
     default = attrs.fields(EngineSettings).request_deadline_s.default
-    return node.get("request_deadline_s", default).number(minimum=0.001)
+    return node.get("request_deadline_s", default).number(minimum=0.001, maximum=MAX_WAIT_S)

@@ -111,7 +111,7 @@ class Node:
         value = self.value
         if isinstance(value, str) and _looks_numeric(value):
             raise self.error(self._range_text("a number", minimum, maximum) + " (it is quoted or not a YAML number: "
-                             "write it unquoted, e.g. 1.0e+30 or 100)")
+                             "write it unquoted, e.g. 1.0e+3 or 100)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.error(self._range_text("a number", minimum, maximum))
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -147,9 +147,14 @@ class Node:
     @staticmethod
     def _range_text(kind: str, minimum: float | None, maximum: float | None) -> str:
         if minimum is not None and maximum is not None:
-            return f"must be {kind} between {minimum:g} and {maximum:g}"
+            return f"must be {kind} between {_bound(minimum)} and {_bound(maximum)}"
         if minimum is not None:
-            return f"must be {kind} ≥ {minimum:g}"
+            return f"must be {kind} ≥ {_bound(minimum)}"
         if maximum is not None:
-            return f"must be {kind} ≤ {maximum:g}"
+            return f"must be {kind} ≤ {_bound(maximum)}"
         return f"must be {kind}"
+
+
+def _bound(value: float) -> str:
+    """A range's bound as people write it: 1000000000, not 1e+09; 0.001 as is."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"

@@ -87,12 +87,12 @@ BROKEN = [
     (
         "price is a word",
         GOOD_TIER.replace("cost_per_million_tokens: 0.15", "cost_input: cheap\n      cost_output: 1"),
-        r'x\.yaml:10: llm_routing\.model_tiers\.tier_1\.cost_input: must be a number ≥ 0, got "cheap"',
+        r'x\.yaml:10: llm_routing\.model_tiers\.tier_1\.cost_input: must be a number between 0 and 100000, got "cheap"',
     ),
     (
         "negative budget",
         GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: -5"),
-        r"llm_routing\.optimization\.budget_limit: must be a number ≥ 0, got -5",
+        r"llm_routing\.optimization\.budget_limit: must be a number between 0 and 1000000000, got -5",
     ),
     (
         "a provider's concurrency beyond what its worker tasks should be",
@@ -117,7 +117,7 @@ BROKEN = [
     (
         "max_tokens not an integer",
         GOOD_TIER.replace("max_tokens: 100", "max_tokens: lots"),
-        r'llm_routing\.model_tiers\.tier_1\.max_tokens: must be an integer ≥ 1, got "lots"',
+        r'llm_routing\.model_tiers\.tier_1\.max_tokens: must be an integer between 1 and 100000000, got "lots"',
     ),
     (
         "unknown key (a typo)",

@@ -152,4 +152,5 @@ def test_a_table_without_a_gap_is_refused_with_a_reason(tmp_path: Path, capsys: 
     path = tmp_path / "flat.csv"
     path.write_text("prompt,a,b\n" + "".join(f"p{i},True,True\n" for i in range(10)))
     assert main(["routing", "eval", "--data", str(path), "--folds", "2"]) == 2
-    assert "no gap to recover" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "flat.csv: " in err and "no gap to recover" in err

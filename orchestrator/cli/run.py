@@ -18,7 +18,7 @@ import anyio
 import attrs
 import orjson
 
-from actors.errors import BudgetExceeded, OrchestratorError
+from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
 from actors.messages import Request, Result
 from actors.money import format_usd, token_cost_nd
 from orchestrator.api import Orchestrator
@@ -27,6 +27,7 @@ from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from actors.telemetry.replay import recorded_requests
 from orchestrator.cli.options import int_range
+from orchestrator.cli.preflight import preflight
 from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
 
@@ -77,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         requests = recorded_requests(args.replay)
     else:
         requests = arc_requests(args.tasks)
+    if not requests:
+        raise InvalidRequest(f"{args.requests or args.replay}: no requests in it")
+    if args.replay is None or args.passthrough:
+        config = preflight(config)
     summary = anyio.run(
         _run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough,
         recorded.grade if recorded else None,

@@ -12,7 +12,8 @@ import anyio
 from aiohttp import web
 
 from orchestrator.api import Orchestrator
-from orchestrator.cli.options import PORT
+from orchestrator.cli.options import PORT, POSITIVE_SECONDS, bind_error
+from orchestrator.cli.preflight import preflight
 from orchestrator.config import default_config_path, load_config
 from orchestrator.server import build_app, check_binding
 
@@ -29,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; elsewhere needs $" + TOKEN_ENV)
     parser.add_argument("--port", type=PORT, default=8080, help="TCP port, 0 to 65535 (default 8080)")
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
-    parser.add_argument("--first-token", type=float, default=20.0,
+    parser.add_argument("--first-token", type=POSITIVE_SECONDS, default=20.0,
                         help="seconds a streaming client waits for one provider before the next is tried (default 20)")
     parser.set_defaults(func=run)
 
@@ -37,10 +38,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(args.host, token)
-    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
-    if args.first_token <= 0:
-        print("orchestrator serve: --first-token must be above 0", file=sys.stderr)
-        return 2
+    config = preflight(load_config(args.config or default_config_path(), state_dir=args.state_dir))
     anyio.run(_serve, config, args.host, args.port, token, args.first_token, backend="asyncio")
     return 0
 
@@ -50,7 +48,10 @@ async def _serve(config: Any, host: str, port: int, token: str | None, first_tok
         runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise bind_error(exc, host, port) from exc
         print(f"orchestrator: serving http://{host}:{port}/v1 (Ctrl-C to stop)", file=sys.stderr)
         try:
             await anyio.sleep_forever()

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from orchestrator.cli.options import PORT, SECONDS, bind_error
 from orchestrator.config import load_config
 from orchestrator.simulator import SimulatorSettings, run_forever, simulator_settings_from_dict
 
@@ -20,10 +21,10 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=PORT, default=8765, help="TCP port, 0 to 65535 (default 8765)")
     parser.add_argument("--config", type=Path, default=None, help="take the simulator: section of this config")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--latency", type=float, default=None, help="seconds added to every answer")
+    parser.add_argument("--latency", type=SECONDS, default=None, help="seconds added to every answer, 0 to 86400")
     parser.set_defaults(func=run)
 
 
@@ -36,5 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.latency is not None:
         settings = attrs.evolve(settings, latency_s=args.latency)
     print(f"simulator: http://{args.host}:{args.port} (OpenAI /v1, Anthropic /v1/messages, Gemini /v1beta)", file=sys.stderr)
-    run_forever(settings, args.host, args.port)
+    try:
+        run_forever(settings, args.host, args.port)
+    except OSError as exc:
+        raise bind_error(exc, args.host, args.port) from exc
     return 0
