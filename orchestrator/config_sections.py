@@ -358,7 +358,7 @@ def ledger(
         backend=backend,
         dsn=None if dsn is None else dsn.text(),
         lease_s=budget.get("lease_s", 60.0).number(minimum=1.0, maximum=MAX_WAIT_S),
-        wait_s=budget.get("wait_s", 30.0).number(minimum=0.0, maximum=MAX_WAIT_S),
+        wait_s=budget.get("wait_s", 60.0).number(minimum=0.0, maximum=MAX_WAIT_S),
     )
 
 

@@ -93,6 +93,27 @@ async def test_held_money_does_not_make_a_wait_worth_it(autojump_clock: trio.tes
 
 
 @pytest.mark.trio
+async def test_a_waiter_is_refused_as_soon_as_a_hold_makes_its_money_gone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The reservation it waited on will not settle: a held one counts as spent until reconciled."""
+    async with running_ledger() as ledger:
+        await reserve(ledger, "a", 600)
+        async with trio.open_nursery() as nursery:
+            replies: list[ReserveReply] = []
+
+            async def wait() -> None:
+                replies.append(await reserve(ledger, "b", 600, wait_s=30.0))
+
+            nursery.start_soon(wait)
+            await trio.sleep(1.0)
+            started = trio.current_time()
+            await ledger.tell(Hold("a"))
+    assert not replies[0].granted and not replies[0].waitable
+    assert trio.current_time() == started, "refused at the hold, not when its wait ran out"
+
+
+@pytest.mark.trio
 async def test_a_wait_that_runs_out_is_refused_naming_the_wait(autojump_clock: trio.testing.MockClock) -> None:
     async with running_ledger() as ledger:
         await reserve(ledger, "a", 600)

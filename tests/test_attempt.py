@@ -157,8 +157,9 @@ async def test_cancelled_while_queued_for_the_provider_releases_and_never_sends(
             second.cancel()
             for _ in range(5):
                 await anyio.sleep(0)
-            assert rig.ledger.kinds() == ["reserve", "reserve", "release"], "released while still queued"
+            while_queued = rig.ledger.kinds()
             gate.set()
+        assert while_queued == ["reserve", "reserve", "release"], "released while still queued"
         assert len(transport.calls) == 1, "the abandoned call was never sent"
         assert rig.ledger.kinds() == ["reserve", "reserve", "release", "settle"]
 
@@ -275,6 +276,23 @@ async def test_a_hanging_provider_is_held_at_the_deadline(autojump_clock: trio.t
     assert outcome.reply is not None and outcome.reply.failure == FailureKind.TIMEOUT.value
     assert outcome.action is MoneyAction.HOLD, "the call left: it may be billed, so it is held"
     assert rig.ledger.kinds() == ["reserve", "hold"]
+
+
+@pytest.mark.trio
+async def test_a_deadline_that_passes_before_the_provider_began_the_call_releases(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Queued behind a hanging call (one slot), the second attempt's deadline passes: nothing left, released."""
+    async with make_rig(ScriptedTransport(default=openai_ok(), delay=3600)) as rig:
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rig.runner.run, plan(1), start + 100)
+            await trio.testing.wait_all_tasks_blocked()
+            outcome = await rig.runner.run(plan(2), start + 30)
+    assert outcome.reply is not None and not outcome.reply.sent
+    assert "before the provider began the call" in outcome.reply.detail
+    assert outcome.action is MoneyAction.RELEASE
+    assert rig.ledger.kinds() == ["reserve", "reserve", "release", "hold"], "the queued one released, the sent one held"
 
 
 @pytest.mark.anyio

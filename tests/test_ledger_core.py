@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.errors import LedgerError
-from actors.ledger.core import LedgerCore
+from actors.ledger.core import LedgerCore, restore, snapshot_of
 from actors.ledger.pricing import prompt_token_upper_bound, worst_case_nd
 from actors.ledger.settings import LedgerSettings
 from actors.messages import ChatMessage
@@ -125,3 +125,18 @@ def test_worst_case_adds_the_safety_margin_rounding_up() -> None:
     assert worst_case_nd(1000, 1000, 150_000_000, 150_000_000, 0) == 300_000
     assert worst_case_nd(1000, 1000, 150_000_000, 150_000_000, 100_000) == 330_000
     assert worst_case_nd(1, 0, 1, 0, 0) == 1
+
+
+def test_an_entry_at_the_snapshots_own_sequence_is_not_applied_again() -> None:
+    """Compaction can crash between writing the snapshot and emptying the journal: replay must skip what it holds."""
+    settings = LedgerSettings(limit_nd=1000)
+    core = LedgerCore(settings)
+    first = core._entry("reserve", "a", 1.7e9, 300, "q", "t", "m")
+    core.apply(first)
+    second = core._entry("reserve", "b", 1.7e9, 200, "q", "t", "m")
+    core.apply(second)
+    recovered = LedgerCore(settings)
+    restore(recovered, snapshot_of(core))
+    outcomes = [recovered.apply(first).outcome, recovered.apply(second).outcome]
+    assert outcomes == ["duplicate", "duplicate"]
+    assert recovered.status().reserved_nd == 500 and recovered.operations == 2

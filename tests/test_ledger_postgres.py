@@ -114,7 +114,8 @@ def _model_reply(core: LedgerCore, msg: object) -> object:
             decision, entry = core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
             if entry is not None:
                 core.apply(entry)
-            return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason)
+            return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason,
+                                waitable=decision.waitable)
         entry = (core.settle(msg.reservation_id, msg.actual_nd) if isinstance(msg, Settle)  # type: ignore[union-attr]
                  else core.release(msg.reservation_id) if isinstance(msg, Release)  # type: ignore[union-attr]
                  else core.hold(msg.reservation_id))  # type: ignore[union-attr]
@@ -386,3 +387,18 @@ def test_in_a_batch_waiters_behind_a_blocked_one_are_not_decided_and_held_money_
     assert not replies[0].waitable, "the same, with the hold read back from the database"  # type: ignore[union-attr]
     assert replies[1].granted, "a refusal for money gone blocks nobody behind it"  # type: ignore[union-attr]
     shared.close()
+
+
+def test_the_budget_queue_is_first_in_first_out_across_processes(cluster: PgCluster) -> None:
+    dsn = fresh_dsn(cluster)
+    first, second = book(dsn, limit=1000), book(dsn, limit=1000)
+    replies, _, _ = first.apply_batch([Reserve("a", "q", "tier_1", "m", 900), Reserve("b", "q", "tier_1", "m", 800, 5.0)])
+    assert replies[1].waitable  # type: ignore[union-attr]
+    replies, _, _ = second.apply_batch([Reserve("c", "q", "tier_1", "m", 50, 5.0)])
+    assert replies == [None], "c would fit, but another process's b waits ahead of it"
+    replies, _, _ = first.apply_batch([Settle("a", 100), Reserve("b", "q", "tier_1", "m", 800, 5.0)])
+    assert replies[1].granted  # type: ignore[union-attr]
+    replies, _, _ = second.apply_batch([Reserve("c", "q", "tier_1", "m", 50, 5.0)])
+    assert replies[0].granted, "b decided, c is next"  # type: ignore[union-attr]
+    first.close()
+    second.close()

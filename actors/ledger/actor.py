@@ -206,7 +206,7 @@ class LedgerActor(Actor):
         if entry is None:
             return LedgerAck(msg.reservation_id, "duplicate")
         answer = await self._commit(entry, corr, None)
-        if self.queue and not isinstance(msg, Hold):
+        if self.queue:
             await self._admit()
         return answer
 

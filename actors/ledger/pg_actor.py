@@ -108,6 +108,11 @@ class PostgresLedgerActor(Actor):
             now = current_time()
             for waiter in self.queue.expire(float("inf")):
                 self.inbox.reply(waiter.corr, _refusal(waiter, now, "the ledger stopped"))
+            try:
+                await anyio.to_thread.run_sync(self.book.withdraw_all_waiters)
+            except OrchestratorError as exc:
+                log.warning("ledger: this process's waiters could not leave the shared queue (%s); their rows "
+                            "stop counting when their wait runs out", exc)
             if self._unheard and self._unsent_dir is not None:
                 kept, self._unheard = self._unheard, []
                 path = await anyio.to_thread.run_sync(unsent.save, self._unsent_dir, kept)
@@ -143,6 +148,7 @@ class PostgresLedgerActor(Actor):
         now = current_time()
         waiter = self.queue.withdraw(reservation_id, now)
         if waiter is not None:
+            self.book.forget_waiters([reservation_id])
             self.inbox.reply(waiter.corr, _refusal(waiter, now, "withdrawn by its asker"))
             return True
         for index, (corr, op) in enumerate(self._pending):
@@ -167,7 +173,9 @@ class PostgresLedgerActor(Actor):
         """One batch: closings (the unheard ones first), then the queue's waiters in order, then new reserves."""
         async with self._lock:
             now = current_time()
-            for waiter in self.queue.expire(now):
+            expired = self.queue.expire(now)
+            self.book.forget_waiters([w.reserve.reservation_id for w in expired])
+            for waiter in expired:
                 self.inbox.reply(waiter.corr, _refusal(waiter, now, "its wait ran out"))
             pending: list[tuple[int, Operation]] = []
             for corr, op in self._take_pending():
@@ -228,6 +236,7 @@ class PostgresLedgerActor(Actor):
         error = exc if isinstance(exc, LedgerUnavailable) else LedgerUnavailable(str(exc))
         now = current_time()
         kept: list[unsent.Closing] = []
+        self.book.forget_waiters([op.reservation_id for _, op in batch if isinstance(op, Reserve)])
         for corr, op in batch:
             if isinstance(op, Reserve):
                 if op.reservation_id in self.queue:

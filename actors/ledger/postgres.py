@@ -34,8 +34,15 @@ from actors.ledger.core import TOTAL, Alert, LedgerCore, Reservation
 from actors.ledger.messages import BudgetStatus, Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
 from actors.ledger.settings import LedgerSettings
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+WAITING_TABLE = (
+    "CREATE TABLE IF NOT EXISTS ledger_waiting (id text PRIMARY KEY, owner text NOT NULL,"
+    " since double precision NOT NULL, until double precision NOT NULL)"
+)
+MIGRATIONS = {"1": (WAITING_TABLE, "UPDATE ledger_meta SET value = '2' WHERE key = 'schema'")}
+"""From each older version, the statements that bring a shared ledger to the next one."""
 SCHEMA = (
+    WAITING_TABLE,
     "CREATE TABLE IF NOT EXISTS ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_scopes (scope text PRIMARY KEY, settled_nd bigint NOT NULL DEFAULT 0,"
     " reserved_nd bigint NOT NULL DEFAULT 0)",
@@ -68,6 +75,10 @@ class PostgresBook:
         self.settings = settings
         self.owner = owner or new_owner()
         self._conn: Any = None
+        self._waiting_since: dict[str, float] = {}
+        """This process's reserves registered in `ledger_waiting`, by id: when each began to wait (wall clock)."""
+        self._forget_waiting: set[str] = set()
+        """Registered waiters decided outside a batch (expired, withdrawn, failed): their rows go in the next one."""
 
     def __repr__(self) -> str:
         return f"<PostgresBook owner={self.owner} connected={self._conn is not None}>"
@@ -85,6 +96,12 @@ class PostgresBook:
                     self._conn.execute("SELECT pg_advisory_xact_lock(72157)")
                     for statement in SCHEMA:
                         self._conn.execute(statement)
+                    version = self._schema_version()
+                while version in MIGRATIONS:
+                    self._conn.execute("SELECT pg_advisory_xact_lock(72157)")
+                    if self._schema_version() == version:
+                        for statement in MIGRATIONS[version]:
+                            self._conn.execute(statement)
                     version = self._schema_version()
             if version != SCHEMA_VERSION:
                 raise LedgerError(f"the shared ledger's schema is version {version}; this program uses {SCHEMA_VERSION}")
@@ -152,6 +169,7 @@ class PostgresBook:
         """
         conn.execute("SELECT 1 FROM ledger_scopes WHERE scope = 'total' FOR UPDATE")
         core = _BatchCore(self.settings, conn, at)
+        waiting = _Waiting(self, conn, at)
         ids = sorted({op.reservation_id for op in ops})
         known = conn.execute(
             "SELECT id, request_id, tier, model, amount_nd, scopes, state, settled_nd FROM ledger_reservations"
@@ -188,7 +206,8 @@ class PostgresBook:
         created: dict[str, Reservation] = {}
         blocked = False
         for op in ops:
-            if blocked and isinstance(op, Reserve) and op.wait_s > 0:
+            if isinstance(op, Reserve) and op.wait_s > 0 and (blocked or waiting.behind_others(op.reservation_id)):
+                waiting.register(op)
                 replies.append(None)
                 continue
             try:
@@ -196,15 +215,35 @@ class PostgresBook:
                 if isinstance(op, Reserve) and op.reservation_id in core.reservations and op.reservation_id not in before:
                     created.setdefault(op.reservation_id, core.reservations[op.reservation_id])
             except LedgerError as exc:
+                waiting.decided(op.reservation_id)
                 replies.append(exc)
                 continue
-            if isinstance(reply, ReserveReply) and reply.waitable and op.wait_s > 0:  # type: ignore[union-attr]
-                blocked = True
+            if isinstance(op, Reserve) and op.wait_s > 0:
+                if isinstance(reply, ReserveReply) and reply.waitable:
+                    blocked = True
+                    waiting.register(op)
+                else:
+                    waiting.decided(op.reservation_id)
             replies.append(reply)
             alerts.extend(applied_alerts)
             overruns += overrun > 0
         self._write(conn, core, before, created, ordered, at, alerts, overruns, len(ops))
+        waiting.write()
         return replies, alerts, overruns
+
+    def forget_waiters(self, reservation_ids: Sequence[str]) -> None:
+        """Waiters decided without the database (a wait ran out, an asker gave up, a batch failed)."""
+        for rid in reservation_ids:
+            if self._waiting_since.pop(rid, None) is not None:
+                self._forget_waiting.add(rid)
+
+    def withdraw_all_waiters(self) -> None:
+        """At a stop: this process's waiters leave the shared queue."""
+        self.forget_waiters(list(self._waiting_since))
+        if self._forget_waiting:
+            gone = sorted(self._forget_waiting)
+            self._run(lambda conn: conn.execute("DELETE FROM ledger_waiting WHERE id = ANY(%s)", (gone,)))
+            self._forget_waiting.clear()
 
     @staticmethod
     def _one(core: LedgerCore, op: Operation) -> tuple[object, tuple[Alert, ...], int]:
@@ -323,6 +362,55 @@ class PostgresBook:
         ).fetchall())
         ops: list[Operation] = [Release(rid) if release else Settle(rid, amounts[rid]) for rid in amounts]
         self._decide(conn, ops, time.time())
+
+
+class _Waiting:
+    """The budget queue shared by every process: first in, first out across processes too.
+
+    A reserve that waits is registered (id, owner, since, until) in `ledger_waiting`.
+    One of this process's waiters is decided only when no live waiter of another
+    process began to wait before it; otherwise it stays waiting, as it would behind a
+    local head. Rows of a process that died stop counting at their `until` (the
+    longest they could wait) or when the owner's lease expires, whichever is first.
+    """
+
+    def __init__(self, book: PostgresBook, conn: Any, at: float) -> None:
+        self._book = book
+        self._conn = conn
+        self._at = at
+        self._others_oldest: float | None | bool = False
+        self._new: dict[str, tuple[float, float]] = {}
+
+    def behind_others(self, rid: str) -> bool:
+        if self._others_oldest is False:
+            self._others_oldest = self._conn.execute(
+                "SELECT min(w.since) FROM ledger_waiting w JOIN ledger_owners o ON o.owner = w.owner"
+                " WHERE w.owner <> %s AND w.until > %s AND o.lease_until >= %s",
+                (self._book.owner, self._at, self._at),
+            ).fetchone()[0]
+        oldest = self._others_oldest
+        since = self._book._waiting_since.get(rid, self._at)
+        return oldest is not None and oldest < since
+
+    def register(self, op: Reserve) -> None:
+        if op.reservation_id not in self._book._waiting_since:
+            self._book._waiting_since[op.reservation_id] = self._at
+            self._new[op.reservation_id] = (self._at, self._at + op.wait_s)
+
+    def decided(self, rid: str) -> None:
+        if self._book._waiting_since.pop(rid, None) is not None:
+            self._book._forget_waiting.add(rid)
+
+    def write(self) -> None:
+        if self._new:
+            self._conn.cursor().executemany(
+                "INSERT INTO ledger_waiting VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [(rid, self._book.owner, since, until) for rid, (since, until) in self._new.items()],
+            )
+        if self._book._forget_waiting:
+            gone = sorted(self._book._forget_waiting)
+            self._conn.execute("DELETE FROM ledger_waiting WHERE id = ANY(%s)", (gone,))
+            self._book._forget_waiting.clear()
 
 
 class _BatchCore(LedgerCore):

@@ -23,7 +23,7 @@ class LedgerSettings:
     """"journal" (this process's file, or memory), or "postgres" (one ledger shared by many processes)."""
     dsn: str | None = attrs.field(default=None, repr=False)
     """The PostgreSQL connection string; it may hold a password, so it is never shown."""
-    wait_s: float = 30.0
+    wait_s: float = 60.0
     """How long a reservation may wait for money other requests hold reserved (bounded by its deadline)."""
     lease_s: float = 60.0
     """How long a process's open reservations stay its own after its last heartbeat (postgres)."""
