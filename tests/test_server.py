@@ -80,6 +80,7 @@ async def test_metrics_are_prometheus_text_and_health_reports_actors(server: str
     assert "# TYPE orchestrator_requests_total counter" in metrics
     assert 'orchestrator_requests_total{code="OK"} 1' in metrics
     assert 'orchestrator_budget_nanodollars{kind="limit"} 100000000000' in metrics
+    assert "orchestrator_budget_queue_waiting 0" in metrics and "# TYPE orchestrator_budget_queue_waits_total counter" in metrics
     assert health["status"] == "ok" and "ledger" in health["actors"]
 
 
