@@ -200,7 +200,7 @@ async def test_releases_and_settles_admit_waiters_in_order_on_both_backends(anyi
         async with anyio.create_task_group() as tasks:
             ask = recorder(ledger, order, replies)
             for i in range(5):
-                tasks.start_soon(ask, f"w{i}", 200, 60.0)
+                tasks.start_soon(ask, f"w{i}", 200, 2.0)
                 while (await ledger.status()).waiting < i + 1:
                     await anyio.sleep(0)
             await ledger.tell(Release("a"))

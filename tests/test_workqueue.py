@@ -91,3 +91,26 @@ async def test_close_drains_what_is_queued_then_ends_every_worker(anyio_backend:
     assert await queue.get() == 7
     with pytest.raises(anyio.EndOfStream):
         await queue.get()
+
+
+@pytest.mark.anyio
+async def test_a_worker_cancelled_after_close_woke_it_ends_cancelled_not_with_an_error(anyio_backend: str) -> None:
+    """A stop closes the queue and cancels the workers in the same step: the cancellation must win quietly."""
+    queue: WorkQueue[int] = WorkQueue()
+    outcomes: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await queue.get()
+        except anyio.get_cancelled_exc_class():
+            outcomes.append("cancelled")
+            raise
+        except anyio.EndOfStream:
+            outcomes.append("ended")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+        queue.close()
+    assert outcomes in (["cancelled"], ["ended"])

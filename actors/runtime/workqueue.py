@@ -10,7 +10,9 @@ a worker is free.
 
 One producer, many consumers, unbounded: the actor bounds what it queues itself
 (`queue_limit`). A worker cancelled just after being handed an item gives it back to
-the front of the queue, so no item is lost to a cancellation.
+the front of the queue, so no item is lost to a cancellation. One cancelled after
+`close` woke it (a stop does both at once) is already off the idle list: it just
+ends cancelled.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class WorkQueue(Generic[_T]):
         except BaseException:
             if idle.handed:
                 self._items.appendleft(idle.item)  # type: ignore[arg-type]
-            else:
+            elif not self._closed:
                 self._idle.remove(idle)
             raise
         if not idle.handed:

@@ -1,9 +1,17 @@
-"""`orchestrator serve`: the OpenAI-compatible endpoint, for any OpenAI client or many GA workers."""
+"""`orchestrator serve`: the OpenAI-compatible endpoint, for any OpenAI client or many GA workers.
+
+SIGTERM or SIGINT stops it cleanly: the listening socket closes at once, requests in
+flight have `--grace` seconds to finish, the rest are cancelled (their money closed
+by the attempt's failure table: released if nothing was sent, held if it was), the
+telemetry and the ledger are flushed as the orchestrator stops, and the exit status
+is 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
     parser.add_argument("--first-token", type=POSITIVE_SECONDS, default=20.0,
                         help="seconds a streaming client waits for one provider before the next is tried (default 20)")
+    parser.add_argument("--grace", type=POSITIVE_SECONDS, default=10.0,
+                        help="on SIGTERM or SIGINT, seconds requests in flight have to finish (default 10)")
     parser.set_defaults(func=run)
 
 
@@ -39,13 +49,14 @@ def run(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(args.host, token)
     config = preflight(load_config(args.config or default_config_path(), state_dir=args.state_dir))
-    anyio.run(_serve, config, args.host, args.port, token, args.first_token, backend="asyncio")
+    anyio.run(_serve, config, args.host, args.port, token, args.first_token, args.grace, backend="asyncio")
     return 0
 
 
-async def _serve(config: Any, host: str, port: int, token: str | None, first_token_s: float) -> None:
+async def _serve(config: Any, host: str, port: int, token: str | None, first_token_s: float, grace_s: float) -> None:
     async with Orchestrator.start(config, freeze_gc=True) as orch:
-        runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True)
+        runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True,
+                               shutdown_timeout=grace_s)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
@@ -54,7 +65,11 @@ async def _serve(config: Any, host: str, port: int, token: str | None, first_tok
             raise bind_error(exc, host, port) from exc
         print(f"orchestrator: serving http://{host}:{port}/v1 (Ctrl-C to stop)", file=sys.stderr)
         try:
-            await anyio.sleep_forever()
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    print(f"orchestrator: {signal.Signals(signum).name}: stopping; requests in flight have "
+                          f"{grace_s:g} s", file=sys.stderr)
+                    break
         finally:
             with anyio.CancelScope(shield=True):
                 await runner.cleanup()

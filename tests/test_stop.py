@@ -1,0 +1,118 @@
+"""`orchestrator serve` stopped by SIGTERM or SIGINT: exit 0, no traceback, requests in flight finished or closed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(tmp_path: Path, latency_s: float, grace_s: float) -> tuple[subprocess.Popen[str], str]:
+    config = tmp_path / "slow.yaml"
+    config.write_text(
+        f"extends: {ROOT / 'configs' / 'simulated.yaml'}\n"
+        f"llm_routing:\n  simulator:\n    latency_s: {latency_s}\n"
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli.main", "serve", "--config", str(config), "--port", str(port),
+         "--state-dir", str(tmp_path / "state"), "--grace", str(grace_s)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1).close()
+            return server, url
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise AssertionError(f"the server did not start: {server.communicate()[1][-2000:]}")
+
+
+def _ask(url: str, index: int, outcomes: list[object]) -> None:
+    body = json.dumps({"model": "tier_1", "max_tokens": 50,
+                       "messages": [{"role": "user", "content": f"write function {index}"}]}).encode()
+    request = urllib.request.Request(f"{url}/v1/chat/completions", body, {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            outcomes.append(answer.status)
+    except urllib.error.HTTPError as exc:
+        outcomes.append(exc.code)
+    except OSError as exc:
+        outcomes.append(type(exc).__name__)
+
+
+def _stop(server: subprocess.Popen[str], how: signal.Signals) -> tuple[int, float, str]:
+    started = time.perf_counter()
+    server.send_signal(how)
+    try:
+        _, err = server.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        _, err = server.communicate()
+    return server.returncode, time.perf_counter() - started, err
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_an_idle_server_stops_at_once_with_status_0_and_no_traceback(tmp_path: Path, how: signal.Signals) -> None:
+    server, _ = _start(tmp_path, latency_s=0.0, grace_s=10.0)
+    status, took, err = _stop(server, how)
+    assert status == 0, err[-2000:]
+    assert took < 5.0, f"an idle server took {took:.1f} s to stop"
+    assert "Traceback" not in err
+
+
+def test_requests_in_flight_finish_within_the_grace_and_the_books_close(tmp_path: Path) -> None:
+    server, url = _start(tmp_path, latency_s=1.0, grace_s=10.0)
+    outcomes: list[object] = []
+    askers = [threading.Thread(target=_ask, args=(url, i, outcomes)) for i in range(20)]
+    for asker in askers:
+        asker.start()
+    time.sleep(0.5)
+    status, took, err = _stop(server, signal.SIGTERM)
+    for asker in askers:
+        asker.join()
+    assert status == 0 and "Traceback" not in err, err[-2000:]
+    assert outcomes == [200] * 20, "every request in flight was answered before the stop"
+    assert took < 10.0
+    budget = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.main", "budget", "--state-dir", str(tmp_path / "state"), "--json"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    shown = json.loads(budget.stdout)
+    assert shown["outstanding"] == 0, shown
+
+
+def test_past_the_grace_requests_are_cancelled_with_their_money_closed(tmp_path: Path) -> None:
+    server, url = _start(tmp_path, latency_s=20.0, grace_s=0.5)
+    outcomes: list[object] = []
+    askers = [threading.Thread(target=_ask, args=(url, i, outcomes)) for i in range(10)]
+    for asker in askers:
+        asker.start()
+    time.sleep(1.0)
+    status, took, err = _stop(server, signal.SIGTERM)
+    for asker in askers:
+        asker.join()
+    assert status == 0 and "Traceback" not in err, err[-2000:]
+    assert took < 8.0, f"took {took:.1f} s with a grace of 0.5 s"
+    assert 200 not in outcomes and len(outcomes) == 10
