@@ -51,7 +51,9 @@ from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
 from actors.telemetry.replay import recorded_answers
+from actors.ledger.pricing import prompt_token_estimate
 from orchestrator.cascade import Verified, Verifier, generate_verified
+from orchestrator.forecast import Forecast, TokenHistory, Routed, forecast
 from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
 from orchestrator.files import write_private
 
@@ -278,6 +280,26 @@ class Orchestrator:
 
     async def cache_stats(self) -> Any:
         return None if self._cache is None else await self._cache.stats()
+
+    async def forecast(self, requests: Sequence[Request]) -> Forecast:
+        """What `requests` would cost, per tier, expected and worst case, before any is sent.
+
+        Routed by this orchestrator's router as it stands (no call, no money); expected
+        output lengths from its telemetry log (docs/LEDGER.md, "forecast").
+        """
+        providers = {p.name: p for p in self.engine.providers}
+        routed = []
+        for request in requests:
+            decision, _, messages = self._router.decide(request)
+            max_tokens = request.max_tokens or self.engine.router.tier_named[decision.tier].max_tokens
+            routed.append(Routed(request.kind, decision.tier, providers[decision.provider],
+                                 prompt_token_estimate(messages), max_tokens, decision.estimated_cost_nd))
+        log_dir = self.engine.telemetry.dir
+        if self._telemetry is not None:
+            await self._telemetry.flush()
+        history = TokenHistory() if log_dir is None else await anyio.to_thread.run_sync(TokenHistory.from_log, log_dir)
+        status = await self.budget()
+        return forecast(routed, history, limit_nd=status.limit_nd, remaining_nd=status.remaining_nd)
 
     async def budget(self) -> Any:
         """The ledger's status; raises LedgerUnavailable (never an actor-runtime error) when it cannot answer."""

@@ -77,22 +77,17 @@ class EvolutionHooks:
         return self._orch.engine.router.selection.stagnation_threshold
 
     def seed_count(self, population_size: int) -> int:
-        return math.ceil(population_size * self.settings.llm_seed_ratio)
+        return seed_count(self.settings, population_size)
 
     def should_mutate(self, stagnant_generations: int) -> bool:
         return stagnant_generations >= self.stagnation_threshold
 
     async def seed(self, task: ArcTask, population_size: int, *, budget_nd: int | None = None) -> list[Candidate]:
         """LLM-written programs for the initial population: `seed_count` samples of the task."""
-        requests = [
-            Request(
-                task=task,
-                request_id=f"{self.run_id}-seed-{task.task_id}-{index}",
-                metadata=self._metadata(task, "seed", 0),
-            )
-            for index in range(self.seed_count(population_size))
-        ]
-        return await self._ask(requests, budget_nd)
+        return await self._ask(self.seed_requests(task, population_size), budget_nd)
+
+    def seed_requests(self, task: ArcTask, population_size: int) -> list[Request]:
+        return seed_requests(self.settings, self.run_id, task, population_size)
 
     async def mutate(
         self,
@@ -106,31 +101,21 @@ class EvolutionHooks:
         budget_nd: int | None = None,
     ) -> list[Candidate]:
         """Improved variants of a parent program; the stagnation count lets the router escalate."""
-        prompt = render_arc_prompt(task)
-        improve = ChatMessage(
-            "user",
-            prompt[1].content + "\n\nThis program is close but wrong; write an improved transform(grid):\n" + parent,
-        )
-        requests = [
-            Request(
-                messages=(ChatMessage("system", SYSTEM), improve),
-                task=task,
-                stagnation=stagnant_generations,
-                temperature=temperature if temperature is not None else self.settings.mutation_temperature,
-                request_id=f"{self.run_id}-mutate-{task.task_id}-g{generation}-{index}",
-                metadata=self._metadata(task, "mutation", generation),
-            )
-            for index in range(samples or self.settings.mutation_batch)
-        ]
+        requests = self.mutation_requests(task, parent, stagnant_generations=stagnant_generations,
+                                          generation=generation, samples=samples, temperature=temperature)
         return await self._ask(requests, budget_nd)
+
+    def mutation_requests(
+        self, task: ArcTask, parent: str, *, stagnant_generations: int, generation: int, samples: int | None = None,
+        temperature: float | None = None,
+    ) -> list[Request]:
+        return mutation_requests(self.settings, self.run_id, task, parent, stagnant_generations=stagnant_generations,
+                                 generation=generation, samples=samples, temperature=temperature)
 
     def feedback(self, candidate: Candidate, fitness: float) -> None:
         """The candidate's fitness in [0, 1], for reports and the online learner."""
         if candidate.ok:
             self._orch.feedback(candidate.request_id, fitness)
-
-    def _metadata(self, task: ArcTask, purpose: str, generation: int) -> dict[str, str]:
-        return {"task_id": task.task_id, "purpose": purpose, "generation": str(generation), "run_id": self.run_id}
 
     async def _ask(self, requests: Sequence[Request], budget_nd: int | None) -> list[Candidate]:
         if budget_nd is None:
@@ -157,3 +142,42 @@ def _candidate(request: Request, outcome: Result | OrchestratorError) -> Candida
     if isinstance(outcome, Result):
         return Candidate(request.request_id, extract_program(outcome.text), outcome.tier, outcome.cost_nd)
     return Candidate(request.request_id, error=outcome)
+
+
+def seed_count(settings: EvolutionSettings, population_size: int) -> int:
+    return math.ceil(population_size * settings.llm_seed_ratio)
+
+
+def seed_requests(settings: EvolutionSettings, run_id: str, task: ArcTask, population_size: int) -> list[Request]:
+    """The requests that seed a population: `seed_count` samples of the task."""
+    return [
+        Request(task=task, request_id=f"{run_id}-seed-{task.task_id}-{index}",
+                metadata=_metadata(run_id, task, "seed", 0))
+        for index in range(seed_count(settings, population_size))
+    ]
+
+
+def mutation_requests(
+    settings: EvolutionSettings, run_id: str, task: ArcTask, parent: str, *, stagnant_generations: int,
+    generation: int, samples: int | None = None, temperature: float | None = None,
+) -> list[Request]:
+    """The requests for improved variants of `parent`; the stagnation count lets the router escalate."""
+    prompt = render_arc_prompt(task)
+    improve = ChatMessage(
+        "user", prompt[1].content + "\n\nThis program is close but wrong; write an improved transform(grid):\n" + parent,
+    )
+    return [
+        Request(
+            messages=(ChatMessage("system", SYSTEM), improve),
+            task=task,
+            stagnation=stagnant_generations,
+            temperature=temperature if temperature is not None else settings.mutation_temperature,
+            request_id=f"{run_id}-mutate-{task.task_id}-g{generation}-{index}",
+            metadata=_metadata(run_id, task, "mutation", generation),
+        )
+        for index in range(samples or settings.mutation_batch)
+    ]
+
+
+def _metadata(run_id: str, task: ArcTask, purpose: str, generation: int) -> dict[str, str]:
+    return {"task_id": task.task_id, "purpose": purpose, "generation": str(generation), "run_id": run_id}

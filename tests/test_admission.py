@@ -242,3 +242,22 @@ def test_a_denial_is_waitable_exactly_when_open_reservations_stand_in_the_way(
     in_flight = sum(open_amounts) + sum(held_amounts)
     assert decision.granted == (settled + in_flight + amount <= limit)
     assert decision.waitable == (not decision.granted and settled + sum(held_amounts) + amount <= limit)
+
+
+@pytest.mark.trio
+async def test_the_queue_counts_every_wait_and_its_length(autojump_clock: trio.testing.MockClock) -> None:
+    """What /metrics shows: waits entered, expired, and the seconds spent waiting."""
+    await trio.sleep(100.0)
+    async with running_ledger() as ledger:
+        await reserve(ledger, "a", 600)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reserve, ledger, "b", 600, 30.0)
+            await trio.sleep(2.0)
+            await ledger.tell(Settle("a", 300))
+        assert (await reserve(ledger, "c", 600, wait_s=5.0)).waited_s == pytest.approx(5.0)
+        with trio.move_on_after(1.0):
+            await reserve(ledger, "d", 600, wait_s=30.0)
+        await ledger.release("d")
+        status = await ledger.status()
+    assert (status.waited, status.wait_expired, status.waiting, status.waiting_nd) == (3, 1, 0, 0)
+    assert status.wait_s_total == pytest.approx(8.0), "2 s for b, 5 s for c, 1 s for d"

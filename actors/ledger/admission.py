@@ -40,7 +40,6 @@ class QueueStats:
     waiting_nd: int
     waited: int
     """Reservations that have entered the queue since the ledger started."""
-    admitted: int
     expired: int
     wait_s_total: float
 
@@ -51,7 +50,6 @@ class AdmissionQueue:
     def __init__(self) -> None:
         self._waiters: OrderedDict[str, Waiter] = OrderedDict()
         self._waited = 0
-        self._admitted = 0
         self._expired = 0
         self._wait_s_total = 0.0
 
@@ -77,7 +75,6 @@ class AdmissionQueue:
     def take(self, reservation_id: str, now: float) -> float:
         """Take a decided waiter off the queue; returns when it began to wait."""
         waiter = self._waiters.pop(reservation_id)
-        self._admitted += 1
         self._wait_s_total += now - waiter.since
         return waiter.since
 
@@ -108,7 +105,6 @@ class AdmissionQueue:
             waiting=len(self._waiters),
             waiting_nd=sum(w.reserve.amount_nd for w in self._waiters.values()),
             waited=self._waited,
-            admitted=self._admitted,
             expired=self._expired,
             wait_s_total=self._wait_s_total,
         )

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.simulator",
     "orchestrator.cli.serve",
     "orchestrator.cli.budget",
+    "orchestrator.cli.forecast",
     "orchestrator.cli.cache",
     "orchestrator.cli.calibrate",
     "orchestrator.cli.telemetry",
@@ -40,7 +41,7 @@ EXIT_CODES = (
     "rerun with --debug for its traceback); 2 bad usage or configuration (an option, file, key "
     "variable, port or endpoint, named in the message), refused before any work; 3 budget exhausted; "
     "130 interrupted (Ctrl-C or SIGTERM: both drain the same way, settling or releasing every "
-    "reservation in flight)"
+    "reservation in flight; `serve` stops cleanly and exits 0)"
 )
 EXPECTED = (ConfigError, JournalError, InvalidRequest, OSError, BudgetExceeded, OrchestratorError)
 

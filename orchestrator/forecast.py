@@ -1,0 +1,171 @@
+"""What a workload will cost before any money is spent: expected and worst case, per tier.
+
+Every request is routed by the router's own estimator and selection (no call, no
+money) to the tier and model it would try first. Its worst case is exactly what the
+ledger would reserve for it. Its expected cost prices the prompt at the router's
+token estimate scaled by what the model's provider actually counted for past prompts
+of that kind (the estimate is generous: 36% above the simulator's count on the ARC
+demo), and the answer at the mean output length the telemetry log recorded for that
+model and kind of request, capped by `max_tokens`. Where the log has no answer of
+that model and kind, the documented prior: the estimate as it is, and half of
+`max_tokens` (`PRIOR_OUTPUT_SHARE_PPM`).
+
+The budget-downgrade share is how many requests, taken in order, would find the
+expected spending past the remaining budget: with `downgrade_on_budget` they would
+move to a cheaper tier (or be refused without it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+
+from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
+from actors.messages import Request
+from actors.money import token_cost_nd
+from actors.providers.settings import ProviderSettings
+from actors.router.estimators import build_estimator
+from actors.router.prompts import render_arc_prompt
+from actors.router.selection import RoutingContext, select
+from actors.settings import EngineSettings
+from actors.telemetry.events import RequestReceived, ResultRecorded
+from actors.telemetry.log import LogReader
+
+PRIOR_OUTPUT_SHARE_PPM = 500_000
+"""Without history, an answer is expected to use half of its `max_tokens` (parts per million)."""
+
+
+@attrs.frozen
+class Routed:
+    """One request as the router would first try it."""
+
+    kind: str
+    tier: str
+    provider: ProviderSettings
+    prompt_tokens: int
+    max_tokens: int
+    worst_nd: int
+
+
+@attrs.frozen
+class TierForecast:
+    tier: str
+    requests: int
+    expected_nd: int
+    worst_nd: int
+    from_history: int
+    """Requests whose output length came from the telemetry history (the rest from the prior)."""
+
+
+@attrs.frozen
+class Forecast:
+    tiers: tuple[TierForecast, ...]
+    expected_nd: int
+    worst_nd: int
+    limit_nd: int
+    remaining_nd: int
+    downgrade_share: float
+
+    @property
+    def covered(self) -> bool:
+        return self.worst_nd <= self.remaining_nd
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "tiers": [attrs.asdict(t) for t in self.tiers], "expected_nd": self.expected_nd,
+            "worst_nd": self.worst_nd, "limit_nd": self.limit_nd, "remaining_nd": self.remaining_nd,
+            "worst_case_covered": self.covered, "expected_covered": self.expected_nd <= self.remaining_nd,
+            "downgrade_share": round(self.downgrade_share, 4),
+        }
+
+
+@attrs.frozen
+class Seen:
+    """What one (model, kind) was seen to use: answers, output tokens, input tokens and their estimates."""
+
+    answers: int
+    output_tokens: int
+    input_tokens: int
+    input_estimate: int
+
+
+class TokenHistory:
+    """Token use per (model, kind of request), from the answers a telemetry log recorded."""
+
+    def __init__(self, seen: dict[tuple[str, str], Seen] | None = None) -> None:
+        self._seen = seen or {}
+
+    @classmethod
+    def from_log(cls, directory: str | Path) -> TokenHistory:
+        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        path = Path(directory)
+        if not path.is_dir():
+            return cls()
+        estimates: dict[str, int] = {}
+        for event in LogReader(path).events_of(RequestReceived, ResultRecorded):
+            if isinstance(event, RequestReceived):
+                request = event.request
+                messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+                estimates[request.request_id] = prompt_token_estimate(messages)
+                continue
+            result = event.result
+            estimate = estimates.pop(event.request_id, 0)
+            if result is None or result.cached or result.replayed or not estimate:
+                continue
+            entry = sums[(result.model, event.task_kind)]
+            entry[0] += 1
+            entry[1] += result.output_tokens
+            entry[2] += result.input_tokens
+            entry[3] += estimate
+        return cls({key: Seen(*values) for key, values in sums.items()})
+
+    def tokens(self, model: str, kind: str, prompt_estimate: int, max_tokens: int) -> tuple[int, int, bool]:
+        """Expected input and output tokens, and whether history (not the prior) gave them."""
+        seen = self._seen.get((model, kind))
+        if seen is None:
+            return prompt_estimate, max_tokens * PRIOR_OUTPUT_SHARE_PPM // 1_000_000, False
+        expected_input = -(-prompt_estimate * seen.input_tokens // seen.input_estimate)
+        return expected_input, min(max_tokens, -(-seen.output_tokens // seen.answers)), True
+
+
+def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[Routed]:
+    """Each request through the router's estimator and selection, every provider taken as available."""
+    estimator = build_estimator(engine.router.estimator)
+    providers = {p.name: p for p in engine.providers}
+    routed = []
+    for request in requests:
+        messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+        estimate = prompt_token_estimate(messages)
+        context = RoutingContext(
+            available=frozenset(providers), remaining_share=1.0, providers=providers,
+            prompt_tokens=prompt_token_upper_bound(messages), prompt_tokens_estimate=estimate,
+            margin_ppm=engine.ledger.safety_margin_ppm,
+        )
+        selection = select(estimator.estimate(request), request, engine.router, context)
+        max_tokens = request.max_tokens or engine.router.tier_named[selection.tier].max_tokens
+        routed.append(Routed(request.kind, selection.tier, providers[selection.provider], estimate, max_tokens,
+                             selection.estimated_cost_nd))
+    return routed
+
+
+def forecast(routed: Iterable[Routed], history: TokenHistory, *, limit_nd: int, remaining_nd: int) -> Forecast:
+    per_tier: dict[str, list[int]] = {}
+    expected_total = worst_total = moved = count = 0
+    for one in routed:
+        prompt, output, known = history.tokens(one.provider.model, one.kind, one.prompt_tokens, one.max_tokens)
+        expected = (token_cost_nd(prompt, one.provider.input_price_nd_per_mtok)
+                    + token_cost_nd(output, one.provider.output_price_nd_per_mtok))
+        expected_total += expected
+        worst_total += one.worst_nd
+        count += 1
+        moved += expected_total > remaining_nd
+        row = per_tier.setdefault(one.tier, [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += expected
+        row[2] += one.worst_nd
+        row[3] += known
+    tiers = tuple(TierForecast(tier, *row) for tier, row in sorted(per_tier.items()))
+    return Forecast(tiers, expected_total, worst_total, limit_nd, remaining_nd, moved / count if count else 0.0)

@@ -1,0 +1,74 @@
+"""`orchestrator forecast` and `orch.forecast`: cost per tier before spending, from the real router's choices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors.providers.settings import ProviderSettings
+from orchestrator import Orchestrator
+from orchestrator.cli.main import main
+from orchestrator.forecast import Routed, TokenHistory, forecast
+from orchestrator.workload import arc_requests
+
+CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml")
+CHEAP = ProviderSettings(name="cheap", protocol="openai", base_url="http://x.invalid/v1", model="c",
+                         input_price_nd_per_mtok=1_000_000, output_price_nd_per_mtok=2_000_000)
+DEAR = ProviderSettings(name="dear", protocol="openai", base_url="http://x.invalid/v1", model="d",
+                        input_price_nd_per_mtok=10_000_000, output_price_nd_per_mtok=20_000_000)
+
+
+def test_without_history_the_prior_prices_the_estimate_and_half_of_max_tokens() -> None:
+    """CHEAP costs 1 nd an input token and 2 an output token; DEAR ten times that."""
+    routed = [Routed("text", "tier_1", CHEAP, 100, 1000, 5_000), Routed("text", "tier_3", DEAR, 100, 1000, 50_000)]
+    result = forecast(routed, TokenHistory(), limit_nd=100_000, remaining_nd=100_000)
+    assert [(t.tier, t.requests, t.expected_nd, t.worst_nd, t.from_history) for t in result.tiers] == [
+        ("tier_1", 1, 100 * 1 + 500 * 2, 5_000, 0),
+        ("tier_3", 1, 100 * 10 + 500 * 20, 50_000, 0),
+    ]
+    assert result.worst_nd == 55_000 and result.covered and result.downgrade_share == 0.0
+
+
+def test_requests_past_the_remaining_budget_are_the_share_budget_downgrade_would_move() -> None:
+    routed = [Routed("text", "tier_1", CHEAP, 0, 1000, 5_000)] * 4
+    result = forecast(routed, TokenHistory(), limit_nd=10**9, remaining_nd=2_000)
+    assert result.expected_nd == 4_000 and result.downgrade_share == 0.5
+    assert not result.expected_nd <= result.remaining_nd
+
+
+@pytest.mark.anyio
+async def test_after_a_run_its_history_prices_the_same_workload_within_a_few_percent(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    requests = arc_requests(20)
+    async with Orchestrator.start(CONFIG, state_dir=tmp_path) as orch:
+        before = await orch.forecast(requests)
+        results = await orch.generate_batch(requests)
+        after = await orch.forecast(requests)
+    spent = sum(r.cost_nd for r in results)  # type: ignore[union-attr]
+    assert all(t.from_history == 0 for t in before.tiers) and all(t.from_history == t.requests for t in after.tiers)
+    assert abs(after.expected_nd - spent) <= spent * 15 // 100, (after.expected_nd, spent)
+    assert after.worst_nd >= spent and before.worst_nd == after.worst_nd
+
+
+def test_the_command_writes_nothing_and_agrees_with_the_embedded_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    assert main(["forecast", "--config", CONFIG, "--state-dir", str(state), "--tasks", "20", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert not state.exists(), "a forecast is read-only"
+    assert sum(t["requests"] for t in shown["tiers"]) == 20 and shown["worst_case_covered"]
+    assert main(["forecast", "--config", CONFIG, "--state-dir", str(state), "--tasks", "2", "--population", "20",
+                 "--generations", "10", "--samples", "4", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert sum(t["requests"] for t in plan["tiers"]) > 2 * 4, "seeds plus mutations from the stagnation threshold on"
+
+
+def test_a_budget_that_cannot_cover_the_worst_case_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(f"extends: {CONFIG}\nllm_routing:\n  optimization:\n    budget_limit: 0.001\n")
+    assert main(["forecast", "--config", str(tiny), "--state-dir", str(tmp_path / "s"), "--tasks", "20"]) == 3
+    assert "does NOT cover" in capsys.readouterr().out
