@@ -44,6 +44,9 @@ class FakeLedger:
     gate: anyio.Event = attrs.Factory(anyio.Event)
     waiting: anyio.Event = attrs.Factory(anyio.Event)
     fail_with: Exception | None = None
+    grant: bool = True
+    waits: list[float] = attrs.Factory(list)
+    settled: list[int] = attrs.Factory(list)
 
     async def _step(self, op: str, rid: str) -> None:
         if op == self.gated:
@@ -57,7 +60,8 @@ class FakeLedger:
         self, rid: str, request_id: str, tier: str, model: str, amount: int, wait_s: float = 0.0
     ) -> ReserveReply:
         await self._step("reserve", rid)
-        return ReserveReply(rid, True, 10**9)
+        self.waits.append(wait_s)
+        return ReserveReply(rid, self.grant, 10**9 if self.grant else 0, "" if self.grant else "total limit")
 
     def tell_nowait(self, msg: object) -> bool:
         """Takes it at once, unless the operation is gated: then the inbox is full and the attempt must wait."""
@@ -65,6 +69,8 @@ class FakeLedger:
         if op == self.gated:
             return False
         self.ops.append((op, msg.reservation_id))  # type: ignore[attr-defined]
+        if isinstance(msg, Settle):
+            self.settled.append(msg.actual_nd)
         return True
 
     async def tell(self, msg: object) -> None:
@@ -93,15 +99,18 @@ def plan(attempt_no: int = 1) -> Plan:
 
 
 class _RigContext:
-    def __init__(self, transport: ScriptedTransport | None = None) -> None:
+    def __init__(self, transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0) -> None:
         self.transport = transport or ScriptedTransport(default=openai_ok())
         self.ledger = FakeLedger()
+        self.budget_wait_s = budget_wait_s
 
     async def __aenter__(self) -> Rig:
         self.supervisor = Supervisor(CODEC)
         ref = self.supervisor.add("p", lambda: ProviderActor(PROVIDER, self.transport, failures_to_crash=100))
         circuits = self.supervisor.circuits(("p",))
-        runner = AttemptRunner(self.ledger, {"p": ref}, circuits, margin_ppm=0)  # type: ignore[arg-type]
+        runner = AttemptRunner(
+            self.ledger, {"p": ref}, circuits, margin_ppm=0, budget_wait_s=self.budget_wait_s  # type: ignore[arg-type]
+        )
         self.tg = anyio.create_task_group()
         await self.tg.__aenter__()
         await self.tg.start(self.supervisor.run)
@@ -112,8 +121,8 @@ class _RigContext:
         await self.tg.__aexit__(None, None, None)
 
 
-def make_rig(transport: ScriptedTransport | None = None) -> _RigContext:
-    return _RigContext(transport)
+def make_rig(transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0) -> _RigContext:
+    return _RigContext(transport, budget_wait_s)
 
 
 @pytest.mark.anyio
@@ -268,6 +277,7 @@ class GatedTransport(ScriptedTransport):
 
 @pytest.mark.trio
 async def test_a_hanging_provider_is_held_at_the_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    await trio.sleep(50)  # the clock away from zero, where a deadline added to it would read the same
     async with make_rig(ScriptedTransport(default=openai_ok(), delay=3600)) as rig:
         start = trio.current_time()
         outcome = await rig.runner.run(plan(), start + 30)
@@ -302,3 +312,26 @@ async def test_an_unknown_outcome_on_a_free_model_holds_nothing(anyio_backend: s
         outcome = await rig.runner.run(attrs.evolve(plan(), provider=free), 1e9)
     assert outcome.amount_nd == 0 and outcome.action is MoneyAction.RELEASE
     assert rig.ledger.kinds() == ["reserve", "release"]
+
+
+@pytest.mark.trio
+async def test_the_budget_wait_is_bounded_by_the_deadline_and_a_denial_sends_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with make_rig(budget_wait_s=30.0) as rig:
+        now = trio.current_time()
+        await rig.runner.run(plan(), now + 10.0)
+        await rig.runner.run(plan(), now + 100.0)
+        rig.ledger.grant = False
+        denied = await rig.runner.run(plan(), now + 100.0)
+    assert rig.ledger.waits == [pytest.approx(10.0), pytest.approx(30.0), pytest.approx(30.0)]
+    assert denied.denied and denied.reply is None and len(rig.transport.calls) == 2
+
+
+@pytest.mark.anyio
+async def test_a_settle_charges_the_reported_usage_at_the_providers_prices(anyio_backend: str) -> None:
+    async with make_rig(ScriptedTransport(default=openai_ok(prompt=1000, completion=500))) as rig:
+        outcome = await rig.runner.run(plan(), 1e9)
+    expected = 1000 * 1 + 500 * 2
+    assert outcome.cost_nd == expected and rig.ledger.settled == [expected]
+    assert not outcome.denied

@@ -68,6 +68,8 @@ def test_settle_and_release_are_idempotent() -> None:
         (lambda l: l.release("nope"), "unknown reservation nope"),
         (lambda l: l.reserve("x", "r", "t", "m", -1), "cannot be negative"),
         (lambda l: l.settle("open", -5), "cannot be negative"),
+        (lambda l: l.reserve("open", "r", "t", "m", 1), "already exists"),
+        (lambda l: l.hold("nope"), "unknown reservation nope"),
     ],
 )
 def test_bad_operations_get_typed_errors_and_change_no_money(action: object, message: str) -> None:
@@ -140,3 +142,78 @@ def test_an_entry_at_the_snapshots_own_sequence_is_not_applied_again() -> None:
     outcomes = [recovered.apply(first).outcome, recovered.apply(second).outcome]
     assert outcomes == ["duplicate", "duplicate"]
     assert recovered.status().reserved_nd == 500 and recovered.operations == 2
+
+
+def test_a_grant_reports_what_is_left_after_it_and_a_settle_within_it_is_no_overrun() -> None:
+    """The router reads `remaining_nd` for budget pressure; overruns count only settles above the reservation."""
+    ledger = core()
+    decision, entry = ledger.reserve("a", "req", "t1", "m", 300)
+    assert decision.granted and decision.remaining_nd == 700
+    assert ledger.apply(entry).overrun_nd == 0  # type: ignore[arg-type]
+    settle(ledger, "a", 300)
+    reserve(ledger, "b", 100)
+    release = ledger.release("b")
+    assert release is not None and ledger.apply(release).overrun_nd == 0
+    assert ledger.status().overruns == 0
+
+
+def test_a_hold_counts_as_unreconciled_and_a_reset_clears_everything() -> None:
+    ledger = core()
+    reserve(ledger, "a", 300)
+    hold = ledger.hold("a")
+    assert hold is not None
+    ledger.apply(hold)
+    assert ledger.status().unreconciled_nd == 300
+    assert ledger.apply(ledger.reset()).outcome == "reset"
+    status = ledger.status()
+    assert (status.settled_nd, status.reserved_nd, status.unreconciled_nd, status.outstanding) == (0, 0, 0, 0)
+
+
+def test_money_exactly_at_the_limit_once_reservations_settle_is_worth_waiting_for() -> None:
+    ledger = core()
+    reserve(ledger, "a", 600)
+    settle(ledger, "a", 600)
+    reserve(ledger, "b", 300)
+    decision = ledger.check("t1", 400, DAY)
+    assert not decision.granted and decision.waitable, "600 settled + 400 = the limit: it fits once b settles"
+
+
+def test_a_scope_whose_limit_was_removed_is_not_shown_as_a_limit() -> None:
+    capped = core(tier_caps_nd={"t1": 500})
+    reserve(capped, "a", 100)
+    settle(capped, "a", 100)
+    uncapped = core()
+    restore(uncapped, snapshot_of(capped))
+    assert [limit.scope for limit in uncapped.status().limits] == ["total"]
+
+
+def test_a_refusal_reports_nothing_left_when_nothing_is_left() -> None:
+    ledger = core()
+    reserve(ledger, "a", 1000)
+    settle(ledger, "a", 1000)
+    decision = ledger.check("t1", 1, DAY)
+    assert not decision.granted and not decision.waitable and decision.remaining_nd == 0
+
+
+def test_held_money_counts_exactly_its_amount_also_after_a_restore() -> None:
+    ledger = core()
+    reserve(ledger, "a", 300)
+    hold = ledger.hold("a")
+    assert hold is not None
+    ledger.apply(hold)
+    reserve(ledger, "b", 100)
+    restored = core()
+    restore(restored, snapshot_of(ledger))
+    for one in (ledger, restored):
+        decision = one.check("t1", 700, DAY)
+        assert decision.waitable, "held 300 + 700 = the limit: worth waiting for b (the hold counted once, exactly)"
+        assert not one.check("t1", 701, DAY).waitable
+
+
+def test_each_limit_shows_exactly_what_is_settled_reserved_and_left() -> None:
+    ledger = core()
+    reserve(ledger, "a", 300)
+    settle(ledger, "a", 200)
+    (total,) = ledger.status().limits
+    assert (total.scope, total.limit_nd, total.settled_nd, total.reserved_nd, total.remaining_nd) == (
+        "total", 1000, 200, 0, 800)

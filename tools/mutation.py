@@ -116,10 +116,12 @@ def mutants_of(path: Path) -> Iterator[Mutant]:
 def _copy_of_checkout(into: Path) -> None:
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in files.decode().split("\0"):
-        if name and (ROOT / name).is_file():
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target)
+        source = ROOT / name
+        if not name or not (source.is_symlink() or source.is_file()):
+            continue
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def run_one(mutant: Mutant, tests: list[str], limit_s: float) -> Verdict:
@@ -145,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-s", type=float, default=120.0)
     args = parser.parse_args(argv)
     mutants = [m for path in args.files for m in mutants_of(path.resolve())]
-    print(f"{len(mutants)} mutants", flush=True)
+    first = args.files[0].resolve()
+    baseline = run_one(Mutant(str(first.relative_to(ROOT)), 0, "none", first.read_text(encoding="utf-8")),
+                       args.tests, args.limit_s)
+    if baseline.outcome != "survived":
+        print(f"the tests do not pass on an unchanged copy of the checkout ({baseline.outcome}): nothing to measure")
+        return 1
+    print(f"{len(mutants)} mutants; the unchanged copy passes", flush=True)
     verdicts: list[Verdict] = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_one, m, args.tests, args.limit_s) for m in mutants]

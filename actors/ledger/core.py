@@ -165,8 +165,8 @@ class LedgerCore:
             tightest = left if tightest is None else min(tightest, left)
             if amount_nd <= left:
                 continue
-            limit = self.limit_of(scope) or 0
-            if self.settled.get(scope, 0) + self.held_nd(scope) + amount_nd > limit:
+            settling = self.reserved.get(scope, 0) - self.held_nd(scope)
+            if amount_nd > left + settling:
                 return Decision(False, max(0, tightest), f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left")
             blocked = blocked or (
                 f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left while "
