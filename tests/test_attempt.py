@@ -335,3 +335,10 @@ async def test_a_settle_charges_the_reported_usage_at_the_providers_prices(anyio
     expected = 1000 * 1 + 500 * 2
     assert outcome.cost_nd == expected and rig.ledger.settled == [expected]
     assert not outcome.denied
+
+
+@pytest.mark.anyio
+async def test_a_released_attempt_costs_nothing(anyio_backend: str) -> None:
+    async with make_rig(ScriptedTransport(default=openai_error(500))) as rig:
+        outcome = await rig.runner.run(plan(), 1e9)
+    assert outcome.action is MoneyAction.RELEASE and outcome.cost_nd == 0 and rig.ledger.settled == []

@@ -176,6 +176,7 @@ def test_money_exactly_at_the_limit_once_reservations_settle_is_worth_waiting_fo
     reserve(ledger, "b", 300)
     decision = ledger.check("t1", 400, DAY)
     assert not decision.granted and decision.waitable, "600 settled + 400 = the limit: it fits once b settles"
+    assert decision.remaining_nd == 100
 
 
 def test_a_scope_whose_limit_was_removed_is_not_shown_as_a_limit() -> None:
@@ -217,3 +218,25 @@ def test_each_limit_shows_exactly_what_is_settled_reserved_and_left() -> None:
     (total,) = ledger.status().limits
     assert (total.scope, total.limit_nd, total.settled_nd, total.reserved_nd, total.remaining_nd) == (
         "total", 1000, 200, 0, 800)
+
+
+def test_an_overrun_of_one_nanodollar_counts_and_a_reconciled_hold_is_no_longer_held() -> None:
+    ledger = core()
+    reserve(ledger, "a", 100)
+    settle(ledger, "a", 101)
+    assert ledger.status().overruns == 1
+    reserve(ledger, "h", 300)
+    hold = ledger.hold("h")
+    assert hold is not None
+    ledger.apply(hold)
+    ledger.reconcile(release=True)
+    reserve(ledger, "b", 500)
+    decision = ledger.check("t1", 500, DAY)
+    assert decision.waitable and decision.remaining_nd == 399, "nothing is held once the hold was reconciled"
+
+
+def test_a_blocked_reservation_is_told_nothing_is_left_when_everything_is_reserved() -> None:
+    ledger = core()
+    reserve(ledger, "a", 1000)
+    decision = ledger.check("t1", 10, DAY)
+    assert decision.waitable and decision.remaining_nd == 0
