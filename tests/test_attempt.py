@@ -318,6 +318,7 @@ async def test_an_unknown_outcome_on_a_free_model_holds_nothing(anyio_backend: s
 async def test_the_budget_wait_is_bounded_by_the_deadline_and_a_denial_sends_nothing(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    await trio.sleep(50)  # the clock away from zero, where a deadline added to it would read the same
     async with make_rig(budget_wait_s=30.0) as rig:
         now = trio.current_time()
         await rig.runner.run(plan(), now + 10.0)
