@@ -82,37 +82,39 @@ def test_an_idle_server_stops_at_once_with_status_0_and_no_traceback(tmp_path: P
     assert "Traceback" not in err
 
 
-def test_requests_in_flight_finish_within_the_grace_and_the_books_close(tmp_path: Path) -> None:
-    server, url = _start(tmp_path, latency_s=1.0, grace_s=10.0)
+def _stop_while_asking(
+    tmp_path: Path, *, latency_s: float, grace_s: float, count: int, after_s: float
+) -> tuple[int, float, str, list[object], dict[str, int]]:
+    """Start the server, send `count` requests, SIGTERM it `after_s` later; then read the ledger it left."""
+    server, url = _start(tmp_path, latency_s=latency_s, grace_s=grace_s)
     outcomes: list[object] = []
-    askers = [threading.Thread(target=_ask, args=(url, i, outcomes)) for i in range(20)]
+    askers = [threading.Thread(target=_ask, args=(url, i, outcomes)) for i in range(count)]
     for asker in askers:
         asker.start()
-    time.sleep(0.5)
+    time.sleep(after_s)
     status, took, err = _stop(server, signal.SIGTERM)
     for asker in askers:
         asker.join()
-    assert status == 0 and "Traceback" not in err, err[-2000:]
-    assert outcomes == [200] * 20, "every request in flight was answered before the stop"
-    assert took < 10.0
     budget = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli.main", "budget", "--state-dir", str(tmp_path / "state"), "--json"],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    shown = json.loads(budget.stdout)
-    assert shown["outstanding"] == 0, shown
+    return status, took, err, outcomes, json.loads(budget.stdout)
+
+
+def test_requests_in_flight_finish_within_the_grace_and_the_books_close(tmp_path: Path) -> None:
+    status, took, err, outcomes, ledger = _stop_while_asking(tmp_path, latency_s=1.0, grace_s=10.0, count=20,
+                                                             after_s=0.5)
+    assert status == 0 and "Traceback" not in err, err[-2000:]
+    assert outcomes == [200] * 20, "every request in flight was answered before the stop"
+    assert took < 10.0
+    assert ledger["outstanding"] == 0, ledger
 
 
 def test_past_the_grace_requests_are_cancelled_with_their_money_closed(tmp_path: Path) -> None:
-    server, url = _start(tmp_path, latency_s=20.0, grace_s=0.5)
-    outcomes: list[object] = []
-    askers = [threading.Thread(target=_ask, args=(url, i, outcomes)) for i in range(10)]
-    for asker in askers:
-        asker.start()
-    time.sleep(1.0)
-    status, took, err = _stop(server, signal.SIGTERM)
-    for asker in askers:
-        asker.join()
+    status, took, err, outcomes, ledger = _stop_while_asking(tmp_path, latency_s=20.0, grace_s=0.5, count=10,
+                                                             after_s=1.0)
     assert status == 0 and "Traceback" not in err, err[-2000:]
     assert took < 8.0, f"took {took:.1f} s with a grace of 0.5 s"
     assert 200 not in outcomes and len(outcomes) == 10
+    assert ledger["reserved_nd"] == ledger["unreconciled_nd"], "what stays reserved is held (sent, outcome unknown)"
