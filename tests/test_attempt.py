@@ -343,3 +343,13 @@ async def test_a_released_attempt_costs_nothing(anyio_backend: str) -> None:
     async with make_rig(ScriptedTransport(default=openai_error(500))) as rig:
         outcome = await rig.runner.run(plan(), 1e9)
     assert outcome.action is MoneyAction.RELEASE and outcome.cost_nd == 0 and rig.ledger.settled == []
+
+
+@pytest.mark.anyio
+async def test_a_provider_already_stopped_releases_the_money(anyio_backend: str) -> None:
+    """Nothing could have been sent to a provider actor that is gone: released, not held."""
+    async with make_rig() as rig:
+        pass
+    outcome = await rig.runner.run(plan(), 1e9)
+    assert outcome.reply is not None and not outcome.reply.sent
+    assert outcome.action is MoneyAction.RELEASE and rig.ledger.kinds() == ["reserve", "release"]
