@@ -76,7 +76,6 @@ def child(args: argparse.Namespace) -> int:
     unavailable = 0
 
     async def main() -> None:
-        nonlocal unavailable
         async with Orchestrator.start(args.config, state_dir=args.state_dir) as orch:
             outcomes: list[object] = [None] * len(requests)
             limiter = anyio.CapacityLimiter(args.concurrency)

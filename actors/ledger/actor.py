@@ -40,11 +40,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
-import attrs
 
 from actors.errors import JournalError, LedgerError
 from actors.ledger import journal
-from actors.ledger.admission import AdmissionQueue, Waiter
+from actors.ledger.admission import AdmissionQueue, Waiter, refusal, reply_to
 from actors.ledger.core import Applied, Decision, LedgerCore, restore, snapshot_of
 from actors.ledger.messages import (
     BudgetStatus,
@@ -102,11 +101,6 @@ def open_read_only(settings: LedgerSettings) -> LedgerCore:
         return LedgerCore(settings)
     storage = journal.FileStorage(settings.journal_path, settings.state_dir, read_only=True)
     return open_core(settings, storage, settings.journal_path, read_only=True)
-
-
-def _reply(msg: Reserve, decision: Decision, waited_s: float = 0.0) -> ReserveReply:
-    return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason, waited_s,
-                        decision.waitable)
 
 
 def file_storage_factory(settings: LedgerSettings) -> StorageFactory | None:
@@ -211,11 +205,7 @@ class LedgerActor(Actor):
         return answer
 
     def status(self) -> BudgetStatus:
-        stats = self.queue.stats()
-        return attrs.evolve(
-            self.core.status(), waiting=stats.waiting, waiting_nd=stats.waiting_nd, waited=stats.waited,
-            wait_expired=stats.expired, wait_s_total=stats.wait_s_total,
-        )
+        return self.queue.stats().onto(self.core.status())
 
     # -- the budget queue (docs/LEDGER.md, "admission that waits") ----------------------------
 
@@ -223,14 +213,14 @@ class LedgerActor(Actor):
         """Grant, refuse, or queue behind earlier waiters until settles free the money."""
         decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
         if entry is not None and not self.queue:
-            return await self._commit(entry, corr, _reply(msg, decision))
+            return await self._commit(entry, corr, reply_to(msg, decision))
         if entry is None and not decision.waitable:
-            return _reply(msg, decision)
+            return reply_to(msg, decision)
         if msg.wait_s <= 0 or not corr:
             if entry is not None:
                 decision = Decision(False, decision.remaining_nd, f"{len(self.queue)} reservations wait ahead for "
                                     "reserved money", waitable=True)
-            return _reply(msg, decision)
+            return reply_to(msg, decision)
         self.queue.push(corr, msg, current_time())
         self._queue_changed.set()
         return None
@@ -244,7 +234,7 @@ class LedgerActor(Actor):
             if entry is None and decision.waitable:
                 return
             self.queue.admitted(now)
-            reply = _reply(msg, decision, now - head.since)
+            reply = reply_to(msg, decision, now - head.since)
             if entry is None:
                 self.inbox.reply(head.corr, reply)
                 continue
@@ -261,10 +251,7 @@ class LedgerActor(Actor):
         return LedgerAck(reservation_id, "withdrawn")
 
     def _refusal(self, waiter: Waiter, now: float, why: str) -> ReserveReply:
-        waited = now - waiter.since
-        msg = waiter.reserve
-        return ReserveReply(msg.reservation_id, False, max(0, self.core.remaining("total")),
-                            f"waited {waited:.1f}s for reserved money ({why})", waited, True)
+        return refusal(waiter, now, why, max(0, self.core.remaining("total")))
 
     async def _expirer(self) -> None:
         """Refuse waiters whose wait ran out; a refused head may let the next one through."""

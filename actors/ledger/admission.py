@@ -23,7 +23,8 @@ from collections import OrderedDict
 
 import attrs
 
-from actors.ledger.messages import Reserve
+from actors.ledger.core import Decision
+from actors.ledger.messages import BudgetStatus, Reserve, ReserveReply
 
 
 @attrs.define
@@ -42,6 +43,23 @@ class QueueStats:
     """Reservations that have entered the queue since the ledger started."""
     expired: int
     wait_s_total: float
+
+    def onto(self, status: BudgetStatus) -> BudgetStatus:
+        """The ledger's status with the queue's figures."""
+        return attrs.evolve(status, waiting=self.waiting, waiting_nd=self.waiting_nd, waited=self.waited,
+                            wait_expired=self.expired, wait_s_total=self.wait_s_total)
+
+
+def reply_to(msg: Reserve, decision: Decision, waited_s: float = 0.0) -> ReserveReply:
+    return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason, waited_s,
+                        decision.waitable)
+
+
+def refusal(waiter: Waiter, now: float, why: str, remaining_nd: int = 0) -> ReserveReply:
+    """The answer to a waiter that leaves the queue without money: its wait ran out, its asker left, a stop."""
+    waited = now - waiter.since
+    return ReserveReply(waiter.reserve.reservation_id, False, remaining_nd,
+                        f"waited {waited:.1f}s for reserved money ({why})", waited, True)
 
 
 class AdmissionQueue:

@@ -369,17 +369,14 @@ def restore(core: LedgerCore, snap: LedgerSnapshot) -> None:
     core.seq = snap.seq
     core.operations = snap.operations
     core.overruns = snap.overruns
-    core.reservations = {
-        r.reservation_id: Reservation(r.request_id, r.tier, r.model, r.amount_nd, r.scopes, r.unreconciled)
-        for r in snap.reservations
-    }
+    core.held = {}
+    core.reservations = {}
+    for r in snap.reservations:
+        core.reservations[r.reservation_id] = res = Reservation(r.request_id, r.tier, r.model, r.amount_nd, r.scopes)
+        if r.unreconciled:
+            core._hold(res)
     core.closed = OrderedDict(snap.closed)
     core.settled = dict(snap.settled)
     core.reserved = dict(snap.reserved)
-    core.held = {}
-    for res in core.reservations.values():
-        if res.unreconciled:
-            for scope in res.scopes:
-                core.held[scope] = core.held.get(scope, 0) + res.amount_nd
     core.settled_by_reservation = OrderedDict(snap.settled_by_reservation)
     core.alerted = set(snap.alerted)

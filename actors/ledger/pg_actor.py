@@ -40,9 +40,8 @@ import attrs
 
 from actors.errors import LedgerError, LedgerUnavailable, OrchestratorError
 from actors.ledger import unsent
-from actors.ledger.admission import AdmissionQueue, Waiter
+from actors.ledger.admission import AdmissionQueue, refusal
 from actors.ledger.messages import (
-    BudgetStatus,
     Hold,
     LedgerAck,
     Reconcile,
@@ -107,7 +106,7 @@ class PostgresLedgerActor(Actor):
             await self._flush()
             now = current_time()
             for waiter in self.queue.expire(float("inf")):
-                self.inbox.reply(waiter.corr, _refusal(waiter, now, "the ledger stopped"))
+                self.inbox.reply(waiter.corr, refusal(waiter, now, "the ledger stopped"))
             try:
                 await anyio.to_thread.run_sync(self.book.withdraw_all_waiters)
             except OrchestratorError as exc:
@@ -133,10 +132,7 @@ class PostgresLedgerActor(Actor):
             return None
         async with self._lock:
             if isinstance(msg, StatusQuery):
-                status = await anyio.to_thread.run_sync(self.book.status)
-                stats = self.queue.stats()
-                return attrs.evolve(status, waiting=stats.waiting, waiting_nd=stats.waiting_nd, waited=stats.waited,
-                                    wait_expired=stats.expired, wait_s_total=stats.wait_s_total)
+                return self.queue.stats().onto(await anyio.to_thread.run_sync(self.book.status))
             if isinstance(msg, Reconcile):
                 return await anyio.to_thread.run_sync(self.book.reconcile, msg.release)
             if isinstance(msg, ResetLedger):
@@ -149,7 +145,7 @@ class PostgresLedgerActor(Actor):
         waiter = self.queue.withdraw(reservation_id, now)
         if waiter is not None:
             self.book.forget_waiters([reservation_id])
-            self.inbox.reply(waiter.corr, _refusal(waiter, now, "withdrawn by its asker"))
+            self.inbox.reply(waiter.corr, refusal(waiter, now, "withdrawn by its asker"))
             return True
         for index, (corr, op) in enumerate(self._pending):
             if isinstance(op, Reserve) and op.reservation_id == reservation_id:
@@ -157,10 +153,6 @@ class PostgresLedgerActor(Actor):
                 self.inbox.reply(corr, ReserveReply(reservation_id, False, 0, "withdrawn by its asker"))
                 return True
         return False
-
-    def _take_pending(self) -> list[tuple[int, Operation]]:
-        pending, self._pending = self._pending, []
-        return pending
 
     async def _flusher(self) -> None:
         while True:
@@ -176,9 +168,10 @@ class PostgresLedgerActor(Actor):
             expired = self.queue.expire(now)
             self.book.forget_waiters([w.reserve.reservation_id for w in expired])
             for waiter in expired:
-                self.inbox.reply(waiter.corr, _refusal(waiter, now, "its wait ran out"))
+                self.inbox.reply(waiter.corr, refusal(waiter, now, "its wait ran out"))
+            arrived, self._pending = self._pending, []
             pending: list[tuple[int, Operation]] = []
-            for corr, op in self._take_pending():
+            for corr, op in arrived:
                 if isinstance(op, Release) and self._withdraw(op.reservation_id):
                     self.inbox.reply(corr, LedgerAck(op.reservation_id, "withdrawn"))
                 else:
@@ -189,14 +182,13 @@ class PostgresLedgerActor(Actor):
                                                                        if isinstance(op, Reserve)]
             if not batch:
                 return
-            retried = len(self._unheard)
             try:
                 replies, alerts, _ = await anyio.to_thread.run_sync(self.book.apply_batch, [op for _, op in batch])
             except OrchestratorError as exc:
                 self._failed(batch, exc)
                 return
-            self._unheard = self._unheard[retried:]
-            if not self._unheard and self._unsent_files:
+            self._unheard = []
+            if self._unsent_files:
                 files, self._unsent_files = self._unsent_files, []
                 await anyio.to_thread.run_sync(unsent.discard, files)
         now = current_time()
@@ -260,8 +252,3 @@ class PostgresLedgerActor(Actor):
             except OrchestratorError as exc:
                 log.warning("ledger: lease not renewed (%s); trying again", exc)
 
-
-def _refusal(waiter: Waiter, now: float, why: str) -> ReserveReply:
-    waited = now - waiter.since
-    return ReserveReply(waiter.reserve.reservation_id, False, 0,
-                        f"waited {waited:.1f}s for reserved money ({why})", waited, True)

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.errors import LedgerError, LedgerUnavailable
+from actors.ledger.admission import reply_to
 from actors.ledger.core import TOTAL, Alert, LedgerCore, Reservation
 from actors.ledger.messages import BudgetStatus, Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
 from actors.ledger.settings import LedgerSettings
@@ -251,9 +252,7 @@ class PostgresBook:
             decision, entry = core.reserve(op.reservation_id, op.request_id, op.tier, op.model, op.amount_nd)
             if entry is not None:
                 core.apply(entry)
-            reply = ReserveReply(op.reservation_id, decision.granted, decision.remaining_nd, decision.reason,
-                                 waitable=decision.waitable)
-            return reply, (), 0
+            return reply_to(op, decision), (), 0
         if isinstance(op, Settle):
             entry = core.settle(op.reservation_id, op.actual_nd, op.input_tokens, op.output_tokens)
         elif isinstance(op, Release):
@@ -398,8 +397,7 @@ class _Waiting:
             self._new[op.reservation_id] = (self._at, self._at + op.wait_s)
 
     def decided(self, rid: str) -> None:
-        if self._book._waiting_since.pop(rid, None) is not None:
-            self._book._forget_waiting.add(rid)
+        self._book.forget_waiters([rid])
 
     def write(self) -> None:
         if self._new:
