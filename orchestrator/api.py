@@ -51,7 +51,6 @@ from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
 from actors.telemetry.replay import recorded_answers
-from actors.ledger.pricing import prompt_token_estimate
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.forecast import Forecast, TokenHistory, Routed, forecast
 from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
@@ -287,13 +286,11 @@ class Orchestrator:
         Routed by this orchestrator's router as it stands (no call, no money); expected
         output lengths from its telemetry log (docs/LEDGER.md, "forecast").
         """
-        providers = {p.name: p for p in self.engine.providers}
         routed = []
         for request in requests:
             decision, _, messages = self._router.decide(request)
-            max_tokens = request.max_tokens or self.engine.router.tier_named[decision.tier].max_tokens
-            routed.append(Routed(request.kind, decision.tier, providers[decision.provider],
-                                 prompt_token_estimate(messages), max_tokens, decision.estimated_cost_nd))
+            routed.append(Routed.of(self.engine, request, messages, decision.tier, decision.provider,
+                                    decision.estimated_cost_nd))
         log_dir = self.engine.telemetry.dir
         if self._telemetry is not None:
             await self._telemetry.flush()

@@ -84,10 +84,7 @@ class EvolutionHooks:
 
     async def seed(self, task: ArcTask, population_size: int, *, budget_nd: int | None = None) -> list[Candidate]:
         """LLM-written programs for the initial population: `seed_count` samples of the task."""
-        return await self._ask(self.seed_requests(task, population_size), budget_nd)
-
-    def seed_requests(self, task: ArcTask, population_size: int) -> list[Request]:
-        return seed_requests(self.settings, self.run_id, task, population_size)
+        return await self._ask(seed_requests(self.settings, self.run_id, task, population_size), budget_nd)
 
     async def mutate(
         self,
@@ -101,16 +98,9 @@ class EvolutionHooks:
         budget_nd: int | None = None,
     ) -> list[Candidate]:
         """Improved variants of a parent program; the stagnation count lets the router escalate."""
-        requests = self.mutation_requests(task, parent, stagnant_generations=stagnant_generations,
-                                          generation=generation, samples=samples, temperature=temperature)
+        requests = mutation_requests(self.settings, self.run_id, task, parent, stagnant_generations=stagnant_generations,
+                                     generation=generation, samples=samples, temperature=temperature)
         return await self._ask(requests, budget_nd)
-
-    def mutation_requests(
-        self, task: ArcTask, parent: str, *, stagnant_generations: int, generation: int, samples: int | None = None,
-        temperature: float | None = None,
-    ) -> list[Request]:
-        return mutation_requests(self.settings, self.run_id, task, parent, stagnant_generations=stagnant_generations,
-                                 generation=generation, samples=samples, temperature=temperature)
 
     def feedback(self, candidate: Candidate, fitness: float) -> None:
         """The candidate's fitness in [0, 1], for reports and the online learner."""

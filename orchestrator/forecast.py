@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
-from actors.messages import Request
+from actors.messages import ChatMessage, Request
 from actors.money import token_cost_nd
 from actors.providers.settings import ProviderSettings
 from actors.router.estimators import build_estimator
@@ -48,6 +48,14 @@ class Routed:
     prompt_tokens: int
     max_tokens: int
     worst_nd: int
+
+    @classmethod
+    def of(cls, engine: EngineSettings, request: Request, messages: tuple[ChatMessage, ...], tier: str,
+           provider: str, worst_nd: int) -> Routed:
+        """`worst_nd` is the router's own: what the ledger would reserve for this first try."""
+        settings = next(p for p in engine.providers if p.name == provider)
+        max_tokens = request.max_tokens or engine.router.tier_named[tier].max_tokens
+        return cls(request.kind, tier, settings, prompt_token_estimate(messages), max_tokens, worst_nd)
 
 
 @attrs.frozen
@@ -138,16 +146,14 @@ def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[R
     routed = []
     for request in requests:
         messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
-        estimate = prompt_token_estimate(messages)
         context = RoutingContext(
             available=frozenset(providers), remaining_share=1.0, providers=providers,
-            prompt_tokens=prompt_token_upper_bound(messages), prompt_tokens_estimate=estimate,
+            prompt_tokens=prompt_token_upper_bound(messages), prompt_tokens_estimate=prompt_token_estimate(messages),
             margin_ppm=engine.ledger.safety_margin_ppm,
         )
         selection = select(estimator.estimate(request), request, engine.router, context)
-        max_tokens = request.max_tokens or engine.router.tier_named[selection.tier].max_tokens
-        routed.append(Routed(request.kind, selection.tier, providers[selection.provider], estimate, max_tokens,
-                             selection.estimated_cost_nd))
+        routed.append(Routed.of(engine, request, messages, selection.tier, selection.provider,
+                                selection.estimated_cost_nd))
     return routed
 
 

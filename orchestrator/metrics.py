@@ -56,19 +56,16 @@ async def render_metrics(orch: Orchestrator) -> str:
     for kind in ("limit", "settled", "reserved", "remaining"):
         gauge.add(getattr(budget, f"{kind}_nd"), kind=kind)
     families.append(gauge)
-    waiting = _Family("orchestrator_budget_queue_waiting", "gauge",
-                      "Reservations waiting in the budget queue for reserved money to settle.")
-    waiting.add(budget.waiting)
-    waiting_nd = _Family("orchestrator_budget_queue_waiting_nanodollars", "gauge", "Worst cases of those waiting.")
-    waiting_nd.add(budget.waiting_nd)
-    waits = _Family("orchestrator_budget_queue_waits_total", "counter", "Reservations that entered the budget queue.")
-    waits.add(budget.waited)
-    expired = _Family("orchestrator_budget_queue_expired_total", "counter",
-                      "Waits that ran out (refused with the cause).")
-    expired.add(budget.wait_expired)
-    wait_time = _Family("orchestrator_budget_queue_wait_seconds_total", "counter", "Time spent waiting, summed.")
-    wait_time.add(budget.wait_s_total)
-    families += [waiting, waiting_nd, waits, expired, wait_time]
+    for suffix, kind, help_text, value in (
+        ("waiting", "gauge", "Reservations waiting in the budget queue for reserved money to settle.", budget.waiting),
+        ("waiting_nanodollars", "gauge", "Worst cases of those waiting.", budget.waiting_nd),
+        ("waits_total", "counter", "Reservations that entered the budget queue.", budget.waited),
+        ("expired_total", "counter", "Waits that ran out (refused with the cause).", budget.wait_expired),
+        ("wait_seconds_total", "counter", "Time spent waiting, summed.", budget.wait_s_total),
+    ):
+        family = _Family(f"orchestrator_budget_queue_{suffix}", kind, help_text)
+        family.add(value)
+        families.append(family)
     circuit = _Family("orchestrator_circuit_state", "gauge", "1 for each provider's current circuit state.")
     restarts = _Family("orchestrator_actor_restarts_total", "counter", "Supervisor restarts per actor.")
     for name, health in sorted(orch.health().items()):

@@ -88,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         requests = arc_requests(args.tasks)
     if engine.ledger.backend == "postgres":
-        status = PostgresBook(engine.ledger).status()
+        book = PostgresBook(engine.ledger, owner="orchestrator-cli")
+        try:
+            status = book.status()
+        finally:
+            book.close()
     else:
         status = open_read_only(engine.ledger).status()
     history = TokenHistory() if engine.telemetry.dir is None else TokenHistory.from_log(engine.telemetry.dir)
