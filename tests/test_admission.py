@@ -41,10 +41,11 @@ async def reserve(ledger: LedgerClient, rid: str, amount: int, wait_s: float = 0
     return await ledger.reserve(rid, "q", "t", "m", amount, wait_s)
 
 
-def recorder(ledger: LedgerClient, order: list[str], replies: dict[str, ReserveReply]) -> Callable[..., object]:
+def recorder(ledger: LedgerClient, replies: dict[str, ReserveReply]) -> Callable[..., object]:
+    """An asker to start in the background: its reply lands in `replies` once it is answered."""
+
     async def ask(rid: str, amount: int, wait_s: float) -> None:
         replies[rid] = await reserve(ledger, rid, amount, wait_s)
-        order.append(rid)
 
     return ask
 
@@ -55,13 +56,12 @@ async def test_a_reservation_blocked_by_reserved_money_waits_and_is_granted_once
 ) -> None:
     storage = MemoryStorage()
     replies: dict[str, ReserveReply] = {}
-    order: list[str] = []
     async with running_ledger(storage) as ledger:
         assert (await reserve(ledger, "a", 600)).granted
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(recorder(ledger, order, replies), "b", 600, 30.0)
+            nursery.start_soon(recorder(ledger, replies), "b", 600, 30.0)
             await trio.sleep(2.0)
-            assert order == [], "b waits while a's worst case is reserved"
+            assert replies == {}, "b waits while a's worst case is reserved"
             assert (await ledger.status()).waiting == 1
             await ledger.tell(Settle("a", 100))
         status = await ledger.status()
@@ -133,16 +133,15 @@ async def test_first_in_first_out_a_small_request_does_not_overtake_a_waiting_la
     """c (50) would fit at once, but b (800) waits ahead of it: c queues behind b and is granted after it."""
     storage = MemoryStorage()
     replies: dict[str, ReserveReply] = {}
-    order: list[str] = []
     async with running_ledger(storage) as ledger:
         await reserve(ledger, "a", 900)
         async with trio.open_nursery() as nursery:
-            ask = recorder(ledger, order, replies)
+            ask = recorder(ledger, replies)
             nursery.start_soon(ask, "b", 800, 30.0)
             await trio.sleep(1.0)
             nursery.start_soon(ask, "c", 50, 30.0)
             await trio.sleep(1.0)
-            assert order == [], "c waits behind b although 100 nd are free"
+            assert replies == {}, "c waits behind b although 100 nd are free"
             await ledger.tell(Settle("a", 100))
         status = await ledger.status()
     granted = [e.reservation_id for e in journal_entries(storage) if e.op == "reserve"]
@@ -153,15 +152,14 @@ async def test_first_in_first_out_a_small_request_does_not_overtake_a_waiting_la
 @pytest.mark.trio
 async def test_a_head_whose_wait_runs_out_lets_the_next_one_through(autojump_clock: trio.testing.MockClock) -> None:
     replies: dict[str, ReserveReply] = {}
-    order: list[str] = []
     async with running_ledger() as ledger:
         await reserve(ledger, "a", 900)
         async with trio.open_nursery() as nursery:
-            ask = recorder(ledger, order, replies)
+            ask = recorder(ledger, replies)
             nursery.start_soon(ask, "b", 800, 3.0)
             await trio.sleep(1.0)
             nursery.start_soon(ask, "c", 50, 30.0)
-    assert sorted(order) == ["b", "c"]
+    assert sorted(replies) == ["b", "c"]
     assert not replies["b"].granted and replies["c"].granted
     assert replies["c"].waited_s == pytest.approx(2.0), "c went through when b's wait ran out"
 
@@ -194,20 +192,19 @@ async def test_with_no_time_to_wait_a_blocked_reservation_is_refused_at_once_and
 async def test_releases_and_settles_admit_waiters_in_order_on_both_backends(anyio_backend: str) -> None:
     storage = MemoryStorage()
     replies: dict[str, ReserveReply] = {}
-    order: list[str] = []
     async with running_ledger(storage) as ledger:
         await reserve(ledger, "a", 1000)
         async with anyio.create_task_group() as tasks:
-            ask = recorder(ledger, order, replies)
+            ask = recorder(ledger, replies)
             for i in range(5):
                 tasks.start_soon(ask, f"w{i}", 200, 2.0)
                 while (await ledger.status()).waiting < i + 1:
                     await anyio.sleep(0)
             await ledger.tell(Release("a"))
         status = await ledger.status()
-    assert sorted(order) == [f"w{i}" for i in range(5)]
+    assert sorted(replies) == [f"w{i}" for i in range(5)]
     assert all(r.granted for r in replies.values()) and status.reserved_nd == 1000
-    assert [e.reservation_id for e in journal_entries(storage) if e.op == "reserve"] == ["a"] + sorted(order)
+    assert [e.reservation_id for e in journal_entries(storage) if e.op == "reserve"] == ["a"] + sorted(replies)
 
 
 # -- the core's classification of a denial -------------------------------------------------------

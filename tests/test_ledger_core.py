@@ -31,6 +31,12 @@ def settle(ledger: LedgerCore, rid: str, amount: int) -> None:
         ledger.apply(entry)
 
 
+def hold(ledger: LedgerCore, rid: str) -> None:
+    entry = ledger.hold(rid)
+    assert entry is not None, f"{rid} was held already"
+    ledger.apply(entry)
+
+
 def test_reservations_never_let_settled_plus_outstanding_pass_the_limit() -> None:
     ledger = core()
     assert reserve(ledger, "a", 600)
@@ -160,9 +166,7 @@ def test_a_grant_reports_what_is_left_after_it_and_a_settle_within_it_is_no_over
 def test_a_hold_counts_as_unreconciled_and_a_reset_clears_everything() -> None:
     ledger = core()
     reserve(ledger, "a", 300)
-    hold = ledger.hold("a")
-    assert hold is not None
-    ledger.apply(hold)
+    hold(ledger, "a")
     assert ledger.status().unreconciled_nd == 300
     assert ledger.apply(ledger.reset()).outcome == "reset"
     status = ledger.status()
@@ -199,9 +203,7 @@ def test_a_refusal_reports_nothing_left_when_nothing_is_left() -> None:
 def test_held_money_counts_exactly_its_amount_also_after_a_restore() -> None:
     ledger = core()
     reserve(ledger, "a", 300)
-    hold = ledger.hold("a")
-    assert hold is not None
-    ledger.apply(hold)
+    hold(ledger, "a")
     reserve(ledger, "b", 100)
     restored = core()
     restore(restored, snapshot_of(ledger))
@@ -226,9 +228,7 @@ def test_an_overrun_of_one_nanodollar_counts_and_a_reconciled_hold_is_no_longer_
     settle(ledger, "a", 101)
     assert ledger.status().overruns == 1
     reserve(ledger, "h", 300)
-    hold = ledger.hold("h")
-    assert hold is not None
-    ledger.apply(hold)
+    hold(ledger, "h")
     ledger.reconcile(release=True)
     reserve(ledger, "b", 500)
     decision = ledger.check("t1", 500, DAY)
