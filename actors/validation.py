@@ -47,6 +47,12 @@ def validate_request(request: Request) -> None:
     ):
         raise InvalidRequest(f"{where}: stop must be at most {MAX_STOP_SEQUENCES} non-empty strings, got {request.stop!r}")
     _strings(where, "metadata", request.metadata)
+    generation = request.metadata.get("generation")
+    if generation is not None and not (generation.isascii() and generation.isdigit() and len(generation) <= 9):
+        raise InvalidRequest(
+            f"{where}: metadata.generation must be a whole number of at most 9 digits (the GA generation pacing "
+            f"books it under), got {generation!r}"
+        )
     if request.features is not None:
         if not isinstance(request.features, Mapping) or not all(
             isinstance(k, str) and _finite(v) for k, v in request.features.items()

@@ -28,7 +28,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
 from actors.catalog import CODEC
-from actors.errors import ActorStopped, AskTimeout, ConfigError, LedgerUnavailable, OrchestratorError
+from actors.errors import ActorStopped, AskTimeout, ConfigError, InvalidRequest, LedgerUnavailable, OrchestratorError
 from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import MemoryStorage
@@ -235,6 +235,16 @@ class Orchestrator:
         """The routing decision for a request, without serving it (no I/O, no money)."""
         decision, _, _ = self._router.decide(request)
         return decision
+
+    def generation(self, generation: int) -> None:
+        """Say which GA generation the requests from now on belong to, for `budget.pacing`'s allotments.
+
+        A request's own `metadata.generation` (the evolution hooks set it) takes
+        precedence. Without pacing it changes nothing.
+        """
+        if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation < 10**9:
+            raise InvalidRequest(f"a generation is a whole number from 0, got {generation!r}")
+        self._router.pacer.generation = generation
 
     # -- feedback and introspection ------------------------------------------------------
 
@@ -513,6 +523,9 @@ class BlockingOrchestrator:
 
     def feedback(self, request_id: str, score: float) -> None:
         self._portal.call(self._orch.feedback, request_id, score)
+
+    def generation(self, generation: int) -> None:
+        self._orch.generation(generation)
 
     def health(self) -> dict[str, dict[str, object]]:
         return self._portal.call(self._orch.health)

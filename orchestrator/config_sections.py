@@ -16,8 +16,9 @@ from typing import Any
 import attrs
 
 from actors.cache.settings import CacheSettings
+from actors.ledger.pacing import PacingPlan, weights_for
 from actors.ledger.settings import LedgerSettings
-from actors.money import dollars_to_nd
+from actors.money import dollars_to_nd, format_usd
 from actors.providers.protocols import PROTOCOLS
 from actors.providers.retry import RetrySettings
 from actors.providers.settings import ProviderSettings
@@ -320,7 +321,7 @@ def ledger(
 ) -> LedgerSettings:
     budget.reject_unknown(
         {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal",
-         "backend", "dsn", "lease_s", "wait_s"}
+         "backend", "dsn", "lease_s", "wait_s", "pacing"}
     )
     backend = budget.get("backend", "journal").choice(("journal", "postgres"))
     dsn = budget.get("dsn", None).optional()
@@ -359,6 +360,46 @@ def ledger(
         dsn=None if dsn is None else dsn.text(),
         lease_s=budget.get("lease_s", 60.0).number(minimum=1.0, maximum=MAX_WAIT_S),
         wait_s=budget.get("wait_s", 60.0).number(minimum=0.0, maximum=MAX_WAIT_S),
+        pacing=pacing(budget.get("pacing", None).optional(), limit),
+    )
+
+
+def pacing(node: Node | None, limit_nd: int) -> PacingPlan | None:
+    """`budget.pacing`: the run's allotment split across generations, a reserve for escalations."""
+    if node is None:
+        return None
+    node.reject_unknown({"run", "budget", "generations", "schedule", "carry_over", "reserve", "purposes"})
+    run = node.get("run", "run").text()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", run):
+        raise node.get("run").error("must be 1 to 64 letters, digits, '_', '.' or '-' (it names ledger scopes)")
+    budget_node = node.get("budget", None).optional()
+    budget_nd = limit_nd if budget_node is None else _dollars(budget_node)
+    if budget_nd > limit_nd:
+        raise node.get("budget").error(f"must be within optimization.budget_limit ({format_usd(limit_nd, 2)})")
+    schedule = node.get("schedule", "even")
+    if isinstance(schedule.value, list):
+        shares = [item.number(minimum=0.0, maximum=1e9) for item in schedule.sequence()]
+        if not shares or min(shares) <= 0:
+            raise schedule.error("must list one share above 0 per generation")
+        if node.has("generations") and node.get("generations").integer() != len(shares):
+            raise node.get("generations").error(f"must equal the {len(shares)} shares the schedule lists")
+        weights = tuple(max(1, round(share * 1_000_000)) for share in shares)
+    else:
+        generations = node.get("generations").integer(minimum=1, maximum=100_000)
+        weights = weights_for(schedule.choice(("even", "front_loaded")), generations)
+    reserve = node.get("reserve", 0.0).number(minimum=0.0, maximum=1.0)
+    caps: dict[str, int] = {}
+    for purpose, share in node.get("purposes", {}).items():
+        if purpose not in ("seeding", "mutation"):
+            raise share.error("names no purpose with a cap (seeding, mutation; escalation's is the reserve)")
+        caps[purpose] = budget_nd * round(share.number(minimum=0.0, maximum=1.0) * 1_000_000) // 1_000_000
+    return PacingPlan(
+        run=run,
+        budget_nd=budget_nd,
+        weights=weights,
+        reserve_nd=budget_nd * round(reserve * 1_000_000) // 1_000_000,
+        carry_over=node.get("carry_over", True).flag(),
+        purpose_caps_nd=caps,
     )
 
 

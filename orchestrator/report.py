@@ -18,7 +18,8 @@ from pathlib import Path
 import orjson
 
 from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
-from actors.telemetry.events import FeedbackGiven, ResultRecorded
+from actors.ledger.pacing import PacingPlan
+from actors.telemetry.events import FeedbackGiven, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
 from orchestrator.config import Config
 from orchestrator.files import write_private
@@ -137,6 +138,52 @@ def _online_section(path: Path) -> str:
             + _table(("band", "tier", "mean success", "observations"), rows))
 
 
+def _planned_and_spent(title: str, rows: list[tuple[str, float, float]], note: str = "") -> str:
+    """A pair of bars per label, planned (outline) and spent (filled), with the numbers below."""
+    heading = f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else "")
+    if not rows:
+        return heading + "<p>No data.</p>"
+    top = max(max(planned, spent) for _, planned, spent in rows) or 1.0
+    width = (W - 2 * PAD) / len(rows)
+    parts = [f'<line x1="{PAD}" x2="{W - PAD}" y1="{H - PAD}" y2="{H - PAD}" stroke="#444"/>']
+    for i, (label, planned, spent) in enumerate(rows):
+        x = PAD + i * width
+        for offset, value, style in ((0.1, planned, 'fill="none" stroke="#4e79a7"'), (0.5, spent, 'fill="#f28e2b"')):
+            height = (H - 2 * PAD) * value / top
+            parts.append(f'<rect x="{x + offset * width:.1f}" y="{H - PAD - height:.1f}" width="{max(width * 0.4, 1):.1f}" '
+                         f'height="{height:.1f}" {style}><title>{html.escape(label)}: {value:.6f}</title></rect>')
+        parts.append(f'<text x="{x + width / 2:.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
+                     f'{html.escape(label)}</text>')
+    parts.append(f'<text x="{PAD}" y="{PAD - 8}" font-size="10" fill="#4e79a7">planned (outline)</text>'
+                 f'<text x="{PAD + 120}" y="{PAD - 8}" font-size="10" fill="#f28e2b">spent (filled)</text>')
+    table = _table(("generation", "planned ($)", "spent ($)"),
+                   [(label, f"{planned:.9f}", f"{spent:.9f}") for label, planned, spent in rows])
+    return f'{heading}<svg width="{W}" height="{H}" role="img">{"".join(parts)}</svg>{table}'
+
+
+def _pacing_section(plan: PacingPlan, generation_of: dict[str, tuple[int, str]], answered: list[ResultRecorded]) -> str:
+    """Per generation: its allotment plus what earlier ones left (planned), and what it spent; the reserve apart."""
+    spent: Counter[int] = Counter()
+    escalations = 0
+    for event in answered:
+        generation, purpose = generation_of.get(event.request_id, (-1, ""))
+        cost = event.result.cost_nd  # type: ignore[union-attr]
+        if purpose == "escalation":
+            escalations += cost
+        elif generation >= 0:
+            spent[generation] += cost
+    rows = []
+    before = 0
+    for generation in range(max([plan.generations - 1, *spent]) + 1):
+        planned = plan.allotment(generation) + (plan.cumulative(generation - 1) - before if plan.carry_over else 0)
+        rows.append((str(generation), planned / NANODOLLARS_PER_DOLLAR, spent[generation] / NANODOLLARS_PER_DOLLAR))
+        before += spent[generation]
+    note = (f"Run {plan.run}: planned is a generation's allotment"
+            f"{' plus what earlier generations left' if plan.carry_over else ''}. Escalations spent "
+            f"{format_usd(escalations, 6)} of the {format_usd(plan.reserve_nd, 6)} reserve.")
+    return _planned_and_spent("Pacing: planned against spent per generation ($)", rows, note)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -145,8 +192,12 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
     results: list[ResultRecorded] = []
     scores: dict[str, float] = {}
     reader = LogReader(Path(log_dir))
-    for event in reader.events_of(ResultRecorded, FeedbackGiven):
-        if isinstance(event, ResultRecorded):
+    generation_of: dict[str, tuple[int, str]] = {}
+    for event in reader.events_of(ResultRecorded, FeedbackGiven, ReservationDecided):
+        if isinstance(event, ReservationDecided):
+            if event.granted and (event.generation >= 0 or event.purpose):
+                generation_of.setdefault(event.request_id, (event.generation, event.purpose))
+        elif isinstance(event, ResultRecorded):
             results.append(event)
         else:
             scores[event.request_id] = event.score
@@ -203,6 +254,8 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
             "Score per dollar by tier (sum of scores / $ spent)",
             sorted((t, sum(v) / max(tier_cost[t] / NANODOLLARS_PER_DOLLAR, 1e-9)) for t, v in tier_scores.items()),
         ))
+    if config.engine.ledger.pacing is not None:
+        sections.append(_pacing_section(config.engine.ledger.pacing, generation_of, answered))
     sections.append(_online_section(config.state_dir / "routing" / "online.json"))
     head = (
         f"<p>{len(results)} requests, {len(answered)} answered, total {format_usd(total, 6)} of a "

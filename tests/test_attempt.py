@@ -46,6 +46,7 @@ class FakeLedger:
     fail_with: Exception | None = None
     grant: bool = True
     waits: list[float] = attrs.Factory(list)
+    paces: list[tuple[int, str]] = attrs.Factory(list)
     settled: list[int] = attrs.Factory(list)
 
     async def _step(self, op: str, rid: str) -> None:
@@ -57,10 +58,12 @@ class FakeLedger:
         self.ops.append((op, rid))
 
     async def reserve(
-        self, rid: str, request_id: str, tier: str, model: str, amount: int, wait_s: float = 0.0
+        self, rid: str, request_id: str, tier: str, model: str, amount: int, wait_s: float = 0.0,
+        generation: int = -1, purpose: str = "",
     ) -> ReserveReply:
         await self._step("reserve", rid)
         self.waits.append(wait_s)
+        self.paces.append((generation, purpose))
         return ReserveReply(rid, self.grant, 10**9 if self.grant else 0, "" if self.grant else "total limit")
 
     def tell_nowait(self, msg: object) -> bool:

@@ -21,7 +21,8 @@ from actors.catalog import CODEC
 from actors.errors import LedgerError, LedgerUnavailable
 from actors.ledger.client import LedgerClient
 from actors.ledger.core import LedgerCore
-from actors.ledger.messages import Hold, LedgerAck, Release, Reserve, ReserveReply, Settle
+from actors.ledger.pacing import PacingPlan, weights_for
+from actors.ledger.messages import Hold, LedgerAck, LimitStatus, Release, Reserve, ReserveReply, Settle
 from actors.ledger.pg_actor import PostgresLedgerActor
 from actors.ledger.postgres import PostgresBook
 from actors.ledger.settings import LedgerSettings
@@ -82,17 +83,25 @@ OPS = st.lists(
 )
 
 
+PACED = PacingPlan("ga", 900, weights_for("front_loaded", 3), reserve_nd=150, purpose_caps_nd={"seeding": 300})
+
+
+@pytest.mark.parametrize("pacing", [None, PACED], ids=["unpaced", "paced"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, cut=st.integers(1, 6))
-def test_any_operations_decide_exactly_as_the_core_does(cluster: PgCluster, ops: list[tuple[str, int, int]], cut: int) -> None:
-    settings_ = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+def test_any_operations_decide_exactly_as_the_core_does(
+    cluster: PgCluster, pacing: PacingPlan | None, ops: list[tuple[str, int, int]], cut: int
+) -> None:
+    """Pacing's scopes too: generation n % 3 (carry-over reads the earlier ones), escalations from the reserve."""
+    settings_ = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster), pacing=pacing)
     shared = PostgresBook(settings_)
     shared.connect()
     model = LedgerCore(settings_)
     messages: list[object] = []
     for kind, n, amount in ops:
         rid = f"r{n}"
-        messages.append({"reserve": Reserve(rid, "q", "tier_1", "m", amount), "settle": Settle(rid, max(amount, 0)),
+        purpose = ("seeding", "mutation", "escalation")[n % 3]
+        messages.append({"reserve": Reserve(rid, "q", "tier_1", "m", amount, 0.0, n % 3, purpose), "settle": Settle(rid, max(amount, 0)),
                          "release": Release(rid), "hold": Hold(rid)}[kind])
     got: list[object] = []
     try:
@@ -105,13 +114,20 @@ def test_any_operations_decide_exactly_as_the_core_does(cluster: PgCluster, ops:
     assert [_shape(g) for g in got] == [_shape(e) for e in expected]
     want = model.status()
     assert (status.settled_nd, status.reserved_nd, status.outstanding) == (want.settled_nd, want.reserved_nd, want.outstanding)
+    assert _used(status.limits) == _used(want.limits)
     assert status.settled_nd + status.reserved_nd <= 1000 or model.overruns
+
+
+def _used(limits: tuple[LimitStatus, ...]) -> list[LimitStatus]:
+    """The limits with money booked (the database keeps a row for every scope a batch touched)."""
+    return [limit for limit in limits if limit.settled_nd or limit.reserved_nd]
 
 
 def _model_reply(core: LedgerCore, msg: object) -> object:
     try:
         if isinstance(msg, Reserve):
-            decision, entry = core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+            decision, entry = core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd,
+                                           msg.generation, msg.purpose)
             if entry is not None:
                 core.apply(entry)
             return ReserveReply(msg.reservation_id, decision.granted, decision.remaining_nd, decision.reason,

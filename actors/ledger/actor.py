@@ -211,7 +211,8 @@ class LedgerActor(Actor):
 
     async def _reserve(self, msg: Reserve, corr: int) -> object | None:
         """Grant, refuse, or queue behind earlier waiters until settles free the money."""
-        decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+        decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd,
+                                              msg.generation, msg.purpose)
         if entry is not None and not self.queue:
             return await self._commit(entry, corr, reply_to(msg, decision))
         if entry is None and not decision.waitable:
@@ -230,7 +231,8 @@ class LedgerActor(Actor):
         now = current_time()
         while (head := self.queue.head()) is not None:
             msg = head.reserve
-            decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd)
+            decision, entry = self.core.reserve(msg.reservation_id, msg.request_id, msg.tier, msg.model, msg.amount_nd,
+                                              msg.generation, msg.purpose)
             if entry is None and decision.waitable:
                 return
             self.queue.admitted(now)

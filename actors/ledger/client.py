@@ -7,6 +7,7 @@ import math
 import anyio
 
 from actors.errors import ActorStopped
+from actors.ledger.pacing import NO_GENERATION
 from actors.ledger.messages import (
     BudgetStatus,
     Hold,
@@ -28,10 +29,11 @@ class LedgerClient:
         self._timeout = timeout
 
     async def reserve(
-        self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int, wait_s: float = 0.0
+        self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int, wait_s: float = 0.0,
+        generation: int = NO_GENERATION, purpose: str = "",
     ) -> ReserveReply:
         """Grant or refuse; a refusal only for reserved money may first wait `wait_s` in the budget queue."""
-        return await self._ref.ask(Reserve(reservation_id, request_id, tier, model, amount_nd, wait_s),
+        return await self._ref.ask(Reserve(reservation_id, request_id, tier, model, amount_nd, wait_s, generation, purpose),
                                    self._timeout + wait_s)
 
     async def settle(self, reservation_id: str, actual_nd: int, input_tokens: int = 0, output_tokens: int = 0) -> LedgerAck:

@@ -42,6 +42,7 @@ from actors.ledger.messages import (
     LimitStatus,
     SnapshotReservation,
 )
+from actors.ledger.pacing import NO_GENERATION, generation_scope, parse_generation_scope
 from actors.ledger.settings import LedgerSettings
 
 TOTAL = "total"
@@ -116,6 +117,9 @@ class LedgerCore:
     # -- limits ------------------------------------------------------------------------
 
     def limit_of(self, scope: str) -> int | None:
+        return self._usage(scope)[0]
+
+    def _fixed_limit(self, scope: str) -> int | None:
         if scope == TOTAL:
             return self.settings.limit_nd
         kind, _, name = scope.partition(":")
@@ -125,9 +129,44 @@ class LedgerCore:
             return self.settings.monthly_limit_nd
         if kind == "tier":
             return self.settings.tier_caps_nd.get(name)
-        return None
+        pacing = self.settings.pacing
+        return None if pacing is None else pacing.limit_of(kind, name)
 
-    def scopes_for(self, tier: str, at: float) -> tuple[str, ...]:
+    def _usage(self, scope: str) -> tuple[int | None, int, int, int]:
+        """A scope's limit, its settled and reserved money, and what of the money it counts settles.
+
+        Settling money is what open reservations hold that settles or is released
+        (reserved less held): what waiting could free.
+
+        A generation's scope with carry-over counts the run's generations up to it
+        against their cumulative allotment; its limit is then shown as its own
+        allotment plus what earlier generations left (docs/LEDGER.md, "pacing").
+        """
+        settled, reserved = self.settled.get(scope, 0), self.reserved.get(scope, 0)
+        settling = reserved - self.held_nd(scope)
+        pacing = self.settings.pacing
+        generation = None if pacing is None else parse_generation_scope(scope)
+        if generation is None:
+            return self._fixed_limit(scope), settled, reserved, settling
+        assert pacing is not None
+        run, g = generation
+        if run != pacing.run:
+            return None, settled, reserved, settling
+        if not pacing.carry_over:
+            return pacing.allotment(g), settled, reserved, settling
+        for scope_before in self.generation_scopes_before(run, g):
+            earlier_reserved = self.reserved.get(scope_before, 0)
+            settled += self.settled.get(scope_before, 0)
+            reserved += earlier_reserved
+            settling += earlier_reserved - self.held_nd(scope_before)
+        limit = pacing.cumulative(g)
+        return limit, settled, reserved, settling
+
+    def generation_scopes_before(self, run: str, generation: int) -> Iterator[str]:
+        for earlier in range(generation):
+            yield generation_scope(run, earlier)
+
+    def scopes_for(self, tier: str, at: float, generation: int = NO_GENERATION, purpose: str = "") -> tuple[str, ...]:
         day, month = period_scopes(at)
         scopes = [TOTAL]
         if self.settings.daily_limit_nd is not None:
@@ -136,20 +175,30 @@ class LedgerCore:
             scopes.append(month)
         if tier in self.settings.tier_caps_nd:
             scopes.append(f"tier:{tier}")
+        if self.settings.pacing is not None:
+            scopes.extend(self.settings.pacing.scopes(generation, purpose))
         return tuple(scopes)
 
+    def scopes_read_by(self, tier: str, at: float, generation: int = NO_GENERATION, purpose: str = "") -> set[str]:
+        """Every scope a reservation's decision reads: its own, and earlier generations' under carry-over."""
+        scopes = set(self.scopes_for(tier, at, generation, purpose))
+        pacing = self.settings.pacing
+        if pacing is not None and pacing.carry_over and generation != NO_GENERATION:
+            scopes.update(self.generation_scopes_before(pacing.run, generation))
+        return scopes
+
     def remaining(self, scope: str) -> int:
-        limit = self.limit_of(scope)
+        limit, settled, reserved, _ = self._usage(scope)
         if limit is None:
             return 0
-        return limit - self.settled.get(scope, 0) - self.reserved.get(scope, 0)
+        return limit - settled - reserved
 
     def held_nd(self, scope: str) -> int:
         return self.held.get(scope, 0)
 
     # -- decisions (no state change) ---------------------------------------------------------
 
-    def check(self, tier: str, amount_nd: int, at: float) -> Decision:
+    def check(self, tier: str, amount_nd: int, at: float, generation: int = NO_GENERATION, purpose: str = "") -> Decision:
         """Grant if every limit has room; else say whether settles of reservations in flight could make room.
 
         A denial is `waitable` when, for every limit it fails, settled + held + the
@@ -160,17 +209,19 @@ class LedgerCore:
             raise LedgerError(f"a reservation cannot be negative: {amount_nd}")
         tightest: int | None = None
         blocked = ""
-        for scope in self.scopes_for(tier, at):
-            left = self.remaining(scope)
+        for scope in self.scopes_for(tier, at, generation, purpose):
+            limit, settled, reserved, settling = self._usage(scope)
+            if limit is None:
+                continue
+            left = limit - settled - reserved
             tightest = left if tightest is None else min(tightest, left)
             if amount_nd <= left:
                 continue
-            settling = self.reserved.get(scope, 0) - self.held_nd(scope)
             if amount_nd > left + settling:
                 return Decision(False, max(0, tightest), f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left")
             blocked = blocked or (
                 f"{scope} limit: needs {amount_nd} nd, {max(0, left)} nd left while "
-                f"{self.reserved.get(scope, 0)} nd is reserved by requests in flight"
+                f"{reserved} nd is reserved by requests in flight"
             )
         assert tightest is not None
         if blocked:
@@ -179,14 +230,16 @@ class LedgerCore:
 
     # -- operations: each returns the entry to journal, or None when nothing changes --------
 
-    def reserve(self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int) -> tuple[Decision, JournalEntry | None]:
+    def reserve(self, reservation_id: str, request_id: str, tier: str, model: str, amount_nd: int,
+                generation: int = NO_GENERATION, purpose: str = "") -> tuple[Decision, JournalEntry | None]:
         at = self._wall()
         if reservation_id in self.reservations or reservation_id in self.closed:
             raise LedgerError(f"reservation {reservation_id} already exists")
-        decision = self.check(tier, amount_nd, at)
+        decision = self.check(tier, amount_nd, at, generation, purpose)
         if not decision.granted:
             return decision, None
-        return decision, self._entry("reserve", reservation_id, at, amount_nd, request_id, tier, model)
+        return decision, JournalEntry(self.seq + 1, "reserve", reservation_id, at, amount_nd, request_id, tier, model,
+                                      generation=generation, purpose=purpose)
 
     def settle(self, reservation_id: str, actual_nd: int, input_tokens: int = 0, output_tokens: int = 0) -> JournalEntry | None:
         if actual_nd < 0:
@@ -262,7 +315,7 @@ class LedgerCore:
         self.seq = entry.seq
         self.operations += 1
         if entry.op == "reserve":
-            scopes = self.scopes_for(entry.tier, entry.at)
+            scopes = self.scopes_for(entry.tier, entry.at, entry.generation, entry.purpose)
             self.reservations[entry.reservation_id] = Reservation(
                 entry.request_id, entry.tier, entry.model, entry.amount_nd, scopes
             )
@@ -308,7 +361,7 @@ class LedgerCore:
         alerts = []
         for scope in scopes:
             limit = self.limit_of(scope)
-            if not limit:
+            if not limit or scope.startswith("gen:"):
                 continue
             spent = self.settled.get(scope, 0)
             for threshold in self.settings.warning_thresholds:
@@ -328,13 +381,16 @@ class LedgerCore:
                 seen.add(scope)
                 yield scope
 
+    def _limit_status(self, scope: str) -> LimitStatus:
+        """A scope's own settled and reserved money; a generation's limit is its allotment plus carry-over."""
+        limit, settled, reserved, _ = self._usage(scope)
+        own_settled, own_reserved = self.settled.get(scope, 0), self.reserved.get(scope, 0)
+        limit = (limit or 0) - (settled - own_settled) - (reserved - own_reserved)
+        return LimitStatus(scope, limit, own_settled, own_reserved, limit - own_settled - own_reserved)
+
     def status(self) -> BudgetStatus:
         unreconciled = sum(r.amount_nd for r in self.reservations.values() if r.unreconciled)
-        limits = tuple(
-            LimitStatus(scope, self.limit_of(scope) or 0, self.settled.get(scope, 0),
-                        self.reserved.get(scope, 0), self.remaining(scope))
-            for scope in self.scopes_in_use()
-        )
+        limits = tuple(self._limit_status(scope) for scope in self.scopes_in_use())
         return BudgetStatus(
             limit_nd=self.settings.limit_nd,
             settled_nd=self.settled.get(TOTAL, 0),

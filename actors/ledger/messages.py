@@ -14,6 +14,10 @@ class Reserve:
     amount_nd: int
     wait_s: float = 0.0
     """How long the asker will wait in the budget queue for reserved money to settle (0: decide now)."""
+    generation: int = -1
+    """The GA generation the request belongs to (-1: none), for pacing's allotments."""
+    purpose: str = ""
+    """seeding, mutation or escalation (pacing's purpose scopes); empty when none applies."""
 
 
 @message(101)
@@ -118,6 +122,8 @@ class JournalEntry:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    generation: int = -1
+    purpose: str = ""
 
 
 MESSAGES: tuple[type, ...] = (

@@ -187,7 +187,7 @@ class PostgresBook:
         scopes = {TOTAL}
         for op in ops:
             if isinstance(op, Reserve):
-                scopes.update(core.scopes_for(op.tier, at))
+                scopes.update(core.scopes_read_by(op.tier, at, op.generation, op.purpose))
         for res in core.reservations.values():
             scopes.update(res.scopes)
         ordered = sorted(scopes)
@@ -249,7 +249,8 @@ class PostgresBook:
     @staticmethod
     def _one(core: LedgerCore, op: Operation) -> tuple[object, tuple[Alert, ...], int]:
         if isinstance(op, Reserve):
-            decision, entry = core.reserve(op.reservation_id, op.request_id, op.tier, op.model, op.amount_nd)
+            decision, entry = core.reserve(op.reservation_id, op.request_id, op.tier, op.model, op.amount_nd,
+                                           op.generation, op.purpose)
             if entry is not None:
                 core.apply(entry)
             return reply_to(op, decision), (), 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from actors.ledger.pacing import PacingPlan
+
 
 @attrs.frozen
 class LedgerSettings:
@@ -27,3 +29,5 @@ class LedgerSettings:
     """How long a reservation may wait for money other requests hold reserved (bounded by its deadline)."""
     lease_s: float = 60.0
     """How long a process's open reservations stay its own after its last heartbeat (postgres)."""
+    pacing: PacingPlan | None = None
+    """Allotments per run, generation and purpose (docs/LEDGER.md, "pacing"); None: no pacing."""

@@ -39,6 +39,7 @@ import attrs
 from actors.errors import ActorStopped, AskTimeout, LedgerUnavailable, OrchestratorError
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import Hold, Release, ReserveReply, Settle
+from actors.ledger.pacing import NO_GENERATION
 from actors.ledger.pricing import worst_case_nd
 from actors.messages import ChatMessage, FailureKind, Request
 from actors.money import token_cost_nd
@@ -121,6 +122,7 @@ class AttemptRunner:
         budget_wait_s: float = 0.0,
         clock: Callable[[], float] = current_time,
         on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
+        pace: Callable[[Request], tuple[int, str]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._providers = providers
@@ -129,6 +131,8 @@ class AttemptRunner:
         self._budget_wait_s = budget_wait_s
         self._clock = clock
         self._on_reserved = on_reserved
+        self._pace = pace
+        """The generation and purpose a request books under, when the budget is paced."""
 
     async def run(self, plan: Plan, deadline: float) -> Outcome:
         """One attempt; returns how it ended, raises `LedgerUnavailable` if the ledger cannot decide."""
@@ -178,9 +182,11 @@ class AttemptRunner:
         If the answer is lost (cancelled, timed out), release whatever was granted: a
         release of a reservation still queued withdraws it.
         """
+        generation, purpose = (NO_GENERATION, "") if self._pace is None else self._pace(plan.request)
         try:
             return await self._ledger.reserve(
-                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount, wait_s
+                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount, wait_s,
+                generation, purpose,
             )
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

@@ -28,6 +28,7 @@ from actors.cache.key import cache_key
 from actors.errors import DuplicateRequest, InvalidRequest, NotRecorded, OrchestratorError, StrategyUnavailable
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
+from actors.ledger.pacing import NO_GENERATION
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
 from actors.providers.messages import ProviderReply
@@ -35,6 +36,7 @@ from actors.router.attempt import AttemptRunner, Plan
 from actors.router.estimators import build_estimator
 from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
 from actors.router.online import OnlineLearner
+from actors.router.pacing import Pacer
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, Selection, select, tier_for_level
 from actors.router.task_memo import TaskMemo
@@ -118,10 +120,11 @@ class Router:
         self._traces: dict[str, _Trace] = {}
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
+        self.pacer = Pacer(settings.router.selection.stagnation_threshold)
         runner = AttemptRunner(
             ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm,
             budget_wait_s=settings.ledger.wait_s, clock=clock,
-            on_reserved=self._reserved,
+            on_reserved=self._reserved, pace=self.pacer.pace if settings.ledger.pacing is not None else None,
         )
         self._chain = FallbackChain(
             runner, settings.retry, random.Random(settings.rng_seed),
@@ -457,9 +460,12 @@ class Router:
         self._remaining_share = reply.remaining_nd / limit if limit else 0.0
         trace = self._traces.get(plan.request.request_id)
         if trace is not None:
+            generation, purpose = (
+                self.pacer.pace(plan.request) if self._settings.ledger.pacing is not None else (NO_GENERATION, "")
+            )
             trace.reservations.append(ev.ReservationDecided(
                 self._wall(), plan.request.request_id, reservation_id, plan.tier, plan.provider.model,
-                reply.granted, amount, reply.remaining_nd, reply.waited_s,
+                reply.granted, amount, reply.remaining_nd, reply.waited_s, generation, purpose,
             ))
 
     def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:

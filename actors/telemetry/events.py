@@ -50,6 +50,9 @@ class ReservationDecided:
     remaining_nd: int
     waited_s: float = 0.0
     """Time the reservation waited in the budget queue for reserved money to settle."""
+    generation: int = -1
+    """The GA generation the money was booked under when the budget is paced (-1: none or not paced)."""
+    purpose: str = ""
 
 
 @message(254)
