@@ -17,6 +17,7 @@ move to a cheaper tier (or be refused without it).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -76,6 +77,8 @@ class Forecast:
     limit_nd: int
     remaining_nd: int
     downgrade_share: float
+    made_at: float = attrs.field(factory=time.time)
+    """When it was made: `orchestrator report --forecast` compares it with the answers logged after."""
 
     @property
     def covered(self) -> bool:
@@ -86,7 +89,7 @@ class Forecast:
             "tiers": [attrs.asdict(t) for t in self.tiers], "expected_nd": self.expected_nd,
             "worst_nd": self.worst_nd, "limit_nd": self.limit_nd, "remaining_nd": self.remaining_nd,
             "worst_case_covered": self.covered, "expected_covered": self.expected_nd <= self.remaining_nd,
-            "downgrade_share": round(self.downgrade_share, 4),
+            "downgrade_share": round(self.downgrade_share, 4), "made_at": self.made_at,
         }
 
 

@@ -13,11 +13,13 @@ import html
 import math
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
 
 from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
+from actors.errors import ConfigError
 from actors.ledger.pacing import PacingPlan
 from actors.telemetry.events import FeedbackGiven, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
@@ -138,7 +140,8 @@ def _online_section(path: Path) -> str:
             + _table(("band", "tier", "mean success", "observations"), rows))
 
 
-def _planned_and_spent(title: str, rows: list[tuple[str, float, float]], note: str = "") -> str:
+def _planned_and_spent(title: str, rows: list[tuple[str, float, float]], note: str = "", label: str = "generation",
+                       planned_name: str = "planned") -> str:
     """A pair of bars per label, planned (outline) and spent (filled), with the numbers below."""
     heading = f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else "")
     if not rows:
@@ -146,18 +149,18 @@ def _planned_and_spent(title: str, rows: list[tuple[str, float, float]], note: s
     top = max(max(planned, spent) for _, planned, spent in rows) or 1.0
     width = (W - 2 * PAD) / len(rows)
     parts = [f'<line x1="{PAD}" x2="{W - PAD}" y1="{H - PAD}" y2="{H - PAD}" stroke="#444"/>']
-    for i, (label, planned, spent) in enumerate(rows):
+    for i, (name, planned, spent) in enumerate(rows):
         x = PAD + i * width
         for offset, value, style in ((0.1, planned, 'fill="none" stroke="#4e79a7"'), (0.5, spent, 'fill="#f28e2b"')):
             height = (H - 2 * PAD) * value / top
             parts.append(f'<rect x="{x + offset * width:.1f}" y="{H - PAD - height:.1f}" width="{max(width * 0.4, 1):.1f}" '
-                         f'height="{height:.1f}" {style}><title>{html.escape(label)}: {value:.6f}</title></rect>')
+                         f'height="{height:.1f}" {style}><title>{html.escape(name)}: {value:.6f}</title></rect>')
         parts.append(f'<text x="{x + width / 2:.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">'
-                     f'{html.escape(label)}</text>')
-    parts.append(f'<text x="{PAD}" y="{PAD - 8}" font-size="10" fill="#4e79a7">planned (outline)</text>'
-                 f'<text x="{PAD + 120}" y="{PAD - 8}" font-size="10" fill="#f28e2b">spent (filled)</text>')
-    table = _table(("generation", "planned ($)", "spent ($)"),
-                   [(label, f"{planned:.9f}", f"{spent:.9f}") for label, planned, spent in rows])
+                     f'{html.escape(name[:14])}</text>')
+    parts.append(f'<text x="{PAD}" y="{PAD - 8}" font-size="10" fill="#4e79a7">{planned_name} (outline)</text>'
+                 f'<text x="{PAD + 140}" y="{PAD - 8}" font-size="10" fill="#f28e2b">spent (filled)</text>')
+    table = _table((label, f"{planned_name} ($)", "spent ($)"),
+                   [(name, f"{planned:.9f}", f"{spent:.9f}") for name, planned, spent in rows])
     return f'{heading}<svg width="{W}" height="{H}" role="img">{"".join(parts)}</svg>{table}'
 
 
@@ -184,11 +187,67 @@ def _pacing_section(plan: PacingPlan, generation_of: dict[str, tuple[int, str]],
     return _planned_and_spent("Pacing: planned against spent per generation ($)", rows, note)
 
 
+def _forecast_section(planned: Mapping[str, object], where: str, answered: list[ResultRecorded]) -> str:
+    """`orchestrator forecast --json`'s expectation per tier against what the log's answers cost there.
+
+    The forecast names the tier each request would try first; fallbacks and budget
+    downgrades move some elsewhere, which is what the comparison shows. Only answers
+    logged after the forecast was made count: the run it planned, not the history it
+    learned from.
+    """
+    try:
+        tiers = {str(t["tier"]): (int(t["requests"]), int(t["expected_nd"]), int(t["worst_nd"]))  # type: ignore[index]
+                 for t in planned["tiers"]}  # type: ignore[attr-defined]
+        made_at = float(planned.get("made_at", 0.0))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not a forecast written by `orchestrator forecast --json` ({exc!r})") from None
+    answered = [event for event in answered if event.at >= made_at]
+    actual_cost: Counter[str] = Counter()
+    actual_requests: Counter[str] = Counter()
+    for event in answered:
+        result = event.result
+        assert result is not None
+        actual_cost[result.tier] += result.cost_nd
+        actual_requests[result.tier] += 1
+    names = sorted(set(tiers) | set(actual_cost))
+    rows = []
+    for name in names:
+        count, expected, worst = tiers.get(name, (0, 0, 0))
+        spent = actual_cost[name]
+        rows.append((name, str(count), format_usd(expected, 6), format_usd(worst, 6), str(actual_requests[name]),
+                     format_usd(spent, 6), f"{spent / expected:.2f}" if expected else "-"))
+    expected_total = sum(e for _, e, _ in tiers.values())
+    worst_total = sum(w for _, _, w in tiers.values())
+    spent_total = sum(actual_cost.values())
+    rows.append(("total", str(sum(c for c, _, _ in tiers.values())), format_usd(expected_total, 6),
+                 format_usd(worst_total, 6), str(len(answered)), format_usd(spent_total, 6),
+                 f"{spent_total / expected_total:.2f}" if expected_total else "-"))
+    plot = _planned_and_spent(
+        "Forecast against actual per tier ($)",
+        [(name, tiers.get(name, (0, 0, 0))[1] / NANODOLLARS_PER_DOLLAR, actual_cost[name] / NANODOLLARS_PER_DOLLAR)
+         for name in names],
+        note=f"Forecast {where}: each request at the tier it would try first; fallbacks and budget downgrades "
+             "move answers to other tiers. The worst case is what the ledger reserves.",
+        label="tier", planned_name="expected",
+    )
+    return plot + _table(("tier", "forecast requests", "expected", "worst case", "answered", "actual", "actual/expected"),
+                         rows)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
+def write_report(log_dir: str | Path, config: Config, out: str | Path, planned: Path | None = None) -> None:
+    """The report of a telemetry log; with `planned` (a `forecast --json` file), forecast against actual too."""
+    forecast_of_run: Mapping[str, object] | None = None
+    if planned is not None:
+        try:
+            forecast_of_run = orjson.loads(planned.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"{planned}: cannot read the forecast ({exc})") from None
+        if not isinstance(forecast_of_run, Mapping):
+            raise ConfigError(f"{planned}: not a forecast written by `orchestrator forecast --json`")
     results: list[ResultRecorded] = []
     scores: dict[str, float] = {}
     reader = LogReader(Path(log_dir))
@@ -254,6 +313,8 @@ def write_report(log_dir: str | Path, config: Config, out: str | Path) -> None:
             "Score per dollar by tier (sum of scores / $ spent)",
             sorted((t, sum(v) / max(tier_cost[t] / NANODOLLARS_PER_DOLLAR, 1e-9)) for t, v in tier_scores.items()),
         ))
+    if forecast_of_run is not None:
+        sections.append(_forecast_section(forecast_of_run, str(planned), answered))
     if config.engine.ledger.pacing is not None:
         sections.append(_pacing_section(config.engine.ledger.pacing, generation_of, answered))
     sections.append(_online_section(config.state_dir / "routing" / "online.json"))

@@ -63,6 +63,8 @@ def add_parser(subparsers: Any) -> None:
     report = subparsers.add_parser("report", help="write a self-contained HTML report with plots")
     _common(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="where to write the HTML (default report.html)")
+    report.add_argument("--forecast", type=Path, default=None,
+                        help="a file of `orchestrator forecast --json` made before the run: forecast against actual per tier")
     report.add_argument("--json", action="store_true", help="print where the report went as JSON")
     report.set_defaults(func=run_report)
 
@@ -192,7 +194,7 @@ def run_report(args: argparse.Namespace) -> int:
     from orchestrator.report import write_report
 
     config = _config(args)
-    write_report(_log_dir(args, config), config, args.out)
+    write_report(_log_dir(args, config), config, args.out, args.forecast)
     print(orjson.dumps({"out": str(args.out)}).decode() if args.json else f"wrote {args.out}")
     return 0
 
