@@ -6,9 +6,10 @@ ledger would reserve for it. Its expected cost prices the prompt at the router's
 token estimate scaled by what the model's provider actually counted for past prompts
 of that kind (the estimate is generous: 36% above the simulator's count on the ARC
 demo), and the answer at the mean output length the telemetry log recorded for that
-model and kind of request, capped by `max_tokens`. Where the log has no answer of
-that model and kind, the documented prior: the estimate as it is, and half of
-`max_tokens` (`PRIOR_OUTPUT_SHARE_PPM`).
+model and kind of request, capped by `max_tokens`. A model the log never saw on that
+kind borrows the other models' figures for it; where no model answered that kind,
+the documented prior: the estimate as it is, and half of `max_tokens`
+(`PRIOR_OUTPUT_SHARE_PPM`).
 
 The budget-downgrade share is how many requests, taken in order, would find the
 expected spending past the remaining budget: with `downgrade_on_budget` they would
@@ -108,6 +109,12 @@ class TokenHistory:
 
     def __init__(self, seen: dict[tuple[str, str], Seen] | None = None) -> None:
         self._seen = seen or {}
+        pooled: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for (_, kind), one in self._seen.items():
+            sums = pooled[kind]
+            for index, value in enumerate((one.answers, one.output_tokens, one.input_tokens, one.input_estimate)):
+                sums[index] += value
+        self._by_kind = {kind: Seen(*values) for kind, values in pooled.items()}
 
     @classmethod
     def from_log(cls, directory: str | Path) -> TokenHistory:
@@ -134,8 +141,13 @@ class TokenHistory:
         return cls({key: Seen(*values) for key, values in sums.items()})
 
     def tokens(self, model: str, kind: str, prompt_estimate: int, max_tokens: int) -> tuple[int, int, bool]:
-        """Expected input and output tokens, and whether history (not the prior) gave them."""
-        seen = self._seen.get((model, kind))
+        """Expected input and output tokens, and whether history (not the prior) gave them.
+
+        A model never seen on this kind of request borrows what the other models used on
+        it (an answer's length follows the task more than the model): the prior only
+        when no model has answered this kind.
+        """
+        seen = self._seen.get((model, kind)) or self._by_kind.get(kind)
         if seen is None:
             return prompt_estimate, max_tokens * PRIOR_OUTPUT_SHARE_PPM // 1_000_000, False
         expected_input = -(-prompt_estimate * seen.input_tokens // seen.input_estimate)

@@ -72,3 +72,13 @@ def test_a_budget_that_cannot_cover_the_worst_case_exits_3(tmp_path: Path, capsy
     tiny.write_text(f"extends: {CONFIG}\nllm_routing:\n  optimization:\n    budget_limit: 0.001\n")
     assert main(["forecast", "--config", str(tiny), "--state-dir", str(tmp_path / "s"), "--tasks", "20"]) == 3
     assert "does NOT cover" in capsys.readouterr().out
+
+
+def test_a_model_never_seen_on_a_kind_borrows_what_other_models_used_on_it() -> None:
+    from orchestrator.forecast import Seen
+
+    history = TokenHistory({("cheap", "arc"): Seen(answers=4, output_tokens=400, input_tokens=1_000, input_estimate=2_000)})
+    assert history.tokens("cheap", "arc", 600, 4_000) == (300, 100, True)
+    assert history.tokens("strong", "arc", 600, 4_000) == (300, 100, True), "the kind's answers, not the 2,000-token prior"
+    assert history.tokens("strong", "arc", 600, 50) == (300, 50, True), "capped by max_tokens"
+    assert history.tokens("strong", "text", 600, 4_000) == (600, 2_000, False), "no model answered this kind: the prior"

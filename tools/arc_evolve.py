@@ -192,7 +192,7 @@ def summary(outcome: dict[str, object], generations: int) -> str:
     tiers: Counter[str] = Counter(routing["tiers"])  # type: ignore[arg-type]
     lines.append("requests per tier              " + ", ".join(f"{t} {n}" for t, n in sorted(tiers.items())))
     lines.append(f"failed LLM requests            {sum(r['failed_requests'] for r in runs)}")  # type: ignore[misc]
-    if "online" in routing:
+    if routing.get("online"):
         lines += _online_lines(runs, routing["online"], generations)  # type: ignore[arg-type]
     lines.append("note: on the shipped simulator the LLM's programs have no skill; the fitness comes from the primitives")
     return "\n".join(lines)
