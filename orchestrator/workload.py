@@ -15,6 +15,7 @@ InvalidRequest naming the file, the line and the field; nothing is half-loaded.
 from __future__ import annotations
 
 import importlib.resources
+import random
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,49 @@ def arc_requests(count: int, split: str = "training") -> list[Request]:
 
 def _grid(rows: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(v) for v in row) for row in rows)
+
+
+_TEXT_OPENINGS = (
+    "Fix the failing test in {file}.", "Refactor {file} so the {thing} logic lives in one place.",
+    "Add input validation to the {thing} endpoint in {file}.", "Rename {thing} to {other} across {file} and {file2}.",
+    "Investigate why the {thing} job is slow under load; {file} is the likely culprit.",
+    "Write unit tests for the {thing} parser in {file}.", "Update the docstring and fix the formatting of {file}.",
+    "Design the {thing} service boundaries before we split {file}.",
+    "The {thing} cache in {file} returns stale entries after a deploy; find the root cause.",
+    "Implement pagination for the {thing} list in {file} and {file2}.",
+)
+_TEXT_DETAILS = (
+    "Keep the public API unchanged.", "The CI runs Python 3.11 and 3.12.", "Do not add dependencies.",
+    "The {thing} table has about two million rows.", "Callers pass {other} as a keyword argument.",
+    "Error messages should name the field that is wrong.", "Our style guide prefers small functions.",
+    "The reviewer asked for a test that fails before the fix.", "Log at debug level only.",
+    "Performance matters here: this runs on every request.", "The {other} module is shared with the mobile app.",
+    "Keep the change small enough to review in ten minutes.", "Document the behaviour in the README.",
+)
+_TEXT_THINGS = ("invoice", "session", "upload", "search", "billing", "report", "webhook", "profile", "export",
+                "notification", "inventory", "checkout", "audit", "tenant", "schedule")
+_TEXT_FILES = ("api/views.py", "core/models.py", "services/sync.go", "web/src/App.tsx", "lib/parse.rs",
+               "jobs/nightly.py", "config/settings.yaml", "db/migrations/0042.sql", "cli/main.ts", "docs/guide.md")
+
+
+def text_requests(count: int, chars: int = 760, seed: int = 0, **fields: Any) -> list[Request]:
+    """Distinct coding-agent prompts of about `chars` characters each (no two alike), for benchmarks.
+
+    Built from a fixed stock of task openings and details with random names, so a
+    workload is the same on every machine for a seed, and each prompt is new to the
+    router's memos and the cache.
+    """
+    rng = random.Random(seed)
+    requests = []
+    for index in range(count):
+        parts = [_fill(rng, rng.choice(_TEXT_OPENINGS))]
+        while sum(len(p) + 1 for p in parts) < chars:
+            parts.append(_fill(rng, rng.choice(_TEXT_DETAILS)))
+        text = f"{' '.join(parts)[: chars - 12]} (ticket {index:05d})"
+        requests.append(Request.prompt(text, request_id=f"text-{seed}-{index}", **fields))
+    return requests
+
+
+def _fill(rng: random.Random, template: str) -> str:
+    return template.format(thing=rng.choice(_TEXT_THINGS), other=f"{rng.choice(_TEXT_THINGS)}_{rng.randrange(1000)}",
+                           file=rng.choice(_TEXT_FILES), file2=rng.choice(_TEXT_FILES))

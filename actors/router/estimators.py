@@ -26,6 +26,7 @@ nearly all-distinct scores, so calibration reaches any mix (docs/ROUTING.md).
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -120,10 +121,21 @@ class ArcEstimator:
 
 
 class TextEstimator:
-    """The coding-router source's points, scaled to [0, 1]; the top level needs a critical pattern."""
+    """The coding-router source's points, scaled to [0, 1]; the top level needs a critical pattern.
 
-    def __init__(self, settings: EstimatorSettings) -> None:
+    Estimates are memoised per prompt (and file count): the samples of one prompt, a
+    retried request and a GA's repeated asks are scored once. A prompt up to
+    MEMO_KEY_CHARS is its own key; a longer one is keyed by its length and hash, so
+    the memo holds no long texts (two long prompts alike in both would share an
+    estimate: with a 64-bit hash, about 1 in 10^15 lookups).
+    """
+
+    MEMO_KEY_CHARS = 4096
+
+    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
         self.levels = Levels(settings.thresholds)
+        self._memo: OrderedDict[tuple[object, int | None], Estimate] = OrderedDict()
+        self._memo_size = memo_size
 
     def estimate(self, request: Request) -> Estimate:
         if request.score is not None:
@@ -132,9 +144,23 @@ class TextEstimator:
             return Estimate(score, level, confidence, ("score given by the caller",), {})
         text = "\n".join(m.content for m in request.messages if m.role != "system")
         files = int(request.metadata["files"]) if request.metadata.get("files", "").isdigit() else None
-        points, critical, features, reasons = text_points(text, files=files)
         if request.features:
-            features = {**features, **request.features}
+            return self._estimate(text, files, request.features)
+        key = (text if len(text) <= self.MEMO_KEY_CHARS else (len(text), hash(text)), files)
+        memo = self._memo
+        estimate = memo.get(key)
+        if estimate is not None:
+            memo.move_to_end(key)
+            return estimate
+        estimate = memo[key] = self._estimate(text, files, None)
+        if len(memo) > self._memo_size:
+            memo.popitem(last=False)
+        return estimate
+
+    def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
+        points, critical, features, reasons = text_points(text, files=files)
+        if given:
+            features = {**features, **given}
         score = round(continuous_score(points, len(text)), SCORE_DECIMALS)
         level, confidence = self.levels.level(score)
         if level == self.levels.names[-1] and not critical and len(self.levels.names) > 1:
@@ -241,6 +267,10 @@ class CallableEstimator:
         score = min(1.0, max(0.0, float(answer)))
         level, confidence = self.levels.level(score)
         return Estimate(score, level, confidence, (f"custom estimator {getattr(self.function, '__name__', '?')}",), {})
+
+
+RULE_ESTIMATORS = (ArcEstimator, TextEstimator, AutoEstimator)
+"""Estimators whose score only chooses a tier: a request pinned to one needs none."""
 
 
 def build_estimator(settings: EstimatorSettings) -> Estimator:

@@ -33,7 +33,7 @@ from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_boun
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
-from actors.router.estimators import build_estimator
+from actors.router.estimators import RULE_ESTIMATORS, build_estimator
 from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
 from actors.router.online import OnlineLearner
 from actors.router.pacing import Pacer
@@ -137,6 +137,11 @@ class Router:
             OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
             if settings.router.online.enabled else None
         )
+        self._skip_pinned = self._online is None and isinstance(self._estimator, RULE_ESTIMATORS)
+        self._level_of_model = {
+            key: tier.level for tier in reversed(settings.router.tiers) for name in tier.providers
+            for key in (name, self._provider_settings[name].model)
+        }
         self.levels: Counter[str] = Counter()
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
@@ -154,7 +159,7 @@ class Router:
 
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
-        estimate = self._learned(self._estimator.estimate(request), request)
+        estimate = self._pinned(request) or self._learned(self._estimator.estimate(request), request)
         messages = request.messages or self._prompt_for(request.task)
         if not messages:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
@@ -278,6 +283,21 @@ class Router:
             self._wall(), trace.received_at, request, trace.decision, trace.cache_hit, tuple(trace.reservations),
             () if result is not None else tuple(trace.attempts), result, error_code, error, ended,
         ))
+
+    def _pinned(self, request: Request) -> Estimate | None:
+        """A request pinned to a tier or model goes there whatever it scores: it is not estimated.
+
+        Unless the score still serves: the online learner files the answer under the
+        score's band, and a learned estimator's predictions (`p_success:` features) let
+        a verifier cascade skip a stage predicted to fail.
+        """
+        if request.tier is None and request.model is None or not self._skip_pinned:
+            return None
+        if request.tier is not None:
+            level = self._tiers[request.tier].level if request.tier in self._tiers else ""
+            return Estimate(0.0, level, 1.0, (f"pinned to tier {request.tier}: not estimated",))
+        return Estimate(0.0, self._level_of_model.get(request.model or "", ""), 1.0,
+                        (f"pinned to model {request.model}: not estimated",))
 
     def _learned(self, estimate: Estimate, request: Request) -> Estimate:
         """The estimate, its level moved by the online learner when the request does not pin a tier."""

@@ -1,18 +1,18 @@
-"""Routing decision latency (estimate + select, no I/O) for ARC and text tasks."""
+"""Routing decision latency (`Orchestrator.decide`: estimate + select, no I/O) for ARC and text tasks."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
-from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
+import anyio
+
 from actors.messages import Request
-from actors.router.estimators import build_estimator
-from actors.router.prompts import render_arc_prompt
-from actors.router.selection import RoutingContext, select
-from orchestrator.tables import render_table
+from orchestrator import Orchestrator
 from orchestrator.config import load_config
-from orchestrator.workload import arc_requests
+from orchestrator.tables import render_table
+from orchestrator.workload import arc_requests, text_requests
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEXTS = [
@@ -29,34 +29,34 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def run(n: int = 2000) -> dict[str, tuple[float, float]]:
-    config = load_config(ROOT / "configs" / "simulated.yaml", environ={})
-    providers = {p.name: p for p in config.engine.providers}
-    router = config.engine.router
+    """The router's own `decide` (estimate, select, the pinned skip), in an orchestrator on the simulator."""
+    return anyio.run(_measure, n)
 
-    def decide(estimator: object, request: Request) -> None:
-        messages = request.messages or render_arc_prompt(request.task)  # type: ignore[arg-type]
-        estimate = estimator.estimate(request)  # type: ignore[attr-defined]
-        context = RoutingContext(frozenset(providers), 1.0, providers, prompt_token_upper_bound(messages),
-                                 prompt_token_estimate(messages))
-        select(estimate, request, router, context)
 
-    results = {}
+async def _measure(n: int) -> dict[str, tuple[float, float]]:
     arc = arc_requests(n)
-    for label, requests, fresh in (
+    workloads = (
         ("ARC, first sight of each task", arc, True),
         ("ARC, task seen before (memoised)", arc, False),
         ("text (coding rules)", [Request.prompt(TEXTS[i % 4] + f" #{i}") for i in range(n)], True),
-    ):
-        estimator = build_estimator(router.estimator)
-        if not fresh:
-            for request in requests:
-                decide(estimator, request)
-        samples = []
-        for request in requests:
-            start = time.perf_counter()
-            decide(estimator, request)
-            samples.append(time.perf_counter() - start)
-        results[label] = _percentiles(samples)
+        ("text, 760 characters, distinct", text_requests(n, 760, seed=1), True),
+        ("text, 760 characters, tier pinned", text_requests(n, 760, seed=2, tier="tier_1"), True),
+        ("text, 30,000 characters, distinct", text_requests(n // 4, 30_000, seed=3), True),
+    )
+    results = {}
+    with tempfile.TemporaryDirectory() as state:
+        config = load_config(ROOT / "configs" / "simulated.yaml", environ={}, state_dir=state)
+        for label, requests, fresh in workloads:
+            async with Orchestrator.start(config) as orch:
+                if not fresh:
+                    for request in requests:
+                        orch.decide(request)
+                samples = []
+                for request in requests:
+                    start = time.perf_counter()
+                    orch.decide(request)
+                    samples.append(time.perf_counter() - start)
+            results[label] = _percentiles(samples)
     return results
 
 
