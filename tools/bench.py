@@ -2,6 +2,7 @@
 
     python tools/bench.py                 # every section
     python tools/bench.py e2e --requests 3000 --concurrency 100
+    python tools/bench.py e2e-text e2e-arc --requests 2000 --concurrency 100   # client CPU only, text and ARC
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
@@ -243,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import e2e
 
             e2e.main(args.requests, args.concurrency, args.rounds)
+            continue
+        if section in ("e2e-arc", "e2e-text"):
+            from tools.benchmarks import e2e
+
+            e2e.run_cpu(args.requests, args.concurrency, args.rounds, workload=section.removeprefix("e2e-"))
             continue
         if section == "overhead":
             from tools.benchmarks import overhead

@@ -117,17 +117,18 @@ def against_first(results: dict[str, list[float]], fmt: str) -> list[tuple[str, 
     ]
 
 
-def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
+def run_cpu(requests: int, concurrency: int, rounds: int, workload: str = "arc") -> dict[str, Any]:
+    """Client CPU per request against a bare aiohttp client: ARC tasks, or distinct text prompts (pinned and routed)."""
     from orchestrator.tables import render_table
 
-    modes = ("bare", "cold", "warm")
+    modes = ("bare", "cold", "warm") if workload == "arc" else ("bare-text", "text-pinned", "text-routed")
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     with Simulator(0.0) as sim:
-        measure(sim, "bare", 200, concurrency)
+        measure(sim, modes[0], 200, concurrency)
         for _ in range(rounds):
             for mode in modes:
                 results[mode].append(measure(sim, mode, requests, concurrency))
-    bare_cpu = statistics.median(r["cpu_us"] for r in results["bare"])
+    bare_cpu = statistics.median(r["cpu_us"] for r in results[modes[0]])
     rows = []
     for mode in modes:
         rs = results[mode]
@@ -140,7 +141,9 @@ def run_cpu(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
     print(render_table(
         ("client", "req/s", "client CPU µs/req", "CPU ratio bare/x", "p50 ms", "p99 ms", "sim util", "peak RSS MB"),
         rows,
-        title=f"e2e: {requests} ARC requests at concurrency {concurrency}, {rounds} interleaved rounds; {pinning_note()}",
+        title=f"e2e: {requests} {'ARC requests' if workload == 'arc' else 'distinct 760-character text prompts'} at "
+              f"concurrency {concurrency}, {rounds} interleaved rounds; bare client {bare_cpu:.0f} µs/request; "
+              f"{pinning_note()}",
     ))
     print()
     return {mode: results[mode] for mode in modes}
@@ -301,6 +304,7 @@ def run_revisions(revisions: list[str], requests: int, concurrency: int, rounds:
 
 def main(requests: int, concurrency: int, rounds: int) -> None:
     run_cpu(requests, concurrency, rounds)
+    run_cpu(requests, concurrency, rounds, workload="text")
     run_latency(max(500, requests // 3), max(1, rounds - 1))
     run_sequential(300, rounds)
     run_footprint()

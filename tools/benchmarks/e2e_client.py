@@ -4,7 +4,10 @@
 
 MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
 path: routing, durable ledger, cache, telemetry; PARTS, a variant of
-`overhead.VARIANTS` such as "no journal", switches some off). Both sides treat the
+`overhead.VARIANTS` such as "no journal", switches some off), on ARC tasks pinned to
+tier_1; or the text workload: `bare-text`, `text-pinned` (tier_1) and `text-routed`
+(the router estimates and chooses), distinct 760-character coding prompts, each
+orchestrated client warmed by an unmeasured pass of other prompts. Both sides treat the
 garbage collector as `orchestrator run` and `serve` do: frozen once set up
 (`gc.freeze`), young collections every 10,000 allocations. So neither side's figures
 include a collector setting the other lacks. Prints one JSON line: req/s, client CPU
@@ -81,17 +84,25 @@ async def timed(send: Any, items: list[Any], concurrency: int) -> dict[str, floa
     }
 
 
-async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int) -> dict[str, float]:
+def text_bench_requests(count: int, seed: int, tier: str | None) -> list[Request]:
+    from orchestrator.workload import text_requests  # here: older revisions' trees run only `warm`
+
+    return text_requests(count, 760, seed=seed, tier=tier)
+
+
+async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int, text: bool) -> dict[str, float]:
     from orchestrator.api import YOUNG_COLLECTION_THRESHOLD  # here: older revisions' trees run only `warm`
 
+    requests = text_bench_requests(count, 1, None) if text else arc_bench_requests(count)
     bodies = [
         orjson.dumps({
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in render_arc_prompt(r.task)],  # type: ignore[arg-type]
+            "messages": [{"role": m.role, "content": m.content}
+                         for m in (r.messages or render_arc_prompt(r.task))],  # type: ignore[arg-type]
             "max_tokens": max_tokens,
             "temperature": 0.7,
         })
-        for r in arc_bench_requests(count)
+        for r in requests
     ]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -107,7 +118,7 @@ async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: i
         return await timed(send, bodies, concurrency)
 
 
-async def orchestrated(url: str, count: int, concurrency: int, state: str, warm: bool, parts: str = "") -> dict[str, float]:
+async def orchestrated(url: str, count: int, concurrency: int, state: str, mode: str, parts: str = "") -> dict[str, float]:
     os.environ[SIMULATOR_URL_ENV] = url
     config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
     if parts:
@@ -119,11 +130,15 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, warm:
             config.engine, providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in config.engine.providers)
         )
         config = attrs.evolve(config, engine=engine)
-    measured = arc_bench_requests(count)
+    if mode.startswith("text"):
+        tier = "tier_1" if mode == "text-pinned" else None
+        measured, warmup = text_bench_requests(count, 1, tier), text_bench_requests(count, 2, tier)
+    else:
+        measured = arc_bench_requests(count)
+        warmup = arc_bench_requests(count, offset=10**6) if mode == "warm" else []
     async with _start(config) as orch:
-        if warm:
-            warmup = [attrs.evolve(r, cache=CachePolicy.OFF) for r in arc_bench_requests(count, offset=10**6)]
-            await timed(orch.generate, warmup, concurrency)
+        if warmup:
+            await timed(orch.generate, [attrs.evolve(r, cache=CachePolicy.OFF) for r in warmup], concurrency)
 
         async def send(request: Request) -> None:
             assert (await orch.generate(request)).text
@@ -140,14 +155,14 @@ def _start(config: Any) -> Any:
 
 def main() -> None:
     mode, url, count, concurrency, state = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    if mode == "bare":
+    if mode in ("bare", "bare-text"):
         config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
         tier = config.engine.router.tiers[0]
         model = config.engine.provider(tier.providers[0]).model
-        figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens)
+        figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens, mode == "bare-text")
     else:
         parts = sys.argv[6] if len(sys.argv) > 6 else ""
-        figures = anyio.run(orchestrated, url, count, concurrency, state, mode == "warm", parts)
+        figures = anyio.run(orchestrated, url, count, concurrency, state, mode, parts)
     figures["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(orjson.dumps(figures).decode())
 
