@@ -105,10 +105,18 @@ class RateLimitExceeded(OrchestratorError):
 
 
 class StrategyUnavailable(OrchestratorError):
-    """No provider in the request's fallback chain can serve it now."""
+    """No provider in the request's fallback chain can serve it now.
+
+    `retry_after`: seconds until the first of its providers may take work again (a
+    circuit's cooldown ends, a restart is due), when every one is out.
+    """
 
     code = "STRATEGY_UNAVAILABLE"
     status = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LedgerError(OrchestratorError):

@@ -19,6 +19,7 @@ requires `Authorization: Bearer <token>` (scheme in any case) on every route but
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from typing import Any
 
@@ -26,7 +27,7 @@ import anyio
 import orjson
 from aiohttp import web
 
-from actors.errors import ConfigError, InvalidRequest, OrchestratorError, RateLimitExceeded
+from actors.errors import ConfigError, InvalidRequest, OrchestratorError, RateLimitExceeded, StrategyUnavailable
 from actors.messages import Result
 from orchestrator.api import Orchestrator
 from orchestrator.binding import is_loopback
@@ -80,8 +81,8 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 def _failure(exc: OrchestratorError) -> web.Response:
     headers = {}
-    if isinstance(exc, RateLimitExceeded) and exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, (RateLimitExceeded, StrategyUnavailable)) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return _error(exc.status, exc.code, str(exc), headers)
 
 

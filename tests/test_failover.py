@@ -287,3 +287,74 @@ async def test_a_batch_serves_at_most_its_concurrency_at_once_and_answers_in_ord
     assert [r.request_id for r in results] == [r.request_id for r in requests]  # type: ignore[union-attr]
     assert transport.peak == 3 and transport.in_flight == 0
     assert elapsed == pytest.approx(4.0, abs=0.01), "ten one-second calls, three at a time: four rounds"
+
+
+NAMES = ("Qwen2.5-Coder", "Gemini 2.5 Flash", "GLM-4.5", "GPT-5", "Falcon Mamba 7B")
+
+
+def refusing() -> dict[str, ScriptedTransport]:
+    """Every provider refuses the connection at once, as a host that is down does."""
+    return {name: ScriptedTransport(default=ConnectionRefusedError(111, "Connection refused")) for name in NAMES}
+
+
+@pytest.mark.trio
+async def test_with_every_circuit_open_a_request_fails_at_once_with_retry_after(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path)
+    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=1, max_restarts=0, cooldown_s=100)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker))
+    transports = refusing()
+    async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+        with pytest.raises(StrategyUnavailable):
+            await orch.generate(SIMPLE)
+        await trio.sleep(1)
+        assert {orch.health()[name]["state"] for name in NAMES} == {"open"}
+        sent = sum(len(t.calls) for t in transports.values())
+        first_back = min(float(orch.health()[name]["open_for_s"]) for name in NAMES)  # type: ignore[arg-type]
+        start = trio.current_time()
+        with pytest.raises(StrategyUnavailable, match=r"may take work again in 9\d\.\d s") as refused:
+            await orch.generate(attrs.evolve(SIMPLE, request_id="later"))
+        assert trio.current_time() - start <= 0.05
+        assert refused.value.retry_after == pytest.approx(first_back, abs=0.01), "when the first cooldown ends"
+        assert sum(len(t.calls) for t in transports.values()) == sent, "nothing is sent"
+
+
+@pytest.mark.trio
+async def test_no_backoff_is_slept_for_a_candidate_whose_circuit_is_open_again(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """After the cooldown every candidate's probe fails and opens its circuit for 20 s: a 1 s backoff cannot reach it."""
+    cfg = config(tmp_path)
+    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=1, max_restarts=0, cooldown_s=10)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker))
+    async with Orchestrator.start(cfg, transport_factory=scripted(refusing())) as orch:
+        with pytest.raises(StrategyUnavailable):
+            await orch.generate(SIMPLE)
+        await trio.sleep(11)
+        start = trio.current_time()
+        with pytest.raises(StrategyUnavailable, match=r"Falcon Mamba 7B: circuit out for 20\.0 s, past the 1\.0 s") as failed:
+            await orch.generate(attrs.evolve(SIMPLE, request_id="probes"))
+        elapsed = trio.current_time() - start
+    assert elapsed < 1.0, "failed at once instead of after 1 + 2 + 4 s of backoff"
+    assert failed.value.retry_after == pytest.approx(20, abs=0.5)
+
+
+@pytest.mark.trio
+async def test_a_wave_against_providers_that_fail_fast_ends_within_one_retry_budget(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """200 requests at once, every provider refusing connections: each ends within 1 + 2 + 4 s of backoff."""
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(refusing())) as orch:
+        start = trio.current_time()
+        ended: list[float] = []
+
+        async def one(number: int) -> None:
+            with pytest.raises(StrategyUnavailable):
+                await orch.generate(attrs.evolve(SIMPLE, request_id=f"w{number}"))
+            ended.append(trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            for number in range(200):
+                nursery.start_soon(one, number)
+    assert len(ended) == 200 and max(ended) <= 7.0 + 0.1

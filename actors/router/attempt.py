@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 
 
 
+UNREACHABLE = frozenset({FailureKind.UNAVAILABLE.value, FailureKind.TIMEOUT.value})
+"""Failures that say the provider cannot be reached even when nothing was sent (a refused or timed-out
+connection, a provider crashing): a half-open circuit's probe that ends so has failed, and opens it again."""
+
+
 class MoneyAction(str, enum.Enum):
     SETTLE = "settle"
     RELEASE = "release"
@@ -134,6 +139,10 @@ class AttemptRunner:
         self._pace = pace
         """The generation and purpose a request books under, when the budget is paced."""
 
+    def ready_at(self, provider: str) -> float:
+        """When `provider`'s circuit may next take work (see `CircuitBreaker.ready_at`)."""
+        return self._circuits.ready_at(provider)
+
     async def run(self, plan: Plan, deadline: float) -> Outcome:
         """One attempt; returns how it ended, raises `LedgerUnavailable` if the ledger cannot decide."""
         name = plan.provider.name
@@ -156,6 +165,10 @@ class AttemptRunner:
         if not granted.granted:
             self._circuits.unused(name, permit)
             return Outcome(reservation_id, amount, granted)
+        if not self._circuits.admits(name, permit):
+            await self._give_up(reservation_id, plan, permit)
+            return Outcome(reservation_id, amount, granted, skipped=(
+                f"{name}: circuit {self._circuits.state(name).value} while the money was reserved"))
         reply, cancelled = await self._call(plan, reservation_id, deadline, permit)
         action = money_action(reply)
         if action is MoneyAction.HOLD and amount == 0:
@@ -168,7 +181,7 @@ class AttemptRunner:
         await self._close(reservation_id, action, cost, reply)
         if reply.ok:
             self._circuits.succeeded(name, permit)
-        elif reply.sent:
+        elif reply.sent or reply.failure in UNREACHABLE:
             self._circuits.failed(name, permit, reply.failure)
         else:
             self._circuits.unused(name, permit)

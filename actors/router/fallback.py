@@ -14,7 +14,10 @@ next candidate is tried, and the abandoned call's money follows the attempt tabl
 
 With every provider failing fast, a request therefore ends after one attempt per
 candidate plus the last one's retries: 1 + 2 + 4 = 7 s of backoff under the default
-retry policy (1 s initial, x2, 3 retries), the source's own numbers.
+retry policy (1 s initial, x2, 3 retries), the source's own numbers. A backoff is
+not slept when the provider's circuit will still be out at its end (open, or
+restarting later than that): the retry could not be sent, so the request fails at
+once, with the 503's Retry-After saying when the first candidate is back.
 """
 
 from __future__ import annotations
@@ -177,8 +180,14 @@ class FallbackChain:
             if last not in RETRYABLE or try_no == retries or (last is FailureKind.RATE_LIMIT and not waits):
                 return None, last
             delay = self._retry.delay(try_no + 1, reply.retry_after_s, self._rng)
-            if self._clock() + delay >= deadline:
+            now = self._clock()
+            if now + delay >= deadline:
                 progress.skipped.append(f"{provider.name}: waiting {delay:.1f} s would pass the request's deadline")
+                return None, last
+            ready = self._runner.ready_at(provider.name)
+            if ready > now + delay:
+                progress.skipped.append(f"{provider.name}: circuit out for {ready - now:.1f} s, past the {delay:.1f} s "
+                                        "backoff: not retried")
                 return None, last
             await anyio.sleep(delay)
         return None, last
@@ -216,8 +225,12 @@ class FallbackChain:
             self._on_attempt(request, len(progress.attempts), attempt)
 
 
-def exhausted(request: Request, progress: Progress) -> Exception:
-    """The typed error for a request no candidate could serve, naming every reason."""
+def exhausted(request: Request, progress: Progress, retry_after: float | None = None) -> Exception:
+    """The typed error for a request no candidate could serve, naming every reason.
+
+    `retry_after`: when every candidate's circuit is out, seconds until the first may
+    take work again (the 503's Retry-After).
+    """
     tried = "; ".join(
         [f"{a.provider}: {a.outcome} {a.detail}".strip() for a in progress.attempts] + progress.skipped
     )
@@ -236,5 +249,6 @@ def exhausted(request: Request, progress: Progress) -> Exception:
     if progress.attempts and progress.attempts[-1].outcome == FailureKind.INVALID_REQUEST.value:
         return InvalidRequest(f"request {request.request_id}: rejected by the provider ({tried})")
     if progress.deadline_passed:
-        return StrategyUnavailable(f"request {request.request_id}: its deadline passed ({tried})")
-    return StrategyUnavailable(f"request {request.request_id}: no provider could serve it ({tried})")
+        return StrategyUnavailable(f"request {request.request_id}: its deadline passed ({tried})", retry_after=retry_after)
+    return StrategyUnavailable(f"request {request.request_id}: no provider could serve it ({tried})",
+                               retry_after=retry_after)

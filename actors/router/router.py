@@ -170,6 +170,7 @@ class Router:
             prompt_tokens=prompt_token_upper_bound(messages),
             prompt_tokens_estimate=prompt_token_estimate(messages),
             margin_ppm=self._settings.ledger.safety_margin_ppm,
+            retry_after=self._circuits.retry_after,
         )
         selection = select(estimate, request, self._settings.router, context)
         decision = Decision(
@@ -434,7 +435,7 @@ class Router:
         progress = Progress()
         answered = await self._chain.serve(request, chain, messages, self._deadline(request, started), progress)
         if answered is None:
-            raise exhausted(request, progress)
+            raise exhausted(request, progress, self._circuits.retry_after(name for _, name in chain.entries))
         candidate, reply = answered
         result = self._result(request, decision, candidate, reply, progress, started, key, sample)
         if self._cache is not None and request.cache is not CachePolicy.OFF:

@@ -25,7 +25,7 @@ tier last), downgrade, upgrade, retry (the start tier only, then local), round_r
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -44,6 +44,8 @@ class RoutingContext:
     prompt_tokens: int
     prompt_tokens_estimate: int
     margin_ppm: int = 0
+    retry_after: Callable[[Iterable[str]], float | None] | None = None
+    """Seconds until the first of some providers may take work again (`Circuits.retry_after`)."""
 
 
 @attrs.frozen
@@ -122,8 +124,11 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
     if not chain and candidates:
         _refuse_if_too_large(candidates, request, settings, context)
     if not chain:
+        wait = None if context.retry_after is None else context.retry_after([name for _, name in candidates])
         raise StrategyUnavailable(
             f"request {request.request_id}: no provider can serve it now ({'; '.join(reasons) or 'none configured'})"
+            + ("" if wait is None else f"; the first may take work again in {wait:.1f} s"),
+            retry_after=wait,
         )
     first_tier, first_provider = chain[0]
     tier = settings.tier_named[first_tier]

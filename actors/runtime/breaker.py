@@ -19,6 +19,7 @@ none is lost however many there are; `recent` keeps the last few for display.
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Callable
 
@@ -96,6 +97,7 @@ class CircuitBreaker:
         self.state = CircuitState.CLOSED
         self.generation = 0
         self.open_until = 0.0
+        self.restart_at = 0.0
         self.disabled_reason = ""
         self._restarts: deque[float] = deque()
         self._consecutive_crashes = 0
@@ -134,6 +136,18 @@ class CircuitBreaker:
             return len(self._probes) < self.settings.probe_permits
         return False
 
+    def ready_at(self, now: float) -> float:
+        """When the router may next plan to use this provider: now, or when its cooldown or restart ends."""
+        if self.available(now):
+            return now
+        if self.state is CircuitState.OPEN:
+            return self.open_until
+        if self.state is CircuitState.RESTARTING:
+            return max(now, self.restart_at)
+        if self.state is CircuitState.HALF_OPEN:
+            return min(self._probes.values(), default=now)
+        return math.inf
+
     def acquire(self, now: float) -> Permit | None:
         """A permit to send one request, or None while the circuit refuses work."""
         self._expire_probes(now)
@@ -149,6 +163,10 @@ class CircuitBreaker:
             self._probes[self._probe_ids] = deadline
             return Permit(self.generation, self._probe_ids, deadline)
         return None
+
+    def admits(self, permit: Permit) -> bool:
+        """Whether `permit` still stands: same generation, and the circuit still takes work."""
+        return not self._stale(permit) and self.state in (CircuitState.CLOSED, CircuitState.HALF_OPEN)
 
     def record_success(self, permit: Permit, now: float) -> None:
         if self._stale(permit):
@@ -202,6 +220,7 @@ class CircuitBreaker:
             self.settings.backoff_initial_s
             * self.settings.backoff_factor ** (self._consecutive_crashes - 1),
         )
+        self.restart_at = now + delay
         self._move(CircuitState.RESTARTING, now, "crashed; restarting")
         return CrashDecision(delay, False)
 

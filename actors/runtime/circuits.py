@@ -8,7 +8,8 @@ entry points, and every transition reaches the supervisor's hook.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 
 from actors.runtime.breaker import CircuitBreaker, CircuitState, Permit
 
@@ -25,11 +26,30 @@ class Circuits:
         now = self._clock()
         return frozenset(name for name, breaker in self._breakers.items() if breaker.available(now))
 
+    def ready_at(self, name: str) -> float:
+        """When `name` may next take work (now, a cooldown's or a restart's end, or never)."""
+        return self._breakers[name].ready_at(self._clock())
+
+    def retry_after(self, names: Iterable[str]) -> float | None:
+        """Seconds until the first of `names` may take work again; None if one may now or none ever will."""
+        now = self._clock()
+        ready = min((self._breakers[name].ready_at(now) for name in names if name in self._breakers), default=math.inf)
+        return None if ready <= now or ready == math.inf else ready - now
+
     def state(self, name: str) -> CircuitState:
         return self._breakers[name].state
 
     def acquire(self, name: str) -> Permit | None:
         return self._breakers[name].acquire(self._clock())
+
+    def admits(self, name: str, permit: Permit) -> bool:
+        """Whether a permit taken earlier still stands: the provider has not crashed or opened since.
+
+        An attempt awaits its reservation between taking the permit and sending the
+        call; a call sent to a provider that crashed meanwhile would wait in its inbox
+        for the restart (seconds of backoff) only to be tried on a provider known bad.
+        """
+        return self._breakers[name].admits(permit)
 
     def succeeded(self, name: str, permit: Permit) -> None:
         self._breakers[name].record_success(permit, self._clock())
