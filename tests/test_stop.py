@@ -118,3 +118,45 @@ def test_past_the_grace_requests_are_cancelled_with_their_money_closed(tmp_path:
     assert took < 8.0, f"took {took:.1f} s with a grace of 0.5 s"
     assert 200 not in outcomes and len(outcomes) == 10
     assert ledger["reserved_nd"] == ledger["unreconciled_nd"], "what stays reserved is held (sent, outcome unknown)"
+
+
+def _run_then_stop(tmp_path: Path, *, latency_s: float, grace_s: float, after_s: float, second: bool = False
+                   ) -> tuple[int, str, str, dict[str, int]]:
+    """`orchestrator run` of 200 tasks on a slow simulator, stopped by SIGTERM `after_s` in (twice with `second`)."""
+    config = tmp_path / "slow.yaml"
+    config.write_text(f"extends: {ROOT / 'configs' / 'simulated.yaml'}\nllm_routing:\n  simulator:\n    latency_s: {latency_s}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli.main", "run", "--config", str(config), "--tasks", "200",
+         "--concurrency", "8", "--state-dir", str(tmp_path / "state"), "--grace", str(grace_s), "--json"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    time.sleep(after_s)
+    run.send_signal(signal.SIGTERM)
+    if second:
+        time.sleep(0.5)
+        run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    budget = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli.main", "budget", "--state-dir", str(tmp_path / "state"), "--json"],
+        cwd=ROOT, capture_output=True, text=True, env=env,
+    )
+    return run.returncode, out, err, json.loads(budget.stdout)
+
+
+def test_a_stopped_run_lets_requests_in_flight_finish_and_prints_its_partial_summary(tmp_path: Path) -> None:
+    status, out, err, ledger = _run_then_stop(tmp_path, latency_s=0.5, grace_s=10.0, after_s=4.0)
+    summary = json.loads(out)
+    assert status == 130 and "Traceback" not in err and "may be lost" not in err, err[-2000:]
+    stop = summary["interrupted"]
+    assert stop["signal"] == "SIGTERM" and stop["cancelled"] == 0 and stop["not_started"] > 0
+    assert summary["requests"] + stop["not_started"] == 200 and summary["failed"] == 0
+    assert ledger["outstanding"] == 0 and ledger["settled_nd"] == summary["cost_nd"], "every answer settled, nothing open"
+
+
+def test_a_second_signal_cancels_a_stopped_run_at_once_with_its_money_closed(tmp_path: Path) -> None:
+    status, out, err, ledger = _run_then_stop(tmp_path, latency_s=30.0, grace_s=60.0, after_s=4.0, second=True)
+    summary = json.loads(out)
+    assert status == 130 and "Traceback" not in err, err[-2000:]
+    assert summary["interrupted"]["cancelled"] == 8, "the eight in flight were cancelled, not waited for"
+    assert ledger["reserved_nd"] == ledger["unreconciled_nd"], "what stays reserved is held (sent, outcome unknown)"

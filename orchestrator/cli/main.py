@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 from actors.errors import BudgetExceeded, ConfigError, InvalidRequest, JournalError, OrchestratorError
+from orchestrator.cli.options import EXIT_INTERRUPTED
 
 COMMAND_MODULES = (
     "orchestrator.cli.run",
@@ -34,7 +35,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUDGET = 3
-EXIT_INTERRUPTED = 130
 
 EXIT_CODES = (
     "exit codes: 0 success; 1 a request, check or the run itself failed (an unexpected error too: "

@@ -59,3 +59,7 @@ def bind_error(exc: OSError, host: str, port: int) -> OSError:
     error = OSError(exc.errno, exc.strerror or str(exc))
     error.filename = f"{host}:{port}"
     return error
+
+
+EXIT_INTERRUPTED = 130
+"""A command stopped by SIGINT or SIGTERM before its work was done (its partial results are printed)."""

@@ -26,7 +26,8 @@ from orchestrator.tables import ProgressBar, render_table
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from actors.telemetry.replay import recorded_requests
-from orchestrator.cli.options import int_range
+from orchestrator.cli.drain import serve_until_stopped
+from orchestrator.cli.options import EXIT_INTERRUPTED, POSITIVE_SECONDS, int_range
 from orchestrator.cli.preflight import preflight
 from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
@@ -52,6 +53,9 @@ def add_parser(subparsers: Any) -> None:
                         help="re-run the workload this telemetry log recorded, from its recorded answers, at no cost")
     parser.add_argument("--passthrough", action="store_true", help="with --replay: send unrecorded requests to providers")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--grace", type=POSITIVE_SECONDS, default=10.0,
+                        help="on SIGTERM or SIGINT, seconds the requests in flight have to finish before they are "
+                             "cancelled (default 10); the partial summary is printed and the exit status is 130")
     parser.set_defaults(func=run, parser=parser)
 
 
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         config = preflight(config)
     summary = anyio.run(
         _run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough,
-        recorded.grade if recorded else None,
+        recorded.grade if recorded else None, args.grace,
     )
     if args.json:
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         print(render_summary(summary))
         if recorded is not None:
             print(render_grade(summary["recorded"]))
+    if summary.get("interrupted"):
+        return EXIT_INTERRUPTED
     if summary["failed"]:
         return 3 if summary["budget_exceeded"] == summary["failed"] else 1
     return 0
@@ -105,6 +111,7 @@ async def _run(
     replay: Path | None = None,
     passthrough: bool = False,
     grade: Callable[[list[Result | OrchestratorError]], dict[str, Any]] | None = None,
+    grace_s: float = 10.0,
 ) -> dict[str, Any]:
     bar = ProgressBar(len(requests), "routing") if show_progress else None
 
@@ -113,12 +120,16 @@ async def _run(
             bar.advance(isinstance(outcome, Result))
 
     async with Orchestrator.start(config, replay_log=replay, replay_passthrough=passthrough, freeze_gc=True) as orch:
-        outcomes = await orch.generate_batch(requests, concurrency=concurrency, on_done=on_done)
+        outcomes, interrupted = await serve_until_stopped(
+            orch, requests, concurrency=concurrency or config.engine.batch_concurrency, grace_s=grace_s, on_done=on_done,
+        )
         if bar is not None:
             bar.close()
         health = orch.health()
         routing = orch.routing_stats()
     summary = summarize(config, outcomes, health, routing)
+    if interrupted is not None:
+        summary["interrupted"] = attrs.asdict(interrupted)
     summary["state_dir"] = str(config.state_dir.resolve())
     if grade is not None:
         summary["recorded"] = grade(outcomes)
@@ -270,6 +281,12 @@ def render_summary(summary: dict[str, Any]) -> str:
         )
         for code, cause in summary["error_causes"].items():
             parts.append(f"  last {code}: {cause}")
+    if summary.get("interrupted"):
+        stop = summary["interrupted"]
+        parts.append(
+            f"interrupted           by {stop['signal']}: {summary['requests']} ended, {stop['cancelled']} cancelled "
+            f"at the end of the grace period (money settled, released or held), {stop['not_started']} not started"
+        )
     if "state_dir" in summary:
         parts.append(f"state                 {summary['state_dir']} (ledger, cache, telemetry)")
     return "\n".join(parts)
