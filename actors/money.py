@@ -7,7 +7,8 @@ ceiling of tokens * price / 10**6: rounding never undercharges.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 NANODOLLARS_PER_DOLLAR = 1_000_000_000
 TOKENS_PER_MILLION = 1_000_000
@@ -31,6 +32,37 @@ def dollars_to_nd(value: object) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"more precision than a nanodollar: {value!r}")
     return int(scaled)
+
+
+_THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def cost_cell_nd(value: object) -> tuple[int, bool]:
+    """A cost from an outcome table's cell, as people write them: nanodollars, and whether it was rounded.
+
+    Binary floats (0.0005479999999999999), more decimals than nine, a leading `$` and
+    thousands separators (1,234.50) are read; the amount is rounded to the nearest
+    nanodollar. Refused, naming the value: a comma that is not a thousands separator
+    (1,5 may be a decimal comma), a negative or non-finite amount, anything not a number.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a cost: {value!r}")
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    if text.startswith("$"):
+        text = text[1:].strip()
+    if "," in text:
+        if not _THOUSANDS.fullmatch(text):
+            raise ValueError(f"ambiguous cost {value!r}: a comma that is not a thousands separator (1,234.5)")
+        text = text.replace(",", "")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a cost: {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"not a cost (negative or not finite): {value!r}")
+    scaled = amount * NANODOLLARS_PER_DOLLAR
+    nearest = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
+    return int(nearest), nearest != scaled
 
 
 def token_cost_nd(tokens: int, price_nd_per_mtok: int) -> int:

@@ -297,15 +297,19 @@ def refusing() -> dict[str, ScriptedTransport]:
     return {name: ScriptedTransport(default=ConnectionRefusedError(111, "Connection refused")) for name in NAMES}
 
 
+def tripping(tmp_path: Path, cooldown_s: float) -> Config:
+    """A provider's first failure crashes it and opens its circuit for `cooldown_s`."""
+    cfg = config(tmp_path)
+    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=1, max_restarts=0, cooldown_s=cooldown_s)
+    return attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker))
+
+
 @pytest.mark.trio
 async def test_with_every_circuit_open_a_request_fails_at_once_with_retry_after(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    cfg = config(tmp_path)
-    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=1, max_restarts=0, cooldown_s=100)
-    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker))
     transports = refusing()
-    async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+    async with Orchestrator.start(tripping(tmp_path, 100), transport_factory=scripted(transports)) as orch:
         with pytest.raises(StrategyUnavailable):
             await orch.generate(SIMPLE)
         await trio.sleep(1)
@@ -325,10 +329,7 @@ async def test_no_backoff_is_slept_for_a_candidate_whose_circuit_is_open_again(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     """After the cooldown every candidate's probe fails and opens its circuit for 20 s: a 1 s backoff cannot reach it."""
-    cfg = config(tmp_path)
-    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=1, max_restarts=0, cooldown_s=10)
-    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker))
-    async with Orchestrator.start(cfg, transport_factory=scripted(refusing())) as orch:
+    async with Orchestrator.start(tripping(tmp_path, 10), transport_factory=scripted(refusing())) as orch:
         with pytest.raises(StrategyUnavailable):
             await orch.generate(SIMPLE)
         await trio.sleep(11)

@@ -41,6 +41,26 @@ def test_with_costs_models_are_ordered_by_cost_not_accuracy(tmp_path: Path) -> N
     assert table.costs_nd.tolist() == [[100_000, 2_000_000], [300_000, 4_000_000]]
 
 
+def test_costs_and_scores_as_people_write_them_are_read_and_the_rounding_counted(tmp_path: Path) -> None:
+    """Binary-float costs (a public router benchmark's CSV), $ and thousands separators, percentages."""
+    body = ("prompt,big,small,big_cost,small_cost\n"
+            "p1,85%,True,0.0005479999999999999,$0.0001\n"
+            "p2,1,12.5 %,\"1,234.5\",0.000000000400000001\n")
+    table = read_table(write(tmp_path, "people.csv", body))
+    assert table.models == ("small", "big")
+    assert table.costs_nd.tolist() == [[100_000, 548_000], [0, 1_234_500_000_000]]
+    assert table.scores.tolist() == [[1.0, 0.85], [0.125, 1.0]]
+    assert table.rounded_costs == 2, "the float and the cost past nine decimals; exact cells are not counted"
+
+
+@pytest.mark.parametrize(("cell", "why"), [("\"1,5\"", "ambiguous cost '1,5'"), ("-0.1", "negative or not finite"),
+                                          ("\"12,34\"", "ambiguous cost '12,34'"), ("nan", "negative or not finite")])
+def test_an_ambiguous_or_impossible_cost_is_refused_naming_row_and_column(tmp_path: Path, cell: str, why: str) -> None:
+    body = f"prompt,a,a_cost\np1,1,0.1\np2,0,{cell}\n"
+    with pytest.raises(OutcomeTableError, match=rf"ambiguous\.csv: row 2: column 'a_cost': .*{why}"):
+        read_table(write(tmp_path, "ambiguous.csv", body))
+
+
 def test_a_column_of_ids_or_labels_is_not_taken_for_a_model(tmp_path: Path) -> None:
     body = "id,prompt,category,a,b\n0,p0,math,1,0\n1,p1,code,0,1\n17,p2,math,1,1\n"
     table = read_table(write(tmp_path, "ids.csv", body))
@@ -66,7 +86,7 @@ def test_jsonl_grouped_outcomes_round_trip_and_repeated_prompts_merge(tmp_path: 
     ("name", "body", "message"),
     [
         ("a.csv", "question,a\nq,True\n", r"a\.csv: the CSV header has no `prompt` column"),
-        ("b.csv", "prompt,a,a_cost\np,True,cheap\n", r"b\.csv: row 1: column 'a_cost': not a dollar amount"),
+        ("b.csv", "prompt,a,a_cost\np,True,cheap\n", r"b\.csv: row 1: column 'a_cost': not a cost: 'cheap'"),
         ("c.csv", "prompt,a\np,maybe\n", r"c\.csv: no column holds per-model scores"),
         ("d.jsonl", '{"prompt": "p", "outcomes": {"a": 3}}\n', r"d\.jsonl:1: outcomes\['a'\] score 3 is not in \[0, 1\]"),
         ("e.jsonl", '{"prompt": "p", "outcomes": {"a": {"score": 1, "grade": 2}}}\n', r"e\.jsonl:1: outcomes\['a'\] has unknown key"),

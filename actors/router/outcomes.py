@@ -41,7 +41,7 @@ import numpy as np
 import orjson
 
 from actors.errors import InvalidRequest
-from actors.money import dollars_to_nd
+from actors.money import cost_cell_nd
 
 RESPONSE_SUFFIX = "_response"
 COST_SUFFIX = "_cost"
@@ -65,6 +65,8 @@ class OutcomeTable:
     costs_nd: np.ndarray
     responses: Mapping[str, tuple[str | None, ...]] = attrs.field(factory=dict)
     source: str = ""
+    rounded_costs: int = 0
+    """Cost cells that held more than a nanodollar's precision (binary floats) and were rounded."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -112,6 +114,7 @@ class OutcomeTable:
             costs_nd=self.costs_nd[:, columns],
             responses={m: r for m, r in self.responses.items() if m in models},
             source=self.source,
+            rounded_costs=self.rounded_costs,
         )
 
     def response(self, row: int, model: str) -> str | None:
@@ -135,6 +138,7 @@ def build_table(records: Iterable[Mapping[str, Any]], source: str) -> OutcomeTab
     costs: list[dict[str, list[int]]] = []
     texts: list[dict[str, str]] = []
     models: dict[str, None] = {}
+    rounded = 0
     for where, record in located:
         prompt = record.get("prompt")
         if not isinstance(prompt, str) or not prompt:
@@ -151,9 +155,11 @@ def build_table(records: Iterable[Mapping[str, Any]], source: str) -> OutcomeTab
                 texts[row].setdefault(key[: -len(RESPONSE_SUFFIX)], str(value))
             elif key.endswith(COST_SUFFIX):
                 try:
-                    costs[row].setdefault(key[: -len(COST_SUFFIX)], []).append(dollars_to_nd(value))
+                    cost, was_rounded = cost_cell_nd(value)
                 except ValueError as exc:
                     raise OutcomeTableError(f"{where}: column {key!r}: {exc}") from None
+                costs[row].setdefault(key[: -len(COST_SUFFIX)], []).append(cost)
+                rounded += was_rounded
             elif key not in not_scores:
                 models.setdefault(key)
                 scores[row].setdefault(key, []).append(parse_score(value))  # type: ignore[arg-type]
@@ -191,6 +197,7 @@ def build_table(records: Iterable[Mapping[str, Any]], source: str) -> OutcomeTab
         costs_nd=cost_matrix[:, ranking],
         responses=response_columns,
         source=source,
+        rounded_costs=rounded,
     )
 
 
@@ -200,7 +207,11 @@ def _located(records: Iterable[Mapping[str, Any]], source: str) -> Iterable[tupl
 
 
 def parse_score(value: object) -> float | None:
-    """A score in [0, 1] from a cell, or None when the cell is not a score (text, an id)."""
+    """A score in [0, 1] from a cell, or None when the cell is not a score (text, an id).
+
+    A percentage is a score when it says so (`85%`, `85.5 %`); a bare 85 is not (it
+    could be an id or a count).
+    """
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
@@ -211,8 +222,9 @@ def parse_score(value: object) -> float | None:
             return 1.0
         if text in _FALSE:
             return 0.0
+        percent = text.endswith("%")
         try:
-            number = float(text)
+            number = float(text.removesuffix("%").strip()) / (100.0 if percent else 1.0)
         except ValueError:
             return None
     else:

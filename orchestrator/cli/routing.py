@@ -122,6 +122,8 @@ def run_eval(args: argparse.Namespace) -> int:
         print(orjson.dumps(as_json(evaluation), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
     else:
         print(render_evaluation(evaluation))
+        if table.rounded_costs:
+            print(f"\n{table.rounded_costs} cost cells held more than a nanodollar's precision and were rounded to it")
         print(f"\n{elapsed:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
     return 0
 
