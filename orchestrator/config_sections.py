@@ -53,7 +53,7 @@ _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_av
 
 
 def estimator(node: Node) -> EstimatorSettings:
-    node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target"})
+    node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target", "value_lambda"})
     kind = node.get("estimator", "auto").text()
     weights: dict[str, float] = {}
     features = node.get("features", [])
@@ -78,10 +78,14 @@ def estimator(node: Node) -> EstimatorSettings:
         )
     model_path = node.get("model_path", None).optional()
     target = node.get("target", None).optional()
+    value_lambda = node.get("value_lambda", None).optional()
+    if value_lambda is not None and (kind != "learned" or target is not None):
+        raise value_lambda.error("needs estimator: learned, and no target (value and target are two policies)")
     return EstimatorSettings(
         kind=kind, weights=weights, thresholds=tuple(thresholds),
         model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
         target=None if target is None else target.number(minimum=0.0, maximum=1.0),
+        value_lambda=None if value_lambda is None else value_lambda.number(minimum=0.0, maximum=1e6),
     )
 
 

@@ -30,6 +30,7 @@ from actors.messages import ChatMessage, Request
 from actors.money import token_cost_nd
 from actors.providers.settings import ProviderSettings
 from actors.router.estimators import build_estimator
+from actors.router.value import prices_by_level
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
 from actors.settings import EngineSettings
@@ -156,8 +157,8 @@ class TokenHistory:
 
 def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[Routed]:
     """Each request through the router's estimator and selection, every provider taken as available."""
-    estimator = build_estimator(engine.router.estimator)
     providers = {p.name: p for p in engine.providers}
+    estimator = build_estimator(engine.router.estimator, prices_by_level(engine.router, providers))
     routed = []
     for request in requests:
         messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())

@@ -22,6 +22,7 @@ from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_boun
 from actors.messages import Request
 from actors.money import format_usd, token_cost_nd
 from actors.router.estimators import build_estimator
+from actors.router.value import prices_by_level
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
@@ -48,9 +49,9 @@ class Comparison:
 
 def _route(config: Config, request: Request) -> tuple[str, str]:
     settings = config.engine
-    estimator = build_estimator(settings.router.estimator)
-    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
     providers = {p.name: p for p in settings.providers}
+    estimator = build_estimator(settings.router.estimator, prices_by_level(settings.router, providers))
+    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
     context = RoutingContext(
         available=frozenset(providers),
         remaining_share=1.0,

@@ -240,3 +240,13 @@ def test_a_blocked_reservation_is_told_nothing_is_left_when_everything_is_reserv
     reserve(ledger, "a", 1000)
     decision = ledger.check("t1", 10, DAY)
     assert decision.waitable and decision.remaining_nd == 0
+
+
+def test_the_first_journaled_entry_is_number_one() -> None:
+    """The journal's numbering is its format: another process replays entries from 1 after an empty snapshot."""
+    ledger = core()
+    _, entry = ledger.reserve("a", "req", "t1", "m", 10)
+    assert entry is not None and entry.seq == 1
+    ledger.apply(entry)
+    fresh = core()
+    assert fresh.apply(entry).outcome == "reserved"

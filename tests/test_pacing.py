@@ -247,3 +247,18 @@ async def test_a_paced_twenty_generation_campaign_stays_within_every_allotment(a
     assert all(float(s) <= float(p) for _, p, s in plotted)
     escalated = format_usd(rows[18]["spent_nd"], 6)  # type: ignore[arg-type]
     assert f"Escalations spent {escalated} of the $0.002000 reserve" in text
+
+
+@pytest.mark.parametrize(("weights", "reserve_nd"), [((), 0), ((1, 0, 1), 0), ((1, -2), 0), ((1,), 1001)])
+def test_a_plan_without_a_positive_weight_per_generation_or_with_a_reserve_past_the_run_is_refused(
+    weights: tuple[int, ...], reserve_nd: int
+) -> None:
+    with pytest.raises(ValueError, match="positive weight per generation|must lie within"):
+        PacingPlan("r", 1000, weights, reserve_nd=reserve_nd)
+
+
+def test_the_reserve_bounds_escalations_though_the_run_has_money_left() -> None:
+    ledger = paced(PacingPlan("r", 1000, weights_for("even", 4), reserve_nd=100))
+    assert not reserve(ledger, "big", 101, 2, "escalation"), "900 of the run unspent, but the reserve is 100"
+    assert reserve(ledger, "fits", 100, 2, "escalation")
+    assert booked(ledger, generation_scope("r", 2)) == 0, "an escalation does not touch its generation's allotment"

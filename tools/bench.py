@@ -5,6 +5,7 @@
     python tools/bench.py e2e-text e2e-arc --requests 2000 --concurrency 100   # client CPU only, text and ARC
     python tools/bench.py text-revisions --revisions b4a330e --requests 2000   # text prompts, a revision against this tree
     python tools/bench.py all-down   # every provider refusing connections: a wave, then every circuit open
+    python tools/bench.py serve --requests 2000 --concurrency 50   # the server's CPU per request against the embedded path
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
@@ -256,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import text_revisions
 
             text_revisions.run(args.revisions.split(",")[0], args.requests, args.concurrency, args.rounds)
+            continue
+        if section == "serve":
+            from tools.benchmarks import serve
+
+            serve.run(args.requests, args.concurrency, args.rounds)
             continue
         if section == "all-down":
             from tools.benchmarks import all_down

@@ -27,18 +27,21 @@ from __future__ import annotations
 
 import importlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from actors.errors import ConfigError
+from actors.ledger.pricing import prompt_token_estimate
 from actors.messages import Estimate, Request
 from actors.router import learned
 from actors.router.arc_features import FEATURES, arc_features
+from actors.router.prompts import render_arc_prompt
 from actors.router.settings import EstimatorSettings
 from actors.router.task_memo import TaskMemo
 from actors.router.text_features import text_points
+from actors.router.value import TierPrice, by_value, expected_costs, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6
@@ -190,19 +193,25 @@ class LearnedEstimator:
     the model.
     """
 
-    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
+    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096,
+                 prices: Sequence[TierPrice] | None = None) -> None:
         self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
         self.levels = Levels(settings.thresholds)
         self.target = settings.target
-        if self.target is not None and len(self.model.models) != len(self.levels.names):
+        self.value_lambda = settings.value_lambda
+        policy = "target" if self.target is not None else "value_lambda" if self.value_lambda is not None else ""
+        if policy and len(self.model.models) != len(self.levels.names):
             raise ConfigError(
-                f"complexity_detection: target needs one level per model of {settings.model_path}: "
+                f"complexity_detection: {policy} needs one level per model of {settings.model_path}: "
                 f"it has {len(self.model.models)} models ({', '.join(self.model.models)}), "
                 f"the thresholds {len(self.levels.names)} levels"
             )
+        if self.value_lambda is not None and (prices is None or len(prices) != len(self.levels.names)):
+            raise ConfigError("complexity_detection: value_lambda needs the price of one paid tier per level")
+        self.prices = tuple(prices or ())
 
     def predict(self, request: Request) -> np.ndarray:
         """P(success) per tier of the model, cheapest first: what an online learner starts from."""
@@ -227,6 +236,8 @@ class LearnedEstimator:
         score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
         features = {f"p_success:{m}": round(float(p), 4) for m, p in zip(self.model.models, probabilities)}
         reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models, probabilities))]
+        if self.value_lambda is not None:
+            return self._by_value(request, probabilities, score, reasons, features)
         if self.target is None:
             level, confidence = self.levels.level(score)
             return Estimate(score, level, confidence, tuple(reasons), features)
@@ -238,6 +249,21 @@ class LearnedEstimator:
         )
         confidence = round(float(min(1.0, 0.5 + abs(probabilities[index] - self.target))), 4)
         return Estimate(score, self.levels.names[index], confidence, tuple(reasons), features)
+
+
+    def _by_value(self, request: Request, probabilities: np.ndarray, score: float, reasons: list[str],
+                  features: dict[str, float]) -> Estimate:
+        """The tier of most predicted success for its price (`value.py`); the runner-up sets the confidence."""
+        assert self.value_lambda is not None
+        messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+        costs = expected_costs(self.prices, prompt_token_estimate(messages))
+        scored = values(probabilities, costs, self.value_lambda)
+        order = by_value(probabilities, costs, self.value_lambda)
+        best = order[0]
+        margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
+        reasons.append(f"value (λ {self.value_lambda:g}): {self.model.models[best]} "
+                       + ", ".join(f"{m} {v:+.2f}" for m, v in zip(self.model.models, scored)))
+        return Estimate(score, self.levels.names[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features)
 
 
 class AutoEstimator:
@@ -273,7 +299,8 @@ RULE_ESTIMATORS = (ArcEstimator, TextEstimator, AutoEstimator)
 """Estimators whose score only chooses a tier: a request pinned to one needs none."""
 
 
-def build_estimator(settings: EstimatorSettings) -> Estimator:
+def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | None = None) -> Estimator:
+    """`prices`: the paid tiers' prices, one per level, cheapest first (routing by value needs them)."""
     if settings.kind == "arc":
         return ArcEstimator(settings)
     if settings.kind == "text":
@@ -281,7 +308,7 @@ def build_estimator(settings: EstimatorSettings) -> Estimator:
     if settings.kind == "auto":
         return AutoEstimator(settings)
     if settings.kind == "learned":
-        return LearnedEstimator(settings)
+        return LearnedEstimator(settings, prices=prices)
     module_name, _, attribute = settings.kind.partition(":")
     if not attribute:
         raise ConfigError(

@@ -40,6 +40,7 @@ from actors.router.pacing import Pacer
 from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, Selection, select, tier_for_level
 from actors.router.task_memo import TaskMemo
+from actors.router.value import prices_by_level
 from actors.runtime.actor import ActorRef
 from actors.runtime.circuits import Circuits
 from actors.runtime.clock import current_time
@@ -106,13 +107,15 @@ class Router:
         self._settings = settings
         self._replay: Mapping[str, Result] | None = None
         self._replay_passthrough = False
-        self._estimator = build_estimator(settings.router.estimator)
+        self._provider_settings = {p.name: p for p in settings.providers}
+        self._estimator = build_estimator(
+            settings.router.estimator, prices_by_level(settings.router, self._provider_settings)
+        )
         self._circuits = circuits
         self._cache = cache
         self._telemetry = telemetry
         self._clock = clock
         self._wall = wall_clock
-        self._provider_settings = {p.name: p for p in settings.providers}
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
         self._prompts: TaskMemo[tuple[ChatMessage, ...]] = TaskMemo(PROMPT_MEMO)

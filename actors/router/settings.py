@@ -45,6 +45,8 @@ class EstimatorSettings:
     thresholds: tuple[tuple[str, float], ...]
     model_path: str | None = None
     target: float | None = None
+    value_lambda: float | None = None
+    """With a learned router: pick the tier maximising P(success) − λ × relative expected cost (`value.py`)."""
 
 
 @attrs.frozen

@@ -1,0 +1,68 @@
+"""Routing by value: per request, the tier with the most predicted success for its price.
+
+A learned router predicts P(success) of the request on each tier (cheapest first).
+With `complexity_detection.value_lambda: λ`, the tier chosen maximises
+
+    P(success on tier) − λ × expected cost on tier / expected cost on the dearest tier
+
+the policy `orchestrator routing eval` measures as "learned, multi-tier". The expected
+cost is the request's own: its prompt's token estimate at the tier's input price and
+half of the tier's `max_tokens` (the forecast's prior) at its output price, so a long
+prompt weighs the price of input more. λ = 0 is "the most likely tier, whatever it
+costs"; a large λ is "the cheapest"; λ = 1 trades the whole dearest-tier price for a
+certain success. Ties go to the cheaper tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+import numpy as np
+
+from actors.money import token_cost_nd
+from actors.providers.settings import ProviderSettings
+from actors.router.settings import RouterSettings
+
+OUTPUT_SHARE_PPM = 500_000
+"""An answer is expected to use half of its `max_tokens` (the forecast's documented prior)."""
+
+
+@attrs.frozen
+class TierPrice:
+    input_nd_per_mtok: int
+    output_nd_per_mtok: int
+    max_tokens: int
+
+    def expected_nd(self, prompt_tokens: int) -> int:
+        output = self.max_tokens * OUTPUT_SHARE_PPM // 1_000_000
+        return token_cost_nd(prompt_tokens, self.input_nd_per_mtok) + token_cost_nd(output, self.output_nd_per_mtok)
+
+
+def expected_costs(prices: Sequence[TierPrice], prompt_tokens: int) -> np.ndarray:
+    return np.array([price.expected_nd(prompt_tokens) for price in prices], dtype=np.float64)
+
+
+def values(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> np.ndarray:
+    """Each tier's P(success) less λ times its cost relative to the dearest tier's."""
+    dearest = float(costs.max())
+    relative = costs / dearest if dearest > 0 else np.zeros_like(costs)
+    return probabilities - value_lambda * relative
+
+
+def by_value(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> list[int]:
+    """Tier indices, best value first; equal values keep the cheaper tier first."""
+    scored = values(probabilities, costs, value_lambda)
+    return sorted(range(len(scored)), key=lambda index: (-scored[index], costs[index], index))
+
+
+def prices_by_level(router: RouterSettings, providers: Mapping[str, ProviderSettings]) -> tuple[TierPrice, ...] | None:
+    """Per level, lowest first, the price of the paid tier at that level (its first provider); None if a level has none."""
+    prices = []
+    for level in router.levels:
+        tier = next((t for t in router.paid if t.level == level), None)
+        if tier is None:
+            return None
+        provider = providers[tier.providers[0]]
+        prices.append(TierPrice(provider.input_price_nd_per_mtok, provider.output_price_nd_per_mtok, tier.max_tokens))
+    return tuple(prices)

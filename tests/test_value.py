@@ -1,0 +1,86 @@
+"""Routing by value: P(success) − λ × relative expected cost, on cases whose optimum is known by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.errors import ConfigError
+from actors.messages import Request
+from actors.router import learned
+from actors.router.estimators import LearnedEstimator, build_estimator
+from actors.router.settings import EstimatorSettings
+from actors.router.value import TierPrice, by_value, expected_costs, prices_by_level, values
+from orchestrator.config import load_config
+from tests.test_learned import LEVELS, SPEC, table
+
+
+def test_the_tier_of_most_success_for_its_price_wins() -> None:
+    probabilities = np.array([0.5, 0.9, 0.95])
+    costs = np.array([1.0, 10.0, 100.0])
+    assert by_value(probabilities, costs, 0.0)[0] == 2, "λ 0: the most likely tier"
+    assert by_value(probabilities, costs, 0.1)[0] == 1, "0.5 - 0.001 < 0.9 - 0.01 > 0.95 - 0.1"
+    assert by_value(probabilities, costs, 10.0)[0] == 0, "a large λ: the cheapest"
+    assert by_value(probabilities, costs, 0.1) == [1, 2, 0], "the fallback order is the order of value"
+    assert by_value(np.array([0.8, 0.8]), np.array([5.0, 5.0]), 0.3) == [0, 1], "a tie goes to the cheaper tier"
+
+
+tiers = st.integers(2, 11).flatmap(lambda n: st.tuples(
+    st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n),
+    st.lists(st.integers(0, 10**9), min_size=n, max_size=n).map(sorted),
+))
+
+
+@given(tiers, st.floats(0.0, 100.0), st.floats(0.0, 100.0))
+def test_a_dearer_lambda_never_picks_a_dearer_tier(case: tuple[list[float], list[int]], low: float, high: float) -> None:
+    probabilities, costs = np.array(case[0]), np.array(case[1], dtype=np.float64)
+    low, high = sorted((low, high))
+    cheap_choice, dear_choice = by_value(probabilities, costs, high)[0], by_value(probabilities, costs, low)[0]
+    assert costs[cheap_choice] <= costs[dear_choice]
+    assert values(probabilities, costs, 0.0)[by_value(probabilities, costs, 0.0)[0]] == probabilities.max()
+
+
+def test_the_expected_cost_is_the_requests_own() -> None:
+    prices = (TierPrice(100_000, 400_000, 1000), TierPrice(2_500_000, 10_000_000, 1000))
+    short, long = expected_costs(prices, 100), expected_costs(prices, 100_000)
+    assert short.tolist() == [10 + 200, 250 + 5000] and long.tolist() == [10_000 + 200, 250_000 + 5000]
+
+
+def _config(tmp_path: Path, value: str) -> Path:
+    learned.save(learned.fit(table(), learned.FitSettings(spec=SPEC)), tmp_path / "m.npz")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "llm_routing:\n  complexity_detection:\n    estimator: learned\n    model_path: m.npz\n"
+        f"    thresholds: {{cheap: 0.6, dear: 1.0}}\n{value}  optimization: {{budget_limit: 10}}\n  model_tiers:\n"
+        "    cheap: {cost_per_million_tokens: 0.1, max_tokens: 100, temperature: 0, api_endpoint: 'simulator:/v1', protocol: openai, model: cheap}\n"
+        "    dear: {cost_per_million_tokens: 30.0, max_tokens: 100, temperature: 0, api_endpoint: 'simulator:/v1', protocol: openai, model: dear}\n"
+    )
+    return config
+
+
+@pytest.mark.parametrize(("value_lambda", "hard_level", "easy_level"),
+                         [(0.0, "dear", "dear"), (0.2, "dear", "cheap"), (5.0, "cheap", "cheap")])
+def test_the_run_time_router_routes_by_value_with_the_tiers_prices(
+    tmp_path: Path, value_lambda: float, hard_level: str, easy_level: str
+) -> None:
+    """The cheap tier fails prompts about recursion (the model learned it), the dear one costs 300 times more."""
+    engine = load_config(_config(tmp_path, f"    value_lambda: {value_lambda}\n"), environ={}).engine
+    providers = {p.name: p for p in engine.providers}
+    estimator = build_estimator(engine.router.estimator, prices_by_level(engine.router, providers))
+    assert isinstance(estimator, LearnedEstimator)
+    hard = estimator.estimate(Request.prompt("Write a function number 5 using recursion over the tree"))
+    easy = estimator.estimate(Request.prompt("Write a function number 5 that adds the numbers"))
+    assert (hard.level, easy.level) == (hard_level, easy_level)
+    assert hard.reasons[-1].startswith(f"value (λ {value_lambda:g}): {hard_level}")
+
+
+def test_value_lambda_needs_a_learned_router_and_the_tiers_prices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="value_lambda: needs estimator: learned"):
+        load_config(_config(tmp_path, "    value_lambda: 0.2\n    target: 0.7\n"), environ={})
+    settings = EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), value_lambda=0.2)
+    with pytest.raises(ConfigError, match="needs the price of one paid tier per level"):
+        LearnedEstimator(settings)
