@@ -113,6 +113,15 @@ def test_period_and_tier_caps_apply_alongside_the_total() -> None:
     assert {"total", "tier:gpt"} <= scopes and any(s.startswith("day:") for s in scopes)
 
 
+def test_the_month_limit_applies_and_a_refusal_says_nothing_is_left() -> None:
+    ledger = core(monthly_limit_nd=250)
+    assert reserve(ledger, "a", 250)
+    settle(ledger, "a", 250)
+    decision, entry = ledger.reserve("b", "req", "t1", "m", 1)
+    assert entry is None and not decision.granted and not decision.waitable
+    assert decision.remaining_nd == 0 and decision.reason.startswith("month:")
+
+
 def test_each_warning_threshold_alerts_once_per_crossing() -> None:
     ledger = core(warning_thresholds=(0.5, 0.8))
     alerts = []
@@ -250,3 +259,12 @@ def test_the_first_journaled_entry_is_number_one() -> None:
     ledger.apply(entry)
     fresh = core()
     assert fresh.apply(entry).outcome == "reserved"
+
+
+def test_a_free_answer_settles_at_zero() -> None:
+    """A local model's answer costs nothing: settling 0 closes the reservation and frees all of it."""
+    ledger = core()
+    reserve(ledger, "a", 300)
+    settle(ledger, "a", 0)
+    status = ledger.status()
+    assert (status.settled_nd, status.reserved_nd, status.outstanding) == (0, 0, 0)
