@@ -262,3 +262,37 @@ def test_the_reserve_bounds_escalations_though_the_run_has_money_left() -> None:
     assert not reserve(ledger, "big", 101, 2, "escalation"), "900 of the run unspent, but the reserve is 100"
     assert reserve(ledger, "fits", 100, 2, "escalation")
     assert booked(ledger, generation_scope("r", 2)) == 0, "an escalation does not touch its generation's allotment"
+
+
+def test_scopes_of_another_run_have_no_limit_under_this_plan() -> None:
+    """A state directory that served campaign "old" keeps its books; the plan for "new" does not judge them."""
+    old = paced(PacingPlan("old", 1000, weights_for("even", 2), reserve_nd=100))
+    assert reserve(old, "a", 50, 1, "escalation") and reserve(old, "b", 60, 0)
+    new = paced(PacingPlan("new", 1000, weights_for("even", 2), reserve_nd=100))
+    new.settled, new.reserved = dict(old.settled), dict(old.reserved)
+    shown = {limit.scope for limit in new.status().limits}
+    assert shown == {"total"}, "old campaign's run, generation and purpose scopes are not this plan's limits"
+
+
+def test_a_generations_shown_limit_is_its_allotment_plus_carry_over_and_it_raises_no_alerts() -> None:
+    plan = PacingPlan("r", 1000, weights_for("even", 4))
+    ledger = LedgerCore(LedgerSettings(limit_nd=1000, pacing=plan, warning_thresholds=(0.5,)), wall_clock=lambda: DAY)
+    assert reserve(ledger, "a", 250, 0)
+    alerts = ledger.apply(ledger.settle("a", 100)).alerts  # type: ignore[arg-type]
+    assert reserve(ledger, "b", 50, 1)
+    shown = {limit.scope: limit for limit in ledger.status().limits}
+    second = shown[generation_scope("r", 1)]
+    assert (second.limit_nd, second.settled_nd, second.reserved_nd, second.remaining_nd) == (400, 0, 50, 350)
+    assert reserve(ledger, "c", 10, 3), "generation 2 books nothing: 3 inherits what 0 to 2 left"
+    fourth = {limit.scope: limit for limit in ledger.status().limits}[generation_scope("r", 3)]
+    assert (fourth.limit_nd, fourth.remaining_nd) == (1000 - 100 - 50, 1000 - 100 - 50 - 10)
+    assert not any(a.scope.startswith("gen:") for a in alerts), "generations are paced, not alerted on"
+
+
+def test_a_decision_reads_earlier_generations_only_under_carry_over() -> None:
+    with_carry = paced(PacingPlan("r", 1000, weights_for("even", 4)))
+    without = paced(PacingPlan("r", 1000, weights_for("even", 4), carry_over=False))
+    read = with_carry.scopes_read_by("t1", DAY, 2, "mutation")
+    assert {generation_scope("r", g) for g in range(3)} <= read and "run:r" in read
+    assert not {generation_scope("r", g) for g in range(2)} & without.scopes_read_by("t1", DAY, 2, "mutation")
+    assert with_carry.scopes_read_by("t1", DAY, -1, "") == {"total", "run:r"}

@@ -14,7 +14,10 @@ from actors.messages import Request
 from actors.router import learned
 from actors.router.estimators import LearnedEstimator, build_estimator
 from actors.router.settings import EstimatorSettings
-from actors.router.value import TierPrice, by_value, expected_costs, prices_by_level, values
+from actors.router.metrics import LAMBDAS
+from actors.router.value import (
+    TierPrice, by_value, choices, expected_costs, lambda_for_quality, prices_by_level, values,
+)
 from orchestrator.config import load_config
 from tests.test_learned import LEVELS, SPEC, table
 
@@ -42,6 +45,16 @@ def test_a_dearer_lambda_never_picks_a_dearer_tier(case: tuple[list[float], list
     cheap_choice, dear_choice = by_value(probabilities, costs, high)[0], by_value(probabilities, costs, low)[0]
     assert costs[cheap_choice] <= costs[dear_choice]
     assert values(probabilities, costs, 0.0)[by_value(probabilities, costs, 0.0)[0]] == probabilities.max()
+
+
+@given(st.integers(1, 20).flatmap(lambda rows: tiers.flatmap(lambda case: st.just((rows, case)))), st.floats(0.0, 50.0))
+def test_the_evaluations_replay_chooses_as_the_router_does(shape: tuple[int, tuple[list[float], list[int]]],
+                                                            value_lambda: float) -> None:
+    rows, (probabilities, costs) = shape
+    rng = np.random.default_rng(rows)
+    p = np.clip(np.array(probabilities) + rng.uniform(-0.2, 0.2, (rows, len(probabilities))), 0, 1)
+    c = np.array(costs, dtype=np.float64) * rng.integers(1, 3, (rows, 1))
+    assert choices(p, c, value_lambda).tolist() == [by_value(p[i], c[i], value_lambda)[0] for i in range(rows)]
 
 
 def test_the_expected_cost_is_the_requests_own() -> None:
@@ -84,3 +97,18 @@ def test_value_lambda_needs_a_learned_router_and_the_tiers_prices(tmp_path: Path
     settings = EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), value_lambda=0.2)
     with pytest.raises(ConfigError, match="needs the price of one paid tier per level"):
         LearnedEstimator(settings)
+
+
+def test_lambda_for_a_quality_target_is_the_cheapest_that_keeps_it() -> None:
+    """Perfect predictions: the cheap tier solves half the rows, the dear one all at ten times the price.
+
+    While 1 − λ > 0 − λ/10 (λ < 10/9), the rows the cheap tier fails go to the dear one (accuracy 1.0 at 55%
+    of always-dear); past it the dear tier is never worth its price and accuracy falls to 0.5.
+    """
+    scores = np.array([[1.0, 1.0], [0.0, 1.0]] * 50)
+    costs = np.array([[1.0, 10.0]] * 100)
+    found = lambda_for_quality(scores, scores, costs, 0.95, LAMBDAS)
+    assert 0.9 < found.value_lambda < 10 / 9
+    assert found.accuracy == 1.0 and found.best_accuracy == 1.0 and found.cost_share == pytest.approx(0.55)
+    lenient = lambda_for_quality(scores, scores, costs, 0.5, LAMBDAS)
+    assert lenient.value_lambda > 10 / 9 and lenient.accuracy == 0.5 and lenient.cost_share == pytest.approx(0.1)

@@ -8,6 +8,9 @@ Routers (each under this name in results and in `--json`):
 - `heuristic`: the engine's own estimator (`auto`: the text rules for prompts);
 - `learned`: `learned.py`, fitted k times, each time without the fold it scores:
   a prompt is only ever scored by a model that never saw it;
+- `policy`: the same predictions routed by the run-time value policy (`value.py`:
+  P(success) − λ × cost relative to the row's dearest tier, ties to the cheaper), for
+  λ from 0 to ∞: what `complexity_detection.value_lambda` does in the router;
 - `oracle`: the true outcomes (an upper bound, not a router).
 
 Only rows where every model was observed are scored; rows with missing outcomes (a
@@ -22,12 +25,12 @@ import attrs
 import numpy as np
 
 from actors.messages import Request
-from actors.router import learned, metrics
+from actors.router import learned, metrics, value
 from actors.router.estimators import build_estimator
 from actors.router.outcomes import OutcomeTable
 from actors.router.settings import EstimatorSettings
 
-ROUTERS = ("random", "length", "heuristic", "learned", "oracle")
+ROUTERS = ("random", "length", "heuristic", "learned", "policy", "oracle")
 _HEURISTIC = EstimatorSettings("auto", {}, (("simple", 0.3), ("medium", 0.6), ("complex", 0.85), ("breakthrough", 1.0)))
 
 
@@ -93,16 +96,24 @@ def evaluate(table: OutcomeTable, routers: Sequence[str] = ROUTERS, folds: int =
     scores, costs = complete.scores, complete.relative_costs()
     weak, strong = scores[:, 0], scores[:, -1]
     multi = len(table.models) > 2
-    predicted = cross_validated(table, scored, folds, seed, settings) if "learned" in routers else None
+    predicted = (
+        cross_validated(table, scored, folds, seed, settings) if {"learned", "policy"} & set(routers) else None
+    )
     results = []
     for name in ("always-weak", "always-strong", *routers):
         if name in ("always-weak", "always-strong"):
             results.append(RouterResult(name, _ends(weak, strong, costs, at_strong=name == "always-strong"), None))
             continue
-        if name == "learned":
+        if name in ("learned", "policy"):
             assert predicted is not None
             score = predicted[:, -1] - predicted[:, 0]
-            policies = metrics.sweep_predictions(predicted, costs) if multi else None
+            if not multi:
+                policies = None
+            elif name == "learned":
+                policies = metrics.sweep_predictions(predicted, costs)
+            else:
+                policies = [np.argmin(costs, axis=1) if np.isinf(lam) else value.choices(predicted, costs, lam)
+                            for lam in metrics.LAMBDAS]
         elif name == "oracle":
             score = strong - weak
             policies = metrics.sweep_predictions(scores, costs) if multi else None

@@ -50,6 +50,16 @@ def values(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) ->
     return probabilities - value_lambda * relative
 
 
+def choices(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> np.ndarray:
+    """`by_value(...)[0]` for every row of (rows, tiers) predictions and costs at once (the evaluation's replay)."""
+    dearest = costs.max(axis=1, keepdims=True)
+    relative = np.divide(costs, dearest, out=np.zeros_like(costs, dtype=np.float64), where=dearest > 0)
+    scored = probabilities - value_lambda * relative
+    best = scored.max(axis=1, keepdims=True)
+    cost_if_best = np.where(scored == best, costs, np.inf)
+    return np.argmin(cost_if_best, axis=1)
+
+
 def by_value(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> list[int]:
     """Tier indices, best value first; equal values keep the cheaper tier first."""
     scored = values(probabilities, costs, value_lambda)
@@ -66,3 +76,31 @@ def prices_by_level(router: RouterSettings, providers: Mapping[str, ProviderSett
         provider = providers[tier.providers[0]]
         prices.append(TierPrice(provider.input_price_nd_per_mtok, provider.output_price_nd_per_mtok, tier.max_tokens))
     return tuple(prices)
+
+
+@attrs.frozen
+class Calibrated:
+    value_lambda: float
+    accuracy: float
+    best_accuracy: float
+    cost_share: float
+    """The policy's cost as a share of always sending to the dearest tier."""
+
+
+def lambda_for_quality(predicted: np.ndarray, scores: np.ndarray, costs: np.ndarray, quality: float,
+                       lambdas: Sequence[float]) -> Calibrated:
+    """The largest λ (the cheapest policy) whose choices keep `quality` of the best single tier's accuracy.
+
+    `predicted` are P(success) the router would see (cross-validated), `scores` and
+    `costs` what the table says each tier did and cost, rows by tiers.
+    """
+    best = float(scores.mean(axis=0).max())
+    dearest = float(costs[:, int(np.argmax(costs.mean(axis=0)))].sum()) or 1.0
+    chosen = Calibrated(0.0, float(scores[np.arange(len(scores)), choices(predicted, costs, 0.0)].mean()), best,
+                        float(costs[np.arange(len(costs)), choices(predicted, costs, 0.0)].sum()) / dearest)
+    for value_lambda in sorted(lam for lam in lambdas if np.isfinite(lam)):
+        picked = choices(predicted, costs, value_lambda)
+        accuracy = float(scores[np.arange(len(scores)), picked].mean())
+        if accuracy >= quality * best:
+            chosen = Calibrated(float(value_lambda), accuracy, best, float(costs[np.arange(len(costs)), picked].sum()) / dearest)
+    return chosen

@@ -24,11 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import orjson
 
 from actors.router import learned
-from actors.router.evaluation import ROUTERS, Evaluation, evaluate, fold_of
+from actors.router.evaluation import ROUTERS, Evaluation, cross_validated, evaluate, fold_of
+from actors.router.metrics import LAMBDAS
+from actors.router.value import lambda_for_quality
 from actors.router.history import table_from_telemetry
 from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
 from orchestrator.cli.options import float_range, int_range
@@ -57,6 +60,16 @@ def add_parser(subparsers: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print one JSON object, each router under its name")
     ev.add_argument("--plot", type=Path, default=None, help="write the curves as an HTML page with SVG")
     ev.set_defaults(func=run_eval)
+
+    value_parser = commands.add_parser(
+        "value", help="the value_lambda that keeps a share of the best tier's accuracy on a table, cross-validated")
+    value_parser.add_argument("--data", type=Path, required=True, help="outcome table with three or more models")
+    value_parser.add_argument("--quality", type=float_range(0.0, 1.0), default=0.95,
+                              help="share of the best single tier's accuracy to keep (default 0.95)")
+    value_parser.add_argument("--folds", type=int_range(2, 1000), default=5)
+    value_parser.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
+    value_parser.add_argument("--json", action="store_true")
+    value_parser.set_defaults(func=run_value)
 
     fit = commands.add_parser("fit", help="fit the learned router on a table and write its model file")
     fit.add_argument("--data", type=Path, required=True)
@@ -125,6 +138,31 @@ def run_eval(args: argparse.Namespace) -> int:
         if table.rounded_costs:
             print(f"\n{table.rounded_costs} cost cells held more than a nanodollar's precision and were rounded to it")
         print(f"\n{elapsed:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
+    return 0
+
+
+def run_value(args: argparse.Namespace) -> int:
+    """λ for the run-time value policy, learned the way `eval` scores it: on cross-validated predictions."""
+    table = _load(args.data, args.models)
+    scored = np.flatnonzero(~np.isnan(table.scores).any(axis=1))
+    try:
+        predicted = cross_validated(table, scored, args.folds, seed=0)
+    except ValueError as exc:
+        print(f"orchestrator routing value: {args.data}: {exc}", file=sys.stderr)
+        return 2
+    complete = table.rows(scored)
+    found = lambda_for_quality(predicted, complete.scores, complete.relative_costs(), args.quality, LAMBDAS)
+    if args.json:
+        print(orjson.dumps({**attrs.asdict(found), "quality": args.quality, "rows": len(scored)}).decode())
+        return 0
+    print(render_table(
+        ("value_lambda", "accuracy", f"{args.quality:.0%} of best", "best single tier", "cost vs dearest tier"),
+        [(f"{found.value_lambda:.6g}", f"{found.accuracy:.3f}", f"{args.quality * found.best_accuracy:.3f}",
+          f"{found.best_accuracy:.3f}", f"{found.cost_share:.1%}")],
+        title=f"{table.source}: {len(scored)} prompts, {len(table.models)} tiers, {args.folds}-fold predictions",
+    ))
+    print(f"\nin complexity_detection (estimator: learned, a model fitted on this table):\n  value_lambda: "
+          f"{found.value_lambda:.6g}")
     return 0
 
 
