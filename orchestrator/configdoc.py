@@ -90,6 +90,22 @@ def read_document(path: Path, env: Mapping[str, str], seen: tuple[Path, ...] = (
     return merge(parent, document)
 
 
+def extends_chain(path: Path) -> list[Path]:
+    """The file and each file it `extends`, nearest first (for `orchestrator doctor`); read, not validated."""
+    chain: list[Path] = []
+    while path.resolve() not in chain and len(chain) < 32:
+        chain.append(path.resolve())
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            break
+        base = document.get("extends") if isinstance(document, dict) else None
+        if not isinstance(base, str):
+            break
+        path = path.parent / base
+    return chain
+
+
 def interpolate(value: Any, env: Mapping[str, str], file: str, where: str) -> Any:
     if isinstance(value, str):
         def replace(match: re.Match[str]) -> str:

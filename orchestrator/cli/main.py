@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.serve",
     "orchestrator.cli.budget",
     "orchestrator.cli.forecast",
+    "orchestrator.cli.doctor",
     "orchestrator.cli.cache",
     "orchestrator.cli.calibrate",
     "orchestrator.cli.telemetry",

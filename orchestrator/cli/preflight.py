@@ -70,10 +70,10 @@ def preflight(
             "(export them, or mark a tier `optional: true` to run without it)"
         )
 
-    reachable = _probe_all({real[name].base_url for name in real if name not in problems}, timeout_s)
+    reachable = probe_all({real[name].base_url for name in real if name not in problems}, timeout_s)
     for name, provider in real.items():
         if name not in problems and reachable[provider.base_url]:
-            problems[name] = f"{_shown(provider.base_url)} unreachable ({reachable[provider.base_url]})"
+            problems[name] = f"{shown_url(provider.base_url)} unreachable ({reachable[provider.base_url]})"
     refused = [t for t in tiers if _dead(t, problems) and t.name not in config.optional_tiers]
     if refused:
         why = "; ".join(f"{_named(t)}: {', '.join(problems[p] for p in t.providers)}" for t in refused)
@@ -125,15 +125,15 @@ def _check_simulator_url(config: Config, env: Mapping[str, str], timeout_s: floa
     problem = url_problem(url.rstrip("/"))
     if problem:
         raise ConfigError(f"${SIMULATOR_URL_ENV}={url!r}: not an http(s) URL of a simulator ({problem})")
-    unreachable = _probe_all([url], timeout_s)[url]
+    unreachable = probe_all([url], timeout_s)[url]
     if unreachable:
         raise ConfigError(
-            f"${SIMULATOR_URL_ENV}={_shown(url)}: unreachable ({unreachable}); start `orchestrator simulator` "
+            f"${SIMULATOR_URL_ENV}={shown_url(url)}: unreachable ({unreachable}); start `orchestrator simulator` "
             f"there, or unset {SIMULATOR_URL_ENV} to run the simulator in-process"
         )
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """`url` without any user or password in it."""
     parts = urllib.parse.urlsplit(url)
     if "@" not in parts.netloc:
@@ -141,7 +141,7 @@ def _shown(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def _probe_all(urls: Iterable[str], timeout_s: float) -> dict[str, str]:
+def probe_all(urls: Iterable[str], timeout_s: float) -> dict[str, str]:
     """For each URL, "" if its host accepts a TCP connection within `timeout_s`, else what went wrong.
 
     Each probe runs in a daemon thread, so a name lookup that ignores the timeout

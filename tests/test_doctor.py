@@ -1,0 +1,63 @@
+"""`orchestrator doctor`: what is missing and how to fix it, never a key's value, and nothing written."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import orjson
+import pytest
+
+from orchestrator.cli.main import main
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SECRET = "sk-doctor-test-0123456789abcdef"
+
+
+def _doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+    code = main(["doctor", "--json", *args])
+    return code, orjson.loads(capsys.readouterr().out)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_simulated_setup_is_ready_and_the_check_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    code, report = _doctor(capsys, "--config", str(CONFIGS / "simulated.yaml"), "--state-dir", str(state))
+    assert code == 0 and report["ready"] is True
+    checks = report["checks"]
+    assert isinstance(checks, list) and all(c["status"] == "ok" for c in checks)
+    assert checks[0]["detail"].endswith("simulated.yaml <- " + str(CONFIGS / "llm_routing.yaml"))
+    assert not state.exists(), "a read-only command creates nothing"
+
+
+def test_missing_keys_are_named_with_the_fix_and_a_present_key_is_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("QWEN_API_KEY", "GEMINI_API_KEY", "GLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"extends: {CONFIGS / 'llm_routing.yaml'}\nllm_routing:\n  model_tiers:\n"
+                      f"    tier_4:\n      api_endpoint: http://127.0.0.1:{_closed_port()}/v1\n")
+    code, report = _doctor(capsys, "--config", str(config), "--state-dir", str(tmp_path / "state"))
+    assert code == 1 and report["ready"] is False
+    by_provider = {c["subject"].split(" / ")[1].split(" (")[0]: c for c in report["checks"] if c["area"] == "provider"}
+    qwen, gpt = by_provider["Qwen2.5-Coder"], by_provider["GPT-5"]
+    assert qwen["status"] == "FAIL" and "QWEN_API_KEY is not set" in qwen["detail"] and "export QWEN_API_KEY" in qwen["fix"]
+    assert gpt["status"] == "FAIL" and "key in OPENAI_API_KEY" in gpt["detail"] and "unreachable" in gpt["detail"]
+    assert SECRET not in orjson.dumps(report).decode()
+    assert by_provider["Falcon Mamba 7B"]["status"] == "warn", "the optional local tier does not fail the check"
+
+
+def test_a_budget_too_small_for_any_paid_answer_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With the free local tier a run still goes (a warning); without one it cannot (a failure)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nllm_routing:\n  optimization:\n    budget_limit: 0.000002\n")
+    code, report = _doctor(capsys, "--config", str(config), "--state-dir", str(tmp_path / "state"))
+    ledger = next(c for c in report["checks"] if c["area"] == "ledger")
+    assert (code, ledger["status"]) == (0, "warn") and "cannot pay one answer of the cheapest paid tier" in ledger["fix"]
