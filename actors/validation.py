@@ -9,13 +9,64 @@ ledger can price: no negative or absurd token counts, no temperatures off the sc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from actors.errors import InvalidRequest
 
-if TYPE_CHECKING:
-    from actors.messages import Request
+
+class _Message(Protocol):
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+class CheckedRequest(Protocol):
+    """The fields of a `Request` this module checks (a protocol, so that it need not import messages)."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def max_tokens(self) -> int | None: ...
+
+    @property
+    def temperature(self) -> float | None: ...
+
+    @property
+    def top_p(self) -> float | None: ...
+
+    @property
+    def sample_index(self) -> int | None: ...
+
+    @property
+    def stagnation(self) -> int: ...
+
+    @property
+    def cache_ttl_s(self) -> float | None: ...
+
+    @property
+    def deadline_s(self) -> float | None: ...
+
+    @property
+    def attempt_timeout_s(self) -> float | None: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def stop(self) -> tuple[str, ...]: ...
+
+    @property
+    def metadata(self) -> dict[str, str]: ...
+
+    @property
+    def features(self) -> dict[str, float] | None: ...
+
+    @property
+    def messages(self) -> Sequence[_Message]: ...
 
 MAX_TOKENS = 1_000_000
 """Above any model's output limit: a larger value is a typo, not a request."""
@@ -27,7 +78,7 @@ MAX_DEADLINE_S = 86_400.0
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
-def validate_request(request: Request) -> None:
+def validate_request(request: CheckedRequest) -> None:
     """Raise InvalidRequest naming the first field that is out of its range."""
     rid = request.request_id
     where = f"request {rid!r}" if isinstance(rid, str) else "request"

@@ -20,16 +20,26 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import anyio
 import attrs
 
 from actors.errors import BudgetExceeded, OrchestratorError
 from actors.messages import Request, Result
+from actors.settings import EngineSettings
 
-if TYPE_CHECKING:
-    from orchestrator.api import Orchestrator
+
+class Generates(Protocol):
+    """What a cascade asks of the orchestrator (a protocol, so that the two modules need not import each other)."""
+
+    engine: EngineSettings
+
+    def decide(self, request: Request) -> Any: ...
+
+    async def generate(self, request: Request) -> Result: ...
+
+    def feedback(self, request_id: str, score: float) -> None: ...
 
 Verdict = bool | float
 Verifier = Callable[[Result], Verdict | Awaitable[Verdict]]
@@ -71,7 +81,7 @@ async def verify(verifier: Verifier, result: Result) -> tuple[float, str]:
 
 
 async def generate_verified(
-    orch: Orchestrator,
+    orch: Generates,
     request: Request,
     verifier: Verifier,
     *,

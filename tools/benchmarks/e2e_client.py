@@ -4,7 +4,7 @@
 
 MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrator
 path: routing, durable ledger, cache, telemetry; PARTS, a variant of
-`overhead.VARIANTS` such as "no journal", switches some off), on ARC tasks pinned to
+`variants.VARIANTS` such as "no journal", switches some off), on ARC tasks pinned to
 tier_1; or the text workload: `bare-text`, `text-pinned` (tier_1) and `text-routed`
 (the router estimates and chooses), distinct 760-character coding prompts, each
 orchestrated client warmed by an unmeasured pass of other prompts. Both sides treat the
@@ -122,7 +122,7 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, mode:
     os.environ[SIMULATOR_URL_ENV] = url
     config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
     if parts:
-        from tools.benchmarks.overhead import VARIANTS, with_parts
+        from tools.benchmarks.variants import VARIANTS, with_parts
 
         config = with_parts(config, VARIANTS[parts], concurrency)
     else:

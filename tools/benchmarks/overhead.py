@@ -31,17 +31,11 @@ from actors.messages import CachePolicy  # noqa: E402
 from actors.providers.transport import RawResponse  # noqa: E402
 from actors.providers.wire import HttpCall  # noqa: E402
 from orchestrator.api import Orchestrator  # noqa: E402
-from orchestrator.config import Config, load_config  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
 from tools.benchmarks.e2e_client import arc_bench_requests, timed  # noqa: E402
+from tools.benchmarks.variants import VARIANTS, with_parts  # noqa: E402
 
-VARIANTS = {  # name: (cache, telemetry, journal)
-    "full": (True, True, True),
-    "no telemetry": (True, False, True),
-    "no cache": (False, True, True),
-    "no journal": (True, True, False),
-    "none of the three": (False, False, False),
-}
 ANSWER = RawResponse(200, {"content-type": "application/json"}, orjson.dumps({
     "id": "x", "object": "chat.completion",
     "choices": [{"index": 0, "finish_reason": "stop", "message": {
@@ -62,20 +56,6 @@ class InstantTransport:
     async def send(self, call: HttpCall) -> RawResponse:
         await anyio.lowlevel.checkpoint()
         return ANSWER
-
-
-def with_parts(config: Config, parts: tuple[bool, bool, bool], concurrency: int) -> Config:
-    """`config` with the cache, the telemetry log and the ledger journal on or off, providers at `concurrency`."""
-    cache, telemetry, journal = parts
-    engine = config.engine
-    engine = attrs.evolve(
-        engine,
-        providers=tuple(attrs.evolve(p, max_concurrency=concurrency) for p in engine.providers),
-        cache=attrs.evolve(engine.cache, enabled=cache),
-        telemetry=attrs.evolve(engine.telemetry, dir=engine.telemetry.dir if telemetry else None),
-        ledger=attrs.evolve(engine.ledger, journal_path=engine.ledger.journal_path if journal else None),
-    )
-    return attrs.evolve(config, engine=engine)
 
 
 async def _measure(name: str, requests: int, state: str) -> float:
