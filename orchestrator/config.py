@@ -29,6 +29,7 @@ from actors.settings import EngineSettings
 from orchestrator import config_sections as sections
 from orchestrator.config_sections import SIMULATOR_SCHEME
 from orchestrator.configdoc import read_document
+from orchestrator.platforms import PLATFORMS, Platform, adapt, detect, state_dir_for
 from orchestrator.yamlnode import Node
 
 
@@ -45,6 +46,8 @@ class Config:
     monitoring: dict[str, Any] = attrs.field(factory=dict)
     optional_tiers: frozenset[str] = frozenset()
     """Tiers marked `optional: true`: left out with a warning when their key or endpoint is missing at start."""
+    platform: Platform | None = None
+    """Where it runs, why that was decided, and what the platform changed."""
 
     @property
     def uses_simulator(self) -> bool:
@@ -90,11 +93,17 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     state_dir: str | os.PathLike[str] | None = None,
+    platform: str | None = None,
 ) -> Config:
+    """`platform` forces a platform profile (`orchestrator/platforms.py`); by default it is detected."""
     env = os.environ if environ is None else environ
     path = resolve_config_path(path)
     file = str(path)
     document = read_document(path, env)
+    unknown = set(document.get("platforms") or {}) - set(PLATFORMS)
+    if unknown:
+        raise ConfigError(f"{file}: platforms: {', '.join(sorted(unknown))}: not one of {', '.join(PLATFORMS)}")
+    document, where = adapt(document, detect(env, platform), SIMULATOR_SCHEME)
     root = Node(document, file)
     root.reject_unknown({"llm_routing"})
     routing = root.get("llm_routing")
@@ -121,6 +130,9 @@ def load_config(
     elif routing.has("state_dir"):
         configured = routing.get("state_dir")
         state = Path(configured.file).parent / configured.text()
+    elif (on_platform := state_dir_for(where)) is not None:
+        state = on_platform
+        where = attrs.evolve(where, notes=(*where.notes, f"state directory {state}"))
     else:
         state = default_state_dir(env)
     state = state.absolute()
@@ -168,6 +180,7 @@ def load_config(
         simulator=simulator,
         monitoring=routing.get("monitoring", {}).mapping(),
         optional_tiers=optional_tiers,
+        platform=where,
     )
 
 

@@ -268,3 +268,13 @@ def test_a_free_answer_settles_at_zero() -> None:
     settle(ledger, "a", 0)
     status = ledger.status()
     assert (status.settled_nd, status.reserved_nd, status.outstanding) == (0, 0, 0)
+
+
+def test_exactly_closed_memory_closed_ids_are_remembered() -> None:
+    ledger = core(closed_memory=2)
+    for rid in ("a", "b", "c"):
+        reserve(ledger, rid, 10)
+        settle(ledger, rid, 5)
+    assert ledger.settle("b", 5) is None, "the second most recent close is still a duplicate"
+    with pytest.raises(LedgerError, match="unknown reservation a"):
+        ledger.settle("a", 5)

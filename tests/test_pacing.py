@@ -278,15 +278,15 @@ def test_a_generations_shown_limit_is_its_allotment_plus_carry_over_and_it_raise
     plan = PacingPlan("r", 1000, weights_for("even", 4))
     ledger = LedgerCore(LedgerSettings(limit_nd=1000, pacing=plan, warning_thresholds=(0.5,)), wall_clock=lambda: DAY)
     assert reserve(ledger, "a", 250, 0)
-    alerts = ledger.apply(ledger.settle("a", 100)).alerts  # type: ignore[arg-type]
+    alerts = ledger.apply(ledger.settle("a", 200)).alerts  # type: ignore[arg-type]
+    assert not alerts, "generation 0 spent 80% of its allotment: generations are paced, not alerted on"
     assert reserve(ledger, "b", 50, 1)
     shown = {limit.scope: limit for limit in ledger.status().limits}
     second = shown[generation_scope("r", 1)]
-    assert (second.limit_nd, second.settled_nd, second.reserved_nd, second.remaining_nd) == (400, 0, 50, 350)
+    assert (second.limit_nd, second.settled_nd, second.reserved_nd, second.remaining_nd) == (300, 0, 50, 250)
     assert reserve(ledger, "c", 10, 3), "generation 2 books nothing: 3 inherits what 0 to 2 left"
     fourth = {limit.scope: limit for limit in ledger.status().limits}[generation_scope("r", 3)]
-    assert (fourth.limit_nd, fourth.remaining_nd) == (1000 - 100 - 50, 1000 - 100 - 50 - 10)
-    assert not any(a.scope.startswith("gen:") for a in alerts), "generations are paced, not alerted on"
+    assert (fourth.limit_nd, fourth.remaining_nd) == (1000 - 200 - 50, 1000 - 200 - 50 - 10)
 
 
 def test_a_decision_reads_earlier_generations_only_under_carry_over() -> None:
@@ -296,3 +296,15 @@ def test_a_decision_reads_earlier_generations_only_under_carry_over() -> None:
     assert {generation_scope("r", g) for g in range(3)} <= read and "run:r" in read
     assert not {generation_scope("r", g) for g in range(2)} & without.scopes_read_by("t1", DAY, 2, "mutation")
     assert with_carry.scopes_read_by("t1", DAY, -1, "") == {"total", "run:r"}
+
+
+def test_money_held_in_an_earlier_generation_is_gone_for_a_later_one() -> None:
+    """Carry-over counts what earlier generations hold as spent: a wait for it would only run out."""
+    ledger = paced(PacingPlan("r", 1000, weights_for("even", 4)))
+    assert reserve(ledger, "a", 250, 0)
+    entry = ledger.hold("a")
+    assert entry is not None
+    ledger.apply(entry)
+    decision = ledger.check("t1", 251, DAY, 1, "mutation")
+    assert not decision.granted and not decision.waitable, "generation 1 has 250 of its own; 250 more are held"
+    assert ledger.check("t1", 250, DAY, 1, "mutation").granted

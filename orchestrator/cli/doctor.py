@@ -3,7 +3,7 @@
     orchestrator doctor [--config C] [--state-dir D] [--json]
 
 It reads, and never writes: the configuration it resolved (the file and its `extends`
-chain), each tier's providers (endpoint, protocol, key variable present or missing,
+chain, the platform profile that applied and why), each tier's providers (endpoint, protocol, key variable present or missing,
 never its value, and whether the endpoint accepts a connection within a few seconds),
 the state directory (writable, free space, whether another process holds the ledger's
 journal), the ledger (backend, limit, settled, held), and the cache's and the telemetry
@@ -32,6 +32,7 @@ from actors.ledger.pricing import worst_case_nd
 from actors.money import format_usd
 from orchestrator.api import SIMULATOR_URL_ENV
 from orchestrator.cli.preflight import PROBE_TIMEOUT_S, probe_all, shown_url
+from orchestrator.platforms import PLATFORMS
 from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
 from orchestrator.config_sections import SIMULATOR_SCHEME
 from orchestrator.configdoc import extends_chain
@@ -61,13 +62,15 @@ def add_parser(subparsers: Any) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=None, help="YAML configuration (default: configs/simulated.yaml)")
     parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: the config's)")
+    parser.add_argument("--platform", choices=PLATFORMS, default=None,
+                        help="use this platform's profile instead of the detected one (docs: orchestrator/platforms.py)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config or default_config_path())
-    config = load_config(path, state_dir=args.state_dir)
+    config = load_config(path, state_dir=args.state_dir, platform=args.platform)
     checks = examine(config, path, dict(os.environ))
     ready = all(c.ok or not c.needed for c in checks)
     if args.json:
@@ -81,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
 def examine(config: Config, path: Path, environ: dict[str, str]) -> list[Check]:
     chain = " <- ".join(str(p) for p in extends_chain(path))
     checks = [Check("config", "file", True, chain)]
+    if config.platform is not None:
+        where = config.platform
+        changed = "; ".join(where.notes) or "nothing changed"
+        checks.append(Check("config", "platform", True,
+                            f"{where.name} ({where.why}); GPU: {'yes' if where.gpu else 'no'} ({where.gpu_why}); {changed}"))
     checks += _providers(config, environ)
     checks += _state(config)
     checks += _ledger(config)

@@ -23,6 +23,7 @@ from actors.messages import Request, Result
 from actors.money import format_usd, token_cost_nd
 from orchestrator.api import Orchestrator
 from orchestrator.tables import ProgressBar, render_table
+from orchestrator.platforms import PLATFORMS
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from actors.telemetry.replay import recorded_requests
@@ -47,6 +48,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--concurrency", type=int_range(1, 100_000), default=None,
                         help="requests in flight at once (default: the config's batch_concurrency)")
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
+    parser.add_argument("--platform", choices=PLATFORMS, default=None,
+                        help="use this platform's profile instead of the detected one (docs: orchestrator/platforms.py)")
     parser.add_argument("--telemetry", type=Path, default=None, help="telemetry log directory (default: STATE_DIR/telemetry)")
     parser.add_argument("--chaos", action="store_true", help="inject simulator faults: random failures and an outage")
     parser.add_argument("--replay", type=Path, default=None,
@@ -62,7 +65,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.passthrough and args.replay is None:
         args.parser.error("--passthrough only applies with --replay LOG")
-    config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
+    config = load_config(args.config or default_config_path(), state_dir=args.state_dir, platform=args.platform)
     if args.telemetry is not None:
         config = attrs.evolve(
             config,

@@ -22,6 +22,7 @@ from aiohttp import web
 from orchestrator.api import Orchestrator
 from orchestrator.cli.options import PORT, POSITIVE_SECONDS, bind_error
 from orchestrator.cli.preflight import preflight
+from orchestrator.platforms import PLATFORMS
 from orchestrator.config import default_config_path, load_config
 from orchestrator.server import build_app, check_binding
 
@@ -38,6 +39,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; elsewhere needs $" + TOKEN_ENV)
     parser.add_argument("--port", type=PORT, default=8080, help="TCP port, 0 to 65535 (default 8080)")
     parser.add_argument("--state-dir", type=Path, default=None, help="ledger journal, cache and telemetry live here")
+    parser.add_argument("--platform", choices=PLATFORMS, default=None,
+                        help="use this platform's profile instead of the detected one (docs: orchestrator/platforms.py)")
     parser.add_argument("--first-token", type=POSITIVE_SECONDS, default=20.0,
                         help="seconds a streaming client waits for one provider before the next is tried (default 20)")
     parser.add_argument("--grace", type=POSITIVE_SECONDS, default=10.0,
@@ -48,7 +51,8 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(args.host, token)
-    config = preflight(load_config(args.config or default_config_path(), state_dir=args.state_dir))
+    config = preflight(load_config(args.config or default_config_path(), state_dir=args.state_dir,
+                                  platform=args.platform))
     anyio.run(_serve, config, args.host, args.port, token, args.first_token, args.grace, backend="asyncio")
     return 0
 
