@@ -145,6 +145,8 @@ class Estimate:
     confidence: float
     reasons: tuple[str, ...] = ()
     features: dict[str, float] = attrs.field(factory=dict)
+    ranking: tuple[str, ...] = ()
+    """Levels best first, when the estimator ranks every tier (routing by value): the fallback chain's order."""
 
 
 @message(6)

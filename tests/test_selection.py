@@ -133,3 +133,14 @@ def test_a_request_no_window_can_hold_is_invalid_not_unavailable() -> None:
     with pytest.raises(InvalidRequest):
         decide("simple", prompt_tokens_estimate=2_000_000)
     assert decide("simple", Request.prompt("x", max_tokens=1_000_000), prompt_tokens_estimate=40_000).tier
+
+
+def test_a_value_ranking_orders_the_fallback_chain_unless_stagnation_moved_the_start() -> None:
+    ctx = RoutingContext(ALL, 1.0, PROVIDERS, 1000, 300)
+    ranked = Estimate(0.5, "medium", 0.9, ranking=("medium", "complex", "simple"))
+    chain = select(ranked, Request.prompt("x"), ROUTER, ctx)
+    assert chain.tier == "tier_2"
+    assert [tier for tier, _ in chain.alternatives] == ["tier_3", "tier_1", "fallback"], "value order, then free"
+    assert "fallback in the order of value: medium, complex, simple" in chain.reasons
+    escalated = select(ranked, Request.prompt("x", stagnation=5), ROUTER, ctx)
+    assert escalated.tier == "tier_3" and not any("order of value" in r for r in escalated.reasons)

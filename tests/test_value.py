@@ -88,6 +88,7 @@ def test_the_run_time_router_routes_by_value_with_the_tiers_prices(
     hard = estimator.estimate(Request.prompt("Write a function number 5 using recursion over the tree"))
     easy = estimator.estimate(Request.prompt("Write a function number 5 that adds the numbers"))
     assert (hard.level, easy.level) == (hard_level, easy_level)
+    assert hard.ranking[0] == hard_level and set(hard.ranking) == {"cheap", "dear"}, "every tier, best value first"
     assert hard.reasons[-1].startswith(f"value (λ {value_lambda:g}): {hard_level}")
 
 

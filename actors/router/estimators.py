@@ -263,7 +263,8 @@ class LearnedEstimator:
         margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
         reasons.append(f"value (λ {self.value_lambda:g}): {self.model.models[best]} "
                        + ", ".join(f"{m} {v:+.2f}" for m, v in zip(self.model.models, scored)))
-        return Estimate(score, self.levels.names[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features)
+        return Estimate(score, self.levels.names[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
+                        tuple(self.levels.names[index] for index in order))
 
 
 class AutoEstimator:

@@ -111,7 +111,11 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
             reasons.append(
                 f"budget pressure ({context.remaining_share:.0%} left): prefer cheaper {paid[start].name}"
             )
-    chain = _chain(start, paid, local, policy.fallback_strategy, request)
+    if estimate.ranking and start is not None and paid[start].level == estimate.ranking[0]:
+        chain = _ranked(estimate.ranking, paid, local)
+        reasons.append("fallback in the order of value: " + ", ".join(estimate.ranking))
+    else:
+        chain = _chain(start, paid, local, policy.fallback_strategy, request)
     if request.tier is not None and start is None:
         chain = [(t.name, p) for t in local if t.name == request.tier for p in t.providers]
     if pinned_provider is not None:
@@ -185,6 +189,15 @@ def _chain(
     if strategy == "upgrade":
         return first + pricier + free
     return first + cheaper + pricier + free
+
+
+def _ranked(
+    ranking: tuple[str, ...], paid: tuple[TierSettings, ...], local: tuple[TierSettings, ...]
+) -> list[tuple[str, str]]:
+    """The paid tiers in the estimator's order of value, then the free ones."""
+    by_level = {tier.level: tier for tier in reversed(paid)}
+    ordered = [entry for level in ranking if level in by_level for entry in by_level[level].entries]
+    return ordered + [entry for tier in local for entry in tier.entries]
 
 
 def _filter(
