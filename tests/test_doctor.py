@@ -45,7 +45,7 @@ def test_missing_keys_are_named_with_the_fix_and_a_present_key_is_never_shown(
     config.write_text(f"extends: {CONFIGS / 'llm_routing.yaml'}\nllm_routing:\n  model_tiers:\n"
                       f"    tier_4:\n      api_endpoint: http://127.0.0.1:{_closed_port()}/v1\n")
     code, report = _doctor(capsys, "--config", str(config), "--state-dir", str(tmp_path / "state"))
-    assert code == 1 and report["ready"] is False
+    assert code == 2 and report["ready"] is False
     by_provider = {c["subject"].split(" / ")[1].split(" (")[0]: c for c in report["checks"] if c["area"] == "provider"}
     qwen, gpt = by_provider["Qwen2.5-Coder"], by_provider["GPT-5"]
     assert qwen["status"] == "FAIL" and "QWEN_API_KEY is not set" in qwen["detail"] and "export QWEN_API_KEY" in qwen["fix"]
@@ -61,3 +61,16 @@ def test_a_budget_too_small_for_any_paid_answer_is_named(tmp_path: Path, capsys:
     code, report = _doctor(capsys, "--config", str(config), "--state-dir", str(tmp_path / "state"))
     ledger = next(c for c in report["checks"] if c["area"] == "ledger")
     assert (code, ledger["status"]) == (0, "warn") and "cannot pay one answer of the cheapest paid tier" in ledger["fix"]
+
+
+def test_on_kaggle_it_reports_the_profile_and_its_state_directory(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.delenv("ORCHESTRATOR_STATE_DIR", raising=False)
+    _, report = _doctor(capsys, "--config", str(CONFIGS / "simulated.yaml"))
+    platform = next(c for c in report["checks"] if c["subject"] == "platform")
+    assert platform["detail"].startswith("kaggle (KAGGLE_KERNEL_RUN_TYPE is set)")
+    assert "state directory /kaggle/working/llm-orchestrator" in platform["detail"]
+    state = next(c for c in report["checks"] if c["subject"] == "directory")
+    assert state["detail"].startswith("/kaggle/working/llm-orchestrator")

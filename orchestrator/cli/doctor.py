@@ -8,7 +8,7 @@ never its value, and whether the endpoint accepts a connection within a few seco
 the state directory (writable, free space, whether another process holds the ledger's
 journal), the ledger (backend, limit, settled, held), and the cache's and the telemetry
 log's sizes. Every problem comes with what to do about it. Exit 0 when everything a run
-needs is there; 1 when something is missing (a warning alone, such as an optional tier
+needs is there; 2 when something is missing (a warning alone, such as an optional tier
 without its key, or a budget too small for a paid answer when a free local tier can
 still serve, does not fail).
 """
@@ -38,6 +38,8 @@ from orchestrator.config_sections import SIMULATOR_SCHEME
 from orchestrator.configdoc import extends_chain
 from orchestrator.tables import render_table
 
+EXIT_NOT_READY = 2
+"""As for a bad configuration: a missing key or endpoint is the setup's problem, not a run's."""
 FREE_SPACE_WARNING = 100 * 1024 * 1024
 """Below this much free space in the state directory, the journal and the cache may soon fail to write."""
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                            option=orjson.OPT_INDENT_2).decode())
     else:
         print(render(checks, ready))
-    return 0 if ready else 1
+    return 0 if ready else EXIT_NOT_READY
 
 
 def examine(config: Config, path: Path, environ: dict[str, str]) -> list[Check]:
