@@ -1,0 +1,135 @@
+"""The local tier against a separate OpenAI-compatible server process (tests/local_model_server.py), not the simulator.
+
+Slow inference within the tier's timeout is answered at no cost; past the timeout the
+attempt fails with the money released (a free tier holds nothing); a server that dies
+in the middle of an answer fails that request alone; a server absent at start leaves
+the optional tier out with a warning instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.errors import StrategyUnavailable
+from actors.messages import Request
+from orchestrator import Orchestrator
+from orchestrator.cli.main import main
+from orchestrator.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "Write transform(grid) that returns the grid unchanged."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _serve(*options: str) -> Iterator[int]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "local_model_server.py"), str(port), *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[int]:
+    yield from _serve("--delay", "0.5")
+
+
+@pytest.fixture
+def too_slow_server() -> Iterator[int]:
+    yield from _serve("--delay", "3")
+
+
+@pytest.fixture
+def dying_server() -> Iterator[int]:
+    yield from _serve("--die-after", "1")
+
+
+def _config(tmp_path: Path, port: int, timeout_s: float) -> Path:
+    """The simulated setup with its local tier at a real server process, and no retries (one attempt each)."""
+    config = tmp_path / "local.yaml"
+    config.write_text(
+        f"extends: {ROOT / 'configs' / 'simulated.yaml'}\nllm_routing:\n  retry:\n    max_retries: 0\n"
+        f"  model_tiers:\n    fallback:\n"
+        f"      api_endpoint: http://127.0.0.1:{port}/v1\n      timeout: {timeout_s}\n      optional: true\n"
+    )
+    return config
+
+
+def _local(index: int) -> Request:
+    return Request.prompt(f"{PROMPT} ({index})", tier="fallback")
+
+
+@pytest.mark.anyio
+async def test_slow_local_inference_within_the_timeout_is_answered_free(
+    anyio_backend: str, tmp_path: Path, slow_server: int
+) -> None:
+    config = load_config(_config(tmp_path, slow_server, 5.0), state_dir=tmp_path / "state", environ={})
+    async with Orchestrator.start(config) as orch:
+        result = await orch.generate(_local(1))
+        budget = await orch.budget()
+    assert result.tier == "fallback" and result.cost_nd == 0 and "def transform" in result.text
+    assert result.latency_s >= 0.5
+    assert budget.settled_nd == 0 and budget.outstanding == 0
+
+
+@pytest.mark.anyio
+async def test_past_the_timeout_the_attempt_fails_and_nothing_is_held(
+    anyio_backend: str, tmp_path: Path, too_slow_server: int
+) -> None:
+    config = load_config(_config(tmp_path, too_slow_server, 1.0), state_dir=tmp_path / "state", environ={})
+    async with Orchestrator.start(config) as orch:
+        started = time.monotonic()
+        with pytest.raises(StrategyUnavailable, match="fallback|Falcon"):
+            await orch.generate(_local(2))
+        elapsed = time.monotonic() - started
+        budget = await orch.budget()
+    assert 1.0 <= elapsed < 2.5, "one attempt, ended by the tier's 1 s timeout, not by the server's 3 s"
+    assert budget.outstanding == 0 and budget.unreconciled_nd == 0, "a free tier's unknown outcome holds nothing"
+
+
+@pytest.mark.anyio
+async def test_a_server_that_dies_mid_answer_fails_that_request_alone(
+    anyio_backend: str, tmp_path: Path, dying_server: int
+) -> None:
+    config = load_config(_config(tmp_path, dying_server, 5.0), state_dir=tmp_path / "state", environ={})
+    async with Orchestrator.start(config) as orch:
+        with pytest.raises(StrategyUnavailable) as died:
+            await orch.generate(_local(3))
+        paid = await orch.generate(Request.prompt(f"{PROMPT} (paid)"))
+        budget = await orch.budget()
+    assert "Falcon Mamba 7B" in str(died.value)
+    assert paid.tier != "fallback" and paid.text, "other tiers still answer"
+    assert budget.outstanding == 0 and budget.unreconciled_nd == 0
+
+
+def test_a_local_server_absent_at_start_leaves_the_optional_tier_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--config", str(_config(tmp_path, _free_port(), 5.0)), "--state-dir", str(tmp_path / "state"),
+                 "--tasks", "3", "--json"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "fallback (Falcon Mamba 7B) left out (optional)" in err and "unreachable" in err
