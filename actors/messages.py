@@ -163,6 +163,8 @@ class Decision:
     reasons: tuple[str, ...]
     features: dict[str, float]
     estimated_cost_nd: int
+    arm: str = ""
+    """The A/B arm whose routing decided it (`routing.experiments`); empty when there is no experiment."""
 
 
 @message(7)

@@ -153,6 +153,7 @@ def load_config(
     router = RouterSettings(
         tiers=tiers, estimator=estimator, selection=sections.selection(routing),
         online=sections.online(routing.get("routing", {}).get("online", {})),
+        experiments=sections.experiments(routing, estimator),
     )
     engine = EngineSettings(
         router=router,

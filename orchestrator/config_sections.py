@@ -23,14 +23,18 @@ from actors.providers.protocols import PROTOCOLS
 from actors.providers.retry import RetrySettings
 from actors.providers.settings import ProviderSettings
 from actors.router.online import OnlineSettings
+from actors.router.experiments import SPLITS
 from actors.router.settings import (
+    Arm,
     EstimatorSettings,
+    Experiments,
     SelectionSettings,
     TierSettings,
 )
 from actors.runtime.breaker import BreakerSettings
 from actors.settings import EngineSettings
 from actors.telemetry.settings import TelemetrySettings
+from orchestrator.configdoc import LocatedDict
 from orchestrator.yamlnode import Node
 
 MAX_CONCURRENCY = 4096
@@ -298,6 +302,39 @@ def online(node: Node) -> OnlineSettings:
     )
 
 
+def experiments(routing: Node, base: EstimatorSettings) -> Experiments | None:
+    """`routing.experiments`: each arm's `complexity_detection` keys in place of the configured ones (whole values)."""
+    node = routing.get("routing", {}).get("experiments", None).optional()
+    if node is None:
+        return None
+    node.reject_unknown({"split_by", "arms"})
+    split_by = node.get("split_by", "task").choice(SPLITS)
+    arms_node = node.get("arms")
+    named = list(arms_node.items())
+    if len(named) < 2:
+        raise arms_node.error("needs two or more arms to compare")
+    base_mapping = routing.get("complexity_detection").mapping()
+    arms = []
+    for name, arm in named:
+        overrides = dict(arm.mapping())
+        weight = arm.get("weight", 1).integer(minimum=0, maximum=1_000_000)
+        overrides.pop("weight", None)
+        merged_keys = LocatedDict(base_mapping, origins=getattr(base_mapping, "origins", {}))
+        merged_keys.update(overrides)
+        merged_keys.origins.update(getattr(arm.value, "origins", {}))
+        merged = Node(merged_keys, arm.file, arm.path, arm.line)
+        settings = estimator(merged)
+        if tuple(level for level, _ in settings.thresholds) != tuple(level for level, _ in base.thresholds):
+            raise arm.get("thresholds", {}).error(
+                f"must name the same levels as complexity_detection ({', '.join(l for l, _ in base.thresholds)}): "
+                "an arm changes where the bounds lie, not which tiers exist"
+            )
+        arms.append(Arm(name, settings, weight))
+    if not any(arm.weight for arm in arms):
+        raise arms_node.error("every arm has weight 0: no request could be routed")
+    return Experiments(split_by, tuple(arms))
+
+
 def selection(routing: Node) -> SelectionSettings:
     node = routing.get("routing", {})
     node.reject_unknown(
@@ -308,6 +345,7 @@ def selection(routing: Node) -> SelectionSettings:
             "context_upgrade",
             "fallback_strategy",
             "online",
+            "experiments",
         }
     )
     pressure = node.get("budget_pressure_share", 0.2).optional()

@@ -34,6 +34,7 @@ from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
 from actors.router.estimators import RULE_ESTIMATORS, build_estimator
+from actors.router.experiments import arm_for
 from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
 from actors.router.online import OnlineLearner
 from actors.router.pacing import Pacer
@@ -108,8 +109,11 @@ class Router:
         self._replay: Mapping[str, Result] | None = None
         self._replay_passthrough = False
         self._provider_settings = {p.name: p for p in settings.providers}
-        self._estimator = build_estimator(
-            settings.router.estimator, prices_by_level(settings.router, self._provider_settings)
+        prices = prices_by_level(settings.router, self._provider_settings)
+        self._estimator = build_estimator(settings.router.estimator, prices)
+        self._experiments = settings.router.experiments
+        self._arms = tuple(
+            (arm.name, build_estimator(arm.estimator, prices)) for arm in (self._experiments.arms if self._experiments else ())
         )
         self._circuits = circuits
         self._cache = cache
@@ -140,7 +144,8 @@ class Router:
             OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
             if settings.router.online.enabled else None
         )
-        self._skip_pinned = self._online is None and isinstance(self._estimator, RULE_ESTIMATORS)
+        self._skip_pinned = self._online is None and all(
+            isinstance(e, RULE_ESTIMATORS) for e in (self._estimator, *(e for _, e in self._arms)))
         self._level_of_model = {
             key: tier.level for tier in reversed(settings.router.tiers) for name in tier.providers
             for key in (name, self._provider_settings[name].model)
@@ -162,7 +167,9 @@ class Router:
 
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
-        estimate = self._pinned(request) or self._learned(self._estimator.estimate(request), request)
+        arm, estimator = ("", self._estimator) if self._experiments is None else self._arms[
+            arm_for(self._experiments, request)]
+        estimate = self._pinned(request) or self._learned(estimator.estimate(request), request)
         messages = request.messages or self._prompt_for(request.task)
         if not messages:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
@@ -187,6 +194,7 @@ class Router:
             reasons=estimate.reasons + selection.reasons,
             features=estimate.features,
             estimated_cost_nd=selection.estimated_cost_nd,
+            arm=arm,
         )
         return decision, selection, messages
 

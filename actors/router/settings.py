@@ -59,11 +59,30 @@ class SelectionSettings:
 
 
 @attrs.frozen
+class Arm:
+    """One arm of an A/B test: a name, the routing configuration it uses, its share of the traffic."""
+
+    name: str
+    estimator: EstimatorSettings
+    weight: int = 1
+
+
+@attrs.frozen
+class Experiments:
+    """`routing.experiments`: the arms, and the key that splits requests between them (`experiments.py`)."""
+
+    split_by: str
+    arms: tuple[Arm, ...]
+
+
+@attrs.frozen
 class RouterSettings:
     tiers: tuple[TierSettings, ...]
     estimator: EstimatorSettings
     selection: SelectionSettings = SelectionSettings()
     online: OnlineSettings = OnlineSettings()
+    experiments: Experiments | None = None
+    """A/B arms: each request routed by one arm's estimator (`experiments.py`)."""
 
     @functools.cached_property
     def levels(self) -> tuple[str, ...]:

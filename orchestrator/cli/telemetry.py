@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 
 from actors.errors import InvalidRequest
@@ -33,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
     stats = subparsers.add_parser("stats", help="totals of the telemetry log")
     _common(stats)
     stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument("--by", choices=("arm",), default=None,
+                       help="arm: compare the arms of routing.experiments (requests, cost, feedback with 95%% intervals)")
     stats.set_defaults(func=run_stats)
 
     costs = subparsers.add_parser("costs", help="cost table by period and by model, tier, task type or provider")
@@ -91,6 +94,8 @@ def _log_dir(args: argparse.Namespace, config: Config) -> Path:
 
 def run_stats(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.by == "arm":
+        return _arm_stats(_log_dir(args, config), args.json)
     summary = summarize(_log_dir(args, config), "all", "tier")
     row = summary.total.row()
     if args.json:
@@ -196,6 +201,30 @@ def run_report(args: argparse.Namespace) -> int:
     config = _config(args)
     write_report(_log_dir(args, config), config, args.out, args.forecast)
     print(orjson.dumps({"out": str(args.out)}).decode() if args.json else f"wrote {args.out}")
+    return 0
+
+
+def _arm_stats(log_dir: Path, as_json: bool) -> int:
+    from orchestrator.arms import compare
+
+    figures = compare(log_dir)
+    if as_json:
+        print(orjson.dumps([attrs.asdict(f) | {"clearly_worse": f.clearly_worse} for f in figures]).decode())
+        return 0
+
+    def interval(pair: tuple[float, float] | None) -> str:
+        return "-" if pair is None else f"[{pair[0]:+.3f}, {pair[1]:+.3f}]"
+
+    rows = [(
+        f.arm or "(no experiment)", f.requests, format_usd(f.cost_nd, 6),
+        format_usd(f.cost_nd // max(f.requests, 1), 6), f.scored,
+        "-" if f.mean_score is None else f"{f.mean_score:.3f}", interval(f.interval),
+        "best" if f.difference is None and f.mean_score is not None else
+        ("-" if f.difference is None else f"{f.difference:+.3f} {interval(f.difference_interval)}"),
+        "clearly worse: may be stopped" if f.clearly_worse else "",
+    ) for f in figures]
+    print(render_table(("arm", "requests", "cost", "per request", "scored", "mean score", "95% interval",
+                        "vs best (95%)", ""), rows, title=f"A/B arms in {log_dir}"))
     return 0
 
 
