@@ -74,3 +74,16 @@ def test_on_kaggle_it_reports_the_profile_and_its_state_directory(
     assert "state directory /kaggle/working/llm-orchestrator" in platform["detail"]
     state = next(c for c in report["checks"] if c["subject"] == "directory")
     assert state["detail"].startswith("/kaggle/working/llm-orchestrator")
+
+
+def test_a_probe_sends_each_provider_one_priced_call_through_the_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    code, report = _doctor(capsys, "--config", str(CONFIGS / "simulated.yaml"), "--state-dir", str(state), "--probe")
+    probes = [c for c in report["checks"] if c["area"] == "probe"]
+    assert code == 0 and len(probes) == 5 and all(p["status"] == "ok" for p in probes)
+    assert all("answered in" in p["detail"] for p in probes)
+    assert main(["budget", "--state-dir", str(state), "--json"]) == 0
+    ledger = orjson.loads(capsys.readouterr().out)
+    assert ledger["settled_nd"] > 0 and ledger["outstanding"] == 0, "the probes were priced and journaled"

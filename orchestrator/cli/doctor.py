@@ -7,7 +7,9 @@ chain, the platform profile that applied and why), each tier's providers (endpoi
 never its value, and whether the endpoint accepts a connection within a few seconds),
 the state directory (writable, free space, whether another process holds the ledger's
 journal), the ledger (backend, limit, settled, held), and the cache's and the telemetry
-log's sizes. Every problem comes with what to do about it. Exit 0 when everything a run
+log's sizes. Every problem comes with what to do about it. With `--probe` it also sends
+each provider one priced one-token request through the engine (`orchestrator/probe.py`):
+that spends, and is journaled and logged like any request. Exit 0 when everything a run
 needs is there; 2 when something is missing (a warning alone, such as an optional tier
 without its key, or a budget too small for a paid answer when a free local tier can
 still serve, does not fail).
@@ -23,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import orjson
 
@@ -66,6 +69,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: the config's)")
     parser.add_argument("--platform", choices=PLATFORMS, default=None,
                         help="use this platform's profile instead of the detected one (docs: orchestrator/platforms.py)")
+    parser.add_argument("--probe", action="store_true",
+                        help="also send each provider one priced one-token request through the engine (it spends, "
+                             "and is journaled and logged like any request)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=run)
 
@@ -74,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_config_path(args.config or default_config_path())
     config = load_config(path, state_dir=args.state_dir, platform=args.platform)
     checks = examine(config, path, dict(os.environ))
+    if args.probe:
+        checks += _probed(config, checks)
     ready = all(c.ok or not c.needed for c in checks)
     if args.json:
         print(orjson.dumps({"ready": ready, "checks": [attrs.asdict(c) | {"status": c.status} for c in checks]},
@@ -133,6 +141,19 @@ def _providers(config: Config, environ: dict[str, str]) -> list[Check]:
             needed=not optional,
         ))
     return checks
+
+
+def _probed(config: Config, checks: list[Check]) -> list[Check]:
+    """One priced call to each provider whose key and endpoint passed (`orchestrator/probe.py`)."""
+    from orchestrator.probe import probe_providers
+
+    failed = {c.subject for c in checks if c.area == "provider" and not c.ok}
+    names = [p.name for p, c in zip(config.engine.providers, (c for c in checks if c.area == "provider"))
+             if c.subject not in failed]
+    found = anyio.run(probe_providers, config, names)
+    return [Check("probe", probe.provider, probe.ok, probe.detail,
+                  "" if probe.ok else "see the error: a rejected key, a wrong model name, a provider down")
+            for probe in found]
 
 
 def _state(config: Config) -> list[Check]:
