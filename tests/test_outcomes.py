@@ -124,3 +124,29 @@ def test_a_telemetry_log_with_feedback_becomes_an_outcome_table(tmp_path: Path) 
     assert table.scores[row].tolist() == [0.0, 1.0] and table.response(row, "claude-opus")
     with pytest.raises(OutcomeTableError, match="no telemetry segments"):
         table_from_telemetry(tmp_path / "empty")
+
+
+def test_the_router_is_fitted_straight_from_a_telemetry_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`routing fit --telemetry`: the caller's feedback is the training set; the model names the answering models."""
+    from actors.router import learned
+    from orchestrator.cli.main import main
+
+    config = load_config(CONFIGS / "coding_tiers.yaml", state_dir=tmp_path / "state", environ={})
+
+    async def scored_run() -> None:
+        async with Orchestrator.start(config) as orch:
+            for i in range(24):
+                hard = i % 2 == 0
+                prompt = f"Task {i}: " + ("prove the lock-free queue is linearizable" if hard else "fix the typo in README")
+                for tier in ("haiku", "opus"):
+                    result = await orch.generate(Request.prompt(prompt, tier=tier, request_id=f"{tier}-{i}"))
+                    orch.feedback(result.request_id, 0.0 if hard and tier == "haiku" else 1.0)
+
+    anyio.run(scored_run)
+    out = tmp_path / "router.npz"
+    assert main(["routing", "fit", "--telemetry", str(tmp_path / "state" / "telemetry"), "--out", str(out)]) == 0
+    assert "fitted on 24 prompts" in capsys.readouterr().out
+    model = learned.load(out)
+    assert model.models == ("claude-haiku", "claude-opus")
+    hard, easy = model.predict_text("prove the lock-free queue is linearizable"), model.predict_text("fix the typo in README")
+    assert hard[0] < easy[0], "the cheap model is predicted to fail where the feedback said it did"

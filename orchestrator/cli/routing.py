@@ -71,8 +71,14 @@ def add_parser(subparsers: Any) -> None:
     value_parser.add_argument("--json", action="store_true")
     value_parser.set_defaults(func=run_value)
 
-    fit = commands.add_parser("fit", help="fit the learned router on a table and write its model file")
-    fit.add_argument("--data", type=Path, required=True)
+    fit = commands.add_parser("fit", help="fit the learned router on a table, or on a telemetry log's feedback")
+    source = fit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="outcome table, CSV or JSONL")
+    source.add_argument("--telemetry", type=Path,
+                        help="telemetry log directory: every answer the caller scored (orch.feedback) is a row, "
+                             "the answering tier's score and cost (as `routing history` reads it)")
+    fit.add_argument("--success-at", type=float_range(-1e12, 1e12), default=None,
+                     help="with --telemetry: the feedback score counted as success (needed when scores are not in [0, 1])")
     fit.add_argument("--out", type=Path, required=True, help="model file (.npz) the config's model_path names")
     fit.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
     fit.add_argument("--holdout", type=_fold, default=None, metavar="K/N", help="leave out fold K of N (seed 0)")
@@ -226,7 +232,14 @@ def as_json(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    table = _load(args.data, args.models)
+    if args.telemetry is not None:
+        table, problems = table_from_telemetry(args.telemetry, args.success_at)
+        for problem in problems:
+            print(f"skipped: {problem}", file=sys.stderr)
+        if args.models:
+            table = table.select([m.strip() for m in args.models.split(",")])
+    else:
+        table = _load(args.data, args.models)
     if args.holdout is not None:
         table = table.rows(np.flatnonzero(~_in_fold(table, args.holdout)))
     started = time.perf_counter()
