@@ -258,3 +258,23 @@ async def test_the_queue_counts_every_wait_and_its_length(autojump_clock: trio.t
         status = await ledger.status()
     assert (status.waited, status.wait_expired, status.waiting, status.waiting_nd) == (3, 1, 0, 0)
     assert status.wait_s_total == pytest.approx(8.0), "2 s for b, 5 s for c, 1 s for d"
+
+
+@pytest.mark.trio
+async def test_only_a_settle_past_its_reservation_is_reported_as_an_overrun(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from actors.telemetry.events import LedgerOverrun
+
+    events: list[object] = []
+    settings = LedgerSettings(limit_nd=LIMIT)
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, on_event=events.append)))
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(supervisor.run)
+        assert (await reserve(ledger, "within", 100)).granted and (await reserve(ledger, "past", 100)).granted
+        await ledger.settle("within", 80)
+        await ledger.settle("past", 130)
+        supervisor.stop()
+    overruns = [e for e in events if isinstance(e, LedgerOverrun)]
+    assert [(e.reservation_id, e.reserved_nd, e.actual_nd) for e in overruns] == [("past", 100, 130)]
