@@ -23,6 +23,8 @@ from actors.runtime.supervisor import Supervisor
 from tests.test_journal import journal_entries
 
 LIMIT = 1_000
+BOUND_S = 3_600
+"""Virtual seconds a test may take: one that waits for a reply that never comes fails instead of hanging."""
 
 
 @asynccontextmanager
@@ -33,7 +35,8 @@ async def running_ledger(storage: MemoryStorage | None = None, limit: int = LIMI
     ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=factory)))
     async with anyio.create_task_group() as tasks:
         await tasks.start(supervisor.run)
-        yield ledger
+        with anyio.fail_after(BOUND_S):
+            yield ledger
         supervisor.stop()
 
 
