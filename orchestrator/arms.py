@@ -42,16 +42,24 @@ class ArmFigures:
 
 def compare(log_dir: str | Path) -> list[ArmFigures]:
     arm_of: dict[str, str] = {}
-    cost: dict[str, int] = defaultdict(int)
-    scores: dict[str, list[float]] = defaultdict(list)
+    spent: list[tuple[str, int]] = []
+    given: list[tuple[str, float]] = []
     for event in LogReader(Path(log_dir)).events_of(RoutingDecided, ResultRecorded, FeedbackGiven):
         if isinstance(event, RoutingDecided):
             arm_of.setdefault(event.request_id, event.decision.arm)
         elif isinstance(event, ResultRecorded):
-            if event.result is not None and event.request_id in arm_of:
-                cost[arm_of[event.request_id]] += event.result.cost_nd
-        elif event.request_id in arm_of:
-            scores[arm_of[event.request_id]].append(event.score)
+            if event.result is not None:
+                spent.append((event.request_id, event.result.cost_nd))
+        else:
+            given.append((event.request_id, event.score))
+    cost: dict[str, int] = defaultdict(int)
+    scores: dict[str, list[float]] = defaultdict(list)
+    for request_id, nanodollars in spent:
+        if request_id in arm_of:
+            cost[arm_of[request_id]] += nanodollars
+    for request_id, score in given:  # feedback may be logged before the request's own record
+        if request_id in arm_of:
+            scores[arm_of[request_id]].append(score)
     requests: dict[str, int] = defaultdict(int)
     for arm in arm_of.values():
         requests[arm] += 1

@@ -93,3 +93,37 @@ async def test_an_arm_better_by_construction_is_shown_better_with_an_interval_ex
     page = tmp_path / "report.html"
     assert main(["report", "--config", str(config), "--state-dir", str(state), "--out", str(page)]) == 0
     assert "A/B arms: mean feedback score" in page.read_text() and "clearly worse: may be stopped" in page.read_text()
+
+
+def test_on_a_recorded_world_the_arm_sending_prompts_to_the_better_model_wins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An outcome table where the big model is right on every prompt and the small one on a third: an arm that
+    routes everything to the big model is better by construction, and the recorded scores (given as feedback by
+    `orchestrator run --requests TABLE`) show it with an interval that excludes zero. (The prompts carry a
+    critical pattern: the text rules keep the top level for those.)"""
+    from tests.test_recorded_world import config_file
+
+    table = tmp_path / "table.csv"
+    lines = ["prompt,small-model,big-model,small-model_response,big-model_response"]
+    lines += [f'"Fix the security vulnerability in case {i}",{i % 3 == 0},True,small says {i},big says {i}'
+              for i in range(240)]
+    table.write_text("\n".join(lines) + "\n")
+    base = config_file(tmp_path).read_text()
+    config = tmp_path / "ab.yaml"
+    config.write_text(base.replace(
+        "  routing: {budget_pressure_share: null}\n",
+        "  routing:\n    budget_pressure_share: null\n    experiments:\n      split_by: request\n      arms:\n"
+        "        small_first: {thresholds: {small: 99.9, big: 100}}\n"
+        "        big_first: {thresholds: {small: 1, big: 100}}\n",
+    ))
+    state = tmp_path / "state"
+    assert main(["run", "--config", str(config), "--requests", str(table), "--state-dir", str(state), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--by", "arm", "--json", "--config", str(config), "--state-dir", str(state)]) == 0
+    arms = {row["arm"]: row for row in orjson.loads(capsys.readouterr().out)}
+    big, small = arms["big_first"], arms["small_first"]
+    assert big["requests"] + small["requests"] == 240 and big["difference"] is None
+    assert big["mean_score"] == 1.0 and 0.2 < small["mean_score"] < 0.45
+    low, high = small["difference_interval"]
+    assert high < 0 and small["clearly_worse"], "the small-first arm is clearly worse"

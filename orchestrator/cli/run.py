@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
         config = preflight(config)
     summary = anyio.run(
         _run, config, requests, args.concurrency, not args.json, args.replay, args.passthrough,
-        recorded.grade if recorded else None, args.grace,
+        recorded, args.grace,
     )
     if args.json:
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
         print(render_summary(summary))
-        if recorded is not None:
+        if "recorded" in summary:
             print(render_grade(summary["recorded"]))
     if summary.get("interrupted"):
         return EXIT_INTERRUPTED
@@ -113,16 +112,21 @@ async def _run(
     show_progress: bool,
     replay: Path | None = None,
     passthrough: bool = False,
-    grade: Callable[[list[Result | OrchestratorError]], dict[str, Any]] | None = None,
+    recorded: RecordedRun | None = None,
     grace_s: float = 10.0,
 ) -> dict[str, Any]:
+    """With `recorded`, each answer's recorded score is also given as its feedback (`orch.feedback`), as a
+    caller grading it would: the A/B comparison and the online learner see what the table says."""
     bar = ProgressBar(len(requests), "routing") if show_progress else None
 
-    def on_done(_: int, outcome: Result | OrchestratorError) -> None:
-        if bar is not None:
-            bar.advance(isinstance(outcome, Result))
-
     async with Orchestrator.start(config, replay_log=replay, replay_passthrough=passthrough, freeze_gc=True) as orch:
+
+        def on_done(index: int, outcome: Result | OrchestratorError) -> None:
+            if bar is not None:
+                bar.advance(isinstance(outcome, Result))
+            if recorded is not None and isinstance(outcome, Result):
+                orch.feedback(outcome.request_id, recorded.score(index, outcome))
+
         outcomes, interrupted = await serve_until_stopped(
             orch, requests, concurrency=concurrency or config.engine.batch_concurrency, grace_s=grace_s, on_done=on_done,
         )
@@ -134,8 +138,8 @@ async def _run(
     if interrupted is not None:
         summary["interrupted"] = attrs.asdict(interrupted)
     summary["state_dir"] = str(config.state_dir.resolve())
-    if grade is not None:
-        summary["recorded"] = grade(outcomes)
+    if recorded is not None and interrupted is None:
+        summary["recorded"] = recorded.grade(outcomes)
     return summary
 
 

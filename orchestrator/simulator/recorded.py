@@ -150,13 +150,14 @@ class RecordedRun:
             return None
         return int(costs.sum()), float(np.nanmean(self.world.table.scores[:, column]))
 
+    def score(self, index: int, outcome: Result | OrchestratorError) -> float:
+        """What the table says the answer to prompt `index` was worth (0 for a failure or an unknown model)."""
+        name = self.world.table_model(outcome.model) if isinstance(outcome, Result) else None
+        score = self.world.table.scores[index, self.world.table.models.index(name)] if name is not None else 0.0
+        return 0.0 if np.isnan(score) else float(score)
+
     def grade(self, outcomes: Sequence[Result | OrchestratorError]) -> dict[str, Any]:
-        scores = self.world.table.scores
-        got = []
-        for index, outcome in enumerate(outcomes):
-            name = self.world.table_model(outcome.model) if isinstance(outcome, Result) else None
-            score = scores[index, self.world.table.models.index(name)] if name is not None else 0.0
-            got.append(0.0 if np.isnan(score) else float(score))
+        got = [self.score(index, outcome) for index, outcome in enumerate(outcomes)]
         paid = [t for t in self.config.engine.router.tiers if not t.local]
         summary: dict[str, Any] = {
             "prompts": len(outcomes), "accuracy": float(np.mean(got)) if got else 0.0,
