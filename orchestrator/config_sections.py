@@ -108,6 +108,7 @@ _PROVIDER_KEYS = {
     "max_concurrency",
     "timeout",
     "connect_timeout",
+    "first_token_timeout",
     "queue_limit",
     "headers",
 }
@@ -233,6 +234,7 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
     timeout_default = 60.0 if local else 120.0
     rpm = pick("requests_per_minute").optional()
     tpm = pick("tokens_per_minute").optional()
+    first_token = pick("first_token_timeout", None).optional()
     return ProviderSettings(
         name=entry.get("name", label).text(),
         protocol=protocol,
@@ -247,6 +249,7 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
         tokens_per_minute=None if tpm is None else tpm.integer(minimum=1),
         timeout_s=pick("timeout", timeout_default).number(minimum=0.001, maximum=MAX_WAIT_S),
         connect_timeout_s=pick("connect_timeout", 10.0).number(minimum=0.001, maximum=MAX_WAIT_S),
+        first_token_timeout_s=None if first_token is None else first_token.number(minimum=0.001, maximum=MAX_WAIT_S),
         queue_limit=pick("queue_limit", 10_000).integer(minimum=1),
         local=local,
         extra_headers=headers,

@@ -102,7 +102,7 @@ BROKEN = [
     (
         "unknown protocol",
         GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      protocol: carrier-pigeon"),
-        r'llm_routing\.model_tiers\.tier_1\.protocol: unknown provider protocol \(known: anthropic, gemini, openai\), got "carrier-pigeon"',
+        r'llm_routing\.model_tiers\.tier_1\.protocol: unknown provider protocol \(known: anthropic, gemini, openai, openai-stream\), got "carrier-pigeon"',
     ),
     (
         "missing endpoint",

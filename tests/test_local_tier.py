@@ -67,13 +67,71 @@ def dying_server() -> Iterator[int]:
     yield from _serve("--die-after", "1")
 
 
-def _config(tmp_path: Path, port: int, timeout_s: float) -> Path:
-    """The simulated setup with its local tier at a real server process, and no retries (one attempt each)."""
+@pytest.fixture
+def slow_to_start_server() -> Iterator[int]:
+    yield from _serve("--delay", "5")
+
+
+@pytest.fixture
+def slow_streaming_server() -> Iterator[int]:
+    yield from _serve("--delay", "0.1", "--chunk-delay", "0.8")
+
+
+@pytest.mark.anyio
+async def test_a_streamed_answer_slower_than_the_first_token_bound_in_total_is_still_answered(
+    anyio_backend: str, tmp_path: Path, slow_streaming_server: int
+) -> None:
+    config = load_config(_config(tmp_path, slow_streaming_server, 30.0, first_token_s=1.0),
+                         state_dir=tmp_path / "state", environ={})
+    async with Orchestrator.start(config) as orch:
+        result = await orch.generate(_local(4))
+    assert result.text == "def transform(grid):\n    return grid\n" and result.cost_nd == 0
+    assert result.latency_s > 1.5, "1.7 s in all: the bound is on the first token, not on the whole answer"
+    assert (result.input_tokens, result.output_tokens) == (40, 12)
+
+
+@pytest.mark.anyio
+async def test_a_server_that_does_not_begin_within_the_first_token_bound_fails_early(
+    anyio_backend: str, tmp_path: Path, slow_to_start_server: int
+) -> None:
+    config = load_config(_config(tmp_path, slow_to_start_server, 30.0, first_token_s=0.5),
+                         state_dir=tmp_path / "state", environ={})
+    async with Orchestrator.start(config) as orch:
+        started = time.monotonic()
+        with pytest.raises(StrategyUnavailable, match="no first token within 0.5 s"):
+            await orch.generate(_local(5))
+        elapsed = time.monotonic() - started
+        budget = await orch.budget()
+    assert elapsed < 2.0, "the 5 s silence was cut at the 0.5 s first-token bound, not at the 30 s timeout"
+    assert budget.outstanding == 0 and budget.unreconciled_nd == 0
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_short_when_the_server_dies_fails_that_request_alone(
+    anyio_backend: str, tmp_path: Path, dying_server: int
+) -> None:
+    config = load_config(_config(tmp_path, dying_server, 5.0, first_token_s=2.0), state_dir=tmp_path / "state",
+                         environ={})
+    async with Orchestrator.start(config) as orch:
+        with pytest.raises(StrategyUnavailable, match="Falcon Mamba 7B"):
+            await orch.generate(_local(6))
+        other = await orch.generate(Request.prompt(f"{PROMPT} (paid)"))
+        budget = await orch.budget()
+    assert other.text and budget.outstanding == 0 and budget.unreconciled_nd == 0
+
+
+def _config(tmp_path: Path, port: int, timeout_s: float, first_token_s: float | None = None) -> Path:
+    """The simulated setup with its local tier at a real server process, and no retries (one attempt each).
+
+    With `first_token_s` the tier streams (`protocol: openai-stream`) under that first-token bound.
+    """
     config = tmp_path / "local.yaml"
+    streamed = "" if first_token_s is None else (
+        f"      protocol: openai-stream\n      first_token_timeout: {first_token_s}\n")
     config.write_text(
         f"extends: {ROOT / 'configs' / 'simulated.yaml'}\nllm_routing:\n  retry:\n    max_retries: 0\n"
         f"  model_tiers:\n    fallback:\n"
-        f"      api_endpoint: http://127.0.0.1:{port}/v1\n      timeout: {timeout_s}\n      optional: true\n"
+        f"      api_endpoint: http://127.0.0.1:{port}/v1\n      timeout: {timeout_s}\n      optional: true\n{streamed}"
     )
     return config
 

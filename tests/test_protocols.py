@@ -48,6 +48,15 @@ def test_anthropic_request_puts_system_on_top_and_uses_its_headers() -> None:
     assert body["stop_sequences"] == ["END"]
 
 
+def test_a_streamed_request_asks_for_usage_and_a_stream_cut_short_is_malformed() -> None:
+    body = orjson.loads(build("openai-stream").body)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    cut = SUCCESS["openai-stream"].split(b"data: [DONE]")[0]  # type: ignore[union-attr]
+    outcome = parse("openai-stream", 200, cut)
+    assert isinstance(outcome, Failure) and outcome.kind is FailureKind.MALFORMED_RESPONSE
+    assert "stopped mid-answer" in outcome.detail
+
+
 def test_gemini_request_uses_contents_and_generation_config() -> None:
     call = build("gemini")
     body = orjson.loads(call.body)
@@ -61,6 +70,11 @@ SUCCESS = {
     "openai": {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 7, "completion_tokens": 2}},
     "anthropic": {"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 7, "output_tokens": 2}, "stop_reason": "end_turn"},
     "gemini": {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}], "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2}},
+    "openai-stream": (
+        b'data: {"choices": [{"delta": {"role": "assistant", "content": "h"}}]}\n\n'
+        b'data: {"choices": [{"delta": {"content": "i"}, "finish_reason": "stop"}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}\n\ndata: [DONE]\n\n'
+    ),
 }
 
 
@@ -80,7 +94,9 @@ def test_malformed_success_bodies(name: str, body: bytes) -> None:
 
 @pytest.mark.parametrize("name", sorted(PROTOCOLS))
 def test_missing_usage_is_malformed(name: str) -> None:
-    body = {k: v for k, v in SUCCESS[name].items() if k not in ("usage", "usageMetadata")}
+    success = SUCCESS[name]
+    body = (success.replace(b', "usage": {"prompt_tokens": 7, "completion_tokens": 2}', b"")  # type: ignore[union-attr]
+            if isinstance(success, bytes) else {k: v for k, v in success.items() if k not in ("usage", "usageMetadata")})
     outcome = parse(name, 200, body)
     assert isinstance(outcome, Failure) and outcome.kind is FailureKind.MALFORMED_RESPONSE
     assert "usage" in outcome.detail.lower()

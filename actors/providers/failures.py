@@ -106,7 +106,7 @@ def classify_exception(exc: BaseException) -> Failure:
     if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
         return Failure(FailureKind.UNAVAILABLE, f"connection failed ({name}: {exc})", sent=False)
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError, TimeoutError)):
-        return Failure(FailureKind.TIMEOUT, f"timed out waiting for the response ({name})")
+        return Failure(FailureKind.TIMEOUT, f"timed out waiting for the response ({name}{': ' + str(exc) if str(exc) else ''})")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return Failure(FailureKind.MALFORMED_RESPONSE, f"truncated or corrupt body ({name})")
     if isinstance(

@@ -24,6 +24,8 @@ class ProviderSettings:
     tokens_per_minute: int | None = None
     timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
+    first_token_timeout_s: float | None = None
+    """With a streamed protocol: how long the server may take to send its first bytes (then `timeout_s` applies)."""
     queue_limit: int = 10_000
     local: bool = False
     extra_headers: dict[str, str] = attrs.field(factory=dict)

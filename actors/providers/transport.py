@@ -8,6 +8,7 @@ to wait on a real socket.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 import aiohttp
@@ -16,6 +17,10 @@ import attrs
 from actors.providers.settings import ProviderSettings
 from actors.providers.wire import HttpCall
 from actors.runtime.bridge import HttpLoop
+
+
+class FirstTokenTimeout(TimeoutError):
+    """A streamed answer whose first bytes did not come within the provider's `first_token_timeout`."""
 
 
 @attrs.frozen
@@ -55,14 +60,26 @@ class AiohttpTransport:
 
     async def send(self, call: HttpCall) -> RawResponse:
         assert self._session is not None, "transport used before open()"
-        return await self._loop.run(self._send, self._session, call)
+        return await self._loop.run(self._send, self._session, call, self._settings.first_token_timeout_s)
 
     @staticmethod
-    async def _send(session: aiohttp.ClientSession, call: HttpCall) -> RawResponse:
-        async with session.request(call.method, call.url, data=call.body, headers=call.headers) as resp:
-            body = await resp.read()
-            headers = {k.lower(): v for k, v in resp.headers.items()}
-            return RawResponse(resp.status, headers, body)
+    async def _send(session: aiohttp.ClientSession, call: HttpCall, first_bytes_s: float | None) -> RawResponse:
+        """The whole response; with `first_bytes_s`, the status line and the first bytes must come within it."""
+        try:
+            async with asyncio.timeout(first_bytes_s) as first_bytes:
+                resp = await session.request(call.method, call.url, data=call.body, headers=call.headers)
+                first = await resp.content.readany() if first_bytes_s is not None else b""
+                first_bytes.reschedule(None)
+        except TimeoutError:
+            if first_bytes_s is None:
+                raise
+            raise FirstTokenTimeout(f"no first token within {first_bytes_s:g} s") from None
+        try:
+            body = first + await resp.read()
+        finally:
+            resp.release()
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return RawResponse(resp.status, headers, body)
 
     async def close(self) -> None:
         if self._session is not None:

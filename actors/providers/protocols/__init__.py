@@ -6,9 +6,11 @@ import types
 from types import ModuleType
 
 from actors.errors import ConfigError
-from actors.providers.protocols import anthropic, gemini, openai
+from actors.providers.protocols import anthropic, gemini, openai, openai_stream
 
-PROTOCOLS = types.MappingProxyType({"openai": openai, "anthropic": anthropic, "gemini": gemini})
+PROTOCOLS = types.MappingProxyType(
+    {"openai": openai, "openai-stream": openai_stream, "anthropic": anthropic, "gemini": gemini}
+)
 
 
 def get_protocol(name: str) -> ModuleType:
