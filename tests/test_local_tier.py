@@ -38,50 +38,29 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _serve(*options: str) -> Iterator[int]:
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The port of a `tests/local_model_server.py` process started with the test's options (`indirect`)."""
+    options: tuple[str, ...] = request.param
     port = _free_port()
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "local_model_server.py"), str(port), *options],
+    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "local_model_server.py"), str(port), *options],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         yield port
     finally:
-        server.kill()
-        server.wait(timeout=10)
-        if server.stdout is not None:
-            server.stdout.close()
+        process.kill()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
-@pytest.fixture
-def slow_server() -> Iterator[int]:
-    yield from _serve("--delay", "0.5")
-
-
-@pytest.fixture
-def too_slow_server() -> Iterator[int]:
-    yield from _serve("--delay", "3")
-
-
-@pytest.fixture
-def dying_server() -> Iterator[int]:
-    yield from _serve("--die-after", "1")
-
-
-@pytest.fixture
-def slow_to_start_server() -> Iterator[int]:
-    yield from _serve("--delay", "5")
-
-
-@pytest.fixture
-def slow_streaming_server() -> Iterator[int]:
-    yield from _serve("--delay", "0.1", "--chunk-delay", "0.8")
-
-
+@pytest.mark.parametrize("server", [("--delay", "0.1", "--chunk-delay", "0.8")], indirect=True)
 @pytest.mark.anyio
 async def test_a_streamed_answer_slower_than_the_first_token_bound_in_total_is_still_answered(
-    anyio_backend: str, tmp_path: Path, slow_streaming_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, slow_streaming_server, 30.0, first_token_s=1.0),
+    config = load_config(_config(tmp_path, server, 30.0, first_token_s=1.0),
                          state_dir=tmp_path / "state", environ={})
     async with Orchestrator.start(config) as orch:
         result = await orch.generate(_local(4))
@@ -90,11 +69,12 @@ async def test_a_streamed_answer_slower_than_the_first_token_bound_in_total_is_s
     assert (result.input_tokens, result.output_tokens) == (40, 12)
 
 
+@pytest.mark.parametrize("server", [("--delay", "5")], indirect=True)
 @pytest.mark.anyio
 async def test_a_server_that_does_not_begin_within_the_first_token_bound_fails_early(
-    anyio_backend: str, tmp_path: Path, slow_to_start_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, slow_to_start_server, 30.0, first_token_s=0.5),
+    config = load_config(_config(tmp_path, server, 30.0, first_token_s=0.5),
                          state_dir=tmp_path / "state", environ={})
     async with Orchestrator.start(config) as orch:
         started = time.monotonic()
@@ -106,11 +86,12 @@ async def test_a_server_that_does_not_begin_within_the_first_token_bound_fails_e
     assert budget.outstanding == 0 and budget.unreconciled_nd == 0
 
 
+@pytest.mark.parametrize("server", [("--die-after", "1")], indirect=True)
 @pytest.mark.anyio
 async def test_a_stream_cut_short_when_the_server_dies_fails_that_request_alone(
-    anyio_backend: str, tmp_path: Path, dying_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, dying_server, 5.0, first_token_s=2.0), state_dir=tmp_path / "state",
+    config = load_config(_config(tmp_path, server, 5.0, first_token_s=2.0), state_dir=tmp_path / "state",
                          environ={})
     async with Orchestrator.start(config) as orch:
         with pytest.raises(StrategyUnavailable, match="Falcon Mamba 7B"):
@@ -140,11 +121,12 @@ def _local(index: int) -> Request:
     return Request.prompt(f"{PROMPT} ({index})", tier="fallback")
 
 
+@pytest.mark.parametrize("server", [("--delay", "0.5")], indirect=True)
 @pytest.mark.anyio
 async def test_slow_local_inference_within_the_timeout_is_answered_free(
-    anyio_backend: str, tmp_path: Path, slow_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, slow_server, 5.0), state_dir=tmp_path / "state", environ={})
+    config = load_config(_config(tmp_path, server, 5.0), state_dir=tmp_path / "state", environ={})
     async with Orchestrator.start(config) as orch:
         result = await orch.generate(_local(1))
         budget = await orch.budget()
@@ -153,11 +135,12 @@ async def test_slow_local_inference_within_the_timeout_is_answered_free(
     assert budget.settled_nd == 0 and budget.outstanding == 0
 
 
+@pytest.mark.parametrize("server", [("--delay", "3")], indirect=True)
 @pytest.mark.anyio
 async def test_past_the_timeout_the_attempt_fails_and_nothing_is_held(
-    anyio_backend: str, tmp_path: Path, too_slow_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, too_slow_server, 1.0), state_dir=tmp_path / "state", environ={})
+    config = load_config(_config(tmp_path, server, 1.0), state_dir=tmp_path / "state", environ={})
     async with Orchestrator.start(config) as orch:
         started = time.monotonic()
         with pytest.raises(StrategyUnavailable, match="fallback|Falcon"):
@@ -168,11 +151,12 @@ async def test_past_the_timeout_the_attempt_fails_and_nothing_is_held(
     assert budget.outstanding == 0 and budget.unreconciled_nd == 0, "a free tier's unknown outcome holds nothing"
 
 
+@pytest.mark.parametrize("server", [("--die-after", "1")], indirect=True)
 @pytest.mark.anyio
 async def test_a_server_that_dies_mid_answer_fails_that_request_alone(
-    anyio_backend: str, tmp_path: Path, dying_server: int
+    anyio_backend: str, tmp_path: Path, server: int
 ) -> None:
-    config = load_config(_config(tmp_path, dying_server, 5.0), state_dir=tmp_path / "state", environ={})
+    config = load_config(_config(tmp_path, server, 5.0), state_dir=tmp_path / "state", environ={})
     async with Orchestrator.start(config) as orch:
         with pytest.raises(StrategyUnavailable) as died:
             await orch.generate(_local(3))
