@@ -263,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
 
             serve.run(args.requests, args.concurrency, args.rounds)
             continue
+        if section == "value-routing":
+            from tools.benchmarks import value_routing
+
+            value_routing.main()
+            continue
         if section == "all-down":
             from tools.benchmarks import all_down
 
