@@ -12,7 +12,6 @@ offers the same to plain synchronous code (a GA loop) through an anyio blocking 
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import queue
 import time
@@ -21,45 +20,28 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import attrs
 import orjson
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
-from actors.catalog import CODEC
 from actors.errors import ActorStopped, AskTimeout, ConfigError, InvalidRequest, LedgerUnavailable, OrchestratorError
-from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
-from actors.ledger.journal import MemoryStorage
-from actors.ledger.pg_actor import PostgresLedgerActor
-from actors.ledger.postgres import new_owner
-from actors.ledger.settings import LedgerSettings
 from actors.messages import Request, Result
-from actors.providers.actor import ProviderActor
-from actors.providers.settings import ProviderSettings
-from actors.providers.transport import AiohttpTransport, Transport
 from actors.router.online import OnlineLearner
 from actors.router.router import Router
-from actors.runtime.actor import Actor
-from actors.runtime.bridge import HttpLoop, http_loop_for_current_backend
-from actors.runtime.breaker import Transition
-from actors.runtime.clock import loop_clock
+from actors.runtime.bridge import http_loop_for_current_backend
 from actors.runtime.supervisor import Supervisor, sole_exception
 from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
-from actors.telemetry.collector import TelemetryCollector
 from actors.telemetry.replay import recorded_answers
+from orchestrator.assembly import TransportFactory, assemble, quiet_collector, resolve_simulator
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.forecast import Forecast, TokenHistory, Routed, forecast
-from orchestrator.config import SIMULATOR_SCHEME, Config, default_config_path, load_config
+from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.files import write_private
 
-TransportFactory = Callable[[ProviderSettings, HttpLoop], Transport]
 SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
-LEDGER_ASK_TIMEOUT_S = 60.0
-"""No ledger answer takes this long unless the ledger is stuck; the request then fails alone."""
 
 
 class Orchestrator:
@@ -106,7 +88,7 @@ class Orchestrator:
         collector's reach until the orchestrator stops, so its full collections stop
         walking them again and again (432 to 382 µs of CPU per request on the ARC
         benchmark, docs/BENCHMARKS.md), and collects the young generation every
-        10,000 allocations instead of 700 (`_quiet_collector`). Both are process-wide,
+        10,000 allocations instead of 700 (`assembly.quiet_collector`). Both are process-wide,
         so they are for processes the orchestrator owns (`orchestrator run` and `serve`
         set it); an application that embeds it may opt in, knowing that cycles among
         its own objects alive at that moment are not collected while it runs. At stop
@@ -133,9 +115,11 @@ class Orchestrator:
                     sim = SimulatorThread(simulator_settings_from_dict(config.simulator or {}))
                     resources.enter_context(sim)
                     simulator_url = sim.url
-            engine = _resolve_simulator(config.engine, simulator_url)
+            engine = resolve_simulator(config.engine, simulator_url)
             replay = None if replay_log is None else recorded_answers(replay_log)
-            orch = _assemble(cls, config, engine, http_loop, transport_factory, env, alert_callback, simulator_url)
+            system = assemble(engine, http_loop, transport_factory, env, alert_callback)
+            orch = cls(config, engine, system.supervisor, system.router, system.ledger, system.cache, system.telemetry,
+                       simulator_url)
             orch._router.use_replay(replay, replay_passthrough)
             if orch._cache is not None:
                 resources.callback(orch._cache.close)
@@ -148,7 +132,7 @@ class Orchestrator:
                     if orch._telemetry is not None:
                         tg.start_soon(orch._telemetry.run)
                     if freeze_gc:
-                        _quiet_collector(resources)
+                        quiet_collector(resources)
                     try:
                         yield orch
                     finally:
@@ -339,139 +323,6 @@ class _OnlineState:
         tmp = self.path.with_name(self.path.name + ".tmp")
         write_private(tmp, orjson.dumps(self.learner.snapshot()).decode())
         os.replace(tmp, self.path)
-
-
-YOUNG_COLLECTION_THRESHOLD = 10_000
-"""Allocations between young-generation collections while `freeze_gc` holds (CPython's default: 700)."""
-
-
-def _quiet_collector(resources: contextlib.ExitStack) -> None:
-    """Freeze what start-up made and collect the young generation less often, both undone at stop.
-
-    With a hundred requests in flight, a young collection finds most of what it walks
-    still alive (messages, futures, HTTP state), promotes it, and walks it again in the
-    older generations: at CPython's threshold of 700 the collector took about 60 µs of
-    each request's CPU on the ARC benchmark, at 10,000 about 20 (docs/BENCHMARKS.md).
-    Cycles are still collected, in pauses of about a millisecond.
-    """
-    thaw = gc.get_freeze_count() == 0
-    gc.collect()
-    gc.freeze()
-    if thaw:
-        resources.callback(gc.unfreeze)
-    resources.callback(gc.set_threshold, *gc.get_threshold())
-    young, *older = gc.get_threshold()
-    gc.set_threshold(max(young, YOUNG_COLLECTION_THRESHOLD), *older)
-
-
-def _resolve_simulator(engine: EngineSettings, url: str | None) -> EngineSettings:
-    if url is None:
-        return engine
-    base = url.rstrip("/")
-    providers = tuple(
-        attrs.evolve(p, base_url=base + p.base_url[len(SIMULATOR_SCHEME):], api_key_env=None)
-        if p.base_url.startswith(SIMULATOR_SCHEME)
-        else p
-        for p in engine.providers
-    )
-    return attrs.evolve(engine, providers=providers)
-
-
-def _assemble(
-    cls: type[Orchestrator],
-    config: Config,
-    engine: EngineSettings,
-    http_loop: HttpLoop,
-    transport_factory: TransportFactory | None,
-    env: Mapping[str, str],
-    alert_callback: Callable[[ev.BudgetAlert], None] | None,
-    simulator_url: str | None,
-) -> Orchestrator:
-    telemetry_holder: list[TelemetryClient] = []
-
-    def emit(event: object) -> None:
-        if telemetry_holder:
-            telemetry_holder[0].emit(event)
-
-    def on_transition(transition: Transition) -> None:
-        emit(ev.CircuitChanged(time.time(), transition.provider, transition.old.value,
-                               transition.new.value, transition.reason))
-
-    clock = loop_clock()
-    supervisor = Supervisor(CODEC, clock=clock, on_transition=on_transition)
-    telemetry = None
-    if engine.telemetry.dir is not None:
-        settings = engine.telemetry
-        telemetry = TelemetryClient(
-            supervisor.add("telemetry", lambda: TelemetryCollector(settings), capacity=settings.buffer_events)
-        )
-        telemetry_holder.append(telemetry)
-    ledger = LedgerClient(
-        supervisor.add("ledger", _ledger_factory(engine.ledger, emit, alert_callback)), timeout=LEDGER_ASK_TIMEOUT_S
-    )
-    cache = None
-    if engine.cache.enabled:
-        cache = CacheClient(supervisor.add("cache", lambda: CacheActor(engine.cache)), path=engine.cache.path)
-    make_transport = transport_factory or AiohttpTransport
-    providers = {}
-    for provider in engine.providers:
-        providers[provider.name] = supervisor.add(
-            provider.name,
-            _provider_factory(provider, make_transport, http_loop, engine, dict(env), clock),
-            engine.breaker,
-        )
-    router = Router(
-        engine,
-        ledger=ledger,
-        providers=providers,
-        circuits=supervisor.circuits(tuple(providers)),
-        cache=cache,
-        telemetry=telemetry,
-        clock=clock,
-    )
-    return cls(config, engine, supervisor, router, ledger, cache, telemetry, simulator_url)
-
-
-def _ledger_factory(
-    settings: LedgerSettings,
-    emit: Callable[[object], None],
-    alert_callback: Callable[[ev.BudgetAlert], None] | None,
-) -> Callable[[], Actor]:
-    """The ledger actor: the shared PostgreSQL ledger, or this process's journal (or memory)."""
-    if settings.backend == "postgres":
-        owner = new_owner()
-        return lambda: PostgresLedgerActor(settings, on_event=emit, alert_callback=alert_callback, owner=owner)
-    storage = _ledger_storage(settings)
-    return lambda: LedgerActor(settings, on_event=emit, alert_callback=alert_callback, storage_factory=storage)
-
-
-def _ledger_storage(settings: LedgerSettings) -> StorageFactory:
-    """The journal on disk, or (with `journal: false`) memory that outlives every restart of the actor."""
-    on_disk = file_storage_factory(settings)
-    if on_disk is not None:
-        return on_disk
-    memory = MemoryStorage()
-    return lambda: memory
-
-
-def _provider_factory(
-    provider: ProviderSettings,
-    make_transport: TransportFactory,
-    http_loop: HttpLoop,
-    engine: EngineSettings,
-    env: dict[str, str],
-    clock: Callable[[], float],
-) -> Callable[[], ProviderActor]:
-    def make() -> ProviderActor:
-        return ProviderActor(
-            provider,
-            make_transport(provider, http_loop),
-            failures_to_crash=engine.breaker.failures_to_crash,
-            clock=clock,
-            environ=env,
-        )
-
-    return make
 
 
 class BlockingOrchestrator:

@@ -91,7 +91,7 @@ def text_bench_requests(count: int, seed: int, tier: str | None) -> list[Request
 
 
 async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int, text: bool) -> dict[str, float]:
-    from orchestrator.api import YOUNG_COLLECTION_THRESHOLD  # here: older revisions' trees run only `warm`
+    from orchestrator.assembly import YOUNG_COLLECTION_THRESHOLD  # here: older revisions' trees run only `warm`
 
     requests = text_bench_requests(count, 1, None) if text else arc_bench_requests(count)
     bodies = [
