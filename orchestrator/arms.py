@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from actors.money import format_usd
 from actors.telemetry.events import FeedbackGiven, ResultRecorded, RoutingDecided
 from actors.telemetry.log import LogReader
 
@@ -38,6 +39,26 @@ class ArmFigures:
     @property
     def clearly_worse(self) -> bool:
         return self.difference_interval is not None and self.difference_interval[1] < 0
+
+
+TABLE_HEADERS = ("arm", "requests", "cost", "per request", "scored", "mean score", "95% interval", "vs best (95%)", "")
+
+
+def table_row(figures: ArmFigures) -> tuple[str, ...]:
+    """One arm as `stats --by arm` and the report show it, under `TABLE_HEADERS`."""
+    f = figures
+    versus_best = (
+        "best" if f.difference is None and f.mean_score is not None
+        else "-" if f.difference is None else f"{f.difference:+.3f} {_shown(f.difference_interval)}"
+    )
+    return (f.arm or "(no experiment)", str(f.requests), format_usd(f.cost_nd, 6),
+            format_usd(f.cost_nd // max(f.requests, 1), 6), str(f.scored),
+            "-" if f.mean_score is None else f"{f.mean_score:.3f}", _shown(f.interval), versus_best,
+            "clearly worse: may be stopped" if f.clearly_worse else "")
+
+
+def _shown(pair: tuple[float, float] | None) -> str:
+    return "-" if pair is None else f"[{pair[0]:+.3f}, {pair[1]:+.3f}]"
 
 
 def compare(log_dir: str | Path) -> list[ArmFigures]:

@@ -23,7 +23,7 @@ from actors.errors import ConfigError
 from actors.ledger.pacing import PacingPlan
 from actors.telemetry.events import FeedbackGiven, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
-from orchestrator.arms import ArmFigures
+from orchestrator.arms import TABLE_HEADERS, ArmFigures, table_row
 from orchestrator.arms import compare as compare_arms
 from orchestrator.config import Config
 from orchestrator.files import write_private
@@ -238,17 +238,9 @@ def _forecast_section(planned: Mapping[str, object], where: str, answered: list[
 
 def _arms_section(arms: list[ArmFigures]) -> str:
     """The A/B arms: mean feedback score with its 95% interval, and each arm against the best (orchestrator.arms)."""
-    def interval(pair: tuple[float, float] | None) -> str:
-        return "-" if pair is None else f"[{pair[0]:+.3f}, {pair[1]:+.3f}]"
-
-    rows = [(f.arm, str(f.requests), format_usd(f.cost_nd, 6), str(f.scored),
-             "-" if f.mean_score is None else f"{f.mean_score:.3f}", interval(f.interval),
-             "best" if f.difference is None and f.mean_score is not None else
-             ("-" if f.difference is None else f"{f.difference:+.3f} {interval(f.difference_interval)}"),
-             "clearly worse: may be stopped" if f.clearly_worse else "") for f in arms]
     plot = _bars("A/B arms: mean feedback score", [(f.arm, f.mean_score or 0.0) for f in arms],
                  note="An arm whose interval against the best lies below zero is clearly worse (docs/ROUTING.md).")
-    return plot + _table(("arm", "requests", "cost", "scored", "mean score", "95% interval", "vs best (95%)", ""), rows)
+    return plot + _table(TABLE_HEADERS, [table_row(f) for f in arms])
 
 
 def _fmt(value: float) -> str:

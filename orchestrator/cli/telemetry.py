@@ -205,26 +205,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _arm_stats(log_dir: Path, as_json: bool) -> int:
-    from orchestrator.arms import compare
+    from orchestrator.arms import TABLE_HEADERS, compare, table_row
 
     figures = compare(log_dir)
     if as_json:
         print(orjson.dumps([attrs.asdict(f) | {"clearly_worse": f.clearly_worse} for f in figures]).decode())
         return 0
 
-    def interval(pair: tuple[float, float] | None) -> str:
-        return "-" if pair is None else f"[{pair[0]:+.3f}, {pair[1]:+.3f}]"
-
-    rows = [(
-        f.arm or "(no experiment)", f.requests, format_usd(f.cost_nd, 6),
-        format_usd(f.cost_nd // max(f.requests, 1), 6), f.scored,
-        "-" if f.mean_score is None else f"{f.mean_score:.3f}", interval(f.interval),
-        "best" if f.difference is None and f.mean_score is not None else
-        ("-" if f.difference is None else f"{f.difference:+.3f} {interval(f.difference_interval)}"),
-        "clearly worse: may be stopped" if f.clearly_worse else "",
-    ) for f in figures]
-    print(render_table(("arm", "requests", "cost", "per request", "scored", "mean score", "95% interval",
-                        "vs best (95%)", ""), rows, title=f"A/B arms in {log_dir}"))
+    print(render_table(TABLE_HEADERS, [table_row(f) for f in figures], title=f"A/B arms in {log_dir}"))
     return 0
 
 
