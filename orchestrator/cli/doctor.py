@@ -147,9 +147,8 @@ def _probed(config: Config, checks: list[Check]) -> list[Check]:
     """One priced call to each provider whose key and endpoint passed (`orchestrator/probe.py`)."""
     from orchestrator.probe import probe_providers
 
-    failed = {c.subject for c in checks if c.area == "provider" and not c.ok}
-    names = [p.name for p, c in zip(config.engine.providers, (c for c in checks if c.area == "provider"))
-             if c.subject not in failed]
+    provider_checks = [c for c in checks if c.area == "provider"]  # one per provider, in the config's order
+    names = [p.name for p, check in zip(config.engine.providers, provider_checks, strict=True) if check.ok]
     found = anyio.run(probe_providers, config, names)
     return [Check("probe", probe.provider, probe.ok, probe.detail,
                   "" if probe.ok else "see the error: a rejected key, a wrong model name, a provider down")
