@@ -27,7 +27,9 @@ def build_request(
     top_p: float | None,
     stop: tuple[str, ...],
     extra_headers: Mapping[str, str],
+    stream: bool = False,
 ) -> HttpCall:
+    """With `stream`, the answer comes as server-sent events with usage in the last one (`openai_stream.py`)."""
     body: dict[str, object] = {
         "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -39,6 +41,9 @@ def build_request(
         body["top_p"] = top_p
     if stop:
         body["stop"] = list(stop)
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     headers = {"Content-Type": "application/json", **extra_headers}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"

@@ -12,34 +12,18 @@ answer cannot be priced), is a malformed response.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
-from actors.messages import ChatMessage
 from actors.providers.protocols import openai
 from actors.providers.protocols._common import malformed, nonneg_int
 from actors.providers.wire import Completion, Failure, HttpCall
 
 
-def build_request(
-    *,
-    base_url: str,
-    model: str,
-    api_key: str | None,
-    messages: tuple[ChatMessage, ...],
-    max_tokens: int,
-    temperature: float | None,
-    top_p: float | None,
-    stop: tuple[str, ...],
-    extra_headers: Mapping[str, str],
-) -> HttpCall:
-    call = openai.build_request(base_url=base_url, model=model, api_key=api_key, messages=messages,
-                                max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop,
-                                extra_headers=extra_headers)
-    body = orjson.loads(call.body)
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
-    return HttpCall(call.method, call.url, call.headers, orjson.dumps(body))
+def build_request(**fields: Any) -> HttpCall:
+    """The OpenAI request with `"stream": true` and usage asked for in the last chunk."""
+    return openai.build_request(**fields, stream=True)
 
 
 def parse_response(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Completion | Failure:
