@@ -126,7 +126,7 @@ class AttemptRunner:
         margin_ppm: int,
         budget_wait_s: float = 0.0,
         clock: Callable[[], float] = current_time,
-        on_reserved: Callable[[Plan, str, int, ReserveReply], None] | None = None,
+        on_reserved: Callable[[Plan, str, int, ReserveReply, tuple[int, str]], None] | None = None,
         pace: Callable[[Request], tuple[int, str]] | None = None,
     ) -> None:
         self._ledger = ledger
@@ -155,13 +155,14 @@ class AttemptRunner:
         )
         reservation_id = new_reservation_id()
         wait_s = max(0.0, min(self._budget_wait_s, deadline - self._clock()))
+        pace = (NO_GENERATION, "") if self._pace is None else self._pace(plan.request)
         try:
-            granted = await self._reserve(plan, reservation_id, amount, wait_s)
+            granted = await self._reserve(plan, reservation_id, amount, wait_s, pace)
         except BaseException:
             self._circuits.unused(name, permit)
             raise
         if self._on_reserved is not None:
-            self._on_reserved(plan, reservation_id, amount, granted)
+            self._on_reserved(plan, reservation_id, amount, granted, pace)
         if not granted.granted:
             self._circuits.unused(name, permit)
             return Outcome(reservation_id, amount, granted)
@@ -189,17 +190,17 @@ class AttemptRunner:
             raise cancelled
         return Outcome(reservation_id, amount, granted, reply, action, cost)
 
-    async def _reserve(self, plan: Plan, reservation_id: str, amount: int, wait_s: float) -> ReserveReply:
-        """Reserve, waiting up to `wait_s` in the budget queue for reserved money to settle.
+    async def _reserve(
+        self, plan: Plan, reservation_id: str, amount: int, wait_s: float, pace: tuple[int, str]
+    ) -> ReserveReply:
+        """Reserve (under `pace`: the generation and purpose), waiting up to `wait_s` for reserved money to settle.
 
         If the answer is lost (cancelled, timed out), release whatever was granted: a
         release of a reservation still queued withdraws it.
         """
-        generation, purpose = (NO_GENERATION, "") if self._pace is None else self._pace(plan.request)
         try:
             return await self._ledger.reserve(
-                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount, wait_s,
-                generation, purpose,
+                reservation_id, plan.request.request_id, plan.tier, plan.provider.model, amount, wait_s, *pace
             )
         except BaseException as exc:
             with anyio.CancelScope(shield=True):

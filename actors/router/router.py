@@ -28,7 +28,6 @@ from actors.cache.key import cache_key
 from actors.errors import DuplicateRequest, InvalidRequest, NotRecorded, OrchestratorError, StrategyUnavailable
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
-from actors.ledger.pacing import NO_GENERATION
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
 from actors.providers.messages import ProviderReply
@@ -487,17 +486,15 @@ class Router:
 
     # -- what the attempts report ------------------------------------------------------------
 
-    def _reserved(self, plan: Plan, reservation_id: str, amount: int, reply: ReserveReply) -> None:
+    def _reserved(self, plan: Plan, reservation_id: str, amount: int, reply: ReserveReply,
+                  pace: tuple[int, str]) -> None:
         limit = self._settings.ledger.limit_nd
         self._remaining_share = reply.remaining_nd / limit if limit else 0.0
         trace = self._traces.get(plan.request.request_id)
         if trace is not None:
-            generation, purpose = (
-                self.pacer.pace(plan.request) if self._settings.ledger.pacing is not None else (NO_GENERATION, "")
-            )
             trace.reservations.append(ev.ReservationDecided(
                 self._wall(), plan.request.request_id, reservation_id, plan.tier, plan.provider.model,
-                reply.granted, amount, reply.remaining_nd, reply.waited_s, generation, purpose,
+                reply.granted, amount, reply.remaining_nd, reply.waited_s, *pace,
             ))
 
     def _attempted(self, request: Request, attempt_no: int, attempt: Attempt) -> None:
