@@ -6,9 +6,9 @@ import attrs
 
 from actors.cache.settings import CacheSettings
 from actors.ledger.settings import LedgerSettings
+from actors.policy.settings import RouterSettings
 from actors.providers.retry import RetrySettings
 from actors.providers.settings import ProviderSettings
-from actors.router.settings import RouterSettings
 from actors.runtime.breaker import BreakerSettings
 from actors.telemetry.settings import TelemetrySettings
 

@@ -27,7 +27,7 @@ from actors.cache.client import CacheClient
 from actors.errors import ActorStopped, AskTimeout, ConfigError, InvalidRequest, LedgerUnavailable, OrchestratorError
 from actors.ledger.client import LedgerClient
 from actors.messages import Request, Result
-from actors.router.online import OnlineLearner
+from actors.policy.online import OnlineLearner
 from actors.router.router import Router
 from actors.runtime.bridge import http_loop_for_current_backend
 from actors.runtime.supervisor import Supervisor, sole_exception
@@ -37,9 +37,9 @@ from actors.telemetry.client import TelemetryClient
 from actors.telemetry.replay import recorded_answers
 from orchestrator.assembly import TransportFactory, assemble, quiet_collector, resolve_simulator
 from orchestrator.cascade import Verified, Verifier, generate_verified
-from orchestrator.forecast import Forecast, TokenHistory, Routed, forecast
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.files import write_private
+from orchestrator.forecast import Forecast, Routed, TokenHistory, forecast
 
 SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
 

@@ -22,7 +22,7 @@ import attrs
 import orjson
 
 from actors.errors import ConfigError
-from actors.router.settings import (
+from actors.policy.settings import (
     RouterSettings,
 )
 from actors.settings import EngineSettings
@@ -31,7 +31,6 @@ from orchestrator.config_sections import SIMULATOR_SCHEME
 from orchestrator.configdoc import read_document
 from orchestrator.platforms import PLATFORMS, Platform, adapt, detect, state_dir_for
 from orchestrator.yamlnode import Node
-
 
 
 @attrs.frozen

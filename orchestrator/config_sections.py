@@ -19,18 +19,18 @@ from actors.cache.settings import CacheSettings
 from actors.ledger.pacing import PacingPlan, weights_for
 from actors.ledger.settings import LedgerSettings
 from actors.money import dollars_to_nd, format_usd
-from actors.providers.protocols import PROTOCOLS
-from actors.providers.retry import RetrySettings
-from actors.providers.settings import ProviderSettings
-from actors.router.online import OnlineSettings
-from actors.router.experiments import SPLITS
-from actors.router.settings import (
+from actors.policy.experiments import SPLITS
+from actors.policy.online import OnlineSettings
+from actors.policy.settings import (
     Arm,
     EstimatorSettings,
     Experiments,
     SelectionSettings,
     TierSettings,
 )
+from actors.providers.protocols import PROTOCOLS
+from actors.providers.retry import RetrySettings
+from actors.providers.settings import ProviderSettings
 from actors.runtime.breaker import BreakerSettings
 from actors.settings import EngineSettings
 from actors.telemetry.settings import TelemetrySettings

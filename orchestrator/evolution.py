@@ -29,7 +29,7 @@ import attrs
 
 from actors.errors import BudgetExceeded, OrchestratorError
 from actors.messages import ArcTask, ChatMessage, Request, Result
-from actors.router.prompts import SYSTEM, render_arc_prompt
+from actors.policy.prompts import SYSTEM, render_arc_prompt
 from orchestrator.api import Orchestrator
 
 _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)

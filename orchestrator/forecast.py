@@ -28,10 +28,10 @@ import attrs
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import ChatMessage, Request
 from actors.money import token_cost_nd
+from actors.policy.estimators import build_estimator
+from actors.policy.prompts import render_arc_prompt
+from actors.policy.value import prices_by_level
 from actors.providers.settings import ProviderSettings
-from actors.router.estimators import build_estimator
-from actors.router.value import prices_by_level
-from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
 from actors.settings import EngineSettings
 from actors.telemetry.events import RequestReceived, ResultRecorded

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.router.evaluation import Evaluation
 from orchestrator.files import write_private
+from orchestrator.lab.evaluation import Evaluation
 
 _COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 W, H, PAD = 640, 280, 40

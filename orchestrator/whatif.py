@@ -21,14 +21,14 @@ from actors.errors import OrchestratorError
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import Request
 from actors.money import format_usd, token_cost_nd
-from actors.router.estimators import build_estimator
-from actors.router.value import prices_by_level
-from actors.router.prompts import render_arc_prompt
+from actors.policy.estimators import build_estimator
+from actors.policy.prompts import render_arc_prompt
+from actors.policy.value import prices_by_level
 from actors.router.selection import RoutingContext, select
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
 from actors.telemetry.log import LogReader
-from orchestrator.tables import render_table
 from orchestrator.config import Config
+from orchestrator.tables import render_table
 
 
 @attrs.frozen

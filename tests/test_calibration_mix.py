@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.messages import ArcPair, ArcTask, Request
-from actors.router.calibration import calibrate
-from actors.router.estimators import ArcEstimator, Levels, TextEstimator, continuous_score
-from actors.router.settings import EstimatorSettings
+from actors.policy.calibration import calibrate
+from actors.policy.estimators import ArcEstimator, Levels, TextEstimator, continuous_score
+from actors.policy.settings import EstimatorSettings
 from orchestrator.workload import arc_requests, arc_tasks
 
 ARC_LEVELS = ("simple", "medium", "complex", "breakthrough")

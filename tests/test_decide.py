@@ -9,9 +9,9 @@ import attrs
 import pytest
 
 from actors.messages import Request
-from actors.router import estimators
-from actors.router.estimators import TextEstimator
-from actors.router.settings import EstimatorSettings
+from actors.policy import estimators
+from actors.policy.estimators import TextEstimator
+from actors.policy.settings import EstimatorSettings
 from orchestrator import Orchestrator
 from tests.test_end_to_end import simulated
 

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidRequest
 from actors.messages import ArcPair, ArcTask, Request
-from actors.router.arc_features import arc_features, color_diversity, count_objects, grid_size_score
-from actors.router.calibration import calibrate
-from actors.router.estimators import ArcEstimator, Levels, TextEstimator
-from actors.router.prompts import render_grid
-from actors.router.settings import EstimatorSettings
+from actors.policy.arc_features import arc_features, color_diversity, count_objects, grid_size_score
+from actors.policy.calibration import calibrate
+from actors.policy.estimators import ArcEstimator, Levels, TextEstimator
+from actors.policy.prompts import render_grid
+from actors.policy.settings import EstimatorSettings
 
 ARC = EstimatorSettings(
     "arc",

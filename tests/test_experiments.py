@@ -10,8 +10,8 @@ import pytest
 
 from actors.errors import ConfigError
 from actors.messages import Request
-from actors.router.experiments import arm_for
-from actors.router.settings import Arm, EstimatorSettings, Experiments
+from actors.policy.experiments import arm_for
+from actors.policy.settings import Arm, EstimatorSettings, Experiments
 from orchestrator import Orchestrator
 from orchestrator.cli.main import main
 from orchestrator.config import load_config

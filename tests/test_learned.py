@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
-from actors.router import learned
-from actors.router.estimators import LearnedEstimator, build_estimator
-from actors.router.outcomes import build_table
-from actors.router.prompt_features import DENSE, FeatureSpec, dense_features, featurize, sparse_features
-from actors.router.settings import EstimatorSettings
+from actors.policy import learned
+from actors.policy.estimators import LearnedEstimator, build_estimator
+from actors.policy.prompt_features import DENSE, FeatureSpec, dense_features, featurize, sparse_features
+from actors.policy.settings import EstimatorSettings
 from orchestrator.config import load_config
+from orchestrator.lab.outcomes import build_table
 
 SPEC = FeatureSpec(buckets=1024)
 LEVELS = (("cheap", 0.5), ("dear", 1.0))

@@ -11,7 +11,7 @@ import trio.testing
 
 from actors.errors import ConfigError
 from actors.messages import Estimate, Request, Result
-from actors.router.online import OnlineLearner, OnlineSettings
+from actors.policy.online import OnlineLearner, OnlineSettings
 from orchestrator import Orchestrator
 from orchestrator.config import Config
 from tests.fakes import ScriptedTransport, openai_ok

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from actors.messages import Request
-from actors.router.history import table_from_telemetry
-from actors.router.outcomes import OutcomeTableError, read_table, table_to_jsonl
 from orchestrator.api import Orchestrator
 from orchestrator.config import load_config
+from orchestrator.lab.history import table_from_telemetry
+from orchestrator.lab.outcomes import OutcomeTableError, read_table, table_to_jsonl
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 ROUTELLM_HEAD = "prompt,mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview,mistralai/Mixtral-8x7B-Instruct-v0.1_response,gpt-4-1106-preview_response\n"
@@ -128,7 +128,7 @@ def test_a_telemetry_log_with_feedback_becomes_an_outcome_table(tmp_path: Path) 
 
 def test_the_router_is_fitted_straight_from_a_telemetry_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`routing fit --telemetry`: the caller's feedback is the training set; the model names the answering models."""
-    from actors.router import learned
+    from actors.policy import learned
     from orchestrator.cli.main import main
 
     config = load_config(CONFIGS / "coding_tiers.yaml", state_dir=tmp_path / "state", environ={})

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.router import metrics
-from actors.router.evaluation import evaluate, fold_of
-from actors.router.learned import FitSettings
-from actors.router.outcomes import build_table
+from actors.policy.learned import FitSettings
 from orchestrator.cli.main import main
+from orchestrator.lab import metrics
+from orchestrator.lab.evaluation import evaluate, fold_of
+from orchestrator.lab.outcomes import build_table
 
 N, GAIN = 100, 40
 

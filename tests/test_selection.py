@@ -9,8 +9,8 @@ import pytest
 
 from actors.errors import InvalidRequest, StrategyUnavailable, UnknownModel
 from actors.messages import Estimate, Request
+from actors.policy.settings import RouterSettings
 from actors.router.selection import RoutingContext, Selection, select
-from actors.router.settings import RouterSettings
 from orchestrator import load_config
 
 CONFIG = load_config(Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml", environ={})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.messages import ArcPair, ArcTask
-from actors.router.task_memo import TaskMemo
+from actors.policy.task_memo import TaskMemo
 
 
 def task(task_id: str) -> ArcTask:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.router import text_features as tf
-from actors.router.text_features import text_points
+from actors.policy import text_features as tf
+from actors.policy.text_features import text_points
 
 
 def reference_points(text: str) -> tuple[int, bool, dict[str, float], list[str]]:

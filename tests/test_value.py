@@ -11,14 +11,20 @@ from hypothesis import strategies as st
 
 from actors.errors import ConfigError
 from actors.messages import Request
-from actors.router import learned
-from actors.router.estimators import LearnedEstimator, build_estimator
-from actors.router.settings import EstimatorSettings
-from actors.router.metrics import LAMBDAS
-from actors.router.value import (
-    TierPrice, by_value, choices, expected_costs, lambda_for_quality, prices_by_level, values,
+from actors.policy import learned
+from actors.policy.estimators import LearnedEstimator, build_estimator
+from actors.policy.settings import EstimatorSettings
+from actors.policy.value import (
+    TierPrice,
+    by_value,
+    choices,
+    expected_costs,
+    lambda_for_quality,
+    prices_by_level,
+    values,
 )
 from orchestrator.config import load_config
+from orchestrator.lab.metrics import LAMBDAS
 from tests.test_learned import LEVELS, SPEC, table
 
 

@@ -48,10 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.messages import Request  # noqa: E402
-from actors.router.prompts import render_arc_prompt  # noqa: E402
+from actors.policy.prompts import render_arc_prompt  # noqa: E402
 from orchestrator.api import SIMULATOR_URL_ENV, Orchestrator  # noqa: E402
-from orchestrator.tables import render_table  # noqa: E402
 from orchestrator.config import load_config  # noqa: E402
+from orchestrator.tables import render_table  # noqa: E402
 from orchestrator.workload import arc_tasks  # noqa: E402
 
 

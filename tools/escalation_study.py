@@ -5,7 +5,7 @@
 With a perfect verifier, a cascade pays the strong model for every prompt the weak
 model gets wrong; the only spending that can go without losing accuracy is on the
 prompts the strong model gets wrong as well. This measures how well those can be told
-apart before paying: the project's learned router (`actors.router.learned`, k-fold
+apart before paying: the project's learned router (`actors.policy.learned`, k-fold
 cross-validated) is fitted on the escalated prompts alone, to predict the strong
 model's success from the prompt followed by the weak model's rejected answer. It
 prints the AUC and, skipping the escalations predicted least likely to succeed, the
@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.router.evaluation import cross_validated  # noqa: E402
-from actors.router.outcomes import OutcomeTable  # noqa: E402
 from orchestrator import load_config  # noqa: E402
+from orchestrator.lab.evaluation import cross_validated  # noqa: E402
+from orchestrator.lab.outcomes import OutcomeTable  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
 from tools.cascade_eval import recorded_ends  # noqa: E402
 

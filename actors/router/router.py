@@ -30,17 +30,17 @@ from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
+from actors.policy.estimators import RULE_ESTIMATORS, build_estimator
+from actors.policy.experiments import arm_for
+from actors.policy.online import OnlineLearner
+from actors.policy.prompts import render_arc_prompt
+from actors.policy.task_memo import TaskMemo
+from actors.policy.value import prices_by_level
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
-from actors.router.estimators import RULE_ESTIMATORS, build_estimator
-from actors.router.experiments import arm_for
 from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
-from actors.router.online import OnlineLearner
 from actors.router.pacing import Pacer
-from actors.router.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, Selection, select, tier_for_level
-from actors.router.task_memo import TaskMemo
-from actors.router.value import prices_by_level
 from actors.runtime.actor import ActorRef
 from actors.runtime.circuits import Circuits
 from actors.runtime.clock import current_time

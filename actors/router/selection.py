@@ -32,8 +32,8 @@ import attrs
 from actors.errors import InvalidRequest, StrategyUnavailable, UnknownModel
 from actors.ledger.pricing import worst_case_nd
 from actors.messages import Estimate, Request
+from actors.policy.settings import RouterSettings, TierSettings
 from actors.providers.settings import ProviderSettings
-from actors.router.settings import RouterSettings, TierSettings
 
 
 @attrs.frozen

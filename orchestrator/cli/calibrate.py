@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 
 from actors.errors import InvalidRequest
-from actors.router.calibration import as_yaml, calibrate
-from actors.router.estimators import build_estimator
+from actors.policy.calibration import as_yaml, calibrate
+from actors.policy.estimators import build_estimator
 from orchestrator.cli.options import int_range
-from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
 from orchestrator.files import write_private
+from orchestrator.tables import render_table
 from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
 

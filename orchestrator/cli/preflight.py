@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 import attrs
 
 from actors.errors import ConfigError
+from actors.policy.settings import TierSettings
 from actors.providers.settings import ProviderSettings
-from actors.router.settings import TierSettings
 from orchestrator.api import SIMULATOR_URL_ENV
 from orchestrator.config import Config
 from orchestrator.config_sections import SIMULATOR_SCHEME, url_problem

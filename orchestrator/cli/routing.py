@@ -28,16 +28,16 @@ import attrs
 import numpy as np
 import orjson
 
-from actors.router import learned
-from actors.router.evaluation import ROUTERS, Evaluation, cross_validated, evaluate, fold_of
-from actors.router.metrics import LAMBDAS
-from actors.router.value import lambda_for_quality
-from actors.router.history import table_from_telemetry
-from actors.router.outcomes import OutcomeTable, read_table, table_to_jsonl
+from actors.policy import learned
+from actors.policy.value import lambda_for_quality
 from orchestrator.cli.options import float_range, int_range
-from orchestrator.tables import render_table
 from orchestrator.files import write_private
+from orchestrator.lab.evaluation import ROUTERS, Evaluation, cross_validated, evaluate, fold_of
+from orchestrator.lab.history import table_from_telemetry
+from orchestrator.lab.metrics import LAMBDAS
+from orchestrator.lab.outcomes import OutcomeTable, read_table, table_to_jsonl
 from orchestrator.routing_plot import write_plot
+from orchestrator.tables import render_table
 
 CURVE_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 

@@ -28,7 +28,7 @@ import numpy as np
 from actors.errors import ConfigError, OrchestratorError
 from actors.messages import Request, Result
 from actors.money import format_usd, token_cost_nd
-from actors.router.outcomes import OutcomeTable, read_table
+from orchestrator.lab.outcomes import OutcomeTable, read_table
 from orchestrator.simulator import content
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import Request
-from actors.router.estimators import build_estimator
-from actors.router.evaluation import evaluate
-from actors.router.outcomes import read_table
-from actors.router.prompts import render_arc_prompt
+from actors.policy.estimators import build_estimator
+from actors.policy.prompts import render_arc_prompt
 from actors.router.selection import RoutingContext, select
-from orchestrator.tables import render_table
 from orchestrator.config import load_config
+from orchestrator.lab.evaluation import evaluate
+from orchestrator.lab.outcomes import read_table
+from orchestrator.tables import render_table
 from orchestrator.workload import arc_requests
 
 ROOT = Path(__file__).resolve().parent.parent.parent

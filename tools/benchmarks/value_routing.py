@@ -18,10 +18,10 @@ from pathlib import Path
 
 import anyio
 
-from actors.router import learned
-from actors.router.outcomes import build_table
+from actors.policy import learned
 from orchestrator import Orchestrator
 from orchestrator.config import load_config
+from orchestrator.lab.outcomes import build_table
 from orchestrator.tables import render_table
 from orchestrator.workload import text_requests
 

@@ -25,10 +25,11 @@ import attrs
 import numpy as np
 
 from actors.messages import Request
-from actors.router import learned, metrics, value
-from actors.router.estimators import build_estimator
-from actors.router.outcomes import OutcomeTable
-from actors.router.settings import EstimatorSettings
+from actors.policy import learned, value
+from actors.policy.estimators import build_estimator
+from actors.policy.settings import EstimatorSettings
+from orchestrator.lab import metrics
+from orchestrator.lab.outcomes import OutcomeTable
 
 ROUTERS = ("random", "length", "heuristic", "learned", "policy", "oracle")
 _HEURISTIC = EstimatorSettings("auto", {}, (("simple", 0.3), ("medium", 0.6), ("complex", 0.85), ("breakthrough", 1.0)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 
 from actors.messages import Request
-from actors.router.settings import Experiments
+from actors.policy.settings import Experiments
 
 SPLITS = ("request", "task", "run")
 

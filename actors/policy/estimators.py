@@ -35,13 +35,13 @@ import numpy as np
 from actors.errors import ConfigError
 from actors.ledger.pricing import prompt_token_estimate
 from actors.messages import Estimate, Request
-from actors.router import learned
-from actors.router.arc_features import FEATURES, arc_features
-from actors.router.prompts import render_arc_prompt
-from actors.router.settings import EstimatorSettings
-from actors.router.task_memo import TaskMemo
-from actors.router.text_features import text_points
-from actors.router.value import TierPrice, by_value, expected_costs, values
+from actors.policy import learned
+from actors.policy.arc_features import FEATURES, arc_features
+from actors.policy.prompts import render_arc_prompt
+from actors.policy.settings import EstimatorSettings
+from actors.policy.task_memo import TaskMemo
+from actors.policy.text_features import text_points
+from actors.policy.value import TierPrice, by_value, expected_costs, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6

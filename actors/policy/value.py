@@ -21,8 +21,8 @@ import attrs
 import numpy as np
 
 from actors.money import token_cost_nd
+from actors.policy.settings import RouterSettings
 from actors.providers.settings import ProviderSettings
-from actors.router.settings import RouterSettings
 
 OUTPUT_SHARE_PPM = 500_000
 """An answer is expected to use half of its `max_tokens` (the forecast's documented prior)."""

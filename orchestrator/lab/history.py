@@ -17,10 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from actors.router.learned import request_text
-from actors.router.outcomes import COST_SUFFIX, RESPONSE_SUFFIX, OutcomeTable, OutcomeTableError, build_table
+from actors.policy.learned import request_text
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
 from actors.telemetry.log import LogReader
+from orchestrator.lab.outcomes import COST_SUFFIX, RESPONSE_SUFFIX, OutcomeTable, OutcomeTableError, build_table
 
 
 def table_from_telemetry(log_dir: str | Path, success_at: float | None = None) -> tuple[OutcomeTable, list[str]]:

@@ -26,8 +26,8 @@ import attrs
 import numpy as np
 
 from actors.messages import ArcTask
-from actors.router.arc_features import FEATURES as ARC_FEATURES
-from actors.router.arc_features import arc_features
+from actors.policy.arc_features import FEATURES as ARC_FEATURES
+from actors.policy.arc_features import arc_features
 
 DENSE = (
     "log_chars", "log_words", "log_lines", "log_numbers", "log_distinct_numbers", "sentences",

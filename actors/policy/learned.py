@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 import numpy as np
@@ -29,10 +30,9 @@ import orjson
 
 from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
-from actors.router.arc_features import FEATURES as ARC_FEATURES
-from actors.router.outcomes import OutcomeTable
-from actors.router.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
-from actors.router.prompts import render_arc_prompt
+from actors.policy.arc_features import FEATURES as ARC_FEATURES
+from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
+from actors.policy.prompts import render_arc_prompt
 
 FORMAT = "orchestrator-learned-router"
 VERSION = 1
@@ -95,11 +95,29 @@ def request_text(request: Request) -> str:
     return "\n".join(m.content for m in messages if m.role != "system")
 
 
-def table_features(table: OutcomeTable, spec: FeatureSpec) -> FeatureBatch:
+class Outcomes(Protocol):
+    """What a fit reads from an outcome table; the lab's `OutcomeTable` is one.
+
+    A protocol, so the policy stays importable without the offline lab that reads tables.
+    """
+
+    prompts: tuple[str, ...]
+    models: tuple[str, ...]
+    scores: np.ndarray
+    costs_nd: np.ndarray
+    source: str
+
+    def __len__(self) -> int: ...
+
+    @property
+    def has_costs(self) -> bool: ...
+
+
+def table_features(table: Outcomes, spec: FeatureSpec) -> FeatureBatch:
     return featurize(list(table.prompts), spec)
 
 
-def fit(table: OutcomeTable, settings: FitSettings = FitSettings(), batch: FeatureBatch | None = None) -> LearnedModel:
+def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBatch | None = None) -> LearnedModel:
     """Fit one logistic regression per model of `table` (on `batch`, its rows' features, if given)."""
     batch = batch if batch is not None else table_features(table, settings.spec)
     dense_mean = batch.dense.mean(axis=0)

@@ -6,7 +6,7 @@ import functools
 
 import attrs
 
-from actors.router.online import OnlineSettings
+from actors.policy.online import OnlineSettings
 
 
 @attrs.frozen
