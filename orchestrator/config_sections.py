@@ -83,8 +83,9 @@ def estimator(node: Node) -> EstimatorSettings:
     model_path = node.get("model_path", None).optional()
     target = node.get("target", None).optional()
     value_lambda = node.get("value_lambda", None).optional()
-    if value_lambda is not None and (kind != "learned" or target is not None):
-        raise value_lambda.error("needs estimator: learned, and no target (value and target are two policies)")
+    if value_lambda is not None and (kind not in ("learned", "arc", "text", "auto") or target is not None):
+        raise value_lambda.error("needs estimator learned, arc, text or auto, and no target (value and target are "
+                                 "two policies)")
     return EstimatorSettings(
         kind=kind, weights=weights, thresholds=tuple(thresholds),
         model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
@@ -123,6 +124,7 @@ _TIER_KEYS = _PROVIDER_KEYS | {
     "level",
     "escalation_only",
     "providers",
+    "quality",
 }
 
 
@@ -172,6 +174,7 @@ def tiers_and_providers(
                 complexity_range=(low, high),
                 local=local,
                 escalation_only=tier.get("escalation_only", level == levels[-1] and len(levels) > 3).flag(),
+                quality=tier.get("quality").number(minimum=0.0, maximum=1.0) if tier.has("quality") else None,
             )
         )
     if not tiers:

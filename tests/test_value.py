@@ -12,15 +12,19 @@ from hypothesis import strategies as st
 from actors.errors import ConfigError
 from actors.messages import Request
 from actors.policy import learned
-from actors.policy.estimators import LearnedEstimator, build_estimator
+from actors.policy.estimators import LearnedEstimator, PriorValueEstimator, build_estimator
+from actors.policy.online import OnlineLearner, OnlineSettings
 from actors.policy.settings import EstimatorSettings
 from actors.policy.value import (
+    PRIOR_WEIGHT,
     TierPrice,
     by_value,
     choices,
     expected_costs,
     lambda_for_quality,
     prices_by_level,
+    prior_probabilities,
+    quality_logits,
     values,
 )
 from orchestrator.config import load_config
@@ -99,7 +103,7 @@ def test_the_run_time_router_routes_by_value_with_the_tiers_prices(
 
 
 def test_value_lambda_needs_a_learned_router_and_the_tiers_prices(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="value_lambda: needs estimator: learned"):
+    with pytest.raises(ConfigError, match="value_lambda: needs estimator learned, arc, text or auto, and no target"):
         load_config(_config(tmp_path, "    value_lambda: 0.2\n    target: 0.7\n"), environ={})
     settings = EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), value_lambda=0.2)
     with pytest.raises(ConfigError, match="needs the price of one paid tier per level"):
@@ -119,3 +123,71 @@ def test_lambda_for_a_quality_target_is_the_cheapest_that_keeps_it() -> None:
     assert found.accuracy == 1.0 and found.best_accuracy == 1.0 and found.cost_share == pytest.approx(0.55)
     lenient = lambda_for_quality(scores, scores, costs, 0.5, LAMBDAS)
     assert lenient.value_lambda > 10 / 9 and lenient.accuracy == 0.5 and lenient.cost_share == pytest.approx(0.1)
+
+
+PRIOR_LEVELS = (("cheap", 0.5), ("dear", 1.0))
+PRIOR_PRICES = (TierPrice(100_000, 400_000, 1000, quality=0.6), TierPrice(3_000_000, 15_000_000, 1000, quality=0.9))
+
+
+def _prior_estimator(value_lambda: float, learner: OnlineLearner | None = None) -> PriorValueEstimator:
+    estimator = build_estimator(EstimatorSettings("text", {}, PRIOR_LEVELS, value_lambda=value_lambda),
+                                PRIOR_PRICES, learner)
+    assert isinstance(estimator, PriorValueEstimator)
+    return estimator
+
+
+def test_without_a_learned_model_the_tiers_quality_and_the_requests_difficulty_set_the_value() -> None:
+    """Qualities 0.6 and 0.9, the dear tier 30x the price, λ 0.2: by construction, an easy request
+    (score 0: 0.917 vs 0.985) is not worth 0.2 of the dear price, a hard one (score 1: 0.17 vs 0.55) is."""
+    logits = quality_logits(PRIOR_PRICES)
+    easy_p, hard_p = prior_probabilities(logits, 0.0), prior_probabilities(logits, 1.0)
+    assert easy_p == pytest.approx([0.917, 0.985], abs=1e-3) and hard_p == pytest.approx([0.168, 0.550], abs=1e-3)
+    assert prior_probabilities(logits, 0.5) == pytest.approx([0.6, 0.9]), "a middling request: the quality itself"
+    estimator = _prior_estimator(0.2)
+    easy = estimator.estimate(Request.prompt("x", score=0.0))
+    hard = estimator.estimate(Request.prompt("x", score=1.0))
+    assert (easy.level, easy.ranking) == ("cheap", ("cheap", "dear"))
+    assert (hard.level, hard.ranking) == ("dear", ("dear", "cheap"))
+    assert hard.features["p_success:dear"] == pytest.approx(0.55, abs=1e-3)
+    assert _prior_estimator(0.0).estimate(Request.prompt("x", score=0.0)).level == "dear", "λ 0: the likeliest"
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_a_harder_request_never_lowers_a_tiers_prior(easier: float, harder: float) -> None:
+    easier, harder = sorted((easier, harder))
+    logits = quality_logits(PRIOR_PRICES)
+    assert np.all(prior_probabilities(logits, harder) <= prior_probabilities(logits, easier))
+
+
+def test_the_online_posterior_takes_over_from_the_prior_where_feedback_says_so() -> None:
+    """Hard requests go to the dear tier by prior; feedback that the cheap tier answers them well moves them down."""
+    learner = OnlineLearner(OnlineSettings(enabled=True, explore_share=0.0), ["cheap", "dear"], seed=1)
+    estimator = _prior_estimator(0.2, learner)
+    hard = Request.prompt("x", score=1.0)
+    assert estimator.estimate(hard).level == "dear"
+    band = learner.band(1.0)
+    for i in range(int(PRIOR_WEIGHT) * 2):
+        learner.answered(f"r{i}", band, "cheap")
+        assert learner.observe(f"r{i}", 1.0)
+    moved = estimator.estimate(hard)
+    assert moved.level == "cheap" and moved.features["p_success:cheap"] == pytest.approx(0.168, abs=1e-3)
+    assert any(r.startswith(f"online: posterior of band {band}") for r in moved.reasons)
+    assert estimator.estimate(Request.prompt("x", score=0.0)).level == "cheap", "another band is untouched"
+
+
+def test_value_by_prior_needs_every_levels_quality() -> None:
+    unrated = (PRIOR_PRICES[0], TierPrice(3_000_000, 15_000_000, 1000))
+    with pytest.raises(ConfigError, match="needs `quality` .* missing for level\\(s\\) dear"):
+        build_estimator(EstimatorSettings("auto", {}, PRIOR_LEVELS, value_lambda=0.2), unrated)
+
+
+def test_the_shipped_many_model_config_routes_by_value_over_its_seven_priced_tiers() -> None:
+    engine = load_config(Path(__file__).parent.parent / "configs" / "many_models.yaml", environ={}).engine
+    providers = {p.name: p for p in engine.providers}
+    prices = prices_by_level(engine.router, providers)
+    assert prices is not None and len(prices) >= 6 and all(p.quality is not None for p in prices)
+    assert len({p.model for p in providers.values()}) >= 6
+    estimator = build_estimator(engine.router.estimator, prices)
+    levels = [estimator.estimate(Request.prompt("x", score=score)).level for score in (0.0, 0.5, 1.0)]
+    names = [level for level, _ in engine.router.estimator.thresholds]
+    assert names.index(levels[0]) < names.index(levels[1]) < names.index(levels[2]), levels

@@ -41,7 +41,8 @@ from actors.policy.prompts import render_arc_prompt
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
 from actors.policy.text_features import text_points
-from actors.policy.value import TierPrice, by_value, expected_costs, values
+from actors.policy.online import OnlineLearner
+from actors.policy.value import PRIOR_WEIGHT, TierPrice, by_value, expected_costs, prior_probabilities, quality_logits, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6
@@ -194,8 +195,9 @@ class LearnedEstimator:
     """
 
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096,
-                 prices: Sequence[TierPrice] | None = None) -> None:
+                 prices: Sequence[TierPrice] | None = None, learner: OnlineLearner | None = None) -> None:
         self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
+        self.learner = learner
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
@@ -253,18 +255,64 @@ class LearnedEstimator:
 
     def _by_value(self, request: Request, probabilities: np.ndarray, score: float, reasons: list[str],
                   features: dict[str, float]) -> Estimate:
-        """The tier of most predicted success for its price (`value.py`); the runner-up sets the confidence."""
         assert self.value_lambda is not None
-        messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
-        costs = expected_costs(self.prices, prompt_token_estimate(messages))
-        scored = values(probabilities, costs, self.value_lambda)
-        order = by_value(probabilities, costs, self.value_lambda)
-        best = order[0]
-        margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
-        reasons.append(f"value (λ {self.value_lambda:g}): {self.model.models[best]} "
-                       + ", ".join(f"{m} {v:+.2f}" for m, v in zip(self.model.models, scored)))
-        return Estimate(score, self.levels.names[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
-                        tuple(self.levels.names[index] for index in order))
+        return value_estimate(request, score, self.levels.names, self.model.models, probabilities, self.prices,
+                              self.value_lambda, self.learner, reasons, features)
+
+
+def value_estimate(request: Request, score: float, levels: Sequence[str], tiers: Sequence[str],
+                   probabilities: np.ndarray, prices: Sequence[TierPrice], value_lambda: float,
+                   learner: OnlineLearner | None, reasons: list[str], features: dict[str, float]) -> Estimate:
+    """The level of most predicted success for its price (`value.py`), every level ranked; the runner-up sets the confidence.
+
+    With an online learner the prediction is its prior, updated by the feedback of the
+    request's score band (and now and then drawn, to explore).
+    """
+    if learner is not None:
+        band = learner.band(score)
+        posterior, explored = learner.posterior(band, [float(p) for p in probabilities], PRIOR_WEIGHT)
+        probabilities = np.asarray(posterior)
+        reasons.append(f"online: {'drew' if explored else 'posterior of'} band {band} "
+                       + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, probabilities)))
+    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+    costs = expected_costs(prices, prompt_token_estimate(messages))
+    scored = values(probabilities, costs, value_lambda)
+    order = by_value(probabilities, costs, value_lambda)
+    best = order[0]
+    margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
+    reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} " + ", ".join(f"{t} {v:+.2f}" for t, v in zip(tiers, scored)))
+    return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
+                    tuple(levels[index] for index in order))
+
+
+class PriorValueEstimator:
+    """Routing by value without a learned model: P(success) from each tier's `quality` and the rules' score.
+
+    The rule estimator (ARC, text or auto) says how hard the request is; `value.py`
+    turns each level's tier quality into P(success) at that difficulty; the tier of
+    most success for its price is chosen and every level ranked for the fallback chain.
+    """
+
+    def __init__(self, rules: Estimator, settings: EstimatorSettings, prices: Sequence[TierPrice],
+                 learner: OnlineLearner | None) -> None:
+        assert settings.value_lambda is not None
+        self.rules = rules
+        self.levels = Levels(settings.thresholds)
+        self.value_lambda = settings.value_lambda
+        self.prices = tuple(prices)
+        self.learner = learner
+        self._logits = quality_logits(self.prices)
+
+    def estimate(self, request: Request) -> Estimate:
+        rules = self.rules.estimate(request)
+        probabilities = prior_probabilities(self._logits, rules.score)
+        names = self.levels.names
+        features = dict(rules.features) | {f"p_success:{n}": round(float(p), 4) for n, p in zip(names, probabilities)}
+        reasons = list(rules.reasons) + [
+            f"quality prior at score {rules.score:.2f}: " + ", ".join(f"{n} {p:.2f}" for n, p in zip(names, probabilities))
+        ]
+        return value_estimate(request, rules.score, names, names, probabilities, self.prices, self.value_lambda,
+                              self.learner, reasons, features)
 
 
 class AutoEstimator:
@@ -296,20 +344,31 @@ class CallableEstimator:
         return Estimate(score, level, confidence, (f"custom estimator {getattr(self.function, '__name__', '?')}",), {})
 
 
-RULE_ESTIMATORS = (ArcEstimator, TextEstimator, AutoEstimator)
+RULE_ESTIMATORS = (ArcEstimator, TextEstimator, AutoEstimator, PriorValueEstimator)
 """Estimators whose score only chooses a tier: a request pinned to one needs none."""
 
 
-def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | None = None) -> Estimator:
-    """`prices`: the paid tiers' prices, one per level, cheapest first (routing by value needs them)."""
-    if settings.kind == "arc":
-        return ArcEstimator(settings)
-    if settings.kind == "text":
-        return TextEstimator(settings)
-    if settings.kind == "auto":
-        return AutoEstimator(settings)
+def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | None = None,
+                    learner: OnlineLearner | None = None) -> Estimator:
+    """`prices`: the paid tiers' prices (and qualities), one per level, cheapest first (routing by value needs them).
+
+    `learner`: the online learner whose feedback updates routing by value's predictions.
+    """
+    if settings.kind in ("arc", "text", "auto"):
+        rules = {"arc": ArcEstimator, "text": TextEstimator, "auto": AutoEstimator}[settings.kind](settings)
+        if settings.value_lambda is None:
+            return rules
+        if prices is None or len(prices) != len(settings.thresholds):
+            raise ConfigError("complexity_detection: value_lambda needs the price of one paid tier per level")
+        unrated = [level for (level, _), price in zip(settings.thresholds, prices) if price.quality is None]
+        if unrated:
+            raise ConfigError(
+                "complexity_detection: value_lambda with the rule estimator needs `quality` (0-1) on the paid tier of "
+                f"every level; missing for level(s) {', '.join(unrated)} (or use estimator: learned)"
+            )
+        return PriorValueEstimator(rules, settings, prices, learner)
     if settings.kind == "learned":
-        return LearnedEstimator(settings, prices=prices)
+        return LearnedEstimator(settings, prices=prices, learner=learner)
     module_name, _, attribute = settings.kind.partition(":")
     if not attribute:
         raise ConfigError(

@@ -106,6 +106,27 @@ class OnlineLearner:
                 return self._chose(Choice(tier, band, self._why(band, static_tier, "fails"), False))
         return self._chose(Choice(self._tiers[-1], band, self._why(band, static_tier, "fails"), False))
 
+    def posterior(self, band: int, prior: Sequence[float], prior_weight: float) -> tuple[list[float], bool]:
+        """P(success) per tier for routing by value: the prior worth `prior_weight` observations, updated by feedback.
+
+        The posterior mean, or with probability `explore_share` a draw from each tier's
+        posterior (Thompson sampling), so a tier the prior undersells still gets tried
+        and can earn its place. True in the second place when the answer was drawn.
+        """
+        explore = self._rng.random() < self.settings.explore_share
+        out = []
+        for tier, p in zip(self._tiers, prior):
+            arm = self._arms.get((band, tier))
+            good = arm.alpha - 1.0 if arm is not None else 0.0
+            bad = arm.beta - 1.0 if arm is not None else 0.0
+            alpha, beta = p * prior_weight + good, (1.0 - p) * prior_weight + bad
+            out.append(self._rng.betavariate(max(alpha, 1e-6), max(beta, 1e-6)) if explore else alpha / (alpha + beta))
+        if explore:
+            self.explored += 1
+        else:
+            self.exploited += 1
+        return out, explore
+
     def _known(self, band: int, tier: str) -> bool:
         return self._arm(band, tier).observations >= self.settings.min_observations
 

@@ -22,6 +22,8 @@ class TierSettings:
     complexity_range: tuple[float, float] = (0.0, 1.0)
     local: bool = False
     escalation_only: bool = False
+    quality: float | None = None
+    """The share of typical requests this tier answers well; the value policy's prior without a learned model."""
 
     @functools.cached_property
     def entries(self) -> tuple[tuple[str, str], ...]:
@@ -46,7 +48,8 @@ class EstimatorSettings:
     model_path: str | None = None
     target: float | None = None
     value_lambda: float | None = None
-    """With a learned router: pick the tier maximising P(success) − λ × relative expected cost (`value.py`)."""
+    """Pick the tier maximising P(success) − λ × relative expected cost (`value.py`): P(success) from the
+    learned model, or for a rule estimator from each tier's `quality` moved by the request's score."""
 
 
 @attrs.frozen

@@ -11,6 +11,15 @@ half of the tier's `max_tokens` (the forecast's prior) at its output price, so a
 prompt weighs the price of input more. λ = 0 is "the most likely tier, whatever it
 costs"; a large λ is "the cheapest"; λ = 1 trades the whole dearest-tier price for a
 certain success. Ties go to the cheaper tier.
+
+Without a learned model, P(success) comes from each tier's `quality` (the share of
+typical requests it answers well: a leaderboard figure or your own measurement) moved
+by the rule estimator's difficulty score: logit P = logit(quality) − SLOPE × (score −
+0.5), so an easy request lifts every tier towards certain success (and the cheap one
+wins on price) while a hard one spreads them apart (and the strong one is worth its
+price). Where the online learner has feedback for a tier in the request's band, the
+posterior takes over in proportion to its evidence (`OnlineLearner.posterior`, the
+prior worth PRIOR_WEIGHT observations).
 """
 
 from __future__ import annotations
@@ -28,11 +37,20 @@ OUTPUT_SHARE_PPM = 500_000
 """An answer is expected to use half of its `max_tokens` (the forecast's documented prior)."""
 
 
+DIFFICULTY_SLOPE = 4.0
+"""Logit shift per unit of difficulty score: a score of 0 or 1 moves a 0.6 tier to 0.92 or 0.17."""
+PRIOR_WEIGHT = 10.0
+"""Pseudo-observations a quality prior is worth against the online learner's feedback."""
+
+
 @attrs.frozen
 class TierPrice:
+    """What the value policy knows of one level's paid tier: its prices and, optionally, its quality."""
+
     input_nd_per_mtok: int
     output_nd_per_mtok: int
     max_tokens: int
+    quality: float | None = None
 
     def expected_nd(self, prompt_tokens: int) -> int:
         output = self.max_tokens * OUTPUT_SHARE_PPM // 1_000_000
@@ -60,6 +78,17 @@ def choices(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -
     return np.argmin(cost_if_best, axis=1)
 
 
+def prior_probabilities(quality_logits: np.ndarray, score: float) -> np.ndarray:
+    """P(success) per tier for a request of difficulty `score` in [0, 1], from the tiers' quality logits."""
+    return 1.0 / (1.0 + np.exp(DIFFICULTY_SLOPE * (score - 0.5) - quality_logits))
+
+
+def quality_logits(prices: Sequence[TierPrice]) -> np.ndarray:
+    qualities = np.array([price.quality for price in prices], dtype=np.float64)
+    clipped = np.clip(qualities, 1e-3, 1.0 - 1e-3)
+    return np.log(clipped / (1.0 - clipped))
+
+
 def by_value(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> list[int]:
     """Tier indices, best value first; equal values keep the cheaper tier first."""
     scored = values(probabilities, costs, value_lambda)
@@ -74,7 +103,8 @@ def prices_by_level(router: RouterSettings, providers: Mapping[str, ProviderSett
         if tier is None:
             return None
         provider = providers[tier.providers[0]]
-        prices.append(TierPrice(provider.input_price_nd_per_mtok, provider.output_price_nd_per_mtok, tier.max_tokens))
+        prices.append(TierPrice(provider.input_price_nd_per_mtok, provider.output_price_nd_per_mtok, tier.max_tokens,
+                                tier.quality))
     return tuple(prices)
 
 

@@ -108,11 +108,17 @@ class Router:
         self._replay: Mapping[str, Result] | None = None
         self._replay_passthrough = False
         self._provider_settings = {p.name: p for p in settings.providers}
+        self._paid = [t for t in settings.router.tiers if not t.local]
+        self._online = (
+            OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
+            if settings.router.online.enabled else None
+        )
         prices = prices_by_level(settings.router, self._provider_settings)
-        self._estimator = build_estimator(settings.router.estimator, prices)
+        self._estimator = build_estimator(settings.router.estimator, prices, self._online)
         self._experiments = settings.router.experiments
         self._arms = tuple(
-            (arm.name, build_estimator(arm.estimator, prices)) for arm in (self._experiments.arms if self._experiments else ())
+            (arm.name, build_estimator(arm.estimator, prices, self._online))
+            for arm in (self._experiments.arms if self._experiments else ())
         )
         self._circuits = circuits
         self._cache = cache
@@ -137,12 +143,7 @@ class Router:
             downgrade_on_budget=settings.router.selection.downgrade_on_budget, clock=clock,
             on_attempt=self._attempted, on_fallback=self._fell_back, on_auth_failure=self._auth_failed,
         )
-        self._paid = [t for t in settings.router.tiers if not t.local]
         self._levels = tuple(level for level, _ in settings.router.estimator.thresholds)
-        self._online = (
-            OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
-            if settings.router.online.enabled else None
-        )
         self._skip_pinned = self._online is None and all(
             isinstance(e, RULE_ESTIMATORS) for e in (self._estimator, *(e for _, e in self._arms)))
         self._level_of_model = {
@@ -311,8 +312,11 @@ class Router:
                         (f"pinned to model {request.model}: not estimated",))
 
     def _learned(self, estimate: Estimate, request: Request) -> Estimate:
-        """The estimate, its level moved by the online learner when the request does not pin a tier."""
-        if self._online is None or request.tier is not None or request.model is not None:
+        """The estimate, its level moved by the online learner when the request does not pin a tier.
+
+        An estimate that ranks every level (routing by value) already used the learner's posterior.
+        """
+        if self._online is None or request.tier is not None or request.model is not None or estimate.ranking:
             return estimate
         static = self._paid[tier_for_level(estimate.level, self._settings.router.tiers, self._levels)].name
         choice = self._online.choose(estimate.score, static)
