@@ -220,6 +220,14 @@ class Orchestrator:
         decision, _, _ = self._router.decide(request)
         return decision
 
+    def reload_router_model(self) -> None:
+        """Route with the learned model file as it is now (after `orchestrator.refit` replaced it).
+
+        Requests already decided keep their decision; ConfigError if the file cannot be
+        read, and the model in use stays.
+        """
+        self._router.reload_estimator()
+
     def generation(self, generation: int) -> None:
         """Say which GA generation the requests from now on belong to, for `budget.pacing`'s allotments.
 
@@ -374,6 +382,14 @@ class BlockingOrchestrator:
 
     def feedback(self, request_id: str, score: float) -> None:
         self._portal.call(self._orch.feedback, request_id, score)
+
+    def reload_router_model(self) -> None:
+        """Route with the learned model file as it is now (after `orchestrator.refit` replaced it).
+
+        Requests already decided keep their decision; ConfigError if the file cannot be
+        read, and the model in use stays.
+        """
+        self._router.reload_estimator()
 
     def generation(self, generation: int) -> None:
         self._orch.generation(generation)

@@ -165,6 +165,9 @@ def load_config(
         request_deadline_s=sections.request_deadline(routing.get("retry", {})),
         batch_concurrency=optimization.get("batch_concurrency", 64).integer(minimum=1),
     )
+    if estimator.value_lambda_paced and engine.ledger.pacing is None:
+        raise routing.get("complexity_detection").get("value_lambda_paced").error(
+            "needs budget.pacing (λ follows how a generation spends against its allotment)")
     fingerprint = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     simulator = routing.get("simulator", None).value
     if simulator is not None and not isinstance(simulator, dict):

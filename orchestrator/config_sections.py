@@ -57,7 +57,8 @@ _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_av
 
 
 def estimator(node: Node) -> EstimatorSettings:
-    node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target", "value_lambda"})
+    node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target", "value_lambda",
+                         "value_lambda_paced"})
     kind = node.get("estimator", "auto").text()
     weights: dict[str, float] = {}
     features = node.get("features", [])
@@ -91,7 +92,15 @@ def estimator(node: Node) -> EstimatorSettings:
         model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
         target=None if target is None else target.number(minimum=0.0, maximum=1.0),
         value_lambda=None if value_lambda is None else value_lambda.number(minimum=0.0, maximum=1e6),
+        value_lambda_paced=_paced(node, value_lambda),
     )
+
+
+def _paced(node: Node, value_lambda: Node | None) -> bool:
+    paced = node.get("value_lambda_paced", False)
+    if paced.flag() and value_lambda is None:
+        raise paced.error("needs value_lambda (it scales λ by the pacing plan's spending)")
+    return paced.flag()
 
 
 _PROVIDER_KEYS = {

@@ -48,6 +48,10 @@ async def render_metrics(orch: Orchestrator) -> str:
     for code, count in sorted(stats["errors"].items()):  # type: ignore[union-attr]
         outcomes.add(count, code=code)
     families.append(outcomes)
+    reloads = _Family("orchestrator_router_model_reloads_total", "counter",
+                      "Times the learned router's model was swapped for a refitted one (serve --refit-every).")
+    reloads.add(stats["model_reloads"])  # type: ignore[arg-type]
+    families.append(reloads)
     spent = _Family("orchestrator_cost_nanodollars_total", "counter", "Money spent by answered requests.")
     spent.add(stats["cost_nd"])  # type: ignore[arg-type]
     families.append(spent)

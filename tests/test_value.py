@@ -16,12 +16,14 @@ from actors.policy.estimators import LearnedEstimator, PriorValueEstimator, buil
 from actors.policy.online import OnlineLearner, OnlineSettings
 from actors.policy.settings import EstimatorSettings
 from actors.policy.value import (
+    PACED_SCALE_BOUNDS,
     PRIOR_WEIGHT,
     TierPrice,
     by_value,
     choices,
     expected_costs,
     lambda_for_quality,
+    pacing_scale,
     prices_by_level,
     prior_probabilities,
     quality_logits,
@@ -191,3 +193,57 @@ def test_the_shipped_many_model_config_routes_by_value_over_its_seven_priced_tie
     levels = [estimator.estimate(Request.prompt("x", score=score)).level for score in (0.0, 0.5, 1.0)]
     names = [level for level, _ in engine.router.estimator.thresholds]
     assert names.index(levels[0]) < names.index(levels[1]) < names.index(levels[2]), levels
+
+
+@given(st.floats(0.0, 100.0), st.floats(0.0, 100.0))
+def test_less_money_left_never_lowers_lambda(left: float, more: float) -> None:
+    low, high = sorted((left, more))
+    assert pacing_scale(high) <= pacing_scale(low)
+    assert PACED_SCALE_BOUNDS[0] <= 1 / pacing_scale(low) <= PACED_SCALE_BOUNDS[1]
+    assert pacing_scale(1.0) == 1.0, "a generation with its whole allotment: λ as configured"
+
+
+PACED_VALUE = """llm_routing:
+  complexity_detection:
+    estimator: text
+    value_lambda: 0.2
+    value_lambda_paced: true
+    thresholds: {cheap: 0.5, dear: 1.0}
+  optimization: {budget_limit: 1}
+  budget:
+    pacing: {run: r, budget: 0.04, generations: 2, schedule: even}
+  model_tiers:
+    cheap: {cost_input: 0.1, cost_output: 0.4, quality: 0.6, max_tokens: 1000, temperature: 0,
+            api_endpoint: 'simulator:/v1', protocol: openai, model: cheap}
+    dear: {cost_input: 3, cost_output: 15, quality: 0.9, max_tokens: 1000, temperature: 0, escalation_only: false,
+           api_endpoint: 'simulator:/v1', protocol: openai, model: dear}
+"""
+
+
+def test_a_generation_short_of_money_routes_by_a_larger_lambda(tmp_path: Path) -> None:
+    """Generation 0's allotment is $0.02; a dear call reserving $0.015 of it leaves a quarter: λ 0.2 becomes 0.8, and a
+    hard request (dear 0.55 − λ, cheap 0.17 − λ/37) moves to the cheap tier, in generation 0 only."""
+    import anyio
+
+    from orchestrator import Orchestrator
+
+    (tmp_path / "c.yaml").write_text(PACED_VALUE)
+    config = load_config(tmp_path / "c.yaml", state_dir=tmp_path / "state", environ={})
+    hard = Request.prompt("x", score=1.0, metadata={"generation": "0"})
+
+    async def main() -> list[str]:
+        async with Orchestrator.start(config) as orch:
+            before = orch.decide(hard)
+            await orch.generate(Request.prompt("spend", tier="dear", metadata={"generation": "0"}))
+            after = orch.decide(hard)
+            other = orch.decide(Request.prompt("x", score=1.0, metadata={"generation": "1"}))
+            assert any(r.startswith("value (λ 0.8)") for r in after.reasons), after.reasons
+            return [before.tier, after.tier, other.tier]
+
+    assert anyio.run(main) == ["dear", "cheap", "dear"]
+
+
+def test_value_lambda_paced_needs_a_pacing_plan(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(PACED_VALUE.replace("  budget:\n    pacing: {run: r, budget: 0.04, generations: 2, schedule: even}\n", ""))
+    with pytest.raises(ConfigError, match="value_lambda_paced: needs budget.pacing"):
+        load_config(tmp_path / "c.yaml", environ={})

@@ -37,15 +37,19 @@ from actors.ledger.pricing import prompt_token_estimate
 from actors.messages import Estimate, Request
 from actors.policy import learned
 from actors.policy.arc_features import FEATURES, arc_features
+from actors.policy.online import OnlineLearner
 from actors.policy.prompts import render_arc_prompt
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
 from actors.policy.text_features import text_points
-from actors.policy.online import OnlineLearner
 from actors.policy.value import PRIOR_WEIGHT, TierPrice, by_value, expected_costs, prior_probabilities, quality_logits, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6
+
+
+LambdaScale = Callable[[Request], float]
+"""λ's multiplier for one request (the router's pacing: `value.pacing_scale`)."""
 
 
 class Estimator(Protocol):
@@ -195,9 +199,11 @@ class LearnedEstimator:
     """
 
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096,
-                 prices: Sequence[TierPrice] | None = None, learner: OnlineLearner | None = None) -> None:
+                 prices: Sequence[TierPrice] | None = None, learner: OnlineLearner | None = None,
+                 lambda_scale: LambdaScale | None = None) -> None:
         self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
         self.learner = learner
+        self.lambda_scale = lambda_scale
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
@@ -256,8 +262,9 @@ class LearnedEstimator:
     def _by_value(self, request: Request, probabilities: np.ndarray, score: float, reasons: list[str],
                   features: dict[str, float]) -> Estimate:
         assert self.value_lambda is not None
+        value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
         return value_estimate(request, score, self.levels.names, self.model.models, probabilities, self.prices,
-                              self.value_lambda, self.learner, reasons, features)
+                              value_lambda, self.learner, reasons, features)
 
 
 def value_estimate(request: Request, score: float, levels: Sequence[str], tiers: Sequence[str],
@@ -294,9 +301,10 @@ class PriorValueEstimator:
     """
 
     def __init__(self, rules: Estimator, settings: EstimatorSettings, prices: Sequence[TierPrice],
-                 learner: OnlineLearner | None) -> None:
+                 learner: OnlineLearner | None, lambda_scale: LambdaScale | None = None) -> None:
         assert settings.value_lambda is not None
         self.rules = rules
+        self.lambda_scale = lambda_scale
         self.levels = Levels(settings.thresholds)
         self.value_lambda = settings.value_lambda
         self.prices = tuple(prices)
@@ -311,7 +319,8 @@ class PriorValueEstimator:
         reasons = list(rules.reasons) + [
             f"quality prior at score {rules.score:.2f}: " + ", ".join(f"{n} {p:.2f}" for n, p in zip(names, probabilities))
         ]
-        return value_estimate(request, rules.score, names, names, probabilities, self.prices, self.value_lambda,
+        value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
+        return value_estimate(request, rules.score, names, names, probabilities, self.prices, value_lambda,
                               self.learner, reasons, features)
 
 
@@ -349,10 +358,11 @@ RULE_ESTIMATORS = (ArcEstimator, TextEstimator, AutoEstimator, PriorValueEstimat
 
 
 def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | None = None,
-                    learner: OnlineLearner | None = None) -> Estimator:
+                    learner: OnlineLearner | None = None, lambda_scale: LambdaScale | None = None) -> Estimator:
     """`prices`: the paid tiers' prices (and qualities), one per level, cheapest first (routing by value needs them).
 
     `learner`: the online learner whose feedback updates routing by value's predictions.
+    `lambda_scale`: λ's multiplier for a request (the router's pacing), for `value_lambda_paced`.
     """
     if settings.kind in ("arc", "text", "auto"):
         rules = {"arc": ArcEstimator, "text": TextEstimator, "auto": AutoEstimator}[settings.kind](settings)
@@ -366,9 +376,9 @@ def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | N
                 "complexity_detection: value_lambda with the rule estimator needs `quality` (0-1) on the paid tier of "
                 f"every level; missing for level(s) {', '.join(unrated)} (or use estimator: learned)"
             )
-        return PriorValueEstimator(rules, settings, prices, learner)
+        return PriorValueEstimator(rules, settings, prices, learner, lambda_scale)
     if settings.kind == "learned":
-        return LearnedEstimator(settings, prices=prices, learner=learner)
+        return LearnedEstimator(settings, prices=prices, learner=learner, lambda_scale=lambda_scale)
     module_name, _, attribute = settings.kind.partition(":")
     if not attribute:
         raise ConfigError(

@@ -20,6 +20,7 @@ of training scores it falls in).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Protocol
@@ -245,19 +246,32 @@ def _fit_one(batch: FeatureBatch, y: np.ndarray, dense_mean: np.ndarray, dense_s
 
 
 def save(model: LearnedModel, path: str | Path) -> None:
-    """Write the model as an .npz of plain arrays (0600), header in JSON."""
+    """Write the model as an .npz of plain arrays (0600), header in JSON.
+
+    Written beside `path` and renamed over it, so a reader (a server refitting while it
+    routes, or one starting) sees the old model or the new one, never half of one.
+    """
     header = {
         "format": FORMAT, "version": VERSION, "models": list(model.models),
         "spec": {"buckets": model.spec.buckets, "char_ngrams": list(model.spec.char_ngrams), "max_chars": model.spec.max_chars},
         "dense": list(DENSE), "costs_nd": list(model.costs_nd), "trained_rows": model.trained_rows, "source": model.source,
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        np.savez_compressed(
-            handle, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
-            dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
-            dense_scale=model.dense_scale, band_edges=model.band_edges,
-        )
+    partial = f"{path}.{os.getpid()}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(
+                handle, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
+                dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
+                dense_scale=model.dense_scale, band_edges=model.band_edges,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
 
 
 def load(path: str | Path) -> LearnedModel:

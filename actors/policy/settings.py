@@ -48,6 +48,8 @@ class EstimatorSettings:
     model_path: str | None = None
     target: float | None = None
     value_lambda: float | None = None
+    value_lambda_paced: bool = False
+    """Scale λ by how the request's generation spends against `budget.pacing` (`value.pacing_scale`)."""
     """Pick the tier maximising P(success) − λ × relative expected cost (`value.py`): P(success) from the
     learned model, or for a rule estimator from each tier's `quality` moved by the request's score."""
 

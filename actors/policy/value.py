@@ -5,7 +5,10 @@ With `complexity_detection.value_lambda: λ`, the tier chosen maximises
 
     P(success on tier) − λ × expected cost on tier / expected cost on the dearest tier
 
-the policy `orchestrator routing eval` measures as "learned, multi-tier". The expected
+the policy `orchestrator routing eval` measures as "learned, multi-tier". With
+`value_lambda_paced`, λ is scaled per request by its generation's spending against
+`budget.pacing` (`pacing_scale`): money running short raises it, money carried over
+lowers it. The expected
 cost is the request's own: its prompt's token estimate at the tier's input price and
 half of the tier's `max_tokens` (the forecast's prior) at its output price, so a long
 prompt weighs the price of input more. λ = 0 is "the most likely tier, whatever it
@@ -55,6 +58,21 @@ class TierPrice:
     def expected_nd(self, prompt_tokens: int) -> int:
         output = self.max_tokens * OUTPUT_SHARE_PPM // 1_000_000
         return token_cost_nd(prompt_tokens, self.input_nd_per_mtok) + token_cost_nd(output, self.output_nd_per_mtok)
+
+
+PACED_SCALE_BOUNDS = (0.25, 4.0)
+
+
+def pacing_scale(share_left: float) -> float:
+    """λ's multiplier when a generation has `share_left` of its allotment left (carry-over included).
+
+    The inverse of the share left, bounded: with its whole allotment left λ is as
+    configured; with a quarter left it is 4x (cheaper tiers stretch the money); with
+    twice its allotment (earlier generations left money) it halves (a stronger tier is
+    worth more of what would otherwise go unspent).
+    """
+    low, high = PACED_SCALE_BOUNDS
+    return 1.0 / min(high, max(low, share_left))
 
 
 def expected_costs(prices: Sequence[TierPrice], prompt_tokens: int) -> np.ndarray:

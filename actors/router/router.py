@@ -30,12 +30,13 @@ from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
-from actors.policy.estimators import RULE_ESTIMATORS, build_estimator
+from actors.policy.estimators import RULE_ESTIMATORS, Estimator, build_estimator
 from actors.policy.experiments import arm_for
 from actors.policy.online import OnlineLearner
 from actors.policy.prompts import render_arc_prompt
+from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
-from actors.policy.value import prices_by_level
+from actors.policy.value import pacing_scale, prices_by_level
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
 from actors.router.fallback import Candidate, Chain, FallbackChain, Progress, exhausted
@@ -49,6 +50,8 @@ from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 
 PROMPT_MEMO = 4096
+PACED_GENERATIONS_KEPT = 2
+"""Generations' shares kept this far behind the latest booked (stragglers of a finished generation)."""
 SAMPLE_MEMO = 100_000
 """Distinct requests whose sample numbers are remembered; an older one starts again at sample 0."""
 
@@ -113,11 +116,14 @@ class Router:
             OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
             if settings.router.online.enabled else None
         )
-        prices = prices_by_level(settings.router, self._provider_settings)
-        self._estimator = build_estimator(settings.router.estimator, prices, self._online)
+        self._prices = prices_by_level(settings.router, self._provider_settings)
+        self.pacer = Pacer(settings.router.selection.stagnation_threshold)
+        self._generation_share: dict[int, float] = {}
+        """Per paced generation, the share of its allotment (carry-over included) left at its last booking."""
+        self._estimator = self._build_estimator(settings.router.estimator)
         self._experiments = settings.router.experiments
         self._arms = tuple(
-            (arm.name, build_estimator(arm.estimator, prices, self._online))
+            (arm.name, self._build_estimator(arm.estimator))
             for arm in (self._experiments.arms if self._experiments else ())
         )
         self._circuits = circuits
@@ -132,7 +138,6 @@ class Router:
         self._traces: dict[str, _Trace] = {}
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
-        self.pacer = Pacer(settings.router.selection.stagnation_threshold)
         runner = AttemptRunner(
             ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm,
             budget_wait_s=settings.ledger.wait_s, clock=clock,
@@ -154,6 +159,7 @@ class Router:
         self.tiers_used: Counter[str] = Counter()
         self._confidence_sum = 0.0
         self._decisions = 0
+        self._model_reloads = 0
         self._results = 0
         self._cost_nd = 0
         self.errors: Counter[str] = Counter()
@@ -175,7 +181,7 @@ class Router:
             raise InvalidRequest(f"request {request.request_id}: has neither messages nor a task")
         context = RoutingContext(
             available=self._circuits.available(),
-            remaining_share=self._remaining_share,
+            remaining_share=self._share_left(request),
             providers=self._provider_settings,
             prompt_tokens=prompt_token_upper_bound(messages),
             prompt_tokens_estimate=prompt_token_estimate(messages),
@@ -201,6 +207,38 @@ class Router:
     def observe(self, request_id: str, score: float) -> bool:
         """Feedback for a result: the online learner credits the tier that answered it."""
         return self._online is not None and self._online.observe(request_id, score)
+
+    def reload_estimator(self) -> None:
+        """Build the configured estimator again (a learned model file replaced by a refit).
+
+        The new estimator is built whole before it replaces the old one in a single
+        assignment, so a decision uses one model or the other, never a mix; a model file
+        that cannot be read raises ConfigError and leaves the old estimator routing.
+        """
+        self._estimator = self._build_estimator(self._settings.router.estimator)
+        self._model_reloads += 1
+
+    def _build_estimator(self, settings: EstimatorSettings) -> Estimator:
+        scale = self._paced_lambda_scale if settings.value_lambda_paced else None
+        return build_estimator(settings, self._prices, self._online, scale)
+
+    def _paced_lambda_scale(self, request: Request) -> float:
+        """λ's multiplier for the request's generation, from the last reservation booked in it (1 before any)."""
+        return pacing_scale(self._share_left(request))
+
+    def _share_left(self, request: Request) -> float:
+        """The budget share budget pressure and paced λ go by: the request's generation's, when it is paced.
+
+        A reservation's reply says what is left in its tightest scope; for a paced
+        generation that is (usually) its allotment, which says nothing of another
+        generation's, so each generation's share is kept apart.
+        """
+        if self._settings.ledger.pacing is None:
+            return self._remaining_share
+        generation, _ = self.pacer.pace(request)
+        if generation < 0:
+            return self._remaining_share
+        return min(self._remaining_share, self._generation_share.get(generation, 1.0))
 
     @property
     def online(self) -> OnlineLearner | None:
@@ -239,6 +277,7 @@ class Router:
             "cost_nd": self._cost_nd,
             "in_flight": len(self._in_flight),
             "online": None if self._online is None else self._online.statistics(),
+            "model_reloads": self._model_reloads,
         }
 
     # -- workflow ------------------------------------------------------------------------
@@ -492,8 +531,16 @@ class Router:
 
     def _reserved(self, plan: Plan, reservation_id: str, amount: int, reply: ReserveReply,
                   pace: tuple[int, str]) -> None:
-        limit = self._settings.ledger.limit_nd
-        self._remaining_share = reply.remaining_nd / limit if limit else 0.0
+        pacing = self._settings.ledger.pacing
+        generation = pace[0]
+        if pacing is not None and generation >= 0:
+            allotment = pacing.allotment(generation)
+            self._generation_share[generation] = reply.remaining_nd / allotment if allotment else 0.0
+            for stale in [g for g in self._generation_share if g < generation - PACED_GENERATIONS_KEPT]:
+                del self._generation_share[stale]
+        else:
+            limit = self._settings.ledger.limit_nd
+            self._remaining_share = reply.remaining_nd / limit if limit else 0.0
         trace = self._traces.get(plan.request.request_id)
         if trace is not None:
             trace.reservations.append(ev.ReservationDecided(

@@ -19,11 +19,12 @@ from typing import Any
 import anyio
 from aiohttp import web
 
+from actors.errors import ConfigError
 from orchestrator.api import Orchestrator
 from orchestrator.cli.options import PORT, POSITIVE_SECONDS, bind_error
 from orchestrator.cli.preflight import preflight
-from orchestrator.platforms import PLATFORMS
 from orchestrator.config import default_config_path, load_config
+from orchestrator.platforms import PLATFORMS
 from orchestrator.server import build_app, check_binding
 
 TOKEN_ENV = "ORCHESTRATOR_SERVER_TOKEN"
@@ -45,6 +46,11 @@ def add_parser(subparsers: Any) -> None:
                         help="seconds a streaming client waits for one provider before the next is tried (default 20)")
     parser.add_argument("--grace", type=POSITIVE_SECONDS, default=10.0,
                         help="on SIGTERM or SIGINT, seconds requests in flight have to finish (default 10)")
+    parser.add_argument("--refit-every", type=POSITIVE_SECONDS, default=None, metavar="SECONDS",
+                        help="refit the learned router (estimator: learned) on the telemetry's feedback this often, "
+                             "and swap it in when it predicts held-out feedback no worse (orchestrator/refit.py)")
+    parser.add_argument("--refit-min-rows", type=int, default=200, metavar="N",
+                        help="scored prompts a refit needs (default 200)")
     parser.set_defaults(func=run)
 
 
@@ -53,12 +59,34 @@ def run(args: argparse.Namespace) -> int:
     check_binding(args.host, token)
     config = preflight(load_config(args.config or default_config_path(), state_dir=args.state_dir,
                                   platform=args.platform))
-    anyio.run(_serve, config, args.host, args.port, token, args.first_token, args.grace, backend="asyncio")
+    refit = _refit_plan(args, config)
+    anyio.run(_serve, config, args.host, args.port, token, args.first_token, args.grace, refit, backend="asyncio")
     return 0
 
 
-async def _serve(config: Any, host: str, port: int, token: str | None, first_token_s: float, grace_s: float) -> None:
-    async with Orchestrator.start(config, freeze_gc=True) as orch:
+def _refit_plan(args: argparse.Namespace, config: Any) -> tuple[float, Path, Path, int] | None:
+    """(period, telemetry dir, model file, minimum rows) for `--refit-every`, or None; refused when nothing to refit."""
+    if args.refit_every is None:
+        return None
+    estimator = config.engine.router.estimator
+    if estimator.kind != "learned" or not estimator.model_path:
+        raise ConfigError("serve --refit-every: the config routes with estimator "
+                          f"{estimator.kind!r}; refitting needs estimator: learned with a model_path")
+    if config.engine.telemetry.dir is None:
+        raise ConfigError("serve --refit-every: telemetry is off in this config; the refit learns from its feedback")
+    if args.refit_min_rows < 10:
+        raise ConfigError(f"serve --refit-min-rows: at least 10, got {args.refit_min_rows}")
+    return args.refit_every, Path(config.engine.telemetry.dir), Path(estimator.model_path), args.refit_min_rows
+
+
+async def _serve(config: Any, host: str, port: int, token: str | None, first_token_s: float, grace_s: float,
+                 refit: tuple[float, Path, Path, int] | None) -> None:
+    async with Orchestrator.start(config, freeze_gc=True) as orch, anyio.create_task_group() as background:
+        if refit is not None:
+            from orchestrator.refit import refit_periodically
+
+            background.start_soon(refit_periodically, orch, *refit,
+                                  lambda line: print(f"orchestrator: {line}", file=sys.stderr, flush=True))
         runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True,
                                shutdown_timeout=grace_s)
         await runner.setup()
@@ -75,5 +103,6 @@ async def _serve(config: Any, host: str, port: int, token: str | None, first_tok
                           f"{grace_s:g} s", file=sys.stderr)
                     break
         finally:
+            background.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
                 await runner.cleanup()
