@@ -171,3 +171,28 @@ def test_the_fits_sparse_products_equal_the_matrix_products(texts: list[str], se
     products = learned._SparseProducts.of(batch, SPEC.buckets)  # noqa: SLF001 - the fit's inner step
     np.testing.assert_allclose(products.times(weights), matrix @ weights, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(products.transposed_times(residual), matrix.T @ residual, rtol=1e-5, atol=1e-5)
+
+
+def test_fitting_every_model_at_once_fits_each_as_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense all-models fit (short tables) and the per-model sparse fit (long ones) give the same model,
+    including on a sparse history where each model was observed on some rows only."""
+    records = []
+    for i in range(90):
+        record: dict[str, object] = {"prompt": f"Task {i}: " + ("prove the recursion terminates" if i % 3 else "add two numbers")}
+        if i % 2 == 0:
+            record["cheap"] = i % 3 == 0
+        if i % 5:
+            record["dear"] = True
+        record["mid"] = i % 4 != 0
+        records.append(record)
+    sparse_history = build_table(records, "sparse history")
+    assert np.isnan(sparse_history.scores).any()
+    settings = learned.FitSettings(spec=SPEC, iterations=120)
+    batch = learned.table_features(sparse_history, SPEC)
+    together = learned.fit(sparse_history, settings, batch)
+    monkeypatch.setattr(learned, "DENSE_FIT_CELLS", 0)
+    alone = learned.fit(sparse_history, settings, batch)
+    np.testing.assert_allclose(together.weights, alone.weights, atol=1e-5)
+    np.testing.assert_allclose(together.dense_weights, alone.dense_weights, atol=1e-5)
+    np.testing.assert_allclose(together.bias, alone.bias, atol=1e-5)
+    np.testing.assert_allclose(together.predict_batch(batch), alone.predict_batch(batch), atol=1e-5)

@@ -263,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
 
             serve.run(args.requests, args.concurrency, args.rounds)
             continue
+        if section == "eval-speed":
+            from tools.benchmarks import eval_speed
+
+            eval_speed.main()
+            continue
         if section == "value-routing":
             from tools.benchmarks import value_routing
 

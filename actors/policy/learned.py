@@ -35,6 +35,8 @@ from actors.policy.arc_features import FEATURES as ARC_FEATURES
 from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
 from actors.policy.prompts import render_arc_prompt
 
+DENSE_FIT_CELLS = 1 << 24
+"""Rows x buckets up to which a fit lays the features out densely (64 MiB of float32) and fits all models at once."""
 FORMAT = "orchestrator-learned-router"
 VERSION = 1
 BANDS = 4
@@ -125,17 +127,20 @@ def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBa
     spread = batch.dense.std(axis=0)
     dense_scale = np.where(spread > 1e-6, settings.dense_weight / np.maximum(spread, 1e-6), 0.0)
     buckets = settings.spec.buckets
-    weights = np.zeros((len(table.models), buckets), dtype=np.float32)
-    dense_weights = np.zeros((len(table.models), len(DENSE)), dtype=np.float32)
-    bias = np.zeros(len(table.models), dtype=np.float32)
-    for j in range(len(table.models)):
-        observed = np.flatnonzero(~np.isnan(table.scores[:, j]))
-        if len(observed) == 0:
-            continue
-        part = batch.subset(observed) if len(observed) < len(table) else batch
-        weights[j], dense_weights[j], bias[j] = _fit_one(
-            part, table.scores[observed, j].astype(np.float32), dense_mean, dense_scale, settings
-        )
+    if len(batch) * buckets <= DENSE_FIT_CELLS:
+        weights, dense_weights, bias = _fit_all(batch, table.scores, dense_mean, dense_scale, settings)
+    else:
+        weights = np.zeros((len(table.models), buckets), dtype=np.float32)
+        dense_weights = np.zeros((len(table.models), len(DENSE)), dtype=np.float32)
+        bias = np.zeros(len(table.models), dtype=np.float32)
+        for j in range(len(table.models)):
+            observed = np.flatnonzero(~np.isnan(table.scores[:, j]))
+            if len(observed) == 0:
+                continue
+            part = batch.subset(observed) if len(observed) < len(table) else batch
+            weights[j], dense_weights[j], bias[j] = _fit_one(
+                part, table.scores[observed, j].astype(np.float32), dense_mean, dense_scale, settings
+            )
     model = LearnedModel(
         models=table.models, spec=settings.spec, weights=weights, dense_weights=dense_weights, bias=bias,
         dense_mean=dense_mean.astype(np.float32), dense_scale=dense_scale.astype(np.float32),
@@ -218,6 +223,43 @@ def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+
+
+def _fit_all(batch: FeatureBatch, scores: np.ndarray, dense_mean: np.ndarray, dense_scale: np.ndarray,
+             settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every model's regression at once, as `_fit_one` fits each: the same loss, steps and Adam, per model.
+
+    The batch's sparse part is laid out as a dense float32 matrix X, so each step is two
+    matrix products for all models (X @ W and X.T @ R, BLAS) instead of two segment sums
+    per model; a model's residuals are zero on the rows it was not observed on and are
+    divided by its own row count, so each model learns from its rows alone. Used while X
+    stays within DENSE_FIT_CELLS: a table's features are most of its buckets on long
+    prompts, where this is several times faster than the per-model fit.
+    """
+    n, buckets = len(batch), settings.spec.buckets
+    x = np.zeros((n, buckets), dtype=np.float32)
+    x[batch.rows, batch.index] = batch.values
+    dense = ((batch.dense - dense_mean) * dense_scale).astype(np.float64)
+    observed = ~np.isnan(scores)
+    counts = observed.sum(axis=0)
+    per_row = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    y = np.where(observed, scores, 0.0)
+    theta = np.zeros((buckets + dense.shape[1] + 1, scores.shape[1]))
+    first = np.zeros_like(theta)
+    second = np.zeros_like(theta)
+    for step in range(1, settings.iterations + 1):
+        w, d, b = theta[:buckets], theta[buckets:-1], theta[-1]
+        z = (x @ w.astype(np.float32)).astype(np.float64) + dense @ d + b
+        residual = np.where(observed, _sigmoid(z) - y, 0.0) * per_row
+        gradient = np.concatenate([(x.T @ residual.astype(np.float32)).astype(np.float64), dense.T @ residual,
+                                   residual.sum(axis=0, keepdims=True)])
+        gradient[:-1] += settings.l2 * theta[:-1] * per_row
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient * gradient
+        theta -= settings.learning_rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+    theta[:, counts == 0] = 0.0
+    return (theta[:buckets].T.astype(np.float32).copy(), theta[buckets:-1].T.astype(np.float32).copy(),
+            theta[-1].astype(np.float32))
 
 
 def _fit_one(batch: FeatureBatch, y: np.ndarray, dense_mean: np.ndarray, dense_scale: np.ndarray,
