@@ -58,7 +58,7 @@ _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_av
 
 def estimator(node: Node) -> EstimatorSettings:
     node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target", "value_lambda",
-                         "value_lambda_paced"})
+                         "value_lambda_paced", "text_model"})
     kind = node.get("estimator", "auto").text()
     weights: dict[str, float] = {}
     features = node.get("features", [])
@@ -82,6 +82,11 @@ def estimator(node: Node) -> EstimatorSettings:
             "mixes scales: thresholds are fractions of the score (0-1, e.g. 0.3) or points (0-100, e.g. 30), not both"
         )
     model_path = node.get("model_path", None).optional()
+    text_model = node.get("text_model", None).optional()
+    if text_model is not None and kind not in ("text", "auto"):
+        if node.get("estimator", "auto").file == text_model.file:
+            raise text_model.error(f"scores text prompts for estimator text or auto, not {kind!r}")
+        text_model = None  # inherited from an extended config that routed text by it: not for this estimator
     target = node.get("target", None).optional()
     value_lambda = node.get("value_lambda", None).optional()
     if value_lambda is not None and (kind not in ("learned", "arc", "text", "auto") or target is not None):
@@ -90,6 +95,7 @@ def estimator(node: Node) -> EstimatorSettings:
     return EstimatorSettings(
         kind=kind, weights=weights, thresholds=tuple(thresholds),
         model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
+        text_model_path=None if text_model is None else str(Path(text_model.file).parent / text_model.text()),
         target=None if target is None else target.number(minimum=0.0, maximum=1.0),
         value_lambda=None if value_lambda is None else value_lambda.number(minimum=0.0, maximum=1e6),
         value_lambda_paced=_paced(node, value_lambda),

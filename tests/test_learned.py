@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy import learned
-from actors.policy.estimators import LearnedEstimator, build_estimator
+from actors.policy.estimators import AutoEstimator, LearnedEstimator, LearnedTextEstimator, build_estimator
 from actors.policy.prompt_features import DENSE, FeatureSpec, dense_features, featurize, sparse_features
 from actors.policy.settings import EstimatorSettings
 from orchestrator.config import load_config
@@ -196,3 +197,64 @@ def test_fitting_every_model_at_once_fits_each_as_alone(monkeypatch: pytest.Monk
     np.testing.assert_allclose(together.dense_weights, alone.dense_weights, atol=1e-5)
     np.testing.assert_allclose(together.bias, alone.bias, atol=1e-5)
     np.testing.assert_allclose(together.predict_batch(batch), alone.predict_batch(batch), atol=1e-5)
+
+
+def test_a_learned_text_model_scores_text_prompts_by_percentile_of_its_training_gain(tmp_path: Path) -> None:
+    """`complexity_detection.text_model`: the auto/text estimator scores text by the model, and the thresholds
+    cut by share of the training prompts (half of them mention recursion, the cheap model's failure)."""
+    model = learned.fit(table(), learned.FitSettings(spec=SPEC))
+    learned.save(model, tmp_path / "text.npz")
+    assert len(learned.load(tmp_path / "text.npz").score_quantiles) == 101
+    settings = EstimatorSettings("auto", {}, LEVELS, text_model_path=str(tmp_path / "text.npz"))
+    estimator = build_estimator(settings)
+    assert isinstance(estimator, AutoEstimator) and isinstance(estimator.text, LearnedTextEstimator)
+    estimates = [estimator.estimate(Request.prompt(p)) for p in table().prompts]
+    hard = [e for p, e in zip(table().prompts, estimates) if "recursion" in p]
+    easy = [e for p, e in zip(table().prompts, estimates) if "recursion" not in p]
+    assert min(e.score for e in hard) > max(e.score for e in easy), "more to gain ranks higher"
+    assert {e.level for e in hard} == {"dear"} and {e.level for e in easy} == {"cheap"}, "0.5 cuts the training half"
+    assert hard[0].reasons[0].startswith("learned text router (text.npz): P(success) weakest")
+    assert estimator.estimate(Request.prompt("x", score=0.9)).reasons == ("score given by the caller",)
+    raw = attrs.evolve(model, score_quantiles=np.zeros(0))
+    assert raw.percentile(0.62) == 0.62, "a model file from before quantiles were kept scores by raw gain"
+
+
+def test_a_text_model_is_for_the_text_estimators_and_must_be_a_sound_file(tmp_path: Path) -> None:
+    model = learned.fit(table(), learned.FitSettings(spec=SPEC))
+    learned.save(attrs.evolve(model, score_quantiles=np.linspace(1.0, 0.0, 101)), tmp_path / "bad.npz")
+    with pytest.raises(ConfigError, match="score_quantiles must be 101 ascending numbers"):
+        learned.load(tmp_path / "bad.npz")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "llm_routing:\n  complexity_detection:\n    estimator: arc\n    text_model: t.npz\n"
+        "    thresholds: {cheap: 0.5, dear: 1.0}\n  optimization: {budget_limit: 1}\n  model_tiers:\n"
+        "    cheap: {cost_per_million_tokens: 0.1, max_tokens: 10, temperature: 0, api_endpoint: 'simulator:/v1', "
+        "protocol: openai, model: c}\n"
+    )
+    with pytest.raises(ConfigError, match="text_model: scores text prompts for estimator text or auto, not 'arc'"):
+        load_config(config, environ={})
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 5000), st.integers(0, 5000))
+def test_the_blended_text_score_rises_with_gain_and_with_length(gain: float, more_gain: float, chars: int,
+                                                               more_chars: int) -> None:
+    gain, more_gain = sorted((gain, more_gain))
+    chars, more_chars = sorted((chars, more_chars))
+    model = _BLEND_MODEL
+    low = model.blended_percentile(gain, chars)
+    assert 0.0 <= low <= 1.0
+    assert model.blended_percentile(more_gain, chars) >= low and model.blended_percentile(gain, more_chars) >= low
+
+
+_BLEND_MODEL = learned.fit(table(), learned.FitSettings(spec=SPEC, iterations=50))
+
+
+def test_a_config_extending_a_shipped_one_may_pick_another_estimator(tmp_path: Path) -> None:
+    """coding_tiers.yaml routes text by the shipped model; a config extending it with `estimator: arc` drops it."""
+    config = tmp_path / "arc.yaml"
+    config.write_text(f"extends: {Path(__file__).parent.parent / 'configs' / 'coding_tiers.yaml'}\n"
+                      "llm_routing:\n  complexity_detection:\n    estimator: arc\n")
+    estimator = load_config(config, environ={}).engine.router.estimator
+    assert estimator.kind == "arc" and estimator.text_model_path is None
+    shipped = load_config(Path(__file__).parent.parent / "configs" / "coding_tiers.yaml", environ={})
+    assert shipped.engine.router.estimator.text_model_path.endswith("configs/models/text_default.npz")

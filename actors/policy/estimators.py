@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -176,6 +177,37 @@ class TextEstimator:
             reasons.append(f"no critical pattern: capped at {level}")
             confidence = 1.0
         return Estimate(score, level, confidence, tuple(reasons), features)
+
+
+class LearnedTextEstimator(TextEstimator):
+    """Text prompts scored by a learned model (`text_model`) instead of the keyword rules; memo and given scores as the rules'.
+
+    The score ranks the prompt among the model's training prompts by the mean of two
+    percentiles, its expected gain (strong over weak) and its length, so the configured
+    thresholds cut by share: with 0.3 for the first level, the 30% ranked lowest go
+    there. The blend is what held up leave-one-domain-out: the model alone lost to
+    prompt length on a domain it never saw (docs/ROUTING.md).
+    """
+
+    def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
+        super().__init__(settings, memo_size)
+        assert settings.text_model_path is not None
+        self.model = learned.load(settings.text_model_path)
+        self.source = Path(settings.text_model_path).name
+
+    def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
+        probabilities = self.model.predict_text(text)
+        score = round(self.model.blended_percentile(float(learned.gain_score(probabilities)), len(text)), SCORE_DECIMALS)
+        level, confidence = self.levels.level(score)
+        features = {f"p_success:{m}": round(float(p), 4) for m, p in zip(self.model.models, probabilities)}
+        reasons = (f"learned text router ({self.source}): P(success) weakest {probabilities[0]:.2f}, strongest "
+                   f"{probabilities[-1]:.2f}; with its length, above {score:.0%} of its training prompts",)
+        return Estimate(score, level, confidence, reasons, features | (given or {}))
+
+
+def text_estimator(settings: EstimatorSettings) -> TextEstimator:
+    """The keyword rules, or the learned text model when the configuration names one."""
+    return LearnedTextEstimator(settings) if settings.text_model_path else TextEstimator(settings)
 
 
 def continuous_score(points: int, chars: int) -> float:
@@ -329,7 +361,7 @@ class AutoEstimator:
 
     def __init__(self, settings: EstimatorSettings) -> None:
         self.arc = ArcEstimator(settings)
-        self.text = TextEstimator(settings)
+        self.text = text_estimator(settings)
 
     def estimate(self, request: Request) -> Estimate:
         if request.task is not None or (request.features and set(request.features) <= set(FEATURES)):
@@ -365,7 +397,7 @@ def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | N
     `lambda_scale`: λ's multiplier for a request (the router's pacing), for `value_lambda_paced`.
     """
     if settings.kind in ("arc", "text", "auto"):
-        rules = {"arc": ArcEstimator, "text": TextEstimator, "auto": AutoEstimator}[settings.kind](settings)
+        rules = {"arc": ArcEstimator, "text": text_estimator, "auto": AutoEstimator}[settings.kind](settings)
         if settings.value_lambda is None:
             return rules
         if prices is None or len(prices) != len(settings.thresholds):

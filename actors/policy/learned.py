@@ -66,6 +66,12 @@ class LearnedModel:
     costs_nd: tuple[float, ...] = ()
     trained_rows: int = 0
     source: str = ""
+    score_quantiles: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """The training prompts' gain scores at each percentile 0..100 (empty in files written before they were kept)."""
+    length_quantiles: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """The training prompts' lengths in characters at each percentile 0..100."""
+    blend_quantiles: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """The training prompts' blended scores (mean of gain and length percentiles) at each percentile 0..100."""
 
     @property
     def uses_grids(self) -> bool:
@@ -86,6 +92,29 @@ class LearnedModel:
 
     def band(self, score: float) -> int:
         return int(np.searchsorted(self.band_edges, score, side="right"))
+
+    def percentile(self, gain: float) -> float:
+        """The share of training prompts with less to gain than `gain`: a score whose thresholds cut a workload
+        like the training one by share (0.3 puts the 30% with least to gain at the first level)."""
+        return _percentile(gain, self.score_quantiles)
+
+    def blended_percentile(self, gain: float, chars: int) -> float:
+        """The percentile among training prompts of the mean of the gain's and the length's percentiles.
+
+        Prompt length is the one signal measured to carry across domains; ranking by
+        both holds up on a domain the model never saw where the model alone may not
+        (docs/ROUTING.md, leave one domain out).
+        """
+        if len(self.blend_quantiles) < 2 or len(self.length_quantiles) < 2:
+            return self.percentile(gain)
+        blended = (_percentile(gain, self.score_quantiles) + _percentile(chars, self.length_quantiles)) / 2
+        return _percentile(blended, self.blend_quantiles)
+
+
+def _percentile(value: float, quantiles: np.ndarray) -> float:
+    if len(quantiles) < 2:
+        return value
+    return float(np.interp(value, quantiles, np.linspace(0.0, 1.0, len(quantiles))))
 
 
 def gain_score(probabilities: np.ndarray) -> np.ndarray | float:
@@ -149,7 +178,14 @@ def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBa
     )
     scores = gain_score(model.predict_batch(batch))
     edges = np.quantile(scores, np.arange(1, BANDS) / BANDS) if len(scores) else np.zeros(0)
-    return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64))
+    if not len(scores):
+        return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64))
+    percentiles = np.linspace(0.0, 1.0, 101)
+    lengths = np.array([len(p) for p in table.prompts], dtype=np.float64)
+    score_q, length_q = np.quantile(scores, percentiles), np.quantile(lengths, percentiles)
+    blended = (np.interp(scores, score_q, percentiles) + np.interp(lengths, length_q, percentiles)) / 2
+    return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64), score_quantiles=score_q,
+                        length_quantiles=length_q, blend_quantiles=np.quantile(blended, percentiles))
 
 
 def _logits(batch: FeatureBatch, weights: np.ndarray, dense_weights: np.ndarray, bias: np.ndarray,
@@ -305,7 +341,8 @@ def save(model: LearnedModel, path: str | Path) -> None:
             np.savez_compressed(
                 handle, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
                 dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
-                dense_scale=model.dense_scale, band_edges=model.band_edges,
+                dense_scale=model.dense_scale, band_edges=model.band_edges, score_quantiles=model.score_quantiles,
+                length_quantiles=model.length_quantiles, blend_quantiles=model.blend_quantiles,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -336,7 +373,9 @@ def load(path: str | Path) -> LearnedModel:
             models=tuple(header["models"]), spec=spec, weights=arrays["weights"], dense_weights=arrays["dense_weights"],
             bias=arrays["bias"], dense_mean=arrays["dense_mean"], dense_scale=arrays["dense_scale"],
             band_edges=arrays["band_edges"], costs_nd=tuple(header["costs_nd"]), trained_rows=header["trained_rows"],
-            source=header["source"],
+            source=header["source"], score_quantiles=arrays.get("score_quantiles", np.zeros(0)),
+            length_quantiles=arrays.get("length_quantiles", np.zeros(0)),
+            blend_quantiles=arrays.get("blend_quantiles", np.zeros(0)),
         )
     except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
         if isinstance(exc, ConfigError):
@@ -345,4 +384,8 @@ def load(path: str | Path) -> LearnedModel:
     m = len(model.models)
     if model.weights.shape != (m, spec.buckets) or model.dense_weights.shape != (m, len(DENSE)) or model.bias.shape != (m,):
         raise ConfigError(f"learned router model {path}: array shapes do not match its header")
+    for name in ("score_quantiles", "length_quantiles", "blend_quantiles"):
+        quantiles = getattr(model, name)
+        if len(quantiles) not in (0, 101) or np.any(np.diff(quantiles) < 0) or not np.all(np.isfinite(quantiles)):
+            raise ConfigError(f"learned router model {path}: {name} must be 101 ascending numbers")
     return model

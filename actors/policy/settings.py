@@ -48,6 +48,9 @@ class EstimatorSettings:
     model_path: str | None = None
     target: float | None = None
     value_lambda: float | None = None
+    text_model_path: str | None = None
+    """With the text or auto estimator: a learned model scores text prompts instead of the keyword rules
+    (its gain score as a percentile of its training prompts; `LearnedTextEstimator`)."""
     value_lambda_paced: bool = False
     """Scale λ by how the request's generation spends against `budget.pacing` (`value.pacing_scale`)."""
     """Pick the tier maximising P(success) − λ × relative expected cost (`value.py`): P(success) from the
