@@ -40,6 +40,9 @@ DENSE_FIT_CELLS = 1 << 24
 FORMAT = "orchestrator-learned-router"
 VERSION = 1
 BANDS = 4
+_PERCENTILES = np.linspace(0.0, 1.0, 101)
+"""0, 0.01, ..., 1: where each of a model's 101 quantiles sits (read-only)."""
+_PERCENTILES.flags.writeable = False
 
 
 @attrs.frozen
@@ -73,17 +76,19 @@ class LearnedModel:
     blend_quantiles: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
     """The training prompts' blended scores (mean of gain and length percentiles) at each percentile 0..100."""
 
-    @property
-    def uses_grids(self) -> bool:
-        """Whether ARC grid features carry weight: a model fitted on text alone skips computing them."""
-        return bool(np.any(self.dense_scale[DENSE.index(ARC_FEATURES[0]):] != 0))
+    uses_grids: bool = attrs.field(init=False, eq=False, default=attrs.Factory(
+        lambda self: bool(np.any(self.dense_scale[DENSE.index(ARC_FEATURES[0]):] != 0)), takes_self=True))
+    """Whether ARC grid features carry weight: a model fitted on text alone skips computing them."""
+    _bucket_rows: np.ndarray = attrs.field(init=False, eq=False, repr=False, default=attrs.Factory(
+        lambda self: np.ascontiguousarray(self.weights.T), takes_self=True))
+    """The weights laid out one row per bucket: a prompt's buckets gather contiguous rows, not strided columns."""
 
     def predict_text(self, text: str, task: ArcTask | None = None) -> np.ndarray:
         """P(success) per model, cheapest first."""
         index, values = sparse_features(text, self.spec)
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
         dense = (raw - self.dense_mean) * self.dense_scale
-        logits = self.weights[:, index] @ values + self.dense_weights @ dense + self.bias
+        logits = values @ self._bucket_rows[index] + self.dense_weights @ dense + self.bias
         return _sigmoid(logits.astype(np.float64))
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
@@ -114,7 +119,7 @@ class LearnedModel:
 def _percentile(value: float, quantiles: np.ndarray) -> float:
     if len(quantiles) < 2:
         return value
-    return float(np.interp(value, quantiles, np.linspace(0.0, 1.0, len(quantiles))))
+    return float(np.interp(value, quantiles, _PERCENTILES))
 
 
 def gain_score(probabilities: np.ndarray) -> np.ndarray | float:
@@ -180,7 +185,7 @@ def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBa
     edges = np.quantile(scores, np.arange(1, BANDS) / BANDS) if len(scores) else np.zeros(0)
     if not len(scores):
         return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64))
-    percentiles = np.linspace(0.0, 1.0, 101)
+    percentiles = _PERCENTILES
     lengths = np.array([len(p) for p in table.prompts], dtype=np.float64)
     score_q, length_q = np.quantile(scores, percentiles), np.quantile(lengths, percentiles)
     blended = (np.interp(scores, score_q, percentiles) + np.interp(lengths, length_q, percentiles)) / 2

@@ -18,6 +18,7 @@ millisecond.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections import Counter
@@ -35,8 +36,9 @@ DENSE = (
     "code_markers", "math_markers", *ARC_FEATURES, "log_cells",
 )
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_WORD = re.compile(r"[a-z]+")
+_WORD_BYTES = re.compile(rb"[a-z]+")
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+_FRACTION = re.compile(r"\d/\d")
 _CODE = ("```", "def ", "class ", "return ", "import ", "{", ";", "=>")
 _MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
@@ -62,31 +64,48 @@ def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
     """(bucket indices, values): the unique hashed n-grams of `text` and their damped, normalised counts."""
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
     shift = np.uint64(64 - spec.buckets.bit_length() + 1)
-    parts = [_char_buckets(folded, n, shift) for n in range(spec.char_ngrams[0], spec.char_ngrams[1] + 1)]
-    words = Counter(_WORD.findall(folded.decode("utf-8", "replace")))
-    parts.append(np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words)) % np.uint64(spec.buckets))
-    everything = np.concatenate(parts).astype(np.int64)
-    if len(everything) == 0:
+    chars = _char_buckets(folded, spec.char_ngrams[0], spec.char_ngrams[1], shift)
+    words = Counter(_WORD_BYTES.findall(folded))
+    if not len(chars) and not words:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    weights = np.ones(len(everything))
+    counts = np.bincount(chars.astype(np.int64), minlength=spec.buckets).astype(np.float64)
     if words:
-        weights[len(everything) - len(words):] = np.fromiter(words.values(), dtype=float, count=len(words))
-    counts = np.bincount(everything, weights=weights, minlength=spec.buckets)
+        hashed = np.array([zlib.crc32(w) for w in words], dtype=np.uint64) % np.uint64(spec.buckets)
+        counts += np.bincount(hashed.astype(np.int64), weights=np.fromiter(words.values(), dtype=float, count=len(words)),
+                              minlength=spec.buckets)
     index = np.flatnonzero(counts)
     values = np.log1p(counts[index]).astype(np.float32)
     values /= np.float32(np.sqrt(np.dot(values, values)))
     return index, values
 
 
-def _char_buckets(data: bytes, n: int, shift: np.uint64) -> np.ndarray:
-    if len(data) < n:
+def _char_buckets(data: bytes, low: int, high: int, shift: np.uint64) -> np.ndarray:
+    """The buckets of every character n-gram, n from `low` to `high`.
+
+    The n-gram at i hashes as n * B^n + sum of byte[i + k] * B^(n-1-k) (mod 2^64): the
+    (n+1)-grams' sums are the n-grams' times B plus the next byte, so each longer n
+    costs one multiply-add over the bytes, not n of them.
+    """
+    if len(data) < low:
         return np.zeros(0, dtype=np.uint64)
     raw = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
-    count = len(raw) - n + 1
-    hashed = np.full(count, np.uint64(n))
-    for offset in range(n):
-        hashed = hashed * _BASE + raw[offset : offset + count]
-    return (hashed * _MULTIPLIER) >> shift
+    count = len(raw) - low + 1
+    sums = raw[:count].copy()
+    for offset in range(1, low):
+        sums = sums * _BASE + raw[offset : offset + count]
+    parts = []
+    for n in range(low, high + 1):
+        if n > low:
+            count -= 1
+            if count <= 0:
+                break
+            sums = sums[:count] * _BASE + raw[n - 1 : n - 1 + count]
+        parts.append(((sums + _seed(n)) * _MULTIPLIER) >> shift)
+    return np.concatenate(parts)
+
+
+def _seed(n: int) -> np.uint64:
+    return np.uint64(n * pow(int(_BASE), n, 1 << 64) % (1 << 64))
 
 
 def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_CHARS) -> np.ndarray:
@@ -96,24 +115,24 @@ def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_
     numbers = _NUMBER.findall(text)
     magnitudes = [float(n.replace(",", "")) for n in numbers if n.replace(",", "").replace(".", "", 1).isdigit()]
     values = [
-        np.log1p(len(full)),
-        np.log1p(full.count(" ") + full.count("\n") + 1),
-        np.log1p(full.count("\n")),
-        np.log1p(len(numbers)),
-        np.log1p(len(set(numbers))),
+        math.log1p(len(full)),
+        math.log1p(full.count(" ") + full.count("\n") + 1),
+        math.log1p(full.count("\n")),
+        math.log1p(len(numbers)),
+        math.log1p(len(set(numbers))),
         min(len(_SENTENCE_END.findall(text)), 50) / 10,
         float("%" in text or "percent" in text),
         float("$" in text),
         float(any("." in n for n in numbers)),
-        float(bool(re.search(r"\d/\d", text)) or "half" in text or "third" in text),
-        np.log1p(max(magnitudes, default=0.0)) / 10,
-        np.log1p(sum(text.count(marker) for marker in _CODE)),
-        np.log1p(sum(text.count(marker) for marker in _MATH)),
+        float(bool(_FRACTION.search(text)) or "half" in text or "third" in text),
+        math.log1p(max(magnitudes, default=0.0)) / 10,
+        math.log1p(sum(text.count(marker) for marker in _CODE)),
+        math.log1p(sum(text.count(marker) for marker in _MATH)),
     ]
     if task is not None:
         grid = arc_features(task)
         cells = sum(len(g) * len(g[0]) for p in task.train for g in (p.input, p.output)) + sum(len(g) * len(g[0]) for g in task.test)
-        values += [grid[name] for name in ARC_FEATURES] + [np.log1p(cells)]
+        values += [grid[name] for name in ARC_FEATURES] + [math.log1p(cells)]
     else:
         values += [0.0] * (len(ARC_FEATURES) + 1)
     return np.asarray(values, dtype=np.float32)
