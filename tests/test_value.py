@@ -22,6 +22,7 @@ from actors.policy.value import (
     by_value,
     choices,
     expected_costs,
+    lambda_for_cost,
     lambda_for_quality,
     pacing_scale,
     prices_by_level,
@@ -247,3 +248,36 @@ def test_value_lambda_paced_needs_a_pacing_plan(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(PACED_VALUE.replace("  budget:\n    pacing: {run: r, budget: 0.04, generations: 2, schedule: even}\n", ""))
     with pytest.raises(ConfigError, match="value_lambda_paced: needs budget.pacing"):
         load_config(tmp_path / "c.yaml", environ={})
+
+
+def test_lambda_for_a_cost_target_is_the_most_accurate_within_it() -> None:
+    """The same known table: λ below 10/9 is accuracy 1.0 at 55% of always-dear, above it 0.5 at 10%."""
+    scores = np.array([[1.0, 1.0], [0.0, 1.0]] * 50)
+    costs = np.array([[1.0, 10.0]] * 100)
+    roomy = lambda_for_cost(scores, scores, costs, 0.6, LAMBDAS)
+    assert roomy is not None and roomy.accuracy == 1.0 and roomy.cost_share == pytest.approx(0.55)
+    tight = lambda_for_cost(scores, scores, costs, 0.3, LAMBDAS)
+    assert tight is not None and tight.accuracy == 0.5 and tight.value_lambda > 10 / 9
+    assert lambda_for_cost(scores, scores, costs, 0.05, LAMBDAS) is None
+
+
+def test_routing_value_finds_lambda_for_a_quality_or_a_cost_target(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import orjson
+
+    from orchestrator.cli.main import main
+    from tools.benchmarks.eval_speed import write_table
+
+    path = tmp_path / "eleven.csv"
+    write_table(path, rows=150, chars=200)
+    assert main(["routing", "value", "--data", str(path), "--folds", "3", "--cost-share", "0.3", "--json"]) == 0
+    cheap = orjson.loads(capsys.readouterr().out)
+    assert cheap["cost_share"] <= 0.3 and cheap["cost_share_target"] == 0.3
+    assert main(["routing", "value", "--data", str(path), "--folds", "3", "--quality", "0.9", "--json"]) == 0
+    good = orjson.loads(capsys.readouterr().out)
+    assert good["accuracy"] >= 0.9 * good["best_accuracy"] and good["accuracy"] >= cheap["accuracy"]
+    assert main(["routing", "value", "--data", str(path), "--folds", "3", "--cost-share", "0.0001"]) == 1
+    assert "no value_lambda tried keeps the cost within 0.01% of always-dearest" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["routing", "value", "--data", str(path), "--quality", "0.9", "--cost-share", "0.3"])
+    assert refused.value.code == 2

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.policy import learned  # noqa: E402
-from orchestrator.lab import metrics  # noqa: E402
-from orchestrator.lab.evaluation import heuristic_scores  # noqa: E402
+from orchestrator.lab.domains import concatenated, leave_one_domain_out  # noqa: E402
 from orchestrator.lab.outcomes import OutcomeTable, read_table  # noqa: E402
 from orchestrator.tables import render_table  # noqa: E402
 
@@ -56,60 +52,18 @@ MMLU_CATEGORIES = {
         "medical_genetics miscellaneous nutrition professional_accounting professional_medicine virology"
     ),
 }
-WEAK, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+MODELS = ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
+"""(weak, strong) in every RouteLLM table used."""
 
 
 def domain_tables(routellm: Path) -> dict[str, OutcomeTable]:
     """Each domain's table, complete rows only, the two models in (weak, strong) order."""
     evals = routellm / "routellm" / "evals"
-    tables = {"gsm8k": _concatenated([read_table(evals / "gsm8k" / "gsm8k_responses.csv")], "gsm8k")}
+    tables = {"gsm8k": concatenated([read_table(evals / "gsm8k" / "gsm8k_responses.csv")], MODELS, "gsm8k")}
     for domain, subjects in MMLU_CATEGORIES.items():
         parts = [read_table(evals / "mmlu" / "responses" / f"mmlu_{subject}.csv") for subject in subjects.split()]
-        tables[domain] = _concatenated(parts, domain)
+        tables[domain] = concatenated(parts, MODELS, domain)
     return {name: table.complete() for name, table in tables.items()}
-
-
-def _concatenated(parts: list[OutcomeTable], source: str) -> OutcomeTable:
-    """The parts' rows under one header, columns in (weak, strong) order whatever order each part read them in.
-
-    A table without costs orders its models by mean score, so a subject where Mixtral
-    beat GPT-4 would otherwise come out with its columns swapped.
-    """
-    columns = []
-    for part in parts:
-        if set(part.models) != {WEAK, STRONG}:
-            raise SystemExit(f"{part.source}: models {part.models}, expected {WEAK} and {STRONG}")
-        columns.append([part.models.index(WEAK), part.models.index(STRONG)])
-    return OutcomeTable(
-        prompts=tuple(p for part in parts for p in part.prompts), models=(WEAK, STRONG),
-        scores=np.vstack([part.scores[:, c] for part, c in zip(parts, columns)]),
-        costs_nd=np.vstack([part.costs_nd[:, c] for part, c in zip(parts, columns)]),
-        source=source,
-    )
-
-
-def _apgr(score: np.ndarray, table: OutcomeTable) -> float:
-    costs = table.relative_costs()
-    return metrics.two_tier(score, table.scores[:, 0], table.scores[:, 1], costs[:, 0], costs[:, 1]).apgr
-
-
-def leave_one_domain_out(tables: dict[str, OutcomeTable]) -> list[tuple[str, int, float, float, float, float]]:
-    """Per held-out domain: prompts, APGR of the shipped score (model and length blended), the model alone,
-    prompt length, and the keyword heuristic."""
-    rows = []
-    for held_out, test in tables.items():
-        train = _concatenated([t for name, t in tables.items() if name != held_out], f"all but {held_out}")
-        started = time.perf_counter()
-        model = learned.fit(train)
-        predicted = model.predict_batch(learned.table_features(test, model.spec))
-        gains = learned.gain_score(predicted)
-        shipped = np.array([model.blended_percentile(float(g), len(p)) for g, p in zip(gains, test.prompts)])
-        learned_apgr = _apgr(predicted[:, 1] - predicted[:, 0], test)
-        length_apgr = _apgr(np.array([len(p) for p in test.prompts], dtype=float), test)
-        heuristic_apgr = _apgr(heuristic_scores(test.prompts), test)
-        rows.append((held_out, len(test), _apgr(shipped, test), learned_apgr, length_apgr, heuristic_apgr))
-        print(f"  {held_out}: fitted on {len(train)} rows in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,15 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the model fitted on every domain here")
     args = parser.parse_args(argv)
     tables = domain_tables(args.routellm)
-    rows = leave_one_domain_out(tables)
+    results = leave_one_domain_out(
+        tables, fitted=lambda domain, rows: print(f"  {domain} held out: fitted on {rows} rows", file=sys.stderr))
     print(render_table(
         ("held-out domain", "prompts", "shipped (model + length)", "model alone", "length", "heuristic",
          "shipped - length"),
-        [(name, n, f"{s:.3f}", f"{a:.3f}", f"{b:.3f}", f"{c:.3f}", f"{s - b:+.3f}") for name, n, s, a, b, c in rows],
+        [(r.domain, r.prompts, f"{r.blended:.3f}", f"{r.model:.3f}", f"{r.length:.3f}", f"{r.heuristic:.3f}",
+          f"{r.blended - r.length:+.3f}") for r in results],
         title="leave one domain out: APGR fitted on the other four, scored on the held-out one (two tiers)",
     ))
     if args.out is not None:
-        everything = _concatenated(list(tables.values()), "RouteLLM gsm8k + mmlu (lm-sys/RouteLLM 0b64fda)")
+        everything = concatenated(list(tables.values()), MODELS, "RouteLLM gsm8k + mmlu (lm-sys/RouteLLM 0b64fda)")
         learned.save(learned.fit(everything), args.out)
         print(f"\nwrote {args.out}: fitted on {len(everything)} prompts of {len(tables)} domains")
     return 0

@@ -135,6 +135,15 @@ class Calibrated:
     """The policy's cost as a share of always sending to the dearest tier."""
 
 
+def _calibrated(predicted: np.ndarray, scores: np.ndarray, costs: np.ndarray, value_lambda: float) -> Calibrated:
+    """What routing by `value_lambda` on `predicted` would have scored and cost on the table."""
+    best = float(scores.mean(axis=0).max())
+    dearest = float(costs[:, int(np.argmax(costs.mean(axis=0)))].sum()) or 1.0
+    picked = choices(predicted, costs, value_lambda)
+    rows = np.arange(len(scores))
+    return Calibrated(float(value_lambda), float(scores[rows, picked].mean()), best, float(costs[rows, picked].sum()) / dearest)
+
+
 def lambda_for_quality(predicted: np.ndarray, scores: np.ndarray, costs: np.ndarray, quality: float,
                        lambdas: Sequence[float]) -> Calibrated:
     """The largest λ (the cheapest policy) whose choices keep `quality` of the best single tier's accuracy.
@@ -142,13 +151,20 @@ def lambda_for_quality(predicted: np.ndarray, scores: np.ndarray, costs: np.ndar
     `predicted` are P(success) the router would see (cross-validated), `scores` and
     `costs` what the table says each tier did and cost, rows by tiers.
     """
-    best = float(scores.mean(axis=0).max())
-    dearest = float(costs[:, int(np.argmax(costs.mean(axis=0)))].sum()) or 1.0
-    chosen = Calibrated(0.0, float(scores[np.arange(len(scores)), choices(predicted, costs, 0.0)].mean()), best,
-                        float(costs[np.arange(len(costs)), choices(predicted, costs, 0.0)].sum()) / dearest)
+    chosen = _calibrated(predicted, scores, costs, 0.0)
     for value_lambda in sorted(lam for lam in lambdas if np.isfinite(lam)):
-        picked = choices(predicted, costs, value_lambda)
-        accuracy = float(scores[np.arange(len(scores)), picked].mean())
-        if accuracy >= quality * best:
-            chosen = Calibrated(float(value_lambda), accuracy, best, float(costs[np.arange(len(costs)), picked].sum()) / dearest)
+        outcome = _calibrated(predicted, scores, costs, value_lambda)
+        if outcome.accuracy >= quality * outcome.best_accuracy:
+            chosen = outcome
     return chosen
+
+
+def lambda_for_cost(predicted: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost_share: float,
+                    lambdas: Sequence[float]) -> Calibrated | None:
+    """The most accurate λ whose choices cost at most `cost_share` of always sending to the dearest tier.
+
+    Ties go to the cheaper policy; None when even the cheapest λ tried costs more.
+    """
+    within = [outcome for outcome in (_calibrated(predicted, scores, costs, lam) for lam in lambdas if np.isfinite(lam))
+              if outcome.cost_share <= cost_share]
+    return max(within, key=lambda o: (o.accuracy, -o.cost_share), default=None)

@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from actors.policy import learned
-from actors.policy.value import lambda_for_quality
+from actors.policy.value import lambda_for_cost, lambda_for_quality
 from orchestrator.cli.options import float_range, int_range
 from orchestrator.files import write_private
 from orchestrator.lab.evaluation import ROUTERS, Evaluation, cross_validated, evaluate, fold_of
@@ -64,8 +64,11 @@ def add_parser(subparsers: Any) -> None:
     value_parser = commands.add_parser(
         "value", help="the value_lambda that keeps a share of the best tier's accuracy on a table, cross-validated")
     value_parser.add_argument("--data", type=Path, required=True, help="outcome table with three or more models")
-    value_parser.add_argument("--quality", type=float_range(0.0, 1.0), default=0.95,
-                              help="share of the best single tier's accuracy to keep (default 0.95)")
+    target = value_parser.add_mutually_exclusive_group()
+    target.add_argument("--quality", type=float_range(0.0, 1.0), default=None,
+                        help="share of the best single tier's accuracy to keep: the cheapest λ that does (default 0.95)")
+    target.add_argument("--cost-share", type=float_range(0.0, 1.0), default=None,
+                        help="share of always-dearest's cost to stay within: the most accurate λ that does")
     value_parser.add_argument("--folds", type=int_range(2, 1000), default=5)
     value_parser.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
     value_parser.add_argument("--json", action="store_true")
@@ -157,14 +160,26 @@ def run_value(args: argparse.Namespace) -> int:
         print(f"orchestrator routing value: {args.data}: {exc}", file=sys.stderr)
         return 2
     complete = table.rows(scored)
-    found = lambda_for_quality(predicted, complete.scores, complete.relative_costs(), args.quality, LAMBDAS)
+    if args.cost_share is not None:
+        found = lambda_for_cost(predicted, complete.scores, complete.relative_costs(), args.cost_share, LAMBDAS)
+        if found is None:
+            print(f"orchestrator routing value: {args.data}: no value_lambda tried keeps the cost within "
+                  f"{100 * args.cost_share:.4g}% of always-dearest", file=sys.stderr)
+            return 1
+        target = {"cost_share_target": args.cost_share}
+        goal = ("cost target", f"{args.cost_share:.1%}")
+    else:
+        quality = 0.95 if args.quality is None else args.quality
+        found = lambda_for_quality(predicted, complete.scores, complete.relative_costs(), quality, LAMBDAS)
+        target = {"quality": quality}
+        goal = (f"{quality:.0%} of best", f"{quality * found.best_accuracy:.3f}")
     if args.json:
-        print(orjson.dumps({**attrs.asdict(found), "quality": args.quality, "rows": len(scored)}).decode())
+        print(orjson.dumps({**attrs.asdict(found), **target, "rows": len(scored)}).decode())
         return 0
     print(render_table(
-        ("value_lambda", "accuracy", f"{args.quality:.0%} of best", "best single tier", "cost vs dearest tier"),
-        [(f"{found.value_lambda:.6g}", f"{found.accuracy:.3f}", f"{args.quality * found.best_accuracy:.3f}",
-          f"{found.best_accuracy:.3f}", f"{found.cost_share:.1%}")],
+        ("value_lambda", "accuracy", goal[0], "best single tier", "cost vs dearest tier"),
+        [(f"{found.value_lambda:.6g}", f"{found.accuracy:.3f}", goal[1], f"{found.best_accuracy:.3f}",
+          f"{found.cost_share:.1%}")],
         title=f"{table.source}: {len(scored)} prompts, {len(table.models)} tiers, {args.folds}-fold predictions",
     ))
     print(f"\nin complexity_detection (estimator: learned, a model fitted on this table):\n  value_lambda: "
