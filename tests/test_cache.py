@@ -11,12 +11,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
-from actors.cache.messages import CacheStatsQuery
 from actors.cache.key import cache_key
-from actors.cache.messages import CachePut
+from actors.cache.messages import CachePut, CacheStatsQuery
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore, clear, verify
 from actors.catalog import CODEC
@@ -201,3 +202,14 @@ async def test_misses_skip_the_worker_yet_see_what_another_process_stored(anyio_
     assert stats.misses == 5 and stats.hits == 1
     assert other.get(key(9)) is not None, "an answer still lingering at stop is written before the actor ends"
     other.close()
+
+
+@given(st.text(alphabet=" \t\r\nab", max_size=40))
+def test_a_key_ignores_trailing_blanks_and_line_endings_exactly_as_the_rule_says(text: str) -> None:
+    """`normalise` skips its expression when no line can end in a blank; the result is still the rule's."""
+    import re
+
+    from actors.cache.key import normalise
+
+    rule = re.sub(r"[ \t]+(?=\n|$)", "", text.replace("\r\n", "\n").replace("\r", "\n"))
+    assert normalise(text) == rule
