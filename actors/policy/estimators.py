@@ -43,10 +43,12 @@ from actors.policy.prompts import render_arc_prompt
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
 from actors.policy.text_features import text_points
-from actors.policy.value import PRIOR_WEIGHT, TierPrice, by_value, expected_costs, prior_probabilities, quality_logits, values
+from actors.policy.value import PRIOR_WEIGHT, TierPrice, expected_costs, prior_probabilities, quality_logits, ranked, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6
+VALUE_REASON_RUNNERS_UP = 2
+"""Tiers after the best that a value decision's reason names (every tier's P(success) is in its features)."""
 
 
 LambdaScale = Callable[[Request], float]
@@ -316,10 +318,11 @@ def value_estimate(request: Request, score: float, levels: Sequence[str], tiers:
     messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
     costs = expected_costs(prices, prompt_token_estimate(messages))
     scored = values(probabilities, costs, value_lambda)
-    order = by_value(probabilities, costs, value_lambda)
+    order = ranked(scored, costs)
     best = order[0]
     margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
-    reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} " + ", ".join(f"{t} {v:+.2f}" for t, v in zip(tiers, scored)))
+    reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {scored[best]:+.2f}"
+                   + "".join(f", then {tiers[i]} {scored[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
     return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
                     tuple(levels[index] for index in order))
 
@@ -348,9 +351,7 @@ class PriorValueEstimator:
         probabilities = prior_probabilities(self._logits, rules.score)
         names = self.levels.names
         features = dict(rules.features) | {f"p_success:{n}": round(float(p), 4) for n, p in zip(names, probabilities)}
-        reasons = list(rules.reasons) + [
-            f"quality prior at score {rules.score:.2f}: " + ", ".join(f"{n} {p:.2f}" for n, p in zip(names, probabilities))
-        ]
+        reasons = list(rules.reasons) + [f"quality prior at score {rules.score:.2f} (p_success: features per tier)"]
         value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
         return value_estimate(request, rules.score, names, names, probabilities, self.prices, value_lambda,
                               self.learner, reasons, features)

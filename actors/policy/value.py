@@ -54,10 +54,13 @@ class TierPrice:
     output_nd_per_mtok: int
     max_tokens: int
     quality: float | None = None
+    output_nd: int = attrs.field(init=False, eq=False, default=attrs.Factory(
+        lambda self: token_cost_nd(self.max_tokens * OUTPUT_SHARE_PPM // 1_000_000, self.output_nd_per_mtok),
+        takes_self=True))
+    """The expected answer's cost, the same for every request (worked out once)."""
 
     def expected_nd(self, prompt_tokens: int) -> int:
-        output = self.max_tokens * OUTPUT_SHARE_PPM // 1_000_000
-        return token_cost_nd(prompt_tokens, self.input_nd_per_mtok) + token_cost_nd(output, self.output_nd_per_mtok)
+        return token_cost_nd(prompt_tokens, self.input_nd_per_mtok) + self.output_nd
 
 
 PACED_SCALE_BOUNDS = (0.25, 4.0)
@@ -109,7 +112,11 @@ def quality_logits(prices: Sequence[TierPrice]) -> np.ndarray:
 
 def by_value(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> list[int]:
     """Tier indices, best value first; equal values keep the cheaper tier first."""
-    scored = values(probabilities, costs, value_lambda)
+    return ranked(values(probabilities, costs, value_lambda), costs)
+
+
+def ranked(scored: np.ndarray, costs: np.ndarray) -> list[int]:
+    """Tier indices by `values` already worked out, best first; equal values keep the cheaper tier first."""
     return sorted(range(len(scored)), key=lambda index: (-scored[index], costs[index], index))
 
 

@@ -6,7 +6,9 @@ A synthetic 11-model outcome table (seeded; success falls with "hard" words and 
 with the model's rank, cost grows 1.6x a rank) is fitted with `learned.fit`, and an
 orchestrator on the simulator gets eleven paid tiers (their prices rising the same
 way) with `value_lambda`. Distinct 760-character prompts are decided one at a time;
-the table gives p50 and p99 of `decide` (estimate, value ranking, selection).
+the table gives p50 and p99 of `decide` (estimate, value ranking, selection). A second
+row routes the same tiers by value without a model: P(success) from the text rules'
+score and each tier's `quality`.
 """
 
 from __future__ import annotations
@@ -44,25 +46,31 @@ def synthetic_table(rows: int, seed: int = 0) -> object:
     return build_table(records, "synthetic-11")
 
 
-def config_text(model_path: Path, value_lambda: float) -> str:
+def config_text(model_path: Path | None, value_lambda: float) -> str:
+    """Eleven paid tiers, prices rising 1.6x a rank; P(success) from the model at `model_path`, or (None) from
+    the text rules and each tier's `quality` (0.35 + 0.055 a rank, as the synthetic table's success rates)."""
     levels = ", ".join(f"l{t:02d}: {round((t + 1) / TIERS, 4)}" for t in range(TIERS))
     tiers = "".join(
         f"    t{t:02d}: {{cost_per_million_tokens: {round(0.1 * 1.6**t, 6)}, max_tokens: 512, temperature: 0, "
-        f"level: l{t:02d}, escalation_only: false, api_endpoint: 'simulator:/v1', protocol: openai, model: m{t:02d}}}\n"
+        f"level: l{t:02d}, escalation_only: false, api_endpoint: 'simulator:/v1', protocol: openai, model: m{t:02d}"
+        + ("" if model_path else f", quality: {round(0.35 + 0.055 * t, 3)}") + "}\n"
         for t in range(TIERS)
     )
+    estimator = f"    estimator: learned\n    model_path: {model_path}\n" if model_path else "    estimator: text\n"
     return (
-        "llm_routing:\n  complexity_detection:\n    estimator: learned\n"
-        f"    model_path: {model_path}\n    value_lambda: {value_lambda}\n    thresholds: {{{levels}}}\n"
+        "llm_routing:\n  complexity_detection:\n" + estimator
+        + f"    value_lambda: {value_lambda}\n    thresholds: {{{levels}}}\n"
         "  optimization: {budget_limit: 10}\n  model_tiers:\n" + tiers
     )
 
 
-async def measure(count: int) -> tuple[float, float]:
+async def measure(count: int, with_model: bool = True) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        learned.save(learned.fit(synthetic_table(1200)), directory / "m11.npz")  # type: ignore[arg-type]
-        (directory / "c.yaml").write_text(config_text(directory / "m11.npz", 0.2))
+        model_path = directory / "m11.npz" if with_model else None
+        if model_path is not None:
+            learned.save(learned.fit(synthetic_table(1200)), model_path)  # type: ignore[arg-type]
+        (directory / "c.yaml").write_text(config_text(model_path, 0.2))
         config = load_config(directory / "c.yaml", state_dir=directory / "state", environ={})
         samples = []
         async with Orchestrator.start(config) as orch:
@@ -75,8 +83,10 @@ async def measure(count: int) -> tuple[float, float]:
 
 
 def main(count: int = 2000) -> None:
-    p50, p99 = anyio.run(measure, count)
-    print(render_table(("decision", "p50 µs", "p99 µs"),
-                       [("learned, value_lambda 0.2, 11 tiers, 760-character prompts", f"{p50:.0f}", f"{p99:.0f}")],
+    rows = []
+    for name, with_model in (("learned", True), ("text rules + tier quality", False)):
+        p50, p99 = anyio.run(measure, count, with_model)
+        rows.append((f"{name}, value_lambda 0.2, 11 tiers, 760-character prompts", f"{p50:.0f}", f"{p99:.0f}"))
+    print(render_table(("decision", "p50 µs", "p99 µs"), rows,
                        title="routing by value: Orchestrator.decide over eleven tiers (target p99 <= 150 µs)"))
     print()
