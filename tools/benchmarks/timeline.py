@@ -70,7 +70,7 @@ def client() -> None:
         setattr(cls, name, _timed(getattr(cls, name), label, totals, counts))
     mode, url, count, concurrency, state = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     parts = sys.argv[6] if len(sys.argv) > 6 else ""
-    figures = anyio.run(e2e_client.orchestrated, url, count, concurrency, state, mode == "warm", parts)
+    figures = anyio.run(e2e_client.orchestrated, url, count, concurrency, state, mode, parts)
     figures.update({f"{label}_ms": totals[label] / counts[label] * 1e3 for label in PHASES if counts[label]})
     print(orjson.dumps(figures).decode())
 
