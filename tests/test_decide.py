@@ -51,7 +51,7 @@ async def test_a_pinned_request_is_not_estimated_and_the_reasons_say_so(
     assert by_tier.tier == "tier_2" and by_tier.reasons[0] == "pinned to tier tier_2: not estimated"
     assert by_tier.level == orch.engine.router.tier_named["tier_2"].level
     assert by_model.reasons[0].startswith("pinned to model") and by_model.reasons[0].endswith("not estimated")
-    assert routed.reasons[0].startswith("learned text router (text_default.npz)") and routed.score > 0
+    assert routed.reasons[0].startswith("task type") and routed.score > 0
 
 
 @pytest.mark.anyio

@@ -249,12 +249,14 @@ def test_the_blended_text_score_rises_with_gain_and_with_length(gain: float, mor
 _BLEND_MODEL = learned.fit(table(), learned.FitSettings(spec=SPEC, iterations=50))
 
 
-def test_a_config_extending_a_shipped_one_may_pick_another_estimator(tmp_path: Path) -> None:
-    """coding_tiers.yaml routes text by the shipped model; a config extending it with `estimator: arc` drops it."""
+def test_a_config_extending_one_with_a_text_model_may_pick_another_estimator(tmp_path: Path) -> None:
+    """A parent routes text by the shipped model; a config extending it with `estimator: arc` drops it."""
+    shipped = Path(__file__).parent.parent / "configs"
+    parent = tmp_path / "learned_text.yaml"
+    parent.write_text(f"extends: {shipped / 'coding_tiers.yaml'}\n"
+                      f"llm_routing:\n  complexity_detection:\n    text_model: {shipped / 'models' / 'text_default.npz'}\n")
+    assert load_config(parent, environ={}).engine.router.estimator.text_model_path.endswith("text_default.npz")
     config = tmp_path / "arc.yaml"
-    config.write_text(f"extends: {Path(__file__).parent.parent / 'configs' / 'coding_tiers.yaml'}\n"
-                      "llm_routing:\n  complexity_detection:\n    estimator: arc\n")
+    config.write_text(f"extends: {parent}\nllm_routing:\n  complexity_detection:\n    estimator: arc\n")
     estimator = load_config(config, environ={}).engine.router.estimator
     assert estimator.kind == "arc" and estimator.text_model_path is None
-    shipped = load_config(Path(__file__).parent.parent / "configs" / "coding_tiers.yaml", environ={})
-    assert shipped.engine.router.estimator.text_model_path.endswith("configs/models/text_default.npz")

@@ -10,7 +10,7 @@ five domains: GSM8K and MMLU's four standard categories (STEM, humanities, socia
 sciences, other).
 
 Leave one domain out: for each domain, the learned router is fitted on the other four
-and scored on it (APGR, two tiers): the shipped score (the model's gain and the
+and scored on it (APGR, two tiers): the blended score (the model's gain and the
 prompt's length, each as a percentile of the training prompts, averaged: what
 `complexity_detection.text_model` routes by), the model alone, prompt length and the
 keyword heuristic. Then the model is fitted on all five and written to `--out`.
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     results = leave_one_domain_out(
         tables, fitted=lambda domain, rows: print(f"  {domain} held out: fitted on {rows} rows", file=sys.stderr))
     print(render_table(
-        ("held-out domain", "prompts", "shipped (model + length)", "model alone", "length", "heuristic",
-         "shipped - length"),
+        ("held-out domain", "prompts", "blended (model + length)", "model alone", "length", "heuristic",
+         "blended - length"),
         [(r.domain, r.prompts, f"{r.blended:.3f}", f"{r.model:.3f}", f"{r.length:.3f}", f"{r.heuristic:.3f}",
           f"{r.blended - r.length:+.3f}") for r in results],
         title="leave one domain out: APGR fitted on the other four, scored on the held-out one (two tiers)",
