@@ -281,3 +281,36 @@ def test_routing_value_finds_lambda_for_a_quality_or_a_cost_target(tmp_path: Pat
     with pytest.raises(SystemExit) as refused:
         main(["routing", "value", "--data", str(path), "--quality", "0.9", "--cost-share", "0.3"])
     assert refused.value.code == 2
+
+
+def test_calibrate_finds_lambda_for_a_cost_target_on_a_workload(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing is called: predicted success and expected cost per tier pick λ; the output config routes with it."""
+    import orjson
+
+    from orchestrator.cli.main import main
+    from orchestrator.workload import text_requests
+
+    workload = tmp_path / "prompts.jsonl"
+    workload.write_bytes(b"".join(
+        orjson.dumps({"messages": [{"role": "user", "content": r.messages[0].content}]}) + b"\n"
+        for r in text_requests(40, 500, seed=9)
+    ))
+    shares = []
+    for target in ("0.05", "0.5"):
+        assert main(["calibrate", "--config", "many_models", "--workload", str(workload), "--cost-share", target,
+                     "--json"]) == 0
+        found = orjson.loads(capsys.readouterr().out)
+        assert found["predicted_cost_share"] <= float(target) and found["count"] == 40
+        shares.append(found)
+    assert shares[0]["value_lambda"] > shares[1]["value_lambda"], "a tighter cost target, a larger λ"
+    assert shares[0]["predicted_success"] <= shares[1]["predicted_success"]
+    out = tmp_path / "calibrated.yaml"
+    assert main(["calibrate", "--config", "many_models", "--workload", str(workload), "--cost-share", "0.05",
+                 "--out", str(out)]) == 0
+    assert load_config(out, environ={}).engine.router.estimator.value_lambda == pytest.approx(shares[0]["value_lambda"],
+                                                                                             rel=1e-5)
+    assert main(["calibrate", "--config", "coding_tiers", "--workload", str(workload), "--cost-share", "0.2"]) == 2
+    assert "does not route by value" in capsys.readouterr().err
+    assert main(["calibrate", "--config", "many_models", "--workload", str(workload),
+                 "--mix", "20,20,20,10,10,10,10", "--json"]) == 0, "thresholds of a value config calibrate too"
