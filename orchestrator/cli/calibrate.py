@@ -32,9 +32,9 @@ from actors.messages import Request
 from actors.policy.calibration import as_yaml, calibrate
 from actors.policy.estimators import build_estimator
 from actors.policy.prompts import render_arc_prompt
-from actors.policy.value import expected_costs, lambda_for_cost, prices_by_level
+from actors.policy.value import TierPrice, expected_costs, lambda_for_cost, prices_by_level
 from orchestrator.cli.options import float_range, int_range
-from orchestrator.config import default_config_path, load_config, resolve_config_path
+from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
 from orchestrator.files import write_private
 from orchestrator.lab.metrics import LAMBDAS
 from orchestrator.tables import render_table
@@ -113,7 +113,7 @@ def _workload(args: argparse.Namespace) -> list[Request]:
     return requests
 
 
-def _run_lambda(args: argparse.Namespace, config_path: Path, config: Any, prices: Any) -> int:
+def _run_lambda(args: argparse.Namespace, config_path: Path, config: Config, prices: tuple[TierPrice, ...] | None) -> int:
     settings = config.engine.router.estimator
     if settings.value_lambda is None or prices is None:
         print(f"orchestrator calibrate: --cost-share: {config_path} does not route by value "
