@@ -260,3 +260,19 @@ def test_a_config_extending_one_with_a_text_model_may_pick_another_estimator(tmp
     config.write_text(f"extends: {parent}\nllm_routing:\n  complexity_detection:\n    estimator: arc\n")
     estimator = load_config(config, environ={}).engine.router.estimator
     assert estimator.kind == "arc" and estimator.text_model_path is None
+
+
+def test_a_learned_router_predicts_a_repeated_prompt_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several samples of one prompt (a GA's k children, a retry) cost one prediction."""
+    learned.save(learned.fit(table(), learned.FitSettings(spec=SPEC)), tmp_path / "m.npz")
+    estimator = build_estimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz")))
+    assert isinstance(estimator, LearnedEstimator)
+    calls: list[str] = []
+    real = learned.LearnedModel.predict_text
+    monkeypatch.setattr(learned.LearnedModel, "predict_text",
+                        lambda self, text, task=None: calls.append(text) or real(self, text, task))
+    first = estimator.estimate(Request.prompt("Write a function using recursion", sample_index=0))
+    again = estimator.estimate(Request.prompt("Write a function using recursion", sample_index=1))
+    other = estimator.estimate(Request.prompt("Write a function that adds"))
+    assert calls == ["Write a function using recursion", "Write a function that adds"]
+    assert first.score == again.score and other.score != first.score

@@ -236,6 +236,7 @@ class LearnedEstimator:
                  prices: Sequence[TierPrice] | None = None, learner: OnlineLearner | None = None,
                  lambda_scale: LambdaScale | None = None) -> None:
         self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
+        self._text_memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
         self.learner = learner
         self.lambda_scale = lambda_scale
         if not settings.model_path:
@@ -256,8 +257,20 @@ class LearnedEstimator:
         self.prices = tuple(prices or ())
 
     def predict(self, request: Request) -> np.ndarray:
-        """P(success) per tier of the model, cheapest first: what an online learner starts from."""
-        if request.task is None or request.messages:
+        """P(success) per tier of the model, cheapest first: what an online learner starts from.
+
+        Memoised per task, and per prompt for text alone (keyed as the text rules' memo
+        is): a GA asks for several samples of one prompt, and a retry asks again.
+        """
+        if request.task is None:
+            text = learned.request_text(request)
+            key = text if len(text) <= TextEstimator.MEMO_KEY_CHARS else (len(text), hash(text))
+            cached = self._text_memo.get(key)
+            if cached is None:
+                cached = self.model.predict_text(text)
+                self._text_memo.put(key, cached)
+            return cached
+        if request.messages:
             return self.model.predict_text(learned.request_text(request), request.task)
         cached = self._memo.get(request.task)
         if cached is None:

@@ -1,4 +1,4 @@
-"""What was computed for an ARC task, remembered by the task's content.
+"""What was computed for an ARC task (or a prompt's text), remembered by its content.
 
 The router renders a task's prompt and the estimators score its grids once per
 task, not once per request: a GA asks about the same tasks again and again. Tasks
@@ -13,26 +13,25 @@ an identity test.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
-
-from actors.messages import ArcTask
 
 _V = TypeVar("_V")
 
 
 class TaskMemo(Generic[_V]):
-    """A least-recently-used map from ARC tasks to what was computed for them."""
+    """A least-recently-used map from ARC tasks (or other content keys) to what was computed for them."""
 
     __slots__ = ("_entries", "_size")
 
     def __init__(self, size: int) -> None:
-        self._entries: OrderedDict[ArcTask, tuple[ArcTask, _V]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Hashable, _V]] = OrderedDict()
         self._size = size
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, task: ArcTask) -> _V | None:
+    def get(self, task: Hashable) -> _V | None:
         entries = self._entries
         entry = entries.get(task)
         if entry is None:
@@ -44,7 +43,7 @@ class TaskMemo(Generic[_V]):
             entries[task] = (task, entry[1])
         return entry[1]
 
-    def put(self, task: ArcTask, value: _V) -> None:
+    def put(self, task: Hashable, value: _V) -> None:
         self._entries[task] = (task, value)
         self._entries.move_to_end(task)
         if len(self._entries) > self._size:
