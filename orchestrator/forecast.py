@@ -29,7 +29,7 @@ from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_boun
 from actors.messages import ChatMessage, Request
 from actors.money import token_cost_nd
 from actors.policy.estimators import build_estimator
-from actors.policy.prompts import render_arc_prompt
+from actors.policy.prompts import request_messages
 from actors.policy.value import prices_by_level
 from actors.providers.settings import ProviderSettings
 from actors.router.selection import RoutingContext, select
@@ -127,7 +127,7 @@ class TokenHistory:
         for event in LogReader(path).events_of(RequestReceived, ResultRecorded):
             if isinstance(event, RequestReceived):
                 request = event.request
-                messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+                messages = request_messages(request)
                 estimates[request.request_id] = prompt_token_estimate(messages)
                 continue
             result = event.result
@@ -161,7 +161,7 @@ def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[R
     estimator = build_estimator(engine.router.estimator, prices_by_level(engine.router, providers))
     routed = []
     for request in requests:
-        messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+        messages = request_messages(request)
         context = RoutingContext(
             available=frozenset(providers), remaining_share=1.0, providers=providers,
             prompt_tokens=prompt_token_upper_bound(messages), prompt_tokens_estimate=prompt_token_estimate(messages),

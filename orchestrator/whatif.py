@@ -22,7 +22,7 @@ from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_boun
 from actors.messages import Request
 from actors.money import format_usd, token_cost_nd
 from actors.policy.estimators import build_estimator
-from actors.policy.prompts import render_arc_prompt
+from actors.policy.prompts import request_messages
 from actors.policy.value import prices_by_level
 from actors.router.selection import RoutingContext, select
 from actors.telemetry.events import FeedbackGiven, RequestReceived, ResultRecorded
@@ -51,7 +51,7 @@ def _route(config: Config, request: Request) -> tuple[str, str]:
     settings = config.engine
     providers = {p.name: p for p in settings.providers}
     estimator = build_estimator(settings.router.estimator, prices_by_level(settings.router, providers))
-    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+    messages = request_messages(request)
     context = RoutingContext(
         available=frozenset(providers),
         remaining_share=1.0,

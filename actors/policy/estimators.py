@@ -39,7 +39,7 @@ from actors.messages import Estimate, Request
 from actors.policy import learned
 from actors.policy.arc_features import FEATURES, arc_features
 from actors.policy.online import OnlineLearner
-from actors.policy.prompts import render_arc_prompt
+from actors.policy.prompts import request_messages
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
 from actors.policy.text_features import text_points
@@ -328,7 +328,7 @@ def value_estimate(request: Request, score: float, levels: Sequence[str], tiers:
         probabilities = np.asarray(posterior)
         reasons.append(f"online: {'drew' if explored else 'posterior of'} band {band} "
                        + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, probabilities)))
-    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+    messages = request_messages(request)
     costs = expected_costs(prices, prompt_token_estimate(messages))
     scored = values(probabilities, costs, value_lambda)
     order = ranked(scored, costs)

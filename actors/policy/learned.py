@@ -33,7 +33,7 @@ from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy.arc_features import FEATURES as ARC_FEATURES
 from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
-from actors.policy.prompts import render_arc_prompt
+from actors.policy.prompts import request_messages
 
 DENSE_FIT_CELLS = 1 << 24
 """Rows x buckets up to which a fit lays the features out densely (64 MiB of float32) and fits all models at once."""
@@ -128,7 +128,7 @@ def gain_score(probabilities: np.ndarray) -> np.ndarray | float:
 
 
 def request_text(request: Request) -> str:
-    messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+    messages = request_messages(request)
     return "\n".join(m.content for m in messages if m.role != "system")
 
 

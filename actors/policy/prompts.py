@@ -7,7 +7,7 @@ changing it invalidates every cached program.
 
 from __future__ import annotations
 
-from actors.messages import ArcTask, ChatMessage, Grid
+from actors.messages import ArcTask, ChatMessage, Grid, Request
 
 SYSTEM = (
     "You write Python programs that solve ARC grid puzzles. Answer with one function "
@@ -48,3 +48,10 @@ def render_arc_prompt(task: ArcTask) -> tuple[ChatMessage, ...]:
         parts.append(f"Test {index} input:\n{render_grid(grid)}")
     parts.append("Write transform(grid) so that it maps every example input to its output.")
     return (ChatMessage("system", SYSTEM), ChatMessage("user", "\n\n".join(parts)))
+
+
+def request_messages(request: Request) -> tuple[ChatMessage, ...]:
+    """What a request asks a model: its own messages, else its task's prompt, else nothing."""
+    if request.messages:
+        return request.messages
+    return render_arc_prompt(request.task) if request.task is not None else ()

@@ -31,7 +31,7 @@ from actors.ledger.pricing import prompt_token_estimate
 from actors.messages import Request
 from actors.policy.calibration import as_yaml, calibrate
 from actors.policy.estimators import build_estimator
-from actors.policy.prompts import render_arc_prompt
+from actors.policy.prompts import request_messages
 from actors.policy.value import TierPrice, expected_costs, lambda_for_cost, prices_by_level
 from orchestrator.cli.options import float_range, int_range
 from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
@@ -125,7 +125,7 @@ def _run_lambda(args: argparse.Namespace, config_path: Path, config: Config, pri
     for request in requests:
         features = estimator.estimate(request).features
         predicted.append([p for name, p in features.items() if name.startswith("p_success:")])
-        messages = request.messages or (render_arc_prompt(request.task) if request.task is not None else ())
+        messages = request_messages(request)
         costs.append(expected_costs(prices, prompt_token_estimate(messages)))
     p, c = np.array(predicted, dtype=np.float64), np.array(costs, dtype=np.float64)
     found = lambda_for_cost(p, p, c, args.cost_share, LAMBDAS)
