@@ -314,3 +314,17 @@ def test_calibrate_finds_lambda_for_a_cost_target_on_a_workload(tmp_path: Path,
     assert "does not route by value" in capsys.readouterr().err
     assert main(["calibrate", "--config", "many_models", "--workload", str(workload),
                  "--mix", "20,20,20,10,10,10,10", "--json"]) == 0, "thresholds of a value config calibrate too"
+
+
+def test_routing_an_arc_task_by_value_renders_its_prompt_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GA asks about one task again and again; its expected costs are worked out the first time only."""
+    from actors.policy import estimators
+    from orchestrator.workload import arc_requests
+
+    rendered: list[object] = []
+    real = estimators.request_messages
+    monkeypatch.setattr(estimators, "request_messages", lambda request: rendered.append(request.task) or real(request))
+    estimator = build_estimator(EstimatorSettings("auto", {}, PRIOR_LEVELS, value_lambda=0.2), PRIOR_PRICES)
+    first, again = arc_requests(1) * 2
+    assert estimator.estimate(first).ranking == estimator.estimate(again).ranking
+    assert len(rendered) == 1

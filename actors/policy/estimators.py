@@ -237,24 +237,20 @@ class LearnedEstimator:
                  lambda_scale: LambdaScale | None = None) -> None:
         self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
         self._text_memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
-        self.learner = learner
-        self.lambda_scale = lambda_scale
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
         self.levels = Levels(settings.thresholds)
         self.target = settings.target
-        self.value_lambda = settings.value_lambda
-        policy = "target" if self.target is not None else "value_lambda" if self.value_lambda is not None else ""
+        policy = "target" if self.target is not None else "value_lambda" if settings.value_lambda is not None else ""
         if policy and len(self.model.models) != len(self.levels.names):
             raise ConfigError(
                 f"complexity_detection: {policy} needs one level per model of {settings.model_path}: "
                 f"it has {len(self.model.models)} models ({', '.join(self.model.models)}), "
                 f"the thresholds {len(self.levels.names)} levels"
             )
-        if self.value_lambda is not None and (prices is None or len(prices) != len(self.levels.names)):
-            raise ConfigError("complexity_detection: value_lambda needs the price of one paid tier per level")
-        self.prices = tuple(prices or ())
+        self.value = (ValuePolicy(settings, prices, learner, lambda_scale, memo_size)
+                      if settings.value_lambda is not None else None)
 
     def predict(self, request: Request) -> np.ndarray:
         """P(success) per tier of the model, cheapest first: what an online learner starts from.
@@ -291,8 +287,9 @@ class LearnedEstimator:
         score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
         features = {f"p_success:{m}": round(float(p), 4) for m, p in zip(self.model.models, probabilities)}
         reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models, probabilities))]
-        if self.value_lambda is not None:
-            return self._by_value(request, probabilities, score, reasons, features)
+        if self.value is not None:
+            return self.value.estimate(request, score, self.levels.names, self.model.models, probabilities, reasons,
+                                       features)
         if self.target is None:
             level, confidence = self.levels.level(score)
             return Estimate(score, level, confidence, tuple(reasons), features)
@@ -306,38 +303,60 @@ class LearnedEstimator:
         return Estimate(score, self.levels.names[index], confidence, tuple(reasons), features)
 
 
-    def _by_value(self, request: Request, probabilities: np.ndarray, score: float, reasons: list[str],
-                  features: dict[str, float]) -> Estimate:
-        assert self.value_lambda is not None
-        value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
-        return value_estimate(request, score, self.levels.names, self.model.models, probabilities, self.prices,
-                              value_lambda, self.learner, reasons, features)
+class ValuePolicy:
+    """Routing by value's half that both value estimators share: the tiers' prices, λ (scaled per request when
+    paced), the online learner's posterior, and each request's expected cost per tier.
 
-
-def value_estimate(request: Request, score: float, levels: Sequence[str], tiers: Sequence[str],
-                   probabilities: np.ndarray, prices: Sequence[TierPrice], value_lambda: float,
-                   learner: OnlineLearner | None, reasons: list[str], features: dict[str, float]) -> Estimate:
-    """The level of most predicted success for its price (`value.py`), every level ranked; the runner-up sets the confidence.
-
-    With an online learner the prediction is its prior, updated by the feedback of the
-    request's score band (and now and then drawn, to explore).
+    Expected costs are memoised per ARC task, as the estimates are: a task-only request
+    would otherwise render the task's prompt again on every decision only to count its
+    tokens.
     """
-    if learner is not None:
-        band = learner.band(score)
-        posterior, explored = learner.posterior(band, [float(p) for p in probabilities], PRIOR_WEIGHT)
-        probabilities = np.asarray(posterior)
-        reasons.append(f"online: {'drew' if explored else 'posterior of'} band {band} "
-                       + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, probabilities)))
-    messages = request_messages(request)
-    costs = expected_costs(prices, prompt_token_estimate(messages))
-    scored = values(probabilities, costs, value_lambda)
-    order = ranked(scored, costs)
-    best = order[0]
-    margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
-    reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {scored[best]:+.2f}"
-                   + "".join(f", then {tiers[i]} {scored[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
-    return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
-                    tuple(levels[index] for index in order))
+
+    def __init__(self, settings: EstimatorSettings, prices: Sequence[TierPrice] | None, learner: OnlineLearner | None,
+                 lambda_scale: LambdaScale | None, memo_size: int = 4096) -> None:
+        assert settings.value_lambda is not None
+        if prices is None or len(prices) != len(settings.thresholds):
+            raise ConfigError("complexity_detection: value_lambda needs the price of one paid tier per level")
+        self.value_lambda = settings.value_lambda
+        self.prices = tuple(prices)
+        self.learner = learner
+        self.lambda_scale = lambda_scale
+        self._costs: TaskMemo[np.ndarray] = TaskMemo(memo_size)
+
+    def costs(self, request: Request) -> np.ndarray:
+        """Each tier's expected cost for the request: its prompt at the tier's prices, and the expected answer."""
+        if request.task is None or request.messages:
+            return expected_costs(self.prices, prompt_token_estimate(request.messages))
+        cached = self._costs.get(request.task)
+        if cached is None:
+            cached = expected_costs(self.prices, prompt_token_estimate(request_messages(request)))
+            self._costs.put(request.task, cached)
+        return cached
+
+    def estimate(self, request: Request, score: float, levels: Sequence[str], tiers: Sequence[str],
+                 probabilities: np.ndarray, reasons: list[str], features: dict[str, float]) -> Estimate:
+        """The level of most predicted success for its price (`value.py`), every level ranked; the runner-up sets
+        the confidence.
+
+        With an online learner the prediction is its prior, updated by the feedback of the
+        request's score band (and now and then drawn, to explore).
+        """
+        value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
+        if self.learner is not None:
+            band = self.learner.band(score)
+            posterior, explored = self.learner.posterior(band, [float(p) for p in probabilities], PRIOR_WEIGHT)
+            probabilities = np.asarray(posterior)
+            reasons.append(f"online: {'drew' if explored else 'posterior of'} band {band} "
+                           + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, probabilities)))
+        costs = self.costs(request)
+        scored = values(probabilities, costs, value_lambda)
+        order = ranked(scored, costs)
+        best = order[0]
+        margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
+        reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {scored[best]:+.2f}"
+                       + "".join(f", then {tiers[i]} {scored[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
+        return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
+                        tuple(levels[index] for index in order))
 
 
 class PriorValueEstimator:
@@ -348,16 +367,18 @@ class PriorValueEstimator:
     most success for its price is chosen and every level ranked for the fallback chain.
     """
 
-    def __init__(self, rules: Estimator, settings: EstimatorSettings, prices: Sequence[TierPrice],
+    def __init__(self, rules: Estimator, settings: EstimatorSettings, prices: Sequence[TierPrice] | None,
                  learner: OnlineLearner | None, lambda_scale: LambdaScale | None = None) -> None:
-        assert settings.value_lambda is not None
         self.rules = rules
-        self.lambda_scale = lambda_scale
         self.levels = Levels(settings.thresholds)
-        self.value_lambda = settings.value_lambda
-        self.prices = tuple(prices)
-        self.learner = learner
-        self._logits = quality_logits(self.prices)
+        self.value = ValuePolicy(settings, prices, learner, lambda_scale)
+        unrated = [name for name, price in zip(self.levels.names, self.value.prices) if price.quality is None]
+        if unrated:
+            raise ConfigError(
+                "complexity_detection: value_lambda with the rule estimator needs `quality` (0-1) on the paid tier of "
+                f"every level; missing for level(s) {', '.join(unrated)} (or use estimator: learned)"
+            )
+        self._logits = quality_logits(self.value.prices)
 
     def estimate(self, request: Request) -> Estimate:
         rules = self.rules.estimate(request)
@@ -365,9 +386,7 @@ class PriorValueEstimator:
         names = self.levels.names
         features = dict(rules.features) | {f"p_success:{n}": round(float(p), 4) for n, p in zip(names, probabilities)}
         reasons = list(rules.reasons) + [f"quality prior at score {rules.score:.2f} (p_success: features per tier)"]
-        value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
-        return value_estimate(request, rules.score, names, names, probabilities, self.prices, value_lambda,
-                              self.learner, reasons, features)
+        return self.value.estimate(request, rules.score, names, names, probabilities, reasons, features)
 
 
 class AutoEstimator:
@@ -414,14 +433,6 @@ def build_estimator(settings: EstimatorSettings, prices: Sequence[TierPrice] | N
         rules = {"arc": ArcEstimator, "text": text_estimator, "auto": AutoEstimator}[settings.kind](settings)
         if settings.value_lambda is None:
             return rules
-        if prices is None or len(prices) != len(settings.thresholds):
-            raise ConfigError("complexity_detection: value_lambda needs the price of one paid tier per level")
-        unrated = [level for (level, _), price in zip(settings.thresholds, prices) if price.quality is None]
-        if unrated:
-            raise ConfigError(
-                "complexity_detection: value_lambda with the rule estimator needs `quality` (0-1) on the paid tier of "
-                f"every level; missing for level(s) {', '.join(unrated)} (or use estimator: learned)"
-            )
         return PriorValueEstimator(rules, settings, prices, learner, lambda_scale)
     if settings.kind == "learned":
         return LearnedEstimator(settings, prices=prices, learner=learner, lambda_scale=lambda_scale)
