@@ -47,6 +47,8 @@ from actors.policy.value import PRIOR_WEIGHT, TierPrice, expected_costs, prior_p
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
 SCORE_DECIMALS = 6
+MEMO_KEY_CHARS = 4096
+"""Prompts up to this long key the estimators' memos by their text; longer ones by length and hash."""
 VALUE_REASON_RUNNERS_UP = 2
 """Tiers after the best that a value decision's reason names (every tier's P(success) is in its features)."""
 
@@ -131,17 +133,23 @@ class ArcEstimator:
         return Estimate(score, level, confidence, tuple(reasons), features)
 
 
+def prompt_key(text: str) -> object:
+    """A prompt's memo key: the text itself up to MEMO_KEY_CHARS, else its length and hash, so a memo holds
+    no long texts (two long prompts alike in both would share an entry: about 1 in 10^15 lookups)."""
+    return text if len(text) <= MEMO_KEY_CHARS else (len(text), hash(text))
+
+
+def success_features(tiers: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:
+    """`p_success:<tier>` per tier, to four places: what a verifier cascade and the reasons' readers use."""
+    return {f"p_success:{tier}": round(float(p), 4) for tier, p in zip(tiers, probabilities)}
+
+
 class TextEstimator:
     """The coding-router source's points, scaled to [0, 1]; the top level needs a critical pattern.
 
-    Estimates are memoised per prompt (and file count): the samples of one prompt, a
-    retried request and a GA's repeated asks are scored once. A prompt up to
-    MEMO_KEY_CHARS is its own key; a longer one is keyed by its length and hash, so
-    the memo holds no long texts (two long prompts alike in both would share an
-    estimate: with a 64-bit hash, about 1 in 10^15 lookups).
+    Estimates are memoised per prompt (`prompt_key`) and file count: the samples of one
+    prompt, a retried request and a GA's repeated asks are scored once.
     """
-
-    MEMO_KEY_CHARS = 4096
 
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
         self.levels = Levels(settings.thresholds)
@@ -157,7 +165,7 @@ class TextEstimator:
         files = int(request.metadata["files"]) if request.metadata.get("files", "").isdigit() else None
         if request.features:
             return self._estimate(text, files, request.features)
-        key = (text if len(text) <= self.MEMO_KEY_CHARS else (len(text), hash(text)), files)
+        key = (prompt_key(text), files)
         memo = self._memo
         estimate = memo.get(key)
         if estimate is not None:
@@ -201,7 +209,7 @@ class LearnedTextEstimator(TextEstimator):
         probabilities = self.model.predict_text(text)
         score = round(self.model.blended_percentile(float(learned.gain_score(probabilities)), len(text)), SCORE_DECIMALS)
         level, confidence = self.levels.level(score)
-        features = {f"p_success:{m}": round(float(p), 4) for m, p in zip(self.model.models, probabilities)}
+        features = success_features(self.model.models, probabilities)
         reasons = (f"learned text router ({self.source}): P(success) weakest {probabilities[0]:.2f}, strongest "
                    f"{probabilities[-1]:.2f}; with its length, above {score:.0%} of its training prompts",)
         return Estimate(score, level, confidence, reasons, features | (given or {}))
@@ -260,7 +268,7 @@ class LearnedEstimator:
         """
         if request.task is None:
             text = learned.request_text(request)
-            key = text if len(text) <= TextEstimator.MEMO_KEY_CHARS else (len(text), hash(text))
+            key = prompt_key(text)
             cached = self._text_memo.get(key)
             if cached is None:
                 cached = self.model.predict_text(text)
@@ -285,7 +293,7 @@ class LearnedEstimator:
             return Estimate(score, level, confidence, ("score given by the caller",), {})
         probabilities = self.predict(request)
         score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
-        features = {f"p_success:{m}": round(float(p), 4) for m, p in zip(self.model.models, probabilities)}
+        features = success_features(self.model.models, probabilities)
         reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models, probabilities))]
         if self.value is not None:
             return self.value.estimate(request, score, self.levels.names, self.model.models, probabilities, reasons,
@@ -384,7 +392,7 @@ class PriorValueEstimator:
         rules = self.rules.estimate(request)
         probabilities = prior_probabilities(self._logits, rules.score)
         names = self.levels.names
-        features = dict(rules.features) | {f"p_success:{n}": round(float(p), 4) for n, p in zip(names, probabilities)}
+        features = dict(rules.features) | success_features(names, probabilities)
         reasons = list(rules.reasons) + [f"quality prior at score {rules.score:.2f} (p_success: features per tier)"]
         return self.value.estimate(request, rules.score, names, names, probabilities, reasons, features)
 
