@@ -180,7 +180,7 @@ def _pacing_section(plan: PacingPlan, generation_of: dict[str, tuple[int, str]],
     rows = []
     before = 0
     for generation in range(max([plan.generations - 1, *spent]) + 1):
-        planned = plan.allotment(generation) + (plan.cumulative(generation - 1) - before if plan.carry_over else 0)
+        planned = plan.allotment(generation) + plan.carried_in(generation, before)
         rows.append((str(generation), planned / NANODOLLARS_PER_DOLLAR, spent[generation] / NANODOLLARS_PER_DOLLAR))
         before += spent[generation]
     note = (f"Run {plan.run}: planned is a generation's allotment"

@@ -308,3 +308,9 @@ def test_money_held_in_an_earlier_generation_is_gone_for_a_later_one() -> None:
     decision = ledger.check("t1", 251, DAY, 1, "mutation")
     assert not decision.granted and not decision.waitable, "generation 1 has 250 of its own; 250 more are held"
     assert ledger.check("t1", 250, DAY, 1, "mutation").granted
+
+
+def test_what_is_carried_in_is_what_earlier_generations_were_allotted_and_left() -> None:
+    plan = PacingPlan("r", 1000, weights_for("even", 4))
+    assert plan.carried_in(0, 0) == 0 and plan.carried_in(1, 100) == 150 and plan.carried_in(2, 500) == 0
+    assert PacingPlan("r", 1000, weights_for("even", 4), carry_over=False).carried_in(1, 100) == 0

@@ -80,7 +80,7 @@ async def campaign(args: argparse.Namespace, state: Path) -> dict[str, object]:
             scopes = {limit.scope: limit for limit in status.limits}
             booked = scopes.get(generation_scope(args.run, generation))
             allotment = plan.allotment(generation) if plan else 0
-            carry = (plan.cumulative(generation - 1) - spent_before) if plan and plan.carry_over else 0
+            carry = plan.carried_in(generation, spent_before) if plan else 0
             escalation = generation == args.escalate_at
             rows.append({
                 "generation": generation, "allotment_nd": allotment, "carry_in_nd": carry, "spent_nd": spent,

@@ -81,6 +81,10 @@ class PacingPlan:
     def allotment(self, generation: int) -> int:
         return self.cumulative(generation) - self.cumulative(generation - 1)
 
+    def carried_in(self, generation: int, spent_before_nd: int) -> int:
+        """What earlier generations left to `generation` when they spent `spent_before_nd` (0 without carry-over)."""
+        return self.cumulative(generation - 1) - spent_before_nd if self.carry_over else 0
+
     def scopes(self, generation: int, purpose: str) -> tuple[str, ...]:
         """The scopes a request of this run books into (besides the total, day, month and tier)."""
         scopes = [f"run:{self.run}"]
