@@ -266,6 +266,15 @@ def _segment_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
 
 
+def _adam_step(theta: np.ndarray, gradient: np.ndarray, first: np.ndarray, second: np.ndarray, step: int,
+               rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Adam update of `theta` in place (β 0.9 / 0.999); the new moment estimates are returned."""
+    first = 0.9 * first + 0.1 * gradient
+    second = 0.999 * second + 0.001 * gradient * gradient
+    theta -= rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+    return first, second
+
+
 def _fit_all(batch: FeatureBatch, scores: np.ndarray, dense_mean: np.ndarray, dense_scale: np.ndarray,
              settings: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every model's regression at once, as `_fit_one` fits each: the same loss, steps and Adam, per model.
@@ -295,9 +304,7 @@ def _fit_all(batch: FeatureBatch, scores: np.ndarray, dense_mean: np.ndarray, de
         gradient = np.concatenate([(x.T @ residual.astype(np.float32)).astype(np.float64), dense.T @ residual,
                                    residual.sum(axis=0, keepdims=True)])
         gradient[:-1] += settings.l2 * theta[:-1] * per_row
-        first = 0.9 * first + 0.1 * gradient
-        second = 0.999 * second + 0.001 * gradient * gradient
-        theta -= settings.learning_rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+        first, second = _adam_step(theta, gradient, first, second, step, settings.learning_rate)
     theta[:, counts == 0] = 0.0
     return (theta[:buckets].T.astype(np.float32).copy(), theta[buckets:-1].T.astype(np.float32).copy(),
             theta[-1].astype(np.float32))
@@ -319,9 +326,7 @@ def _fit_one(batch: FeatureBatch, y: np.ndarray, dense_mean: np.ndarray, dense_s
         residual = (_sigmoid(z) - y) / n
         gradient = np.concatenate([sparse.transposed_times(residual), dense.T @ residual, [residual.sum()]])
         gradient[:-1] += settings.l2 * theta[:-1] / n
-        first = 0.9 * first + 0.1 * gradient
-        second = 0.999 * second + 0.001 * gradient * gradient
-        theta -= settings.learning_rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+        first, second = _adam_step(theta, gradient, first, second, step, settings.learning_rate)
     return theta[:buckets].astype(np.float32), theta[buckets:-1].astype(np.float32), float(theta[-1])
 
 
