@@ -51,6 +51,8 @@ MAX_TTL_S = 10 * 366 * 86_400.0
 """The longest cache entry lifetime, in seconds (ten years)."""
 
 SIMULATOR_SCHEME = "simulator:"
+TEXT_MODEL_SCOPES = ("plain", "all")
+"""`text_model_scope`: the text model scores prompts without a coding signal, or every text prompt."""
 _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_available")
 
 
@@ -58,7 +60,7 @@ _FALLBACK_STRATEGIES = ("retry", "downgrade", "upgrade", "round_robin", "best_av
 
 def estimator(node: Node) -> EstimatorSettings:
     node.reject_unknown({"estimator", "features", "thresholds", "model_path", "target", "value_lambda",
-                         "value_lambda_paced", "text_model"})
+                         "value_lambda_paced", "text_model", "text_model_scope"})
     kind = node.get("estimator", "auto").text()
     weights: dict[str, float] = {}
     features = node.get("features", [])
@@ -87,6 +89,7 @@ def estimator(node: Node) -> EstimatorSettings:
         if node.get("estimator", "auto").file == text_model.file:
             raise text_model.error(f"scores text prompts for estimator text or auto, not {kind!r}")
         text_model = None  # inherited from an extended config that routed text by it: not for this estimator
+    scope = node.get("text_model_scope", "plain").choice(TEXT_MODEL_SCOPES)
     target = node.get("target", None).optional()
     value_lambda = node.get("value_lambda", None).optional()
     if value_lambda is not None and (kind not in ("learned", "arc", "text", "auto") or target is not None):
@@ -96,6 +99,7 @@ def estimator(node: Node) -> EstimatorSettings:
         kind=kind, weights=weights, thresholds=tuple(thresholds),
         model_path=None if model_path is None else str(Path(node.file).parent / model_path.text()),
         text_model_path=None if text_model is None else str(Path(text_model.file).parent / text_model.text()),
+        text_model_scope=scope,
         target=None if target is None else target.number(minimum=0.0, maximum=1.0),
         value_lambda=None if value_lambda is None else value_lambda.number(minimum=0.0, maximum=1e6),
         value_lambda_paced=_paced(node, value_lambda),

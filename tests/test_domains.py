@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from actors.policy import learned
-from orchestrator.lab.domains import apgr, concatenated, leave_one_domain_out
+from actors.messages import Request
+from actors.policy.estimators import build_estimator
+from actors.policy.settings import EstimatorSettings
+from orchestrator.lab.domains import apgr, concatenated, leave_one_domain_out, text_default_scores
 from orchestrator.lab.outcomes import OutcomeTableError, build_table
 
 MODELS = ("weak", "strong")
@@ -38,6 +41,7 @@ def test_a_held_out_domain_is_scored_by_a_router_that_never_saw_it() -> None:
     for result in results:
         assert result.model < 0.68, result  # a leak would rank it as the oracle does, 0.75
         assert result.length == pytest.approx(0.5), "equal lengths carry no signal"
+        assert result.coded == 0 and result.shipped == result.blended, "no coding signal: shipped is the model's blend"
     everything = concatenated(list(tables.values()), MODELS, "all")
     inside = learned.fit(everything, SETTINGS)
     alpha = tables["alpha"]
@@ -55,3 +59,12 @@ def test_parts_whose_columns_came_out_in_another_order_are_realigned() -> None:
     with pytest.raises(ValueError, match="at least two domains"):
         leave_one_domain_out({"only": joined})
     assert np.isfinite(joined.scores).all()
+
+
+def test_the_shipped_text_default_leaves_prompts_with_a_coding_signal_to_the_rules() -> None:
+    model = learned.fit(concatenated([_domain("alpha", MARKERS["alpha"])], MODELS, "alpha"), SETTINGS)
+    prompts = ["alpha question: consider the zorblax case", "Fix the bug in parser.py and lexer.py", "def f(): pass"]
+    blended, shipped, coded = text_default_scores(model, prompts)
+    rules = build_estimator(EstimatorSettings("text", {}, (("weak", 0.5), ("strong", 1.0))))
+    assert coded == 2 and shipped[0] == blended[0]
+    assert shipped[1:].tolist() == [rules.estimate(Request.prompt(p)).score for p in prompts[1:]]

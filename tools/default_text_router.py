@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     results = leave_one_domain_out(
         tables, fitted=lambda domain, rows: print(f"  {domain} held out: fitted on {rows} rows", file=sys.stderr))
     print(render_table(
-        ("held-out domain", "prompts", "blended (model + length)", "model alone", "length", "heuristic",
-         "blended - length"),
-        [(r.domain, r.prompts, f"{r.blended:.3f}", f"{r.model:.3f}", f"{r.length:.3f}", f"{r.heuristic:.3f}",
-          f"{r.blended - r.length:+.3f}") for r in results],
+        ("held-out domain", "prompts", "as shipped", "coding signal", "blended (model + length)", "model alone",
+         "length", "heuristic", "shipped - length"),
+        [(r.domain, r.prompts, f"{r.shipped:.3f}", r.coded, f"{r.blended:.3f}", f"{r.model:.3f}", f"{r.length:.3f}",
+          f"{r.heuristic:.3f}", f"{r.shipped - r.length:+.3f}") for r in results],
         title="leave one domain out: APGR fitted on the other four, scored on the held-out one (two tiers)",
     ))
     if args.out is not None:

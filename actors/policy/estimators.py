@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import attrs
 import numpy as np
 
 from actors.errors import ConfigError
@@ -42,7 +43,7 @@ from actors.policy.online import OnlineLearner
 from actors.policy.prompts import request_messages
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
-from actors.policy.text_features import text_points
+from actors.policy.text_features import coding_signal, text_points
 from actors.policy.value import PRIOR_WEIGHT, TierPrice, expected_costs, prior_probabilities, quality_logits, ranked, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
@@ -177,7 +178,10 @@ class TextEstimator:
         return estimate
 
     def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
-        points, critical, features, reasons = text_points(text, files=files)
+        return self._by_rules(text, given, *text_points(text, files=files))
+
+    def _by_rules(self, text: str, given: dict[str, float] | None, points: int, critical: bool,
+                  features: dict[str, float], reasons: list[str]) -> Estimate:
         if given:
             features = {**features, **given}
         score = round(continuous_score(points, len(text)), SCORE_DECIMALS)
@@ -197,6 +201,11 @@ class LearnedTextEstimator(TextEstimator):
     thresholds cut by share: with 0.3 for the first level, the 30% ranked lowest go
     there. The blend is what held up leave-one-domain-out: the model alone lost to
     prompt length on a domain it never saw (docs/ROUTING.md).
+
+    With `text_model_scope: plain` (the default) the keyword rules keep the prompts
+    they were written for, those with a coding signal (`coding_signal`): the shipped
+    model never saw a coding task, and put every one of 60 above 95% of its training
+    prompts, on the dearest tier; on plain text the rules can only rank by length.
     """
 
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096) -> None:
@@ -204,8 +213,16 @@ class LearnedTextEstimator(TextEstimator):
         assert settings.text_model_path is not None
         self.model = learned.load(settings.text_model_path)
         self.source = Path(settings.text_model_path).name
+        self.plain_only = settings.text_model_scope == "plain"
 
     def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
+        if self.plain_only:
+            points, critical, features, reasons = text_points(text, files=files)
+            signal = coding_signal(text, features, files)
+            if signal:
+                ruled = self._by_rules(text, given, points, critical, features, reasons)
+                return attrs.evolve(ruled, reasons=(
+                    *ruled.reasons, f"coding signal ({signal}): routed by the keyword rules, not {self.source}"))
         probabilities = self.model.predict_text(text)
         score = round(self.model.blended_percentile(float(learned.gain_score(probabilities)), len(text)), SCORE_DECIMALS)
         level, confidence = self.levels.level(score)

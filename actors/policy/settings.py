@@ -51,6 +51,9 @@ class EstimatorSettings:
     text_model_path: str | None = None
     """With the text or auto estimator: a learned model scores text prompts instead of the keyword rules
     (its gain score as a percentile of its training prompts; `LearnedTextEstimator`)."""
+    text_model_scope: str = "plain"
+    """Which text prompts the text model scores: "plain" (those without a coding signal; the rules keep the
+    rest) or "all"."""
     value_lambda_paced: bool = False
     """Scale λ by how the request's generation spends against `budget.pacing` (`value.pacing_scale`)."""
     """Pick the tier maximising P(success) − λ × relative expected cost (`value.py`): P(success) from the

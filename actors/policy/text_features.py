@@ -286,3 +286,26 @@ def text_points(text: str, *, files: int | None = None, lines: int | None = None
     points = min(100, points)
     features["points"] = points
     return points, critical, features, reasons
+
+
+CODING_FEATURES = ("critical", "distributed systems", "migration or scale", "refactoring or algorithms", "files")
+"""The rules' features that only a software task sets: their other aspects (why, fast, token, password) occur in
+plain questions too (a quarter of MMLU's humanities questions set one)."""
+_CODE_MARKERS = ("```", "def ", "self.", "();", "};", "=>", "</", "#include", "):\n")
+
+
+def coding_signal(text: str, features: dict[str, float], files: int | None = None) -> str:
+    """What marks `text` as a coding task, the kind the keyword rules were written for: a software keyword they
+    score, a file name, or code. "" for plain text (a question, a word problem), where the rules find nothing
+    but the task type and can only rank by length."""
+    for label in CODING_FEATURES:
+        if label in features:
+            return label
+    if len(text) > 2 * SCAN_WINDOW:
+        text = text[:SCAN_WINDOW] + "\n" + text[-SCAN_WINDOW:]
+    if files if files is not None else _Matcher(text).file_count():
+        return "a file name"
+    for marker in _CODE_MARKERS:
+        if marker in text:
+            return f"code ({marker.strip()})"
+    return ""

@@ -3,18 +3,26 @@
 k-fold on one table says how a router does on more prompts like its training ones; a
 user's prompts are another domain. Here each domain in turn is held out: the learned
 router is fitted on the others' rows alone and scored on it (two tiers, APGR), beside
-the routers that need no training (prompt length, the keyword heuristic) and the
-blended score the learned text default routes by (`LearnedModel.blended_percentile`).
+the routers that need no training (prompt length, the keyword heuristic). The text
+default is scored by the estimator a configuration builds (`text_model`), with the
+fold's model: for every prompt (`text_model_scope: all`, the blended score of
+`LearnedModel.blended_percentile`) and as shipped (`plain`: the keyword rules keep the
+prompts with a coding signal).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import attrs
 import numpy as np
 
+from actors.messages import Request
 from actors.policy import learned
+from actors.policy.estimators import build_estimator
+from actors.policy.settings import EstimatorSettings
 from orchestrator.lab import metrics
 from orchestrator.lab.evaluation import heuristic_scores
 from orchestrator.lab.outcomes import OutcomeTable, OutcomeTableError
@@ -25,7 +33,11 @@ class DomainResult:
     domain: str
     prompts: int
     blended: float
-    """APGR of the model's gain and the prompt's length, blended by training percentiles (the text default)."""
+    """APGR of the model's gain and the prompt's length, blended by training percentiles, on every prompt."""
+    shipped: float
+    """APGR of the text default as shipped: the blended score, but the keyword rules' on prompts with a coding signal."""
+    coded: int
+    """Prompts with a coding signal (scored by the rules when shipped)."""
     model: float
     length: float
     heuristic: float
@@ -71,10 +83,25 @@ def leave_one_domain_out(tables: Mapping[str, OutcomeTable], settings: learned.F
         if fitted is not None:
             fitted(held_out, len(train))
         predicted = model.predict_batch(learned.table_features(test, model.spec))
-        gains = learned.gain_score(predicted)
-        blended = np.array([model.blended_percentile(float(g), len(p)) for g, p in zip(gains, test.prompts)])
+        blended, shipped, coded = text_default_scores(model, test.prompts)
         results.append(DomainResult(
-            held_out, len(test), apgr(blended, test), apgr(predicted[:, -1] - predicted[:, 0], test),
+            held_out, len(test), apgr(blended, test), apgr(shipped, test), coded,
+            apgr(predicted[:, -1] - predicted[:, 0], test),
             apgr(np.array([len(p) for p in test.prompts], dtype=float), test), apgr(heuristic_scores(test.prompts), test),
         ))
     return results
+
+
+def text_default_scores(model: learned.LearnedModel, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scope all, scope plain, prompts the rules kept): the scores `text_model` gives with `model`, by the estimator
+    a configuration builds."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "fold.npz"
+        learned.save(model, path)
+        scores = []
+        for scope in ("all", "plain"):
+            estimator = build_estimator(EstimatorSettings(
+                "text", {}, (("weak", 0.5), ("strong", 1.0)), text_model_path=str(path), text_model_scope=scope))
+            scores.append([estimator.estimate(Request.prompt(p)) for p in prompts])
+    coded = sum(1 for estimate in scores[1] if estimate.reasons[-1].startswith("coding signal"))
+    return (np.array([e.score for e in scores[0]]), np.array([e.score for e in scores[1]]), coded)
