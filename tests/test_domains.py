@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.policy import learned
 from actors.messages import Request
+from actors.policy import learned
 from actors.policy.estimators import build_estimator
 from actors.policy.settings import EstimatorSettings
-from orchestrator.lab.domains import apgr, concatenated, leave_one_domain_out, text_default_scores
+from orchestrator.lab.domains import (
+    apgr,
+    concatenated,
+    leave_one_domain_out,
+    text_default_scores,
+)
 from orchestrator.lab.outcomes import OutcomeTableError, build_table
 
 MODELS = ("weak", "strong")

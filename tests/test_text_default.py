@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import anyio
 import attrs
 import pytest
 
 from actors.errors import ConfigError
-from actors.messages import Request
+from actors.messages import Decision, Request
 from actors.policy.estimators import AutoEstimator, LearnedTextEstimator, TextEstimator, build_estimator
+from actors.policy.settings import EstimatorSettings
 from actors.policy.text_features import coding_signal, text_points
+from orchestrator import Orchestrator
 from orchestrator.config import load_config
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -36,7 +39,13 @@ PLAIN = (
 
 
 def _text_estimator(config: str | Path) -> TextEstimator:
-    estimator = build_estimator(load_config(config, environ={}).engine.router.estimator)
+    return _text_part(load_config(config, environ={}).engine.router.estimator)
+
+
+def _text_part(settings: EstimatorSettings) -> TextEstimator:
+    """The estimator that scores text: the text estimator itself, or an auto estimator's (routing by value ranks
+    by the same one; `test_routing_by_value_ranks_plain_text_by_the_model` sees it through the engine)."""
+    estimator = build_estimator(attrs.evolve(settings, value_lambda=None))
     return estimator.text if isinstance(estimator, AutoEstimator) else estimator  # type: ignore[return-value]
 
 
@@ -57,7 +66,7 @@ def test_a_coding_signal_is_a_software_keyword_a_file_name_or_code_and_plain_tex
     assert len(signalled) <= 8, signalled  # 2%: "distributed" pounds of carrots and the like
 
 
-@pytest.mark.parametrize("config", ["simulated.yaml", "llm_routing.yaml", "coding_tiers.yaml"])
+@pytest.mark.parametrize("config", ["simulated.yaml", "llm_routing.yaml", "coding_tiers.yaml", "many_models.yaml"])
 def test_the_shipped_text_configs_keep_the_rules_for_coding_tasks_and_the_model_for_plain_text(config: str) -> None:
     """A coding task gets exactly the keyword rules' estimate (the seed's levels); plain text gets the learned
     default's, which spreads GSM8K word problems over the levels where the rules put nearly every one on the first (GSM8K is in its
@@ -70,7 +79,7 @@ def test_the_shipped_text_configs_keep_the_rules_for_coding_tasks_and_the_model_
         mine, theirs = routed.estimate(Request.prompt(text)), rules.estimate(Request.prompt(text))
         assert (mine.score, mine.level, mine.features) == (theirs.score, theirs.level, theirs.features), text
         assert mine.reasons[-1].startswith("coding signal") and mine.reasons[:-1] == theirs.reasons, text
-    if config != "coding_tiers.yaml":
+    if config in ("simulated.yaml", "llm_routing.yaml"):
         assert {t: routed.estimate(Request.prompt(t)).level for t in SEED_EXAMPLES} == SEED_EXAMPLES
     for text in PLAIN:
         assert routed.estimate(Request.prompt(text)).reasons[0].startswith("learned text router (text_default.npz)")
@@ -81,9 +90,20 @@ def test_the_shipped_text_configs_keep_the_rules_for_coding_tasks_and_the_model_
     assert len(set(by_model)) >= 3 and max(by_model.count(level) for level in by_model) < 0.8 * len(prompts)
 
 
-def _text_estimator_without_model(settings: object) -> TextEstimator:
-    estimator = build_estimator(attrs.evolve(settings, text_model_path=None))  # type: ignore[arg-type]
-    return estimator.text if isinstance(estimator, AutoEstimator) else estimator  # type: ignore[return-value]
+def _text_estimator_without_model(settings: EstimatorSettings) -> TextEstimator:
+    return _text_part(attrs.evolve(settings, text_model_path=None))
+
+
+def test_routing_by_value_ranks_plain_text_by_the_model(tmp_path: Path) -> None:
+    async def decide() -> tuple[Decision, Decision]:
+        config = load_config(CONFIGS / "many_models.yaml", environ={}, state_dir=tmp_path)
+        async with Orchestrator.start(config) as orch:
+            return orch.decide(Request.prompt(PLAIN[2])), orch.decide(Request.prompt(next(iter(SEED_EXAMPLES))))
+
+    plain, coding = anyio.run(decide)
+    assert plain.reasons[0].startswith("learned text router (text_default.npz)")
+    assert any(r.startswith("value (λ") for r in plain.reasons)
+    assert any(r.startswith("coding signal (a file name)") for r in coding.reasons)
 
 
 def test_scope_all_gives_the_model_every_text_prompt_and_null_gives_it_none(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from actors.policy.online import OnlineLearner
 from actors.policy.prompts import request_messages
 from actors.policy.settings import EstimatorSettings
 from actors.policy.task_memo import TaskMemo
-from actors.policy.text_features import coding_signal, text_points
+from actors.policy.text_features import coding_signal, rule_points, text_points
 from actors.policy.value import PRIOR_WEIGHT, TierPrice, expected_costs, prior_probabilities, quality_logits, ranked, values
 
 DEFAULT_ARC_WEIGHTS = {"grid_size_score": 0.7, "pattern_complexity": 0.2, "color_diversity": 0.1, "transformation_hints": 0.0}
@@ -217,8 +217,8 @@ class LearnedTextEstimator(TextEstimator):
 
     def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
         if self.plain_only:
-            points, critical, features, reasons = text_points(text, files=files)
-            signal = coding_signal(text, features, files)
+            points, critical, features, reasons, counted = rule_points(text, files=files)
+            signal = coding_signal(text, features, counted)
             if signal:
                 ruled = self._by_rules(text, given, points, critical, features, reasons)
                 return attrs.evolve(ruled, reasons=(

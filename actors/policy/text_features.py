@@ -246,6 +246,13 @@ class _Matcher:
 
 def text_points(text: str, *, files: int | None = None, lines: int | None = None) -> tuple[int, bool, dict[str, float], list[str]]:
     """(points 0-100, critical pattern matched, features, reasons)."""
+    points, critical, features, reasons, _ = rule_points(text, files=files, lines=lines)
+    return points, critical, features, reasons
+
+
+def rule_points(text: str, *, files: int | None = None,
+                lines: int | None = None) -> tuple[int, bool, dict[str, float], list[str], int]:
+    """`text_points` and the file names counted (for `coding_signal`, which would otherwise count them again)."""
     line_count = lines if lines is not None else text.count("\n")
     length = len(text)
     if length > 2 * SCAN_WINDOW:
@@ -285,7 +292,7 @@ def text_points(text: str, *, files: int | None = None, lines: int | None = None
             reasons.append(f"{label} (+{value})")
     points = min(100, points)
     features["points"] = points
-    return points, critical, features, reasons
+    return points, critical, features, reasons, file_count
 
 
 CODING_FEATURES = ("critical", "distributed systems", "migration or scale", "refactoring or algorithms", "files")
@@ -297,7 +304,7 @@ _CODE_MARKERS = ("```", "def ", "self.", "();", "};", "=>", "</", "#include", ")
 def coding_signal(text: str, features: dict[str, float], files: int | None = None) -> str:
     """What marks `text` as a coding task, the kind the keyword rules were written for: a software keyword they
     score, a file name, or code. "" for plain text (a question, a word problem), where the rules find nothing
-    but the task type and can only rank by length."""
+    but the task type and can only rank by length. `files`: the file names counted already, if they were."""
     for label in CODING_FEATURES:
         if label in features:
             return label
