@@ -388,7 +388,7 @@ def ledger(
 ) -> LedgerSettings:
     budget.reject_unknown(
         {"daily_limit", "monthly_limit", "tier_caps", "warning_thresholds", "safety_margin", "journal",
-         "backend", "dsn", "lease_s", "wait_s", "pacing"}
+         "backend", "dsn", "lease_s", "wait_s", "pacing", "journal_inline_ms"}
     )
     backend = budget.get("backend", "journal").choice(("journal", "postgres"))
     dsn = budget.get("dsn", None).optional()
@@ -427,6 +427,7 @@ def ledger(
         dsn=None if dsn is None else dsn.text(),
         lease_s=budget.get("lease_s", 60.0).number(minimum=1.0, maximum=MAX_WAIT_S),
         wait_s=budget.get("wait_s", 60.0).number(minimum=0.0, maximum=MAX_WAIT_S),
+        inline_write_s=budget.get("journal_inline_ms", 2.0).number(minimum=0.0, maximum=1000.0) / 1000,
         pacing=pacing(budget.get("pacing", None).optional(), limit),
     )
 

@@ -10,8 +10,11 @@ task's turn behind everything else ready, which with 16 requests arriving togeth
 was most of the latency the orchestrator added (docs/BENCHMARKS.md). In a flood (a
 BURST served and more waiting) the flusher task writes instead, while the ledger
 goes on appending, so batches grow with the load.
-A denial changes nothing and is answered at once. The fsync runs in a worker thread,
-so the event loop never blocks on the disk.
+A denial changes nothing and is answered at once. The write and its fsync run on the
+event loop while the disk proves fast (each of the last 32 under `inline_write_s`, 2 ms
+by default), else in a worker thread (`actors/runtime/inline_io.py`): handed to a
+thread, a reservation's fsync of 0.14 ms cost it 16 ms of waiting for a busy loop to
+take the answer back, at 100 requests in flight (docs/BENCHMARKS.md).
 
 Failure isolation: an operation the core refuses (a negative amount, an unknown or
 repeated id) is a `LedgerError` for that asker alone. What crashes the actor is
@@ -62,6 +65,7 @@ from actors.ledger.settings import LedgerSettings
 from actors.runtime.actor import Actor, BrokenInvariant
 from actors.runtime.clock import current_time
 from actors.runtime.doorbell import Doorbell
+from actors.runtime.inline_io import InlineIO
 from actors.runtime.signal import Signal
 from actors.telemetry.events import BudgetAlert, LedgerOverrun
 
@@ -134,6 +138,7 @@ class LedgerActor(Actor):
         self._asked = False
         """Whether a change someone waits on is not yet written (`after_burst` writes it)."""
         self._write_lock = anyio.Lock()
+        self._writes = InlineIO(settings.inline_write_s)
         self._since_snapshot = 0
         self.queue = AdmissionQueue()
         self._queue_changed = Signal()
@@ -350,7 +355,7 @@ class LedgerActor(Actor):
                 storage.append(data)
                 storage.sync()
 
-            await self._io(write)
+            await (self._writes.run(write) if storage.blocking else self._io(write))
             self._answer(waiting)
             if self._since_snapshot >= self.settings.snapshot_every:
                 self._since_snapshot = 0

@@ -29,5 +29,8 @@ class LedgerSettings:
     """How long a reservation may wait for money other requests hold reserved (bounded by its deadline)."""
     lease_s: float = 60.0
     """How long a process's open reservations stay its own after its last heartbeat (postgres)."""
+    inline_write_s: float = 0.002
+    """A journal write (append and fsync) runs on the event loop while each of the last 32 took less than this,
+    else in a worker thread (`actors/runtime/inline_io.py`); 0: always in a worker thread."""
     pacing: PacingPlan | None = None
     """Allotments per run, generation and purpose (docs/LEDGER.md, "pacing"); None: no pacing."""
