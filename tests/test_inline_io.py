@@ -52,30 +52,34 @@ def run_writes(durations: list[float], limit: float = LIMIT) -> list[bool]:
     return where
 
 
-def test_a_fast_disk_is_written_inline_once_a_window_of_writes_went_by() -> None:
-    assert run_writes([FAST] * 8) == [False] * WINDOW + [True] * (8 - WINDOW)
-    assert run_writes([FAST] * 8, limit=0) == [False] * 8, "a limit of 0 keeps every write in the thread"
+def test_a_fast_disk_is_written_inline_and_a_limit_of_0_never() -> None:
+    assert run_writes([FAST] * 8) == [True] * 8
+    assert run_writes([FAST] * 8, limit=0) == [False] * 8
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=60))
-def test_the_loop_is_left_after_a_slow_write_and_stalls_on_it_grow_geometrically_rarer(slow: list[bool]) -> None:
+def test_the_loop_is_left_after_a_slow_write_for_at_least_a_window_of_writes(slow: list[bool]) -> None:
     inline = run_writes([SLOW if s else FAST for s in slow])
-    assert not any(inline[:WINDOW])
+    assert inline[0], "tried on the loop first"
     for i in range(len(slow) - 1):
         if inline[i]:
             assert inline[i + 1] == (not slow[i]), "a fast write on the loop keeps the next there; a slow one not"
-    stalls = [i for i in range(len(slow)) if inline[i] and slow[i]]
-    for j, (before, after) in enumerate(zip(stalls, stalls[1:]), start=1):
-        assert after - before > WINDOW << j, "the j-th stall on the loop waits out window x 2^j writes"
+            if slow[i]:
+                assert not any(inline[i + 1 : i + 1 + WINDOW]), "then a window of writes in the thread"
+    stalls = sum(1 for s, on_loop in zip(slow, inline) if s and on_loop)
+    assert stalls <= 1 + len(slow) // (WINDOW + 1)
 
 
-def test_a_disk_that_stalls_now_and_then_ends_up_in_the_thread() -> None:
-    pattern = ([FAST] * 20 + [SLOW]) * 12
-    inline = run_writes(pattern)
-    stalls_on_loop = [i for i, (d, on_loop) in enumerate(zip(pattern, inline)) if d == SLOW and on_loop]
-    assert len(stalls_on_loop) <= 1 + math.log2(len(pattern) / WINDOW), stalls_on_loop  # 5 of 12 stalls, not 12
-    assert sum(inline[-60:]) <= 1, "the writes before the next probe now outlast the disk's fast streak"
+def test_a_disk_that_stalls_often_ends_up_in_the_thread_and_a_rare_spike_is_forgiven() -> None:
+    often = ([FAST] * 4 + [SLOW]) * 40
+    inline = run_writes(often)
+    stalls_on_loop = [i for i, (d, on_loop) in enumerate(zip(often, inline)) if d == SLOW and on_loop]
+    assert len(stalls_on_loop) <= 1 + math.log2(len(often) / WINDOW), stalls_on_loop  # of 40 stalls
+    rare = [FAST] * 10 + [SLOW] + [FAST] * 200 + [SLOW] + [FAST] * 10
+    inline = run_writes(rare)
+    assert inline[11 : 11 + 2 * WINDOW] == [False] * 2 * WINDOW and all(inline[11 + 2 * WINDOW : 212])
+    assert inline[212 : 213 + 2 * WINDOW] == [False] * 2 * WINDOW + [True], "forgiven: back after 2 windows, not 4"
 
 
 class RecordingStorage(MemoryStorage):
@@ -113,14 +117,15 @@ async def test_the_ledger_fsyncs_on_the_loop_while_its_journal_is_fast_and_answe
         del storage.threads[:]  # recovery's own writes at start
         storage.durations.extend([FAST] * 6 + [SLOW])
         loop_thread = threading.get_ident()
-        for i in range(12):
+        for i in range(20):
             reply = await ledger.reserve(f"r{i}", "q", "t", "m", 100)
             assert reply.granted and storage.threads, "answered only once its record was synced"
         supervisor.stop()
     on_loop = [t == loop_thread for t in storage.threads]
-    assert on_loop[:WINDOW] == [False] * WINDOW and all(on_loop[WINDOW:7])
+    assert all(on_loop[:7])
     assert not any(on_loop[7:7 + 2 * WINDOW]), "after the slow fsync (the 7th) the next ones go to the thread"
-    assert len(made) == 1 and len(storage.threads) >= 12
+    assert all(on_loop[7 + 2 * WINDOW:]), "then a probe, fast, and back on the loop"
+    assert len(made) == 1 and len(storage.threads) >= 20
 
 
 def test_the_inline_limit_is_a_budget_setting(tmp_path: Path) -> None:

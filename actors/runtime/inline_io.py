@@ -5,13 +5,14 @@ and, worse, the completion waits its turn at the back of a busy loop's ready que
 with 100 requests in flight against 50 ms answers, a reservation waited 16 ms for
 its journal write, of which the fsync took 0.14 (docs/BENCHMARKS.md).
 
-So after `window` writes in the thread, one write is tried on the loop (a probe);
-while writes on the loop take less than `limit_s`, they stay there. One that takes
-longer sends the next ones back to the thread and doubles the writes before the next
-probe (up to 2^10 windows): a disk that stalls now and then blocks the loop at
-geometrically rarer probes, and a fast disk is written inline for good. Only writes on
-the loop are timed: timed in a thread, a write also counts its wait for the
-interpreter lock, up to 5 ms on a busy loop, which says nothing about the disk.
+So writes are tried on the loop from the start; while they take less than `limit_s`
+they stay there. One that takes longer sends the next ones to the thread, and the
+write after `window` x 2^k of them is tried on the loop again (a probe), k counting
+slow writes on the loop and dropping by one after as many fast ones in a row: a
+consistently slow disk is probed geometrically rarer and stays in the thread, a fast
+disk with a rare spike comes back and is forgiven. Only writes on the loop are timed:
+timed in a thread, a write also counts its wait for the interpreter lock, up to 5 ms
+on a busy loop, which says nothing about the disk.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ MAX_PENALTY = 10
 
 
 class InlineIO:
-    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_penalty")
+    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_fast", "_penalty")
 
     def __init__(self, limit_s: float, window: int = 32, clock: Callable[[], float] = time.perf_counter) -> None:
         self.limit_s = limit_s
         self.window = window
         self._clock = clock
-        self._inline = False
-        """Whether the last write on the loop was fast: the next one goes there too."""
+        self._inline = True
+        """Whether the next write goes on the loop: the last one there was fast (or none was tried yet)."""
         self._threaded = 0
         """Writes in the thread since the last on the loop."""
+        self._fast = 0
+        """Fast writes on the loop in a row."""
         self._penalty = 0
-        """Writes on the loop that were slow (each doubles the writes in the thread before the next probe)."""
+        """k: the thread takes window x 2^k writes before the next probe."""
 
     def allowed(self) -> bool:
         return self.limit_s > 0 and (self._inline or self._threaded >= self.window << self._penalty)
@@ -52,7 +55,16 @@ class InlineIO:
         try:
             return work()
         finally:
-            self._inline = self._clock() - started < self.limit_s
-            self._threaded = 0
-            if not self._inline:
-                self._penalty = min(MAX_PENALTY, self._penalty + 1)
+            self._record(self._clock() - started)
+
+    def _record(self, seconds: float) -> None:
+        self._threaded = 0
+        self._inline = seconds < self.limit_s
+        if not self._inline:
+            self._fast = 0
+            self._penalty = min(MAX_PENALTY, self._penalty + 1)
+            return
+        self._fast += 1
+        if self._penalty and self._fast >= self.window << self._penalty:
+            self._penalty -= 1
+            self._fast = 0
