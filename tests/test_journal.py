@@ -395,7 +395,8 @@ def test_closed_reservations_are_remembered_up_to_a_bound() -> None:
 
 
 def group_committed_ledger(storage: MemoryStorage) -> tuple[Supervisor, LedgerClient, LedgerSettings]:
-    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True)
+    """A group-committing ledger whose blocking writes all go to the worker thread (a gated disk holds them there)."""
+    settings = LedgerSettings(limit_nd=10**6, journal_path="memory", group_commit=True, inline_write_s=0.0)
     supervisor = Supervisor(CODEC)
     ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings, storage_factory=lambda: storage)))
     return supervisor, ledger, settings
