@@ -36,12 +36,18 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2] * 1e6, ordered[int(0.99 * (len(ordered) - 1))] * 1e6
 
 
-def run(n: int = 2000) -> dict[str, tuple[float, float]]:
+def run(n: int = 2000) -> dict[str, tuple[float, float, float]]:
     """The router's own `decide` (estimate, select, the pinned skip), in an orchestrator on the simulator."""
     return anyio.run(_measure, n)
 
 
-async def _measure(n: int) -> dict[str, tuple[float, float]]:
+async def _measure(n: int, passes: int = 3) -> dict[str, tuple[float, float, float]]:
+    """Per workload: (p50, p99) of one pass, and the p99 of each request's best of `passes` fresh passes.
+
+    A pass's slow samples on these machines are the machine's (an interrupt, the other
+    core's neighbour): they do not repeat for the same prompt. The best of a few passes
+    per request says what the code itself costs at its tail.
+    """
     arc = arc_requests(n)
     workloads = (
         ("ARC, first sight of each task", arc, True),
@@ -56,26 +62,26 @@ async def _measure(n: int) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory() as state:
         config = load_config(ROOT / "configs" / "simulated.yaml", environ={}, state_dir=state)
         for label, requests, fresh in workloads:
-            async with Orchestrator.start(config) as orch:
-                if not fresh:
+            runs = []
+            for _ in range(passes):
+                async with Orchestrator.start(config) as orch:
+                    if not fresh:
+                        for request in requests:
+                            orch.decide(request)
+                    samples = []
                     for request in requests:
+                        start = time.perf_counter()
                         orch.decide(request)
-                samples = []
-                for request in requests:
-                    start = time.perf_counter()
-                    orch.decide(request)
-                    samples.append(time.perf_counter() - start)
-            results[label] = _percentiles(samples)
+                        samples.append(time.perf_counter() - start)
+                runs.append(samples)
+            p50, p99 = _percentiles(runs[0])
+            results[label] = (p50, p99, _percentiles([min(times) for times in zip(*runs)])[1])
     return results
 
 
 def main() -> None:
     results = run()
-    print(render_table(("routing decision", "p50 µs", "p99 µs"),
-                       [(k, f"{p50:.0f}", f"{p99:.0f}") for k, (p50, p99) in results.items()],
+    print(render_table(("routing decision", "p50 µs", "p99 µs", "p99 of each request's best of 3 µs"),
+                       [(k, f"{p50:.0f}", f"{p99:.0f}", f"{best:.0f}") for k, (p50, p99, best) in results.items()],
                        title="routing decision latency (estimate + select, no I/O)"))
     print()
-
-
-if __name__ == "__main__":
-    main()
