@@ -213,3 +213,50 @@ def test_a_key_ignores_trailing_blanks_and_line_endings_exactly_as_the_rule_says
 
     rule = re.sub(r"[ \t]+(?=\n|$)", "", text.replace("\r\n", "\n").replace("\r", "\n"))
     assert normalise(text) == rule
+
+
+class RecordingCacheActor(CacheActor):
+    """Notes the kind of every message it is sent."""
+
+    def __init__(self, settings: CacheSettings, seen: list[str]) -> None:
+        super().__init__(settings)
+        self.seen = seen
+
+    async def handle(self, msg: object, corr: int) -> object | None:
+        self.seen.append(type(msg).__name__)
+        return await super().handle(msg, corr)
+
+
+@pytest.mark.anyio
+async def test_a_stored_hit_is_answered_from_the_file_and_told_to_the_actor_which_counts_it(
+        anyio_backend: str, tmp_path: Path) -> None:
+    """No lookup reaches the actor for a live entry; the actor still counts the hit, its saving and its priority.
+    An expired entry is the actor's to answer (and remove)."""
+    import sqlite3
+
+    path = str(tmp_path / "c.sqlite3")
+    other = CacheStore(CacheSettings(path=path))
+    put(other, key(1), cost=55)
+    long_ago = CacheStore(CacheSettings(path=path), clock=lambda: 1_000.0)
+    put(long_ago, key(2), cost=66, ttl=60.0)  # expired since 1970
+    long_ago.close()
+    with sqlite3.connect(path) as db:
+        (hits_before,) = db.execute("SELECT hits FROM entries WHERE key=?", (key(1),)).fetchone()
+    seen: list[str] = []
+    supervisor = Supervisor(CODEC)
+    client = CacheClient(supervisor.add("cache", lambda: RecordingCacheActor(CacheSettings(path=path), seen)), path=path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        hits = [await client.lookup(key(1), kind="arc", tier="tier_1", similar_text=None) for _ in range(3)]
+        pending = await client.stats()
+        expired = await client.lookup(key(2), kind="arc", tier="tier_1", similar_text=None)
+        supervisor.stop()
+    client.close()
+    assert all(h is not None and h.cost_nd == 55 and h.text == PROGRAM for h in hits)
+    assert "CacheLookup" not in seen[: seen.index("CacheStatsQuery")] and seen.count("CacheTouched") == 3
+    assert pending.hits == 3 and pending.saved_nd == 3 * 55, "hits told but not yet written are counted"
+    assert expired is None and seen[-1] == "CacheLookup", "an expired entry goes to the actor"
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT hits FROM entries WHERE key=?", (key(1),)).fetchone() == (hits_before + 3,)
+        assert db.execute("SELECT 1 FROM entries WHERE key=?", (key(2),)).fetchone() is None, "removed by the actor"
+    other.close()

@@ -12,8 +12,9 @@ stored never get here: the client answers them from the file's key index (client
 from __future__ import annotations
 
 import anyio
+import attrs
 
-from actors.cache.messages import CacheLookup, CacheMiss, CachePut, CacheStatsQuery
+from actors.cache.messages import CacheLookup, CacheMiss, CachePut, CacheStatsQuery, CacheTouched
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore
 from actors.errors import OrchestratorError
@@ -32,6 +33,7 @@ class CacheActor(Actor):
         self._store: CacheStore | None = None
         self._lookups: list[tuple[int, CacheLookup]] = []
         self._puts: list[CachePut] = []
+        self._touches: list[CacheTouched] = []
         self._doorbell = Doorbell()
 
     async def on_start(self) -> None:
@@ -50,9 +52,14 @@ class CacheActor(Actor):
         elif isinstance(msg, CachePut):
             self._puts.append(msg)
             self._doorbell.ring(urgent=len(self._puts) >= self.PUT_BATCH)
+        elif isinstance(msg, CacheTouched):
+            self._touches.append(msg)
+            self._doorbell.ring(urgent=len(self._touches) >= self.PUT_BATCH)
         elif isinstance(msg, CacheStatsQuery):
             assert self._store is not None
-            return self._store.stats()
+            stats = self._store.stats()
+            return attrs.evolve(stats, hits=stats.hits + len(self._touches),
+                                saved_nd=stats.saved_nd + sum(t.cost_nd for t in self._touches))
         else:
             raise OrchestratorError(f"the cache does not handle {type(msg).__name__}")
         return None
@@ -66,11 +73,13 @@ class CacheActor(Actor):
         store = self._store
         lookups, self._lookups = self._lookups, []
         puts, self._puts = self._puts, []
-        if store is None or not (lookups or puts):
+        touches, self._touches = self._touches, []
+        if store is None or not (lookups or puts or touches):
             return
 
         def work() -> list[object]:
             store.put_many(puts)
+            store.touch_many(touches)
             answers: list[object] = []
             for _, msg in lookups:
                 hit = store.get(msg.key)

@@ -1,24 +1,27 @@
 """The cache as the router uses it. Lookups ask; stores are told (fire and forget).
 
-A lookup of a key that is certainly not stored needs no message at all: the client
-reads the cache file's key index through a read-only connection of its own
-(`KeyProbe`) and answers the miss itself. Most lookups of a GA run miss (every new
-sample is a new key), and each used to cost an ask to the cache actor, a round trip
-through its inbox, for an answer the index gives in microseconds (docs/BENCHMARKS.md).
-The actor stays the only writer and answers everything else: keys this client stored
-recently (the actor may not have written them yet), lookups that accept a similar
-answer, and every lookup when the file cannot be probed.
+An exact lookup needs no message at all when the cache file can say: the client
+reads the entry through a read-only connection of its own (`KeyProbe`) and answers a
+miss, or a live hit, itself. Most lookups of a GA run miss (every new sample is a new
+key), and each used to cost an ask to the cache actor, a round trip through its inbox,
+for an answer the index gives in microseconds; a hit cost that and a thread hop
+(docs/BENCHMARKS.md). A hit answered here is told to the actor (`CacheTouched`), which
+stays the only writer and counts it. The actor answers everything else: keys this
+client stored recently (the actor may not have written them yet), lookups that accept
+a similar answer, expired entries, and every lookup when the file cannot be probed.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import attrs
 
-from actors.cache.messages import CacheHit, CacheLookup, CachePut, CacheStats, CacheStatsQuery
-from actors.cache.probe import KeyProbe
+from actors.cache.messages import CacheHit, CacheLookup, CachePut, CacheStats, CacheStatsQuery, CacheTouched
+from actors.cache.probe import UNSURE, KeyProbe, Looked
 from actors.errors import OrchestratorError
 from actors.runtime.actor import ActorRef
 
@@ -28,35 +31,43 @@ writes every 256 stores or 50 ms), so a key is only forgotten once it is on disk
 
 
 class CacheClient:
-    def __init__(self, ref: ActorRef, timeout: float = 5.0, *, path: str | None = None) -> None:
+    def __init__(self, ref: ActorRef, timeout: float = 5.0, *, path: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._ref = ref
         self._timeout = timeout
         self._path = path
+        self._clock = clock
+        """The store's clock, which entries' expiry times are on."""
         self._probe: KeyProbe | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.misses = 0
-        """Misses this client answered itself (the actor's statistics count the rest)."""
+        """Misses this client answered itself (the actor's statistics count the rest; hits answered here it is told)."""
 
     async def lookup(self, key: str, *, kind: str, tier: str, similar_text: str | None) -> CacheHit | None:
         """A hit, or None; a cache that cannot answer in time is a miss, never an error."""
-        if similar_text is None and key not in self._recent and self._certainly_absent(key):
-            self.misses += 1
-            return None
+        if similar_text is None and key not in self._recent:
+            looked = self._look(key)
+            if looked.absent:
+                self.misses += 1
+                return None
+            if looked.hit is not None:
+                await self._ref.tell(CacheTouched(key, looked.hit.cost_nd))
+                return looked.hit
         try:
             answer = await self._ref.ask(CacheLookup(key, kind, tier, similar_text), self._timeout)
         except OrchestratorError:
             return None
         return answer if isinstance(answer, CacheHit) else None
 
-    def _certainly_absent(self, key: str) -> bool:
+    def _look(self, key: str) -> Looked:
         if self._probe is None:
             if self._path is None:
-                return False
+                return UNSURE
             self._probe = KeyProbe.open(self._path)
             if self._probe is None:
                 self._path = None
-                return False
-        return self._probe.absent(key)
+                return UNSURE
+        return self._probe.look(key, self._clock())
 
     async def store(
         self,

@@ -64,4 +64,12 @@ class CacheStats:
     degraded: bool
 
 
-MESSAGES: tuple[type, ...] = (CacheLookup, CacheHit, CacheMiss, CachePut, CacheStatsQuery, CacheStats)
+@message(206)
+class CacheTouched:
+    """An exact hit the client answered from the file itself: the actor counts it and raises the entry's priority."""
+
+    key: str
+    cost_nd: int
+
+
+MESSAGES: tuple[type, ...] = (CacheLookup, CacheHit, CacheMiss, CachePut, CacheStatsQuery, CacheStats, CacheTouched)

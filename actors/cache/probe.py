@@ -1,20 +1,36 @@
-"""Telling a cache miss on the event loop, without a thread hop or a message.
+"""Answering a cache lookup on the event loop, without a thread hop or a message.
 
-Most lookups of a GA run or a benchmark miss (every new sample is a new key), and
-handing each to the store's worker thread put a thread hop and its wake-up on the
-request's path. A key lookup in SQLite's primary-key index takes microseconds, so the
-cache client first asks a read-only connection of its own whether the key is there
-at all. Only a definite "not stored" is answered that way; a stored key (whose hit
-must be counted and its priority raised), an unreadable file or a busy database goes
-to the cache actor and its worker as before. The connection never waits for a lock
-(`timeout=0`): WAL readers do not block on writers, and anything else falls back to
-the worker, so the event loop is never held up.
+Most lookups of a GA run miss (every new sample is a new key), and handing each to
+the store's worker thread put a thread hop and its wake-up on the request's path. A
+key lookup in SQLite's primary-key index takes microseconds, so the cache client
+first reads the entry through a read-only connection of its own. A definite "not
+stored" is a miss answered here; a live entry is a hit answered here (the client
+tells the actor to count it and raise its priority: the actor stays the only
+writer). An expired entry (the worker removes it), an unreadable file or a busy
+database goes to the cache actor and its worker as before. The connection never
+waits for a lock (`timeout=0`): WAL readers do not block on writers, and anything
+else falls back to the worker, so the event loop is never held up.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+import attrs
+
+from actors.cache.messages import CacheHit
+
+
+@attrs.frozen
+class Looked:
+    """What the probe could tell: certainly `absent`, a live `hit`, or neither (ask the actor)."""
+
+    absent: bool = False
+    hit: CacheHit | None = None
+
+
+UNSURE = Looked()
 
 
 class KeyProbe:
@@ -32,12 +48,19 @@ class KeyProbe:
             return None
         return cls(db)
 
-    def absent(self, key: str) -> bool:
-        """True only if no entry has `key` (expired entries count as present: the worker removes them)."""
+    def look(self, key: str, now: float) -> Looked:
+        """The entry under `key` if it is live at `now` (the store's clock), or that there is none."""
         try:
-            return self._db.execute("SELECT 1 FROM entries WHERE key=?", (key,)).fetchone() is None
+            row = self._db.execute(
+                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires "
+                "FROM entries WHERE key=?", (key,)).fetchone()
         except sqlite3.Error:
-            return False
+            return UNSURE
+        if row is None:
+            return Looked(absent=True)
+        if row[7] is not None and row[7] <= now:
+            return UNSURE
+        return Looked(hit=CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], None))
 
     def close(self) -> None:
         self._db.close()

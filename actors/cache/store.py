@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from actors.cache import similarity
-from actors.cache.messages import CacheHit, CachePut, CacheStats
+from actors.cache.messages import CacheHit, CachePut, CacheStats, CacheTouched
 from actors.cache.settings import CacheSettings
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,23 @@ class CacheStore:
             self._evict(db)
         except sqlite3.Error as exc:
             self._degrade(exc)
+
+    def touch_many(self, touches: list[CacheTouched]) -> None:
+        """Count the hits clients answered from the file themselves, and raise those entries' priority."""
+        db = self._db
+        if db is None or not touches:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for touch in touches:
+                row = db.execute("SELECT hits, cost_nd, size FROM entries WHERE key=?", (touch.key,)).fetchone()
+                if row is not None:
+                    self._touch(db, touch.key, row[0] + 1, row[1], row[2])
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+        self.counters.hits += len(touches)
+        self.counters.saved_nd += sum(touch.cost_nd for touch in touches)
 
     def _insert(self, db: sqlite3.Connection, item: CachePut, now: float) -> None:
         ttl = item.ttl_s if item.ttl_s is not None else self.settings.default_ttl_s
