@@ -251,7 +251,9 @@ async def test_a_stored_hit_is_answered_from_the_file_and_told_to_the_actor_whic
         pending = await client.stats()
         expired = await client.lookup(key(2), kind="arc", tier="tier_1", similar_text=None)
         supervisor.stop()
+    late = await client.lookup(key(1), kind="arc", tier="tier_1", similar_text=None)
     client.close()
+    assert late is not None and late.cost_nd == 55, "a hit after the actor stopped is still a hit (its count is lost)"
     assert all(h is not None and h.cost_nd == 55 and h.text == PROGRAM for h in hits)
     assert "CacheLookup" not in seen[: seen.index("CacheStatsQuery")] and seen.count("CacheTouched") == 3
     assert pending.hits == 3 and pending.saved_nd == 3 * 55, "hits told but not yet written are counted"

@@ -13,11 +13,13 @@ a similar answer, expired entries, and every lookup when the file cannot be prob
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+import anyio
 import attrs
 
 from actors.cache.messages import CacheHit, CacheLookup, CachePut, CacheStats, CacheStatsQuery, CacheTouched
@@ -51,7 +53,8 @@ class CacheClient:
                 self.misses += 1
                 return None
             if looked.hit is not None:
-                await self._ref.tell(CacheTouched(key, looked.hit.cost_nd))
+                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await self._ref.tell(CacheTouched(key, looked.hit.cost_nd))  # a cache stopping loses the count only
                 return looked.hit
         try:
             answer = await self._ref.ask(CacheLookup(key, kind, tier, similar_text), self._timeout)
