@@ -43,7 +43,7 @@ class CacheClient:
         self._probe: KeyProbe | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.misses = 0
-        """Misses this client answered itself (the actor's statistics count the rest; hits answered here it is told)."""
+        """Misses this client answered itself (the actor counts the rest, and the hits this client answered: it is told)."""
 
     async def lookup(self, key: str, *, kind: str, tier: str, similar_text: str | None) -> CacheHit | None:
         """A hit, or None; a cache that cannot answer in time is a miss, never an error."""
