@@ -35,6 +35,22 @@ def test_the_simulated_setup_is_ready_and_the_check_writes_nothing(tmp_path: Pat
     assert not state.exists(), "a read-only command creates nothing"
 
 
+def test_the_routing_models_are_loaded_and_a_missing_one_fails_with_its_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _doctor(capsys, "--config", str(CONFIGS / "simulated.yaml"), "--state-dir", str(tmp_path / "s"))
+    routing = {c["subject"]: c for c in report["checks"] if c["area"] == "routing"}
+    assert routing["estimator"]["detail"] == "auto"
+    assert routing["text model"]["status"] == "ok" and "15334 training rows" in routing["text model"]["detail"]
+    assert routing["text model"]["detail"].endswith("scores plain text")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nllm_routing:\n  complexity_detection:\n"
+                      "    text_model: nowhere.npz\n")
+    code, report = _doctor(capsys, "--config", str(config), "--state-dir", str(tmp_path / "s"))
+    text_model = next(c for c in report["checks"] if c["subject"] == "text model")
+    assert code == 2 and text_model["status"] == "FAIL" and "nowhere.npz: no such file" in text_model["detail"]
+    assert "routing fit" in text_model["fix"]
+
+
 def test_missing_keys_are_named_with_the_fix_and_a_present_key_is_never_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@
 It reads, and never writes: the configuration it resolved (the file and its `extends`
 chain, the platform profile that applied and why), each tier's providers (endpoint, protocol, key variable present or missing,
 never its value, and whether the endpoint accepts a connection within a few seconds),
+how requests are scored (the estimator, and whether each model file it needs loads),
 the state directory (writable, free space, whether another process holds the ledger's
 journal), the ledger (backend, limit, settled, held), and the cache's and the telemetry
 log's sizes. Every problem comes with what to do about it. With `--probe` it also sends
@@ -29,16 +30,22 @@ import anyio
 import attrs
 import orjson
 
-from actors.errors import OrchestratorError
+from actors.errors import ConfigError, OrchestratorError
 from actors.ledger.actor import open_read_only
 from actors.ledger.pricing import worst_case_nd
 from actors.money import format_usd
+from actors.policy import learned
 from orchestrator.api import SIMULATOR_URL_ENV
 from orchestrator.cli.preflight import PROBE_TIMEOUT_S, probe_all, shown_url
-from orchestrator.platforms import PLATFORMS
-from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
+from orchestrator.config import (
+    Config,
+    default_config_path,
+    load_config,
+    resolve_config_path,
+)
 from orchestrator.config_sections import SIMULATOR_SCHEME
 from orchestrator.configdoc import extends_chain
+from orchestrator.platforms import PLATFORMS
 from orchestrator.tables import render_table
 
 EXIT_NOT_READY = 2
@@ -100,6 +107,7 @@ def examine(config: Config, path: Path, environ: dict[str, str]) -> list[Check]:
         checks.append(Check("config", "platform", True,
                             f"{where.name} ({where.why}); GPU: {'yes' if where.gpu else 'no'} ({where.gpu_why}); {changed}"))
     checks += _providers(config, environ)
+    checks += _routing(config)
     checks += _state(config)
     checks += _ledger(config)
     checks += _sizes(config)
@@ -140,6 +148,26 @@ def _providers(config: Config, environ: dict[str, str]) -> list[Check]:
             "start the server, fix its api_endpoint, or mark the tier `optional: true`" if problem else "",
             needed=not optional,
         ))
+    return checks
+
+
+def _routing(config: Config) -> list[Check]:
+    """How requests are scored, and whether each model file the scoring needs loads."""
+    settings = config.engine.router.estimator
+    how = settings.kind + (f", by value (λ {settings.value_lambda:g})" if settings.value_lambda is not None else "")
+    checks = [Check("routing", "estimator", True, how)]
+    for role, path, scope in (("model", settings.model_path, ""),
+                              ("text model", settings.text_model_path, f"; scores {settings.text_model_scope} text")):
+        if path is None:
+            continue
+        try:
+            model = learned.load(path)
+        except ConfigError as exc:
+            checks.append(Check("routing", role, False, str(exc),
+                                "fit one (orchestrator routing fit) or fix the path in complexity_detection"))
+            continue
+        checks.append(Check("routing", role, True, f"{path}: {len(model.models)} models, {model.trained_rows} training "
+                                                   f"rows ({model.source}){scope}"))
     return checks
 
 
