@@ -25,6 +25,7 @@ nearly all-distinct scores, so calibration reaches any mix (docs/ROUTING.md).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -142,7 +143,13 @@ def prompt_key(text: str) -> object:
 
 def success_features(tiers: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:
     """`p_success:<tier>` per tier, to four places: what a verifier cascade and the reasons' readers use."""
-    return {f"p_success:{tier}": round(float(p), 4) for tier, p in zip(tiers, probabilities)}
+    return dict(zip(_success_keys(tuple(tiers)), [round(p, 4) for p in probabilities.tolist()]))
+
+
+@functools.lru_cache(maxsize=64)
+def _success_keys(tiers: tuple[str, ...]) -> tuple[str, ...]:
+    """The feature names of a set of tiers, made once (every decision by a model reports them)."""
+    return tuple(f"p_success:{tier}" for tier in tiers)
 
 
 class TextEstimator:

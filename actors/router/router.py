@@ -111,6 +111,8 @@ class Router:
         self._replay: Mapping[str, Result] | None = None
         self._replay_passthrough = False
         self._provider_settings = {p.name: p for p in settings.providers}
+        self._entry_names = {entry: f"{entry[0]}/{entry[1]}" for tier in settings.router.tiers for entry in tier.entries}
+        """Each (tier, provider) as a decision's alternatives name it, made once."""
         self._paid = [t for t in settings.router.tiers if not t.local]
         self._online = (
             OnlineLearner(settings.router.online, [t.name for t in self._paid], settings.rng_seed)
@@ -193,7 +195,7 @@ class Router:
             tier=selection.tier,
             model=self._provider_settings[selection.provider].model,
             provider=selection.provider,
-            alternatives=tuple(f"{tier}/{provider}" for tier, provider in selection.alternatives),
+            alternatives=tuple(self._entry_names[entry] for entry in selection.alternatives),
             score=estimate.score,
             level=estimate.level,
             confidence=estimate.confidence,
