@@ -30,8 +30,8 @@ from actors.providers.settings import ProviderSettings
 from actors.providers.transport import AiohttpTransport, Transport
 from actors.router.router import Router
 from actors.runtime.actor import Actor
-from actors.runtime.bridge import HttpLoop
 from actors.runtime.breaker import Transition
+from actors.runtime.bridge import HttpLoop
 from actors.runtime.clock import loop_clock
 from actors.runtime.supervisor import Supervisor
 from actors.settings import EngineSettings
@@ -131,15 +131,19 @@ def assemble(
             _provider_factory(provider, make_transport, http_loop, engine, dict(env), clock),
             engine.breaker,
         )
-    router = Router(
-        engine,
-        ledger=ledger,
-        providers=providers,
-        circuits=supervisor.circuits(tuple(providers)),
-        cache=cache,
-        telemetry=telemetry,
-        clock=clock,
-    )
+    try:
+        router = Router(
+            engine,
+            ledger=ledger,
+            providers=providers,
+            circuits=supervisor.circuits(tuple(providers)),
+            cache=cache,
+            telemetry=telemetry,
+            clock=clock,
+        )
+    except BaseException:
+        supervisor.dispose()  # a routing model that does not load: the inboxes made so far are released, not leaked
+        raise
     return System(supervisor, router, ledger, cache, telemetry)
 
 

@@ -54,7 +54,11 @@ def test_bad_files_and_paths_are_one_line_and_exit_2(tmp_path: Path, capsys: pyt
     shapeless.write_text('{"messages": 5}\n')
     empty_log = tmp_path / "log"
     empty_log.mkdir()
+    no_model = tmp_path / "no_model.yaml"
+    no_model.write_text(f"extends: {CONFIG}\nllm_routing:\n  complexity_detection:\n    text_model: nowhere.npz\n")
     cases = [
+        (("run", "--config", str(no_model), "--state-dir", str(tmp_path / "s"), "--tasks", "1"),
+         "nowhere.npz: no such file"),
         (("run", "--config", CONFIG, "--state-dir", str(tmp_path / "s"), "--requests", str(latin)),
          "latin.jsonl:2: not UTF-8"),
         (("run", "--config", CONFIG, "--state-dir", str(tmp_path / "s"), "--requests", str(shapeless)),

@@ -80,7 +80,6 @@ def _configs(simulated: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
         "journal_inline_negative": (base + "  budget:\n    journal_inline_ms: -1\n", ("journal_inline_ms",)),
         "text_model_scope_unknown": (base + "  complexity_detection:\n    text_model_scope: code\n",
                                      ("text_model_scope",)),
-        "text_model_missing": (base + "  complexity_detection:\n    text_model: nowhere.npz\n", ("nowhere.npz",)),
         "unknown_key": (base + "  optimisation:\n    budget_limit: 5\n", ("optimisation",)),
         "bad_yaml": ("llm_routing: [unclosed\n", ("bad_yaml.yaml",)),
         "empty": ("", ("empty.yaml",)),

@@ -154,9 +154,13 @@ class Supervisor:
             raise
         finally:
             self._stopping = True
-            for child in self._children.values():
-                child.running = False
-                child.inbox.dispose()
+            self.dispose()
+
+    def dispose(self) -> None:
+        """Release every child's inbox for good: after a run, or instead of one when assembling the system failed."""
+        for child in self._children.values():
+            child.running = False
+            child.inbox.dispose()
 
     def stop(self) -> None:
         """Close every inbox: each child finishes what it holds and its run loop ends."""
