@@ -33,6 +33,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
 import attrs
 
 from actors.errors import ConfigError

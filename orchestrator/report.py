@@ -12,15 +12,15 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
-from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
 from actors.errors import ConfigError
 from actors.ledger.pacing import PacingPlan
+from actors.money import NANODOLLARS_PER_DOLLAR, format_usd
 from actors.telemetry.events import FeedbackGiven, ReservationDecided, ResultRecorded
 from actors.telemetry.log import LogReader
 from orchestrator.arms import TABLE_HEADERS, ArmFigures, table_row

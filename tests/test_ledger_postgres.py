@@ -21,8 +21,8 @@ from actors.catalog import CODEC
 from actors.errors import LedgerError, LedgerUnavailable
 from actors.ledger.client import LedgerClient
 from actors.ledger.core import LedgerCore
-from actors.ledger.pacing import PacingPlan, weights_for
 from actors.ledger.messages import Hold, LedgerAck, LimitStatus, Release, Reserve, ReserveReply, Settle
+from actors.ledger.pacing import PacingPlan, weights_for
 from actors.ledger.pg_actor import PostgresLedgerActor
 from actors.ledger.postgres import PostgresBook
 from actors.ledger.settings import LedgerSettings

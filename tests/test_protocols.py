@@ -7,11 +7,11 @@ import email.utils
 import orjson
 import pytest
 
+from actors.errors import ConfigError
 from actors.messages import ChatMessage, FailureKind
 from actors.providers.failures import parse_retry_after
 from actors.providers.protocols import PROTOCOLS, get_protocol
 from actors.providers.wire import Completion, Failure
-from actors.errors import ConfigError
 
 MESSAGES = (ChatMessage("system", "be brief"), ChatMessage("user", "hello"))
 NOW = 1_790_000_000.0

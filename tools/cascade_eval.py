@@ -32,8 +32,8 @@ from actors.errors import ConfigError  # noqa: E402
 from actors.messages import Request, Result  # noqa: E402
 from actors.money import format_usd  # noqa: E402
 from orchestrator import Orchestrator, load_config  # noqa: E402
-from orchestrator.tables import render_table  # noqa: E402
 from orchestrator.simulator.recorded import Ends, RecordedRun  # noqa: E402
+from orchestrator.tables import render_table  # noqa: E402
 
 DEFAULT_TABLE = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 

@@ -7,7 +7,6 @@ import math
 import anyio
 
 from actors.errors import ActorStopped
-from actors.ledger.pacing import NO_GENERATION
 from actors.ledger.messages import (
     BudgetStatus,
     Hold,
@@ -20,6 +19,7 @@ from actors.ledger.messages import (
     Settle,
     StatusQuery,
 )
+from actors.ledger.pacing import NO_GENERATION
 from actors.runtime.actor import ActorRef
 
 

@@ -29,8 +29,8 @@ import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
 from datetime import datetime, timezone
+from typing import Any
 
 import attrs
 

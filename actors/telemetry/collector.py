@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import anyio
 
+from actors.runtime.actor import Actor
 from actors.telemetry.codec import CODEC
 from actors.telemetry.events import FlushTelemetry
 from actors.telemetry.log import SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
-from actors.runtime.actor import Actor
 
 _FLUSH_TAG_BYTES = CODEC.encode(FlushTelemetry())
 _BUFFER_BYTES = 1 << 20

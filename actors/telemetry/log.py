@@ -22,8 +22,8 @@ from typing import Any
 
 import attrs
 
-from actors.telemetry.codec import CODEC
 from actors.errors import CodecError
+from actors.telemetry.codec import CODEC
 from actors.telemetry.events import DERIVED, RequestServed, SegmentHeader, expand
 
 log = logging.getLogger(__name__)

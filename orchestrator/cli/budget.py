@@ -26,8 +26,8 @@ from actors.ledger.messages import BudgetStatus
 from actors.ledger.postgres import PostgresBook
 from actors.money import format_usd
 from actors.runtime.supervisor import Supervisor
-from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
+from orchestrator.tables import render_table
 
 
 def add_parser(subparsers: Any) -> None:

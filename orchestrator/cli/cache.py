@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from actors.cache.store import CacheStore, clear, verify
-from orchestrator.tables import render_table
 from orchestrator.config import default_config_path, load_config
+from orchestrator.tables import render_table
 
 
 def add_parser(subparsers: Any) -> None:

@@ -20,15 +20,15 @@ import orjson
 from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
 from actors.messages import Request, Result
 from actors.money import format_usd, token_cost_nd
-from orchestrator.api import Orchestrator
-from orchestrator.tables import ProgressBar, render_table
-from orchestrator.platforms import PLATFORMS
-from orchestrator.config import Config, default_config_path, load_config
-from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
 from actors.telemetry.replay import recorded_requests
+from orchestrator.api import Orchestrator
 from orchestrator.cli.drain import serve_until_stopped
 from orchestrator.cli.options import EXIT_INTERRUPTED, POSITIVE_SECONDS, int_range
 from orchestrator.cli.preflight import preflight
+from orchestrator.config import Config, default_config_path, load_config
+from orchestrator.platforms import PLATFORMS
+from orchestrator.simulator.recorded import RecordedRun, is_outcome_table, render_grade
+from orchestrator.tables import ProgressBar, render_table
 from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, load_jsonl
 
 

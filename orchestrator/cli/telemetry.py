@@ -19,9 +19,9 @@ from actors.ledger.actor import open_read_only
 from actors.money import format_usd
 from actors.telemetry.audit import audit
 from actors.telemetry.summary import GROUPS, PERIODS, summarize
-from orchestrator.tables import render_table
 from orchestrator.config import Config, default_config_path, load_config
 from orchestrator.files import write_private
+from orchestrator.tables import render_table
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

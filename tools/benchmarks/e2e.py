@@ -179,8 +179,8 @@ def run_latency_parts(requests: int, concurrency: int, rounds: int) -> None:
     Says how much of the added latency each part accounts for, and whether the target
     (0.95 of bare throughput at concurrency 16) is within reach of the core path at all.
     """
-    from tools.benchmarks.variants import VARIANTS
     from orchestrator.tables import render_table
+    from tools.benchmarks.variants import VARIANTS
 
     results: dict[str, list[dict[str, float]]] = {"bare": [], **{name: [] for name in VARIANTS}}
     with Simulator(0.05) as sim:
