@@ -216,6 +216,8 @@ def bench_ablation(count: int, concurrency: int) -> None:
 
 def bench_cache_path(count: int, concurrency: int) -> None:
     """The same requests twice in one state directory: the first run misses, the second hits."""
+    from tools.benchmarks.e2e import bare_reference
+
     requests = _requests(count)
     with simulator_process() as url, tempfile.TemporaryDirectory() as state:
         miss = anyio.run(_through_orchestrator, url, requests, concurrency, state)
@@ -224,7 +226,8 @@ def bench_cache_path(count: int, concurrency: int) -> None:
         ("path through orch.generate", "req/s", "p50 ms", "p99 ms"),
         [("miss (provider call, cache store)", f"{miss['rps']:.0f}", f"{miss['p50_ms']:.1f}", f"{miss['p99_ms']:.1f}"),
          ("hit (cache lookup only)", f"{hit['rps']:.0f}", f"{hit['p50_ms']:.1f}", f"{hit['p99_ms']:.1f}")],
-        title=f"cache path: {count} ARC requests at concurrency {concurrency}; hit/miss throughput {hit['rps'] / miss['rps']:.2f}x",
+        title=f"cache path: {count} ARC requests at concurrency {concurrency}; hit/miss throughput "
+              f"{hit['rps'] / miss['rps']:.2f}x; this machine's bare client {bare_reference():.0f} µs/request",
     ))
     print()
 

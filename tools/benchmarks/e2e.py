@@ -45,6 +45,16 @@ def pinning_note() -> str:
     return "NOT pinned (no taskset or a single core): figures are noisier"
 
 
+def bare_reference(requests: int = 2000, concurrency: int = 100) -> float:
+    """This machine's bare aiohttp client, µs of client CPU per request (pinned, against a pinned simulator).
+
+    Benchmarks that measure no HTTP state it beside their figures, so figures from
+    machines of different speed can be compared as ratios.
+    """
+    with Simulator(0.0) as sim:
+        return measure(sim, "bare", requests, concurrency)["cpu_us"]
+
+
 class Simulator:
     """The simulator in its own pinned process; `cpu_s()` reads its CPU time from /proc."""
 

@@ -80,8 +80,11 @@ async def _measure(n: int, passes: int = 3) -> dict[str, tuple[float, float, flo
 
 
 def main() -> None:
+    from tools.benchmarks.e2e import bare_reference
+
     results = run()
     print(render_table(("routing decision", "p50 µs", "p99 µs", "p99 of each request's best of 3 µs"),
                        [(k, f"{p50:.0f}", f"{p99:.0f}", f"{best:.0f}") for k, (p50, p99, best) in results.items()],
-                       title="routing decision latency (estimate + select, no I/O)"))
+                       title="routing decision latency (estimate + select, no I/O); this machine's bare client "
+                             f"{bare_reference():.0f} µs/request"))
     print()
