@@ -3,6 +3,7 @@
     python tools/bench.py                 # every section
     python tools/bench.py e2e --requests 3000 --concurrency 100
     python tools/bench.py e2e-text e2e-arc --requests 2000 --concurrency 100   # client CPU only, text and ARC
+    python tools/bench.py e2e-plain --requests 2000 --concurrency 100   # plain text, routed by the learned default
     python tools/bench.py text-revisions --revisions b4a330e --requests 2000   # text prompts, a revision against this tree
     python tools/bench.py all-down   # every provider refusing connections: a wave, then every circuit open
     python tools/bench.py serve --requests 2000 --concurrency 50   # the server's CPU per request against the embedded path
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
             e2e.main(args.requests, args.concurrency, args.rounds)
             continue
-        if section in ("e2e-arc", "e2e-text"):
+        if section in ("e2e-arc", "e2e-text", "e2e-plain"):
             from tools.benchmarks import e2e
 
             e2e.run_cpu(args.requests, args.concurrency, args.rounds, workload=section.removeprefix("e2e-"))

@@ -127,11 +127,17 @@ def against_first(results: dict[str, list[float]], fmt: str) -> list[tuple[str, 
     ]
 
 
+WORKLOADS = {"arc": "ARC requests", "text": "distinct 760-character coding prompts",
+             "plain": "distinct plain-text prompts (GSM8K questions)"}
+
+
 def run_cpu(requests: int, concurrency: int, rounds: int, workload: str = "arc") -> dict[str, Any]:
-    """Client CPU per request against a bare aiohttp client: ARC tasks, or distinct text prompts (pinned and routed)."""
+    """Client CPU per request against a bare aiohttp client: ARC tasks, distinct coding prompts (pinned and routed),
+    or plain text (GSM8K questions, routed by the learned text default)."""
     from orchestrator.tables import render_table
 
-    modes = ("bare", "cold", "warm") if workload == "arc" else ("bare-text", "text-pinned", "text-routed")
+    modes = {"arc": ("bare", "cold", "warm"), "text": ("bare-text", "text-pinned", "text-routed"),
+             "plain": ("bare-plain", "plain-routed")}[workload]
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     with Simulator(0.0) as sim:
         measure(sim, modes[0], 200, concurrency)
@@ -151,7 +157,7 @@ def run_cpu(requests: int, concurrency: int, rounds: int, workload: str = "arc")
     print(render_table(
         ("client", "req/s", "client CPU µs/req", "CPU ratio bare/x", "p50 ms", "p99 ms", "sim util", "peak RSS MB"),
         rows,
-        title=f"e2e: {requests} {'ARC requests' if workload == 'arc' else 'distinct 760-character text prompts'} at "
+        title=f"e2e: {requests} {WORKLOADS[workload]} at "
               f"concurrency {concurrency}, {rounds} interleaved rounds; bare client {bare_cpu:.0f} µs/request; "
               f"{pinning_note()}",
     ))

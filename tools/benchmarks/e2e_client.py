@@ -6,8 +6,10 @@ MODE is `bare` (aiohttp to the simulator), `cold` or `warm` (the full orchestrat
 path: routing, durable ledger, cache, telemetry; PARTS, a variant of
 `variants.VARIANTS` such as "no journal", switches some off), on ARC tasks pinned to
 tier_1; or the text workload: `bare-text`, `text-pinned` (tier_1) and `text-routed`
-(the router estimates and chooses), distinct 760-character coding prompts, each
-orchestrated client warmed by an unmeasured pass of other prompts. Both sides treat the
+(the router estimates and chooses), distinct 760-character coding prompts; or plain
+text: `bare-plain` and `plain-routed`, GSM8K's word problems made distinct (the shipped
+configs route plain text by the learned text default). Each orchestrated client is
+warmed by an unmeasured pass of other prompts. Both sides treat the
 garbage collector as `orchestrator run` and `serve` do: frozen once set up
 (`gc.freeze`), young collections every 10,000 allocations. So neither side's figures
 include a collector setting the other lacks. Prints one JSON line: req/s, client CPU
@@ -90,10 +92,24 @@ def text_bench_requests(count: int, seed: int, tier: str | None) -> list[Request
     return text_requests(count, 760, seed=seed, tier=tier)
 
 
-async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int, text: bool) -> dict[str, float]:
+GSM8K = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
+
+
+def plain_bench_requests(count: int, seed: int) -> list[Request]:
+    """Plain text: GSM8K's word problems (../shared/data), each made distinct by a numbered line, so nothing is
+    answered from the cache or the estimator's memo; `seed` picks a disjoint numbering."""
+    import csv
+
+    with GSM8K.open(newline="") as handle:
+        questions = [row["prompt"] for row in csv.DictReader(handle)]
+    return [Request.prompt(f"{questions[i % len(questions)]}\n(Exercise {seed}-{i}.)") for i in range(count)]
+
+
+async def bare(url: str, count: int, concurrency: int, model: str, max_tokens: int, workload: str) -> dict[str, float]:
     from orchestrator.assembly import YOUNG_COLLECTION_THRESHOLD  # here: older revisions' trees run only `warm`
 
-    requests = text_bench_requests(count, 1, None) if text else arc_bench_requests(count)
+    requests = {"text": lambda: text_bench_requests(count, 1, None), "plain": lambda: plain_bench_requests(count, 1),
+                "arc": lambda: arc_bench_requests(count)}[workload]()
     bodies = [
         orjson.dumps({
             "model": model,
@@ -133,6 +149,8 @@ async def orchestrated(url: str, count: int, concurrency: int, state: str, mode:
     if mode.startswith("text"):
         tier = "tier_1" if mode == "text-pinned" else None
         measured, warmup = text_bench_requests(count, 1, tier), text_bench_requests(count, 2, tier)
+    elif mode == "plain-routed":
+        measured, warmup = plain_bench_requests(count, 1), plain_bench_requests(count, 2)
     else:
         measured = arc_bench_requests(count)
         warmup = arc_bench_requests(count, offset=10**6) if mode == "warm" else []
@@ -155,11 +173,12 @@ def _start(config: Any) -> Any:
 
 def main() -> None:
     mode, url, count, concurrency, state = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    if mode in ("bare", "bare-text"):
+    if mode in ("bare", "bare-text", "bare-plain"):
         config = load_config(ROOT / "configs" / "simulated.yaml", state_dir=state)
         tier = config.engine.router.tiers[0]
         model = config.engine.provider(tier.providers[0]).model
-        figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens, mode == "bare-text")
+        workload = {"bare": "arc", "bare-text": "text", "bare-plain": "plain"}[mode]
+        figures = anyio.run(bare, url, count, concurrency, model, tier.max_tokens, workload)
     else:
         parts = sys.argv[6] if len(sys.argv) > 6 else ""
         figures = anyio.run(orchestrated, url, count, concurrency, state, mode, parts)
