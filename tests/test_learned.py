@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import attrs
@@ -49,6 +52,42 @@ def test_sparse_features_stay_in_range_unit_length_and_deterministic(text: str) 
     assert len(values) == 0 or abs(float(np.dot(values, values)) - 1.0) < 1e-5
     again = sparse_features(text, SPEC)
     assert np.array_equal(index, again[0]) and np.array_equal(values, again[1])
+
+
+def reference_sparse_features(text: str, spec: FeatureSpec) -> tuple[list[int], list[float]]:
+    """The hashing rule written out one n-gram and one word at a time (the shipped models were fitted on it)."""
+    folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(bytes.maketrans(b"123456789", b"0" * 9))
+    base, multiplier, mask = 1_000_003, 0x9E3779B97F4A7C15, (1 << 64) - 1
+    shift = 64 - spec.buckets.bit_length() + 1
+    counts: Counter[int] = Counter()
+    for n in range(spec.char_ngrams[0], spec.char_ngrams[1] + 1):
+        seed = n * pow(base, n, 1 << 64)
+        for start in range(len(folded) - n + 1):
+            poly = sum(byte * pow(base, n - 1 - k, 1 << 64) for k, byte in enumerate(folded[start : start + n]))
+            counts[(((poly + seed) & mask) * multiplier & mask) >> shift] += 1  # (sum b_k B^(n-1-k) + n B^n) x M
+    for word in re.findall(rb"[a-z]+", folded):
+        counts[zlib.crc32(word) % spec.buckets] += 1
+    index = sorted(counts)
+    values = np.log1p(np.array([counts[i] for i in index], dtype=np.float64)).astype(np.float32)
+    if len(values):
+        values /= np.float32(np.sqrt(np.dot(values, values)))
+    return index, values.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=120))
+def test_sparse_features_follow_the_hashing_rule_the_shipped_models_were_fitted_on(text: str) -> None:
+    index, values = sparse_features(text, SPEC)
+    expected_index, expected_values = reference_sparse_features(text, SPEC)
+    assert index.tolist() == expected_index
+    np.testing.assert_allclose(values, expected_values, rtol=1e-6)
+
+
+def test_sparse_features_are_pinned_across_versions() -> None:
+    """The shipped text default and every saved model hash prompts this way: the buckets must never drift."""
+    index, values = sparse_features("She bought 17 apples at $3.50 each; how many did she buy in all?", FeatureSpec())
+    assert len(index) == 183 and index[:12].tolist() == [23, 47, 65, 82, 87, 88, 125, 135, 153, 164, 220, 226]
+    assert values[0] == pytest.approx(0.0705133, abs=1e-6)
 
 
 def test_digits_are_folded_so_numbers_share_their_ngrams() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections import Counter
 
 import attrs
 import numpy as np
@@ -64,17 +63,16 @@ def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
     """(bucket indices, values): the unique hashed n-grams of `text` and their damped, normalised counts."""
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
     shift = np.uint64(64 - spec.buckets.bit_length() + 1)
-    chars = _char_buckets(folded, spec.char_ngrams[0], spec.char_ngrams[1], shift)
-    words = Counter(_WORD_BYTES.findall(folded))
-    if not len(chars) and not words:
+    buckets = _char_buckets(folded, spec.char_ngrams[0], spec.char_ngrams[1], shift)
+    words = _WORD_BYTES.findall(folded)
+    if not len(buckets) and not words:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    counts = np.bincount(chars.astype(np.int64), minlength=spec.buckets).astype(np.float64)
     if words:
-        hashed = np.array([zlib.crc32(w) for w in words], dtype=np.uint64) % np.uint64(spec.buckets)
-        counts += np.bincount(hashed.astype(np.int64), weights=np.fromiter(words.values(), dtype=float, count=len(words)),
-                              minlength=spec.buckets)
+        mask = spec.buckets - 1  # a power of two: the remainder of the CRC
+        buckets = np.concatenate((buckets, np.array([zlib.crc32(word) & mask for word in words], dtype=np.uint64)))
+    counts = np.bincount(buckets.astype(np.int64), minlength=spec.buckets)
     index = np.flatnonzero(counts)
-    values = np.log1p(counts[index]).astype(np.float32)
+    values = np.log1p(counts[index].astype(np.float64)).astype(np.float32)
     values /= np.float32(np.sqrt(np.dot(values, values)))
     return index, values
 
