@@ -87,6 +87,11 @@ SCAN_WINDOW = 4_096
 instructions are, and a multi-megabyte prompt must not hold the event loop for a second."""
 
 
+def _scanned(text: str) -> str:
+    """The part of `text` the rules read: all of it, or its first and last SCAN_WINDOW characters."""
+    return text if len(text) <= 2 * SCAN_WINDOW else text[:SCAN_WINDOW] + "\n" + text[-SCAN_WINDOW:]
+
+
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _WORDS = bytes(c + 32 if 65 <= c <= 90 else c if c in _WORD_BYTES else 32 for c in range(256))
 """Lowercases ASCII letters and turns every byte that is not a word character into a space."""
@@ -255,8 +260,7 @@ def rule_points(text: str, *, files: int | None = None,
     """`text_points` and the file names counted (for `coding_signal`, which would otherwise count them again)."""
     line_count = lines if lines is not None else text.count("\n")
     length = len(text)
-    if length > 2 * SCAN_WINDOW:
-        text = text[:SCAN_WINDOW] + "\n" + text[-SCAN_WINDOW:]
+    text = _scanned(text)
     matches = _Matcher(text)
     features: dict[str, float] = {}
     reasons: list[str] = []
@@ -308,8 +312,7 @@ def coding_signal(text: str, features: dict[str, float], files: int | None = Non
     for label in CODING_FEATURES:
         if label in features:
             return label
-    if len(text) > 2 * SCAN_WINDOW:
-        text = text[:SCAN_WINDOW] + "\n" + text[-SCAN_WINDOW:]
+    text = _scanned(text)
     if files if files is not None else _Matcher(text).file_count():
         return "a file name"
     for marker in _CODE_MARKERS:
