@@ -26,6 +26,7 @@ from orchestrator.config import load_config
 from orchestrator.lab.outcomes import build_table
 from orchestrator.tables import render_table
 from orchestrator.workload import text_requests
+from tools.benchmarks.routing import pass_figures
 
 TIERS = 11
 HARD = ("recursion", "concurrency", "proof", "distributed")
@@ -83,13 +84,7 @@ async def measure(count: int, with_model: bool = True, passes: int = 3) -> tuple
                     orch.decide(request)
                     samples.append(time.perf_counter() - started)
             runs.append(samples)
-    p50, p99 = _percentiles(runs[0])
-    return p50, p99, _percentiles([min(times) for times in zip(*runs)])[1]
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return ordered[len(ordered) // 2] * 1e6, ordered[int(0.99 * (len(ordered) - 1))] * 1e6
+    return pass_figures(runs)
 
 
 def main(count: int = 2000) -> None:
