@@ -95,13 +95,18 @@ def text_bench_requests(count: int, seed: int, tier: str | None) -> list[Request
 GSM8K = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 
 
-def plain_bench_requests(count: int, seed: int) -> list[Request]:
-    """Plain text: GSM8K's word problems (../shared/data), each made distinct by a numbered line, so nothing is
-    answered from the cache or the estimator's memo; `seed` picks a disjoint numbering."""
+def gsm8k_questions() -> list[str]:
+    """GSM8K's 1,319 word problems (../shared/data): plain text, which the shipped configs route by the learned model."""
     import csv
 
     with GSM8K.open(newline="") as handle:
-        questions = [row["prompt"] for row in csv.DictReader(handle)]
+        return [row["prompt"] for row in csv.DictReader(handle)]
+
+
+def plain_bench_requests(count: int, seed: int) -> list[Request]:
+    """Plain text: GSM8K's word problems, each made distinct by a numbered line, so nothing is answered from the
+    cache or the estimator's memo; `seed` picks a disjoint numbering."""
+    questions = gsm8k_questions()
     return [Request.prompt(f"{questions[i % len(questions)]}\n(Exercise {seed}-{i}.)") for i in range(count)]
 
 

@@ -10,7 +10,6 @@ before and after, run it in both trees alternately.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +18,9 @@ from actors.policy import learned
 from actors.policy.prompt_features import dense_features, sparse_features
 from orchestrator.tables import render_table
 from orchestrator.workload import text_requests
+from tools.benchmarks.e2e_client import gsm8k_questions
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-GSM8K = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 
 
 def _p50_us(work: Callable[[str], object], texts: list[str]) -> float:
@@ -37,8 +36,7 @@ def main() -> None:
     from tools.benchmarks.e2e import bare_reference
 
     model = learned.load(ROOT / "configs" / "models" / "text_default.npz")
-    with GSM8K.open(newline="") as handle:
-        plain = [row["prompt"] for row in csv.DictReader(handle)]
+    plain = gsm8k_questions()
     coding = [r.messages[0].content for r in text_requests(1500, 760, seed=7)]  # type: ignore[union-attr]
     parts = (("sparse features", lambda t: sparse_features(t, model.spec)),
              ("dense features", lambda t: dense_features(t, None, model.spec.max_chars)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import tempfile
 import time
 from pathlib import Path
@@ -14,21 +13,15 @@ from orchestrator import Orchestrator
 from orchestrator.config import load_config
 from orchestrator.tables import render_table
 from orchestrator.workload import arc_requests, text_requests
+from tools.benchmarks.e2e_client import gsm8k_questions
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-GSM8K = ROOT.parent / "shared" / "data" / "routellm-gsm8k" / "gsm8k_responses.csv"
 TEXTS = [
     "Fix typo in README.md",
     "Implement user authentication with JWT tokens in auth.py and middleware.py",
     "Design a distributed system architecture with async message queues for high throughput",
     "Fix the security vulnerability in production: SQL injection in the login endpoint",
 ]
-
-
-def _gsm8k_questions() -> list[str]:
-    """The GSM8K word problems of ../shared/data: plain text, which the shipped configs route by the learned model."""
-    with GSM8K.open(newline="") as handle:
-        return [row["prompt"] for row in csv.DictReader(handle)]
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -63,7 +56,7 @@ async def _measure(n: int, passes: int = 3) -> dict[str, tuple[float, float, flo
         ("text, 760 characters, distinct", text_requests(n, 760, seed=1), True),
         ("text, 760 characters, tier pinned", text_requests(n, 760, seed=2, tier="tier_1"), True),
         ("text, 30,000 characters, distinct", text_requests(n // 4, 30_000, seed=3), True),
-        ("plain text (GSM8K questions), distinct", [Request.prompt(p) for p in _gsm8k_questions()], True),
+        ("plain text (GSM8K questions), distinct", [Request.prompt(p) for p in gsm8k_questions()], True),
     )
     results = {}
     with tempfile.TemporaryDirectory() as state:
