@@ -20,6 +20,7 @@ from pathlib import Path
 import attrs
 
 from actors.cache.messages import CacheHit
+from actors.cache.store import HIT_COLUMNS, hit_of
 
 
 @attrs.frozen
@@ -51,16 +52,14 @@ class KeyProbe:
     def look(self, key: str, now: float) -> Looked:
         """The entry under `key` if it is live at `now` (the store's clock), or that there is none."""
         try:
-            row = self._db.execute(
-                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires "
-                "FROM entries WHERE key=?", (key,)).fetchone()
+            row = self._db.execute(f"SELECT {HIT_COLUMNS}, expires FROM entries WHERE key=?", (key,)).fetchone()
         except sqlite3.Error:
             return UNSURE
         if row is None:
             return Looked(absent=True)
         if row[7] is not None and row[7] <= now:
             return UNSURE
-        return Looked(hit=CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], None))
+        return Looked(hit=hit_of(row))
 
     def close(self) -> None:
         self._db.close()

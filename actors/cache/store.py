@@ -18,8 +18,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -28,6 +29,14 @@ from actors.cache.messages import CacheHit, CachePut, CacheStats, CacheTouched
 from actors.cache.settings import CacheSettings
 
 log = logging.getLogger(__name__)
+
+HIT_COLUMNS = "text, input_tokens, output_tokens, cost_nd, model, provider, tier"
+"""The columns of an entry a hit is made of, in CacheHit's order (`hit_of`); queries select more after them."""
+
+
+def hit_of(row: Sequence[Any], similarity_score: float | None = None) -> CacheHit:
+    """The hit made of a row that starts with HIT_COLUMNS."""
+    return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], similarity_score)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -127,8 +136,7 @@ class CacheStore:
         now = self._clock()
         try:
             row = db.execute(
-                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, expires, hits, size "
-                "FROM entries WHERE key=?",
+                f"SELECT {HIT_COLUMNS}, expires, hits, size FROM entries WHERE key=?",
                 (key,),
             ).fetchone()
             if row is None or (row[7] is not None and row[7] <= now):
@@ -143,7 +151,7 @@ class CacheStore:
             return None
         self.counters.hits += 1
         self.counters.saved_nd += row[3]
-        return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], None)
+        return hit_of(row)
 
     def similar(self, kind: str, tier: str, text: str) -> CacheHit | None:
         """The most similar entry of the same kind and tier at or above the threshold.
@@ -179,8 +187,7 @@ class CacheStore:
             if score < self.settings.similarity_threshold:
                 return None
             row = db.execute(
-                "SELECT text, input_tokens, output_tokens, cost_nd, model, provider, tier, hits, size "
-                "FROM entries WHERE key=?",
+                f"SELECT {HIT_COLUMNS}, hits, size FROM entries WHERE key=?",
                 (rows[index][0],),
             ).fetchone()
             if row is None:
@@ -191,7 +198,7 @@ class CacheStore:
             return None
         self.counters.similar_hits += 1
         self.counters.saved_nd += row[3]
-        return CacheHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6], round(score, 4))
+        return hit_of(row, round(score, 4))
 
     # -- writes ----------------------------------------------------------------------------
 
