@@ -25,7 +25,6 @@ nearly all-distinct scores, so calibration reaches any mix (docs/ROUTING.md).
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -141,15 +140,15 @@ def prompt_key(text: str) -> object:
     return text if len(text) <= MEMO_KEY_CHARS else (len(text), hash(text))
 
 
-def success_features(tiers: Sequence[str], probabilities: np.ndarray) -> dict[str, float]:
-    """`p_success:<tier>` per tier, to four places: what a verifier cascade and the reasons' readers use."""
-    return dict(zip(_success_keys(tuple(tiers)), [round(p, 4) for p in probabilities.tolist()]))
-
-
-@functools.lru_cache(maxsize=64)
-def _success_keys(tiers: tuple[str, ...]) -> tuple[str, ...]:
-    """The feature names of a set of tiers, made once (every decision by a model reports them)."""
+def success_names(tiers: Sequence[str]) -> tuple[str, ...]:
+    """The features `success_features` reports for these tiers; an estimator makes them once, not per decision."""
     return tuple(f"p_success:{tier}" for tier in tiers)
+
+
+def success_features(names: tuple[str, ...], probabilities: np.ndarray) -> dict[str, float]:
+    """`p_success:<tier>` per tier (`success_names`), to four places: what a verifier cascade and the reasons'
+    readers use."""
+    return dict(zip(names, [round(p, 4) for p in probabilities.tolist()]))
 
 
 class TextEstimator:
@@ -221,6 +220,7 @@ class LearnedTextEstimator(TextEstimator):
         self.model = learned.load(settings.text_model_path)
         self.source = Path(settings.text_model_path).name
         self.plain_only = settings.text_model_scope == "plain"
+        self._success_names = success_names(self.model.models)
 
     def _estimate(self, text: str, files: int | None, given: dict[str, float] | None) -> Estimate:
         if self.plain_only:
@@ -233,7 +233,7 @@ class LearnedTextEstimator(TextEstimator):
         probabilities = self.model.predict_text(text)
         score = round(self.model.blended_percentile(float(learned.gain_score(probabilities)), len(text)), SCORE_DECIMALS)
         level, confidence = self.levels.level(score)
-        features = success_features(self.model.models, probabilities)
+        features = success_features(self._success_names, probabilities)
         reasons = (f"learned text router ({self.source}): P(success) weakest {probabilities[0]:.2f}, strongest "
                    f"{probabilities[-1]:.2f}; with its length, above {score:.0%} of its training prompts",)
         return Estimate(score, level, confidence, reasons, features | (given or {}))
@@ -272,6 +272,7 @@ class LearnedEstimator:
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
+        self._success_names = success_names(self.model.models)
         self.levels = Levels(settings.thresholds)
         self.target = settings.target
         policy = "target" if self.target is not None else "value_lambda" if settings.value_lambda is not None else ""
@@ -317,7 +318,7 @@ class LearnedEstimator:
             return Estimate(score, level, confidence, ("score given by the caller",), {})
         probabilities = self.predict(request)
         score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
-        features = success_features(self.model.models, probabilities)
+        features = success_features(self._success_names, probabilities)
         reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models, probabilities))]
         if self.value is not None:
             return self.value.estimate(request, score, self.levels.names, self.model.models, probabilities, reasons,
@@ -411,12 +412,13 @@ class PriorValueEstimator:
                 f"every level; missing for level(s) {', '.join(unrated)} (or use estimator: learned)"
             )
         self._logits = quality_logits(self.value.prices)
+        self._success_names = success_names(self.levels.names)
 
     def estimate(self, request: Request) -> Estimate:
         rules = self.rules.estimate(request)
         probabilities = prior_probabilities(self._logits, rules.score)
         names = self.levels.names
-        features = dict(rules.features) | success_features(names, probabilities)
+        features = dict(rules.features) | success_features(self._success_names, probabilities)
         reasons = list(rules.reasons) + [f"quality prior at score {rules.score:.2f} (p_success: features per tier)"]
         return self.value.estimate(request, rules.score, names, names, probabilities, reasons, features)
 
