@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from actors.errors import ConfigError
@@ -100,6 +100,17 @@ def test_only_the_first_max_chars_are_hashed() -> None:
     head = "x" * 50
     assert np.array_equal(sparse_features(head + "tail words", spec)[0], sparse_features(head, spec)[0])
     assert dense_features(head + "tail words")[0] > dense_features(head)[0]  # lengths see the whole text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("12/½٣² a.\n"), max_size=40) | st.text(max_size=80))
+@example("1/2")
+@example("/1/2/")
+def test_the_fraction_feature_is_a_digit_slash_digit_anywhere(text: str) -> None:
+    """The model was fitted on `\\d/\\d` (any Unicode digit), searched; the feature now looks only around slashes."""
+    position = DENSE.index("has_fraction")
+    expected = bool(re.search(r"\d/\d", text)) or "half" in text or "third" in text
+    assert dense_features(text)[position] == float(expected)
 
 
 def test_a_batch_subset_is_the_batch_of_the_subset() -> None:

@@ -28,11 +28,21 @@ from actors.policy.value import (
     prices_by_level,
     prior_probabilities,
     quality_logits,
+    ranked,
     values,
 )
 from orchestrator.config import load_config
 from orchestrator.lab.metrics import LAMBDAS
 from tests.test_learned import LEVELS, SPEC, table
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.1, 0.5, 0.9]) | st.floats(0, 1), st.sampled_from([1.0, 2.0]) | st.floats(0, 9)),
+                min_size=1, max_size=12))
+def test_the_ranking_is_by_value_then_cost_then_position(tiers: list[tuple[float, float]]) -> None:
+    """Equal values keep the cheaper tier first, and equal costs too the earlier (the fallback chain's order)."""
+    scored = np.array([value for value, _ in tiers])
+    costs = np.array([cost for _, cost in tiers])
+    assert ranked(scored, costs) == sorted(range(len(tiers)), key=lambda i: (-tiers[i][0], tiers[i][1], i))
 
 
 def test_the_tier_of_most_success_for_its_price_wins() -> None:

@@ -319,7 +319,8 @@ class LearnedEstimator:
         probabilities = self.predict(request)
         score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
         features = success_features(self._success_names, probabilities)
-        reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models, probabilities))]
+        reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models,
+                                                                                      probabilities.tolist()))]
         if self.value is not None:
             return self.value.estimate(request, score, self.levels.names, self.model.models, probabilities, reasons,
                                        features)
@@ -377,10 +378,10 @@ class ValuePolicy:
         value_lambda = self.value_lambda * (self.lambda_scale(request) if self.lambda_scale is not None else 1.0)
         if self.learner is not None:
             band = self.learner.band(score)
-            posterior, explored = self.learner.posterior(band, [float(p) for p in probabilities], PRIOR_WEIGHT)
+            posterior, explored = self.learner.posterior(band, probabilities.tolist(), PRIOR_WEIGHT)
             probabilities = np.asarray(posterior)
             reasons.append(f"online: {'drew' if explored else 'posterior of'} band {band} "
-                           + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, probabilities)))
+                           + ", ".join(f"{t} {p:.2f}" for t, p in zip(tiers, posterior)))
         costs = self.costs(request)
         scored = values(probabilities, costs, value_lambda)
         order = ranked(scored, costs)

@@ -88,7 +88,7 @@ class LearnedModel:
         index, values = sparse_features(text, self.spec)
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
         dense = (raw - self.dense_mean) * self.dense_scale
-        logits = values @ self._bucket_rows[index] + self.dense_weights @ dense + self.bias
+        logits = values @ np.take(self._bucket_rows, index, axis=0) + self.dense_weights @ dense + self.bias
         return _sigmoid(logits.astype(np.float64))
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
@@ -203,7 +203,7 @@ def _logits(batch: FeatureBatch, weights: np.ndarray, dense_weights: np.ndarray,
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))  # np.clip's values, without its wrapper
 
 
 @attrs.frozen(eq=False)

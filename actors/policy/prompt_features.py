@@ -35,9 +35,9 @@ DENSE = (
     "code_markers", "math_markers", *ARC_FEATURES, "log_cells",
 )
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_WORD_BYTES = re.compile(rb"[a-z]+")
+_LETTERS_ONLY = bytes(byte if 97 <= byte <= 122 else 32 for byte in range(256))
+"""Every byte but a-z made a space: the words (runs of a-z) of a folded prompt are then its `split()`."""
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
-_FRACTION = re.compile(r"\d/\d")
 _CODE = ("```", "def ", "class ", "return ", "import ", "{", ";", "=>")
 _MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
@@ -62,44 +62,55 @@ class FeatureSpec:
 def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, values): the unique hashed n-grams of `text` and their damped, normalised counts."""
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
-    shift = np.uint64(64 - spec.buckets.bit_length() + 1)
-    buckets = _char_buckets(folded, spec.char_ngrams[0], spec.char_ngrams[1], shift)
-    words = _WORD_BYTES.findall(folded)
-    if not len(buckets) and not words:
+    words = folded.translate(_LETTERS_ONLY).split()
+    low, high = spec.char_ngrams
+    per_n = [max(0, len(folded) - n + 1) for n in range(low, high + 1)]
+    chars = sum(per_n)
+    if not chars and not words:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    buckets = np.empty(chars + len(words), dtype=np.uint64)
+    if chars:
+        _char_buckets(folded, low, per_n, buckets[:chars], np.uint64(64 - spec.buckets.bit_length() + 1))
     if words:
-        mask = spec.buckets - 1  # a power of two: the remainder of the CRC
-        buckets = np.concatenate((buckets, np.array([zlib.crc32(word) & mask for word in words], dtype=np.uint64)))
-    counts = np.bincount(buckets.astype(np.int64), minlength=spec.buckets)
-    index = np.flatnonzero(counts)
+        crcs = buckets[chars:]
+        crcs[:] = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
+        crcs &= np.uint64(spec.buckets - 1)  # a power of two: the remainder of the CRC
+    counts = np.bincount(buckets.view(np.int64), minlength=spec.buckets)  # every bucket < 2**63
+    index = (counts > 0).nonzero()[0]
     values = np.log1p(counts[index].astype(np.float64)).astype(np.float32)
     values /= np.float32(np.sqrt(np.dot(values, values)))
     return index, values
 
 
-def _char_buckets(data: bytes, low: int, high: int, shift: np.uint64) -> np.ndarray:
-    """The buckets of every character n-gram, n from `low` to `high`.
+def _char_buckets(data: bytes, low: int, per_n: list[int], out: np.ndarray, shift: np.uint64) -> None:
+    """Write the bucket of every character n-gram into `out`, n from `low` up (`per_n[k]` of length low + k).
 
     The n-gram at i hashes as n * B^n + sum of byte[i + k] * B^(n-1-k) (mod 2^64): the
     (n+1)-grams' sums are the n-grams' times B plus the next byte, so each longer n
-    costs one multiply-add over the bytes, not n of them.
+    costs one multiply-add over the bytes, not n of them. Everything happens in place
+    in `out`, one segment per n: a prompt's hashing allocates nothing but its bytes.
     """
-    if len(data) < low:
-        return np.zeros(0, dtype=np.uint64)
     raw = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
-    count = len(raw) - low + 1
-    sums = raw[:count].copy()
+    count = per_n[0]
+    sums = out[:count]
+    sums[:] = raw[:count]
     for offset in range(1, low):
-        sums = sums * _BASE + raw[offset : offset + count]
-    parts = []
-    for n in range(low, high + 1):
-        if n > low:
-            count -= 1
-            if count <= 0:
-                break
-            sums = sums[:count] * _BASE + raw[n - 1 : n - 1 + count]
-        parts.append(((sums + _seed(n)) * _MULTIPLIER) >> shift)
-    return np.concatenate(parts)
+        sums *= _BASE
+        sums += raw[offset : offset + count]
+    segments = [sums]
+    start = count
+    for n, count in enumerate(per_n[1:], start=low + 1):
+        if count <= 0:
+            break
+        longer = out[start : start + count]
+        np.multiply(segments[-1][:count], _BASE, out=longer)
+        longer += raw[n - 1 : n - 1 + count]
+        segments.append(longer)
+        start += count
+    for n, segment in enumerate(segments, start=low):
+        segment += _seed(n)
+    out *= _MULTIPLIER
+    out >>= shift
 
 
 def _seed(n: int) -> np.uint64:
@@ -122,10 +133,10 @@ def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_
         float("%" in text or "percent" in text),
         float("$" in text),
         float(any("." in n for n in numbers)),
-        float(bool(_FRACTION.search(text)) or "half" in text or "third" in text),
+        float(_has_fraction(text) or "half" in text or "third" in text),
         math.log1p(max(magnitudes, default=0.0)) / 10,
-        math.log1p(sum(text.count(marker) for marker in _CODE)),
-        math.log1p(sum(text.count(marker) for marker in _MATH)),
+        math.log1p(sum(map(text.count, _CODE))),
+        math.log1p(sum(map(text.count, _MATH))),
     ]
     if task is not None:
         grid = arc_features(task)
@@ -134,6 +145,16 @@ def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_
     else:
         values += [0.0] * (len(ARC_FEATURES) + 1)
     return np.asarray(values, dtype=np.float32)
+
+
+def _has_fraction(text: str) -> bool:
+    """Whether a digit, a slash and a digit follow each other (as `\\d/\\d` would find), looking only around slashes."""
+    at = text.find("/", 1)
+    while 0 < at < len(text) - 1:
+        if text[at - 1].isdecimal() and text[at + 1].isdecimal():
+            return True
+        at = text.find("/", at + 1)
+    return False
 
 
 @attrs.frozen(eq=False)

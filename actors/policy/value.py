@@ -118,7 +118,7 @@ def by_value(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) 
 
 def ranked(scored: np.ndarray, costs: np.ndarray) -> list[int]:
     """Tier indices by `values` already worked out, best first; equal values keep the cheaper tier first."""
-    return sorted(range(len(scored)), key=lambda index: (-scored[index], costs[index], index))
+    return np.lexsort((costs, -scored)).tolist()  # the last key sorts first; a stable sort keeps index order last
 
 
 def prices_by_level(router: RouterSettings, providers: Mapping[str, ProviderSettings]) -> tuple[TierPrice, ...] | None:
