@@ -7,6 +7,7 @@
     python tools/bench.py text-revisions --revisions b4a330e --requests 2000   # text prompts, a revision against this tree
     python tools/bench.py all-down   # every provider refusing connections: a wave, then every circuit open
     python tools/bench.py serve --requests 2000 --concurrency 50   # the server's CPU per request against the embedded path
+    python tools/bench.py serve --litellm VENV/bin/litellm   # the same, LiteLLM's proxy beside it
     python tools/bench.py ablation --requests 2000   # where the time goes
     python tools/bench.py cachepath --requests 2000  # cache hits against misses
     python tools/bench.py revisions --revisions 0b6ce5c,HEAD --requests 2000   # before and after
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="for `revisions`: the simulator's answer time in seconds (0.05 for the latency scenario)")
     parser.add_argument("--revisions", default="HEAD",
                         help="for `revisions`, `overhead`, `ask` and `batch`: comma-separated git revisions to measure side by side")
+    parser.add_argument("--litellm", default=None,
+                        help="for `serve`: the `litellm` executable of a venv with `litellm[proxy]`, measured beside `serve`")
     args = parser.parse_args(argv)
     for section in args.sections:
         if section == "e2e":
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if section == "serve":
             from tools.benchmarks import serve
 
-            serve.run(args.requests, args.concurrency, args.rounds)
+            serve.run(args.requests, args.concurrency, args.rounds, args.litellm)
             continue
         if section == "eval-speed":
             from tools.benchmarks import eval_speed
