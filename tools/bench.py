@@ -5,6 +5,7 @@
     python tools/bench.py e2e-text e2e-arc --requests 2000 --concurrency 100   # client CPU only, text and ARC
     python tools/bench.py e2e-plain --requests 2000 --concurrency 100   # plain text, routed by the learned default
     python tools/bench.py text-revisions --revisions b4a330e --requests 2000   # text prompts, a revision against this tree
+    python tools/bench.py plain-revisions --revisions b40312b --requests 2000   # plain text routed, the same
     python tools/bench.py all-down   # every provider refusing connections: a wave, then every circuit open
     python tools/bench.py serve --requests 2000 --concurrency 50   # the server's CPU per request against the embedded path
     python tools/bench.py serve --litellm VENV/bin/litellm   # the same, LiteLLM's proxy beside it
@@ -260,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
 
             e2e.run_cpu(args.requests, args.concurrency, args.rounds, workload=section.removeprefix("e2e-"))
             continue
-        if section == "text-revisions":
+        if section in ("text-revisions", "plain-revisions"):
             from tools.benchmarks import text_revisions
 
-            text_revisions.run(args.revisions.split(",")[0], args.requests, args.concurrency, args.rounds)
+            text_revisions.run(args.revisions.split(",")[0], args.requests, args.concurrency, args.rounds,
+                               workload=section.removesuffix("-revisions"))
             continue
         if section == "serve":
             from tools.benchmarks import serve
