@@ -157,6 +157,25 @@ def test_malformed_tasks_are_rejected_with_where_and_what(train: list[dict[str, 
         arc_features(ArcTask.from_lists("bad-task", train))
 
 
+_CELLS = st.sampled_from([0, 1, 9, 9, 5, 10, -1, True, 1.0, "3"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.lists(_CELLS, min_size=1, max_size=4), min_size=1, max_size=4), min_size=1, max_size=3))
+def test_a_task_is_accepted_exactly_when_every_grid_is_rectangular_with_int_colours_0_to_9(grids: list) -> None:
+    """Cell by cell, as the error names the first bad one: a bool, a float or a string is no colour, even if it
+    equals one (True == 1, 1.0 == 1); the check that runs a grid at a time must agree."""
+    task = ArcTask("t", tuple(ArcPair(tuple(map(tuple, g)), ((0,),)) for g in grids))
+    bad = [(i, r, c) for i, g in enumerate(grids) for r, row in enumerate(g) for c, v in enumerate(row)
+           if len(row) != len(g[0]) or type(v) is not int or not 0 <= v <= 9]
+    if not bad:
+        assert set(arc_features(task)) == {"grid_size_score", "pattern_complexity", "color_diversity",
+                                           "transformation_hints"}
+        return
+    with pytest.raises(InvalidRequest, match=rf"train\[{bad[0][0]}\]\.input"):
+        arc_features(task)
+
+
 def test_calibration_on_the_arc_training_set_reaches_the_target_mix() -> None:
     from orchestrator.workload import arc_requests
 
