@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--litellm", default=None,
                         help="for `serve`: the `litellm` executable of a venv with `litellm[proxy]`, measured beside `serve`")
     args = parser.parse_args(argv)
+    bare: float | None = None  # this machine's bare client, measured once for the sections that state it
     for section in args.sections:
         if section == "e2e":
             from tools.benchmarks import e2e
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import eval_speed
 
             eval_speed.main()
+            bare = _state_bare(section, bare)
             continue
         if section == "value-routing":
             from tools.benchmarks import value_routing
@@ -331,7 +333,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         module = __import__(f"tools.benchmarks.{section}", fromlist=["run"])
         module.main() if hasattr(module, "main") else print(module.run())
+        if section not in SECTIONS_STATING_BARE:
+            bare = _state_bare(section, bare)
     return 0
+
+
+def _state_bare(section: str, bare: float | None) -> float:
+    """Print this machine's bare client beside a section's figures (measured at the first call of a run)."""
+    from tools.benchmarks.e2e import bare_reference
+
+    bare = bare if bare is not None else bare_reference()
+    print(f"({section}: this machine's bare aiohttp client, measured in this run: {bare:.0f} µs/request)\n")
+    return bare
+
+
+SECTIONS_STATING_BARE = frozenset({"routing", "value-routing", "features"})
+"""Sections that measure and print the bare client themselves; every other one gets it printed after it."""
 
 
 if __name__ == "__main__":

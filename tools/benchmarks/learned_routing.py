@@ -10,6 +10,7 @@ ARC tasks (rendered prompt plus grid features).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -63,10 +64,11 @@ def latency(prompts: list[str]) -> dict[str, tuple[float, float, float]]:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`argv` as a script's (`python -m tools.benchmarks.learned_routing --data T`); none from tools/bench.py."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=GSM8K)
-    args = parser.parse_args()
+    args = parser.parse_args(argv or [])
     table = read_table(args.data)
     results = latency(list(table.prompts))
     print(render_table(("learned routing decision", "p50 µs", "p99 µs", "max µs"),
@@ -81,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

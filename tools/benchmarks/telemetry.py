@@ -59,7 +59,7 @@ def run(events: int = 1_000_000) -> dict[str, float]:
         write_rate = anyio.run(_write, directory, events)
         start = time.perf_counter()
         summary = summarize(directory, "day", "tier")
-        read_rate = summary.events / (time.perf_counter() - start)
+        read_rate = summary.records / (time.perf_counter() - start)
     return {"events": float(events), "write_events_per_s": write_rate, "read_summarise_events_per_s": read_rate}
 
 
