@@ -36,7 +36,7 @@ from actors.ledger.pricing import worst_case_nd
 from actors.money import format_usd
 from actors.policy import learned
 from orchestrator.api import SIMULATOR_URL_ENV
-from orchestrator.cli.preflight import PROBE_TIMEOUT_S, probe_all, shown_url
+from orchestrator.cli.preflight import PROBE_TIMEOUT_S, missing_keys, probe_all, real_providers, shown_url
 from orchestrator.config import (
     Config,
     default_config_path,
@@ -116,9 +116,10 @@ def examine(config: Config, path: Path, environ: dict[str, str]) -> list[Check]:
 
 def _providers(config: Config, environ: dict[str, str]) -> list[Check]:
     checks = []
-    real = [p for p in config.engine.providers if not p.base_url.startswith(SIMULATOR_SCHEME)]
+    real = real_providers(config)
+    keyless = missing_keys(real, environ)
     simulator_url = environ.get(SIMULATOR_URL_ENV)
-    targets = {p.base_url for p in real if not p.api_key_env or environ.get(p.api_key_env)}
+    targets = {p.base_url for p in real if p.name not in keyless}
     if simulator_url and config.uses_simulator:
         targets.add(simulator_url)
     reachable = probe_all(targets, PROBE_TIMEOUT_S)
@@ -135,8 +136,8 @@ def _providers(config: Config, environ: dict[str, str]) -> list[Check]:
                                 if problem else ""))
             continue
         variable = provider.api_key_env
-        if variable and not environ.get(variable):
-            checks.append(Check("provider", subject, False, f"{shown_url(provider.base_url)}: {variable} is not set",
+        if provider.name in keyless:
+            checks.append(Check("provider", subject, False, f"{shown_url(provider.base_url)}: {keyless[provider.name]}",
                                 f"export {variable}=... (the provider's key; it is read from the environment only)",
                                 needed=not optional))
             continue

@@ -52,14 +52,11 @@ def preflight(
     say = warn or (lambda line: print(f"orchestrator: warning: {line}", file=sys.stderr))
     _check_simulator_url(config, env, timeout_s)
     tiers = config.engine.router.tiers
-    real = {p.name: p for p in config.engine.providers if not p.base_url.startswith(SIMULATOR_SCHEME)}
+    real = {p.name: p for p in real_providers(config)}
     if not real:
         return config
 
-    problems: dict[str, str] = {}
-    for provider in real.values():
-        if provider.api_key_env and not env.get(provider.api_key_env):
-            problems[provider.name] = f"{provider.api_key_env} is not set"
+    problems = missing_keys(real.values(), env)
     refused = [t for t in tiers if _dead(t, problems) and t.name not in config.optional_tiers]
     if refused:
         needs = "; ".join(
@@ -82,6 +79,16 @@ def preflight(
             "(start the server, fix api_endpoint, or mark the tier `optional: true`)"
         )
     return _without(config, problems, say)
+
+
+def real_providers(config: Config) -> list[ProviderSettings]:
+    """The providers that are not the shipped simulator: the ones with keys and endpoints to check."""
+    return [p for p in config.engine.providers if not p.base_url.startswith(SIMULATOR_SCHEME)]
+
+
+def missing_keys(providers: Iterable[ProviderSettings], env: Mapping[str, str]) -> dict[str, str]:
+    """Each provider whose key variable is not set in `env`, by name, with what to say (only the variable's name)."""
+    return {p.name: f"{p.api_key_env} is not set" for p in providers if p.api_key_env and not env.get(p.api_key_env)}
 
 
 def _dead(tier: TierSettings, problems: Mapping[str, str]) -> bool:
