@@ -79,8 +79,7 @@ def pacing_scale(share_left: float) -> float:
 
 
 def expected_costs(prices: Sequence[TierPrice], prompt_tokens: int) -> np.ndarray:
-    return np.array([token_cost_nd(prompt_tokens, price.input_nd_per_mtok) + price.output_nd for price in prices],
-                    dtype=np.float64)
+    return np.array([price.expected_nd(prompt_tokens) for price in prices], dtype=np.float64)
 
 
 def values(probabilities: np.ndarray, costs: np.ndarray, value_lambda: float) -> np.ndarray:

@@ -27,12 +27,10 @@ import numpy as np
 import orjson
 
 from actors.errors import InvalidRequest
-from actors.ledger.pricing import prompt_token_estimate
 from actors.messages import Request
 from actors.policy.calibration import as_yaml, calibrate
-from actors.policy.estimators import build_estimator
-from actors.policy.prompts import request_messages
-from actors.policy.value import TierPrice, expected_costs, lambda_for_cost, prices_by_level
+from actors.policy.estimators import ValuePolicy, build_estimator
+from actors.policy.value import TierPrice, lambda_for_cost, prices_by_level
 from orchestrator.cli.options import float_range, int_range
 from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
 from orchestrator.files import write_private
@@ -120,13 +118,13 @@ def _run_lambda(args: argparse.Namespace, config_path: Path, config: Config, pri
               "(complexity_detection.value_lambda, with one priced paid tier per level)", file=sys.stderr)
         return 2
     estimator = build_estimator(settings, prices)
+    expected = ValuePolicy(settings, prices, learner=None, lambda_scale=None)
     requests = _workload(args)
     predicted, costs = [], []
     for request in requests:
         features = estimator.estimate(request).features
         predicted.append([p for name, p in features.items() if name.startswith("p_success:")])
-        messages = request_messages(request)
-        costs.append(expected_costs(prices, prompt_token_estimate(messages)))
+        costs.append(expected.costs(request))
     p, c = np.array(predicted, dtype=np.float64), np.array(costs, dtype=np.float64)
     found = lambda_for_cost(p, p, c, args.cost_share, LAMBDAS)
     if found is None:
