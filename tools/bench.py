@@ -235,6 +235,10 @@ def bench_cache_path(count: int, concurrency: int) -> None:
     print()
 
 
+SECTIONS_STATING_BARE = frozenset({"routing", "features"})
+"""Generic sections that measure and print the bare client themselves; every other one gets it printed after it."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -346,9 +350,6 @@ def _state_bare(section: str, bare: float | None) -> float:
     print(f"({section}: this machine's bare aiohttp client, measured in this run: {bare:.0f} µs/request)\n")
     return bare
 
-
-SECTIONS_STATING_BARE = frozenset({"routing", "value-routing", "features"})
-"""Sections that measure and print the bare client themselves; every other one gets it printed after it."""
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ class LedgerSettings:
     lease_s: float = 60.0
     """How long a process's open reservations stay its own after its last heartbeat (postgres)."""
     inline_write_s: float = 0.002
-    """A journal write (append and fsync) runs on the event loop while each of the last 32 took less than this,
-    else in a worker thread (`actors/runtime/inline_io.py`); 0: always in a worker thread."""
+    """A journal write (append and fsync) runs on the event loop while each one there takes less than this; one
+    that takes longer sends the next 32 x 2^k to a worker thread before the loop is tried again
+    (`actors/runtime/inline_io.py`); 0: always in a worker thread."""
     pacing: PacingPlan | None = None
     """Allotments per run, generation and purpose (docs/LEDGER.md, "pacing"); None: no pacing."""

@@ -31,20 +31,20 @@ class TaskMemo(Generic[_V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, task: Hashable) -> _V | None:
+    def get(self, key: Hashable) -> _V | None:
         entries = self._entries
-        entry = entries.get(task)
+        entry = entries.get(key)
         if entry is None:
             return None
-        if entry[0] is task:
-            entries.move_to_end(task)
+        if entry[0] is key:
+            entries.move_to_end(key)
         else:
-            del entries[task]
-            entries[task] = (task, entry[1])
+            del entries[key]
+            entries[key] = (key, entry[1])
         return entry[1]
 
-    def put(self, task: Hashable, value: _V) -> None:
-        self._entries[task] = (task, value)
-        self._entries.move_to_end(task)
+    def put(self, key: Hashable, value: _V) -> None:
+        self._entries[key] = (key, value)
+        self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -87,3 +87,7 @@ def main() -> None:
                        title="routing decision latency (estimate + select, no I/O); this machine's bare client "
                              f"{bare_reference():.0f} µs/request"))
     print()
+
+
+if __name__ == "__main__":
+    main()
