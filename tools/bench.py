@@ -300,16 +300,19 @@ def main(argv: list[str] | None = None) -> int:
                 overhead.run_revisions(args.revisions.split(","), args.requests, args.rounds)
             else:
                 overhead.main(args.requests, args.rounds)
+            bare = _state_bare(section, bare)
             continue
         if section == "batch":
             from tools.benchmarks import batch
 
             batch.run_revisions(args.revisions.split(","), args.requests, args.rounds)
+            bare = _state_bare(section, bare)
             continue
         if section == "ask":
             from tools.benchmarks import ask
 
             ask.run_revisions(args.revisions.split(","), args.rounds)
+            bare = _state_bare(section, bare)
             continue
         if section == "revisions":
             from tools.benchmarks import e2e
@@ -320,11 +323,13 @@ def main(argv: list[str] | None = None) -> int:
             from tools.benchmarks import e2e
 
             e2e.run_latency_parts(args.requests, args.concurrency, args.rounds)
+            bare = _state_bare(section, bare)
             continue
         if section == "timeline":
             from tools.benchmarks import timeline
 
             timeline.run(args.requests, args.concurrency, args.rounds)
+            bare = _state_bare(section, bare)
             continue
         if section == "e2e-unpinned":
             bench_e2e(args.requests, args.concurrency, args.rounds)

@@ -231,7 +231,9 @@ def run_sequential(requests: int, rounds: int) -> None:
         for q in ("p50", "p99")
     ]
     print(render_table(("percentile", "bare ms", "orch ms", "added ms"), rows,
-                       title=f"sequential added latency: {requests} requests one at a time, {rounds} rounds"))
+                       title=f"sequential added latency: {requests} requests one at a time, {rounds} rounds; bare client "
+                             f"{statistics.median(r['cpu_us'] for r in bare):.0f} µs/request (one at a time); "
+                             f"{pinning_note()}"))
     print()
 
 
