@@ -131,6 +131,22 @@ def test_fitting_learns_which_prompts_the_cheap_model_fails(model: learned.Learn
     assert learned.gain_score(hard) > learned.gain_score(easy)
 
 
+def test_a_prompt_far_longer_than_any_in_training_is_held_near_their_range(model: learned.LearnedModel) -> None:
+    """Dense features are held to their training range widened by its width each side: a linear model would
+    otherwise extrapolate a length it never saw into a logit at its limit, and P(success) of every tier to 0 or 1."""
+    easy = "Write a function number 999 that adds the numbers" + " that adds the numbers" * 40
+    hard = "Write a function number 999 using recursion over the tree" + " that adds the numbers" * 40
+    assert model.predict_text(easy)[0] > 0.05 and model.predict_text(easy)[1] > 0.7  # unheld: 0.000 and 0.994
+    assert model.predict_text(hard)[0] < model.predict_text(easy)[0] and model.predict_text(hard)[1] > 0.7
+    trained = featurize(list(table().prompts), SPEC).dense
+    width = trained.max(axis=0) - trained.min(axis=0)
+    assert np.allclose(model.dense_low, trained.min(axis=0) - width) and np.allclose(model.dense_high, trained.max(axis=0) + width)
+    features = featurize([easy, hard], SPEC)
+    clipped = np.minimum(np.maximum(dense_features(easy), model.dense_low), model.dense_high)
+    assert np.array_equal(clipped, np.minimum(dense_features(easy), model.dense_high)) and clipped[0] < dense_features(easy)[0]
+    assert np.allclose(model.predict_batch(features), [model.predict_text(easy), model.predict_text(hard)], atol=1e-5)
+
+
 def test_each_model_learns_only_from_rows_where_it_was_observed() -> None:
     records = [{"prompt": f"q {i} recursion" if i % 2 else f"q {i} add", "cheap": i % 2 == 0} for i in range(60)]
     records += [{"prompt": f"other {i}", "dear": True} for i in range(30)]
@@ -148,6 +164,19 @@ def test_the_model_file_round_trips_owner_only_and_without_pickle(tmp_path: Path
     text = "Write a function using recursion"
     assert np.array_equal(again.predict_text(text), model.predict_text(text))
     assert again.models == ("cheap", "dear") and again.spec == SPEC and len(again.band_edges) == learned.BANDS - 1
+    assert np.array_equal(again.dense_low, model.dense_low) and np.array_equal(again.dense_high, model.dense_high)
+
+
+def test_a_model_file_without_the_training_range_still_loads_and_a_broken_range_is_refused(
+        tmp_path: Path, model: learned.LearnedModel) -> None:
+    path = tmp_path / "m.npz"
+    unbounded = attrs.evolve(model, dense_low=np.zeros(0), dense_high=np.zeros(0))
+    learned.save(unbounded, path)
+    long_text = "Write a function number 999 that adds the numbers" * 20
+    assert np.array_equal(learned.load(path).predict_text(long_text), unbounded.predict_text(long_text))
+    learned.save(attrs.evolve(model, dense_low=model.dense_high + 1), path)
+    with pytest.raises(ConfigError, match="dense_low and dense_high"):
+        learned.load(path)
 
 
 def test_a_missing_or_foreign_model_file_is_a_config_error(tmp_path: Path) -> None:

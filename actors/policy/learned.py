@@ -75,6 +75,19 @@ class LearnedModel:
     """The training prompts' lengths in characters at each percentile 0..100."""
     blend_quantiles: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
     """The training prompts' blended scores (mean of gain and length percentiles) at each percentile 0..100."""
+    dense_low: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """Each dense feature's least value in training, less the range's width (empty in files written before it was
+    kept: those are read without bounds)."""
+    dense_high: np.ndarray = attrs.field(factory=lambda: np.zeros(0))
+    """Each dense feature's greatest value in training, plus the same width.
+
+    A prompt's dense features are held to [dense_low, dense_high] before they meet the
+    weights: a linear model extrapolates without bound, so a prompt twice as long as any
+    it was trained on (a feature with little spread in training, standardised into tens of
+    its deviations) would otherwise push every logit to its limit and every P(success) to 0
+    or 1, and routing by value would see no difference between tiers. Widened, because
+    the plain range cost a domain the fit never saw some of its ranking (docs/ROUTING.md).
+    """
 
     uses_grids: bool = attrs.field(init=False, eq=False, default=attrs.Factory(
         lambda self: bool(np.any(self.dense_scale[DENSE.index(ARC_FEATURES[0]):] != 0)), takes_self=True))
@@ -87,12 +100,16 @@ class LearnedModel:
         """P(success) per model, cheapest first."""
         index, values = sparse_features(text, self.spec)
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
+        if len(self.dense_low):
+            raw = np.minimum(np.maximum(raw, self.dense_low), self.dense_high)
         dense = (raw - self.dense_mean) * self.dense_scale
         logits = values @ np.take(self._bucket_rows, index, axis=0) + self.dense_weights @ dense + self.bias
         return _sigmoid(logits.astype(np.float64))
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
         """(rows, models) P(success)."""
+        if len(self.dense_low):
+            batch = attrs.evolve(batch, dense=np.minimum(np.maximum(batch.dense, self.dense_low), self.dense_high))
         return _sigmoid(_logits(batch, self.weights, self.dense_weights, self.bias, self.dense_mean, self.dense_scale))
 
     def band(self, score: float) -> int:
@@ -180,6 +197,7 @@ def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBa
         dense_mean=dense_mean.astype(np.float32), dense_scale=dense_scale.astype(np.float32),
         band_edges=np.zeros(0), trained_rows=len(table), source=table.source,
         costs_nd=tuple(float(c) for c in np.nanmean(table.costs_nd, axis=0)) if table.has_costs else (),
+        **_held_range(batch.dense),
     )
     scores = gain_score(model.predict_batch(batch))
     edges = np.quantile(scores, np.arange(1, BANDS) / BANDS) if len(scores) else np.zeros(0)
@@ -191,6 +209,14 @@ def fit(table: Outcomes, settings: FitSettings = FitSettings(), batch: FeatureBa
     blended = (np.interp(scores, score_q, percentiles) + np.interp(lengths, length_q, percentiles)) / 2
     return attrs.evolve(model, band_edges=np.asarray(edges, dtype=np.float64), score_quantiles=score_q,
                         length_quantiles=length_q, blend_quantiles=np.quantile(blended, percentiles))
+
+
+def _held_range(dense: np.ndarray) -> dict[str, np.ndarray]:
+    """The bounds a prediction holds each dense feature to: its training range, widened by its width each side."""
+    if not len(dense):
+        return {"dense_low": np.zeros(0, dtype=np.float32), "dense_high": np.zeros(0, dtype=np.float32)}
+    low, high = dense.min(axis=0), dense.max(axis=0)
+    return {"dense_low": low - (high - low), "dense_high": high + (high - low)}
 
 
 def _logits(batch: FeatureBatch, weights: np.ndarray, dense_weights: np.ndarray, bias: np.ndarray,
@@ -353,6 +379,7 @@ def save(model: LearnedModel, path: str | Path) -> None:
                 dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
                 dense_scale=model.dense_scale, band_edges=model.band_edges, score_quantiles=model.score_quantiles,
                 length_quantiles=model.length_quantiles, blend_quantiles=model.blend_quantiles,
+                dense_low=model.dense_low, dense_high=model.dense_high,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -386,6 +413,7 @@ def load(path: str | Path) -> LearnedModel:
             source=header["source"], score_quantiles=arrays.get("score_quantiles", np.zeros(0)),
             length_quantiles=arrays.get("length_quantiles", np.zeros(0)),
             blend_quantiles=arrays.get("blend_quantiles", np.zeros(0)),
+            dense_low=arrays.get("dense_low", np.zeros(0)), dense_high=arrays.get("dense_high", np.zeros(0)),
         )
     except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
         if isinstance(exc, ConfigError):
@@ -398,4 +426,9 @@ def load(path: str | Path) -> LearnedModel:
         quantiles = getattr(model, name)
         if len(quantiles) not in (0, 101) or np.any(np.diff(quantiles) < 0) or not np.all(np.isfinite(quantiles)):
             raise ConfigError(f"learned router model {path}: {name} must be 101 ascending numbers")
+    low, high = model.dense_low, model.dense_high
+    if len(low) != len(high) or len(low) not in (0, len(DENSE)) or not np.all(np.isfinite(low) & np.isfinite(high)) \
+            or np.any(low > high):
+        raise ConfigError(f"learned router model {path}: dense_low and dense_high must be {len(DENSE)} finite bounds, "
+                          "low <= high")
     return model
