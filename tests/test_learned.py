@@ -18,7 +18,7 @@ from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy import learned
 from actors.policy.estimators import AutoEstimator, LearnedEstimator, LearnedTextEstimator, build_estimator
-from actors.policy.prompt_features import DENSE, FeatureSpec, dense_features, featurize, sparse_features
+from actors.policy.prompt_features import DENSE, FeatureSpec, damped, dense_features, featurize, sparse_features
 from actors.policy.settings import EstimatorSettings
 from orchestrator.config import load_config
 from orchestrator.lab.outcomes import build_table
@@ -88,6 +88,21 @@ def test_sparse_features_are_pinned_across_versions() -> None:
     index, values = sparse_features("She bought 17 apples at $3.50 each; how many did she buy in all?", FeatureSpec())
     assert len(index) == 183 and index[:12].tolist() == [23, 47, 65, 82, 87, 88, 125, 135, 153, 164, 220, 226]
     assert values[0] == pytest.approx(0.0705133, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=900))
+def test_one_prompts_prediction_is_the_batch_prediction_of_its_features(text: str, model: learned.LearnedModel) -> None:
+    """A prompt is predicted at run time from its bucket counts; a fit and an evaluation predict from the sparse
+    (index, value) triples: the two are the same sums, in another order."""
+    assert np.allclose(model.predict_text(text), model.predict_batch(featurize([text], SPEC))[0], rtol=0, atol=1e-6)
+
+
+def test_damped_counts_are_float64_log1p_rounded_to_float32_beyond_the_table_too() -> None:
+    counts = np.arange(40_000)
+    assert np.array_equal(damped(counts), np.log1p(counts.astype(np.float64)).astype(np.float32))
+    for part in (counts[:100], counts[16_380:16_385], counts[16_380:16_384]):  # the table holds counts below 2**14
+        assert np.array_equal(damped(part), np.log1p(part.astype(np.float64)).astype(np.float32))
 
 
 def test_digits_are_folded_so_numbers_share_their_ngrams() -> None:

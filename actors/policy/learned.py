@@ -32,7 +32,7 @@ import orjson
 from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy.arc_features import FEATURES as ARC_FEATURES
-from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, dense_features, featurize, sparse_features
+from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, bucket_counts, damped, dense_features, featurize
 from actors.policy.prompts import request_messages
 
 DENSE_FIT_CELLS = 1 << 24
@@ -92,18 +92,17 @@ class LearnedModel:
     uses_grids: bool = attrs.field(init=False, eq=False, default=attrs.Factory(
         lambda self: bool(np.any(self.dense_scale[DENSE.index(ARC_FEATURES[0]):] != 0)), takes_self=True))
     """Whether ARC grid features carry weight: a model fitted on text alone skips computing them."""
-    _bucket_rows: np.ndarray = attrs.field(init=False, eq=False, repr=False, default=attrs.Factory(
-        lambda self: np.ascontiguousarray(self.weights.T), takes_self=True))
-    """The weights laid out one row per bucket: a prompt's buckets gather contiguous rows, not strided columns."""
 
     def predict_text(self, text: str, task: ArcTask | None = None) -> np.ndarray:
         """P(success) per model, cheapest first."""
-        index, values = sparse_features(text, self.spec)
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
         if len(self.dense_low):
             raw = np.minimum(np.maximum(raw, self.dense_low), self.dense_high)
-        dense = (raw - self.dense_mean) * self.dense_scale
-        logits = values @ np.take(self._bucket_rows, index, axis=0) + self.dense_weights @ dense + self.bias
+        logits = self.dense_weights @ ((raw - self.dense_mean) * self.dense_scale) + self.bias
+        counts = bucket_counts(text, self.spec)
+        if counts is not None:
+            values = damped(counts)
+            logits += (self.weights @ values) / np.float32(np.sqrt(np.dot(values, values)))
         return _sigmoid(logits.astype(np.float64))
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:

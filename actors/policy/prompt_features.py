@@ -42,6 +42,9 @@ _CODE = ("```", "def ", "class ", "return ", "import ", "{", ";", "=>")
 _MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
 MAX_CHARS = 4000
+_LOG1P = np.log1p(np.arange(1 << 14, dtype=np.float64)).astype(np.float32)
+"""log1p(k) rounded to float32 for every count k a prompt of MAX_CHARS can reach (read-only)."""
+_LOG1P.flags.writeable = False
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _BASE = np.uint64(1_000_003)
 
@@ -61,13 +64,24 @@ class FeatureSpec:
 
 def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     """(bucket indices, values): the unique hashed n-grams of `text` and their damped, normalised counts."""
+    counts = bucket_counts(text, spec)
+    if counts is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    index = (counts > 0).nonzero()[0]
+    values = damped(counts[index])
+    values /= np.float32(np.sqrt(np.dot(values, values)))
+    return index, values
+
+
+def bucket_counts(text: str, spec: FeatureSpec) -> np.ndarray | None:
+    """How many of `text`'s n-grams fall in each of the `spec.buckets` buckets (None: the text has none)."""
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
     words = folded.translate(_LETTERS_ONLY).split()
     low, high = spec.char_ngrams
     per_n = [max(0, len(folded) - n + 1) for n in range(low, high + 1)]
     chars = sum(per_n)
     if not chars and not words:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return None
     buckets = np.empty(chars + len(words), dtype=np.uint64)
     if chars:
         _char_buckets(folded, low, per_n, buckets[:chars], np.uint64(64 - spec.buckets.bit_length() + 1))
@@ -75,11 +89,14 @@ def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
         crcs = buckets[chars:]
         crcs[:] = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
         crcs &= np.uint64(spec.buckets - 1)  # a power of two: the remainder of the CRC
-    counts = np.bincount(buckets.view(np.int64), minlength=spec.buckets)  # every bucket < 2**63
-    index = (counts > 0).nonzero()[0]
-    values = np.log1p(counts[index].astype(np.float64)).astype(np.float32)
-    values /= np.float32(np.sqrt(np.dot(values, values)))
-    return index, values
+    return np.bincount(buckets.view(np.int64), minlength=spec.buckets)  # every bucket < 2**63
+
+
+def damped(counts: np.ndarray) -> np.ndarray:
+    """log(1 + count) as float32, each value as a float64 log1p rounded (read from a table for counts it holds)."""
+    if len(counts) and counts.max() >= len(_LOG1P):
+        return np.log1p(counts.astype(np.float64)).astype(np.float32)
+    return _LOG1P[counts]
 
 
 def _char_buckets(data: bytes, low: int, per_n: list[int], out: np.ndarray, shift: np.uint64) -> None:
