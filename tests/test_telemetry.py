@@ -26,6 +26,8 @@ from actors.telemetry.events import (
     RequestServed,
     ReservationDecided,
     ResultRecorded,
+    RoutingDecided,
+    expand,
 )
 from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
@@ -149,9 +151,14 @@ STEPS = ["RequestReceived", "RoutingDecided", "CacheChecked", "ReservationDecide
 def test_each_request_is_one_record_read_back_as_its_steps(tmp_path: Path) -> None:
     state = run_workload(tmp_path, 6)
     reader = LogReader(state / "telemetry")
-    records = [CODEC.decode(payload) for payload in reader.payloads()]
+    payloads = list(reader.payloads())
+    records = [CODEC.decode(payload) for payload in payloads]
     served = [r for r in records if isinstance(r, RequestServed)]
     assert len(served) == 6 and reader.records == len(records)
+    for payload, record in zip(payloads, records):
+        if isinstance(record, RequestServed):  # the decision is stored once, in the result
+            assert record.decision is None and record.result is not None
+            assert payload.count(record.result.decision.reasons[0].encode()) == 1
     events = list(LogReader(state / "telemetry").events())
     assert not any(isinstance(e, RequestServed) for e in events)
     for record in served:
@@ -166,6 +173,16 @@ def test_each_request_is_one_record_read_back_as_its_steps(tmp_path: Path) -> No
         assert not checked.hit and reserved.granted and reserved.reservation_id == result.attempts[0].reservation_id
         assert (started.provider, started.attempt_no) == (result.provider, 1) and finished.attempt == result.attempts[0]
         assert recorded.result == result and recorded.task_kind == record.request.kind
+
+
+def test_a_record_from_before_the_decision_was_stored_once_reads_the_same(tmp_path: Path) -> None:
+    state = run_workload(tmp_path, 2)
+    served = [r for r in map(CODEC.decode, LogReader(state / "telemetry").payloads()) if isinstance(r, RequestServed)]
+    for record in served:
+        assert record.result is not None
+        older = attrs.evolve(record, decision=record.result.decision)
+        assert expand(older) == expand(record)
+        assert [e.decision for e in expand(record) if isinstance(e, RoutingDecided)] == [record.result.decision]
 
 
 @attrs.define

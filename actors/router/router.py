@@ -332,8 +332,9 @@ class Router:
         """The request's one telemetry record (events.RequestServed)."""
         if trace is None or self._telemetry is None:
             return
+        decision = None if result is not None and result.decision == trace.decision else trace.decision
         self._telemetry.defer(ev.RequestServed(
-            self._wall(), trace.received_at, request, trace.decision, trace.cache_hit, tuple(trace.reservations),
+            self._wall(), trace.received_at, request, decision, trace.cache_hit, tuple(trace.reservations),
             () if result is not None else tuple(trace.attempts), result, error_code, error, ended,
         ))
 

@@ -146,8 +146,9 @@ class RequestServed:
     and one write per request instead of seven, and the decision and the attempts
     stored once instead of twice (docs/BENCHMARKS.md). Readers see those seven events
     (`expand`), so logs written before and after read the same way. `decision` is None
-    for a request refused before routing, `cache_hit` None when the cache was not
-    consulted, `attempts` those of a request without a result (a result carries its
+    for a request refused before routing and for one whose result carries the same
+    decision (logs written before that have it in both), `cache_hit` None when the cache
+    was not consulted, `attempts` those of a request without a result (a result carries its
     own), and `ended` False for a request its caller cancelled (no ResultRecorded, as
     before).
     """
@@ -175,8 +176,9 @@ def expand(served: RequestServed) -> list[object]:
     start, end = served.received_at, served.at
     result = served.result
     events: list[object] = [RequestReceived(start, served.request)]
-    if served.decision is not None:
-        events.append(RoutingDecided(start, request_id, served.decision))
+    decision = served.decision if served.decision is not None or result is None else result.decision
+    if decision is not None:
+        events.append(RoutingDecided(start, request_id, decision))
     if served.cache_hit is not None:
         hit = served.cache_hit
         events.append(CacheChecked(start, request_id, hit, result.similarity if hit and result else None,
