@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
-from actors.cache.key import cache_key
+from actors.cache.key import CacheKeys, cache_key
 from actors.cache.messages import CachePut, CacheStatsQuery
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore, clear, verify
@@ -63,6 +63,33 @@ def test_keys_are_pinned_across_versions(
     for _ in range(2):
         assert cache_key("qwen", messages, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                          stop=stop, sample_index=sample) == pinned
+
+
+@given(
+    prompts=st.lists(st.text(max_size=40), min_size=1, max_size=3),
+    calls=st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 0.0, 0.7]), st.integers(-1, 5)), max_size=12),
+)
+def test_a_routers_keys_are_the_keys_whatever_it_remembers(prompts: list[str], calls: list[tuple[int, float | None, int]]) -> None:
+    """A router hashes a prompt once for all its samples (`CacheKeys`); the keys must be `cache_key`'s, in any order
+    of prompts, parameters and samples, including a memo so small it forgets."""
+    keys = CacheKeys(size=2)
+    for index, temperature, sample in calls:
+        messages = (ChatMessage("user", prompts[index % len(prompts)]),)
+        params = {"temperature": temperature, "top_p": None, "max_tokens": 64, "stop": (), "sample_index": sample}
+        assert keys.key("qwen", messages, **params) == cache_key("qwen", messages, **params)  # type: ignore[arg-type]
+
+
+def test_no_module_keeps_a_memo_of_its_own() -> None:
+    """Memos belong to the object that fills them (a router, an estimator, the ledger's core): a module-level
+    cache would be state shared by every engine in the process, and kept after they close."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in ("actors", "orchestrator")
+        for path in (ROOT / package).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.startswith(("@functools.lru_cache", "@functools.cache", "@lru_cache", "@cache"))
+    ]
+    assert offenders == []
 
 
 def test_an_exact_hit_survives_a_restart(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from actors.errors import LedgerError
@@ -111,6 +113,25 @@ def test_period_and_tier_caps_apply_alongside_the_total() -> None:
     assert not reserve(ledger, "d", 1, tier="cheap"), "the day is full"
     scopes = {limit.scope for limit in ledger.status().limits}
     assert {"total", "tier:gpt"} <= scopes and any(s.startswith("day:") for s in scopes)
+
+
+def test_a_new_utc_day_opens_a_new_daily_allowance_and_a_new_month_a_new_monthly_one() -> None:
+    now = [DAY]
+    settings = LedgerSettings(limit_nd=10_000, daily_limit_nd=300, monthly_limit_nd=500)
+    ledger = LedgerCore(settings, wall_clock=lambda: now[0])
+    assert reserve(ledger, "a", 300)
+    settle(ledger, "a", 300)
+    assert not reserve(ledger, "b", 1), "the day is spent"
+    today = datetime.fromtimestamp(DAY, tz=timezone.utc)
+    now[0] = DAY + 86_400
+    assert datetime.fromtimestamp(now[0], tz=timezone.utc).month == today.month
+    assert reserve(ledger, "b", 200), "a new day"
+    settle(ledger, "b", 200)
+    assert not reserve(ledger, "c", 1), "the month is spent"
+    now[0] = datetime(today.year + today.month // 12, today.month % 12 + 1, 1, tzinfo=timezone.utc).timestamp()
+    assert reserve(ledger, "c", 300), "a new month"
+    assert {limit.scope for limit in ledger.status().limits} >= {
+        f"day:{datetime.fromtimestamp(now[0], tz=timezone.utc):%Y-%m-%d}", f"month:{datetime.fromtimestamp(now[0], tz=timezone.utc):%Y-%m}"}
 
 
 def test_the_month_limit_applies_and_a_refusal_says_nothing_is_left() -> None:

@@ -25,7 +25,6 @@ older ids are forgotten, so memory stays bounded however long the ledger lives.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -84,15 +83,10 @@ class Applied:
     alerts: tuple[Alert, ...] = ()
 
 
-@functools.lru_cache(maxsize=8)
-def _scopes_of_day(day: int) -> tuple[str, str]:
-    moment = datetime.fromtimestamp(day * 86_400, tz=timezone.utc)
-    return f"day:{moment:%Y-%m-%d}", f"month:{moment:%Y-%m}"
-
-
 def period_scopes(at: float) -> tuple[str, str]:
-    """The UTC day and month of an instant; formatted once per day, not once per operation."""
-    return _scopes_of_day(int(at // 86_400))
+    """The UTC day and month of an instant."""
+    moment = datetime.fromtimestamp(int(at // 86_400) * 86_400, tz=timezone.utc)
+    return f"day:{moment:%Y-%m-%d}", f"month:{moment:%Y-%m}"
 
 
 class LedgerCore:
@@ -101,6 +95,8 @@ class LedgerCore:
         self._wall = wall_clock
         self.seq = 0
         self.operations = 0
+        self._today: tuple[int, tuple[str, str]] = (-1, ("", ""))
+        """The UTC day of the last operation and its scopes: formatted once per day, not once per operation."""
         self._clear()
 
     def _clear(self) -> None:
@@ -167,7 +163,10 @@ class LedgerCore:
             yield generation_scope(run, earlier)
 
     def scopes_for(self, tier: str, at: float, generation: int = NO_GENERATION, purpose: str = "") -> tuple[str, ...]:
-        day, month = period_scopes(at)
+        number = int(at // 86_400)
+        if number != self._today[0]:
+            self._today = (number, period_scopes(at))
+        day, month = self._today[1]
         scopes = [TOTAL]
         if self.settings.daily_limit_nd is not None:
             scopes.append(day)

@@ -11,8 +11,6 @@ bill past max_tokens.
 
 from __future__ import annotations
 
-import functools
-
 from actors.messages import ChatMessage
 from actors.money import token_cost_nd
 
@@ -20,9 +18,8 @@ FRAMING_PER_MESSAGE = 16
 FRAMING_PER_REQUEST = 16
 
 
-@functools.lru_cache(maxsize=4096)
 def prompt_token_upper_bound(messages: tuple[ChatMessage, ...]) -> int:
-    """Memoised: a prompt is priced several times per request, and a GA sends the same prompts again."""
+    """The input tokens a reservation covers (the module's docstring says why they bound the bill)."""
     return FRAMING_PER_REQUEST + sum(
         len(m.content.encode("utf-8")) + len(m.role) + FRAMING_PER_MESSAGE for m in messages
     )
@@ -35,7 +32,6 @@ def worst_case_nd(
     return base + -(-base * margin_ppm // 1_000_000)
 
 
-@functools.lru_cache(maxsize=4096)
 def prompt_token_estimate(messages: tuple[ChatMessage, ...]) -> int:
     """A likely token count (about 3 characters a token), for fitting context windows.
 

@@ -36,13 +36,13 @@ import numpy as np
 
 from actors.errors import ConfigError
 from actors.ledger.pricing import prompt_token_estimate
+from actors.memo import ContentMemo
 from actors.messages import Estimate, Request
 from actors.policy import learned
 from actors.policy.arc_features import FEATURES, arc_features
 from actors.policy.online import OnlineLearner
 from actors.policy.prompts import request_messages
 from actors.policy.settings import EstimatorSettings
-from actors.policy.task_memo import TaskMemo
 from actors.policy.text_features import coding_signal, rule_points, text_points
 from actors.policy.value import PRIOR_WEIGHT, TierPrice, expected_costs, prior_probabilities, quality_logits, ranked, values
 
@@ -106,7 +106,7 @@ class ArcEstimator:
         self.weights = {k: v for k, v in (settings.weights or DEFAULT_ARC_WEIGHTS).items() if k in FEATURES} or DEFAULT_ARC_WEIGHTS
         self._computed = tuple(name for name in FEATURES if self.weights.get(name))
         self.levels = Levels(settings.thresholds)
-        self._memo: TaskMemo[Estimate] = TaskMemo(memo_size)
+        self._memo: ContentMemo[Estimate] = ContentMemo(memo_size)
 
     def estimate(self, request: Request) -> Estimate:
         if request.score is not None:
@@ -267,8 +267,8 @@ class LearnedEstimator:
     def __init__(self, settings: EstimatorSettings, memo_size: int = 4096,
                  prices: Sequence[TierPrice] | None = None, learner: OnlineLearner | None = None,
                  lambda_scale: LambdaScale | None = None) -> None:
-        self._memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
-        self._text_memo: TaskMemo[np.ndarray] = TaskMemo(memo_size)
+        self._memo: ContentMemo[np.ndarray] = ContentMemo(memo_size)
+        self._text_memo: ContentMemo[np.ndarray] = ContentMemo(memo_size)
         if not settings.model_path:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
@@ -355,7 +355,7 @@ class ValuePolicy:
         self.prices = tuple(prices)
         self.learner = learner
         self.lambda_scale = lambda_scale
-        self._costs: TaskMemo[np.ndarray] = TaskMemo(memo_size)
+        self._costs: ContentMemo[np.ndarray] = ContentMemo(memo_size)
 
     def costs(self, request: Request) -> np.ndarray:
         """Each tier's expected cost for the request: its prompt at the tier's prices, and the expected answer."""

@@ -24,18 +24,18 @@ import anyio
 import attrs
 
 from actors.cache.client import CacheClient
-from actors.cache.key import cache_key
+from actors.cache.key import CacheKeys
 from actors.errors import DuplicateRequest, InvalidRequest, NotRecorded, OrchestratorError, StrategyUnavailable
 from actors.ledger.client import LedgerClient
 from actors.ledger.messages import ReserveReply
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
+from actors.memo import ContentMemo
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
 from actors.policy.estimators import RULE_ESTIMATORS, Estimator, build_estimator
 from actors.policy.experiments import arm_for
 from actors.policy.online import OnlineLearner
 from actors.policy.prompts import render_arc_prompt
 from actors.policy.settings import EstimatorSettings
-from actors.policy.task_memo import TaskMemo
 from actors.policy.value import pacing_scale, prices_by_level
 from actors.providers.messages import ProviderReply
 from actors.router.attempt import AttemptRunner, Plan
@@ -135,7 +135,8 @@ class Router:
         self._wall = wall_clock
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
-        self._prompts: TaskMemo[tuple[ChatMessage, ...]] = TaskMemo(PROMPT_MEMO)
+        self._prompts: ContentMemo[tuple[ChatMessage, ...]] = ContentMemo(PROMPT_MEMO)
+        self._keys = CacheKeys()
         self._in_flight: dict[str, _Flight] = {}
         self._traces: dict[str, _Trace] = {}
         self._same_sample: dict[str, _Flight] = {}
@@ -398,7 +399,7 @@ class Router:
         temperature = _temperature(request, first.temperature)
 
         def key_for(model: str, sample: int) -> str:
-            return cache_key(
+            return self._keys.key(
                 model,
                 messages,
                 temperature=temperature,

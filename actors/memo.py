@@ -1,13 +1,15 @@
-"""What was computed for an ARC task (or a prompt's text), remembered by its content.
+"""What was computed for an ARC task (or a prompt), remembered by its content, by the object that computed it.
 
-The router renders a task's prompt and the estimators score its grids once per
-task, not once per request: a GA asks about the same tasks again and again. Tasks
-are equal by content, so a task decoded from a log or rebuilt by a caller finds
-what its twin left; but testing two tasks for equality walks every cell of every
-grid (about 3 µs for the bundled tasks, docs/BENCHMARKS.md), and a dict only skips that test when
-the key is the very object stored. So a hit under an equal but different object
-re-files the entry under that object, and the caller's next lookups with it cost
-an identity test.
+The router renders a task's prompt and hashes a prompt's cache-key prefix, and the
+estimators score a task's grids, once per task or prompt, not once per request: a GA
+asks about the same tasks again and again. Each memo belongs to its owner (a router,
+an estimator), not to the module, so two engines in one process share nothing and a
+closed engine's memos go with it. Tasks are equal by content, so a task decoded from
+a log or rebuilt by a caller finds what its twin left; but testing two tasks for
+equality walks every cell of every grid (about 3 µs for the bundled tasks,
+docs/BENCHMARKS.md), and a dict only skips that test when the key is the very object
+stored. So a hit under an equal but different object re-files the entry under that
+object, and the caller's next lookups with it cost an identity test.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Generic, TypeVar
 _V = TypeVar("_V")
 
 
-class TaskMemo(Generic[_V]):
+class ContentMemo(Generic[_V]):
     """A least-recently-used map from ARC tasks (or other content keys) to what was computed for them."""
 
     __slots__ = ("_entries", "_size")

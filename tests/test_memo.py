@@ -1,11 +1,11 @@
-"""The task memo: found by content, fast for the object last seen, least recently used out first."""
+"""The content memo: found by content, fast for the object last seen, least recently used out first."""
 
 from __future__ import annotations
 
 import pytest
 
+from actors.memo import ContentMemo
 from actors.messages import ArcPair, ArcTask
-from actors.policy.task_memo import TaskMemo
 
 
 def task(task_id: str) -> ArcTask:
@@ -28,7 +28,7 @@ def equality_tests(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_an_equal_task_finds_what_its_twin_left_and_is_then_found_by_identity(equality_tests: list[int]) -> None:
-    memo: TaskMemo[str] = TaskMemo(8)
+    memo: ContentMemo[str] = ContentMemo(8)
     memo.put(task("a"), "prompt a")
     twin = task("a")
     assert memo.get(twin) == "prompt a"
@@ -41,7 +41,7 @@ def test_an_equal_task_finds_what_its_twin_left_and_is_then_found_by_identity(eq
 
 
 def test_the_least_recently_used_task_goes_first() -> None:
-    memo: TaskMemo[int] = TaskMemo(2)
+    memo: ContentMemo[int] = ContentMemo(2)
     memo.put(task("a"), 1)
     memo.put(task("b"), 2)
     assert memo.get(task("a")) == 1
@@ -52,7 +52,7 @@ def test_the_least_recently_used_task_goes_first() -> None:
 
 
 def test_putting_a_known_task_again_replaces_its_value_and_refreshes_it() -> None:
-    memo: TaskMemo[int] = TaskMemo(2)
+    memo: ContentMemo[int] = ContentMemo(2)
     memo.put(task("a"), 1)
     memo.put(task("b"), 2)
     memo.put(task("a"), 10)
