@@ -14,8 +14,12 @@ CODEC = Codec(
     + ledger_messages.MESSAGES
     + provider_messages.MESSAGES
     + cache_messages.MESSAGES
-    + telemetry_events.MESSAGES,
-    memo=(messages.ArcTask, messages.Decision),
+    + telemetry_events.MESSAGES
 )
-encode = CODEC.encode
-decode = CODEC.decode
+
+
+def engine_codec() -> Codec:
+    """The codec one engine's actors speak: CODEC's messages, remembering the encoding of the ARC tasks and
+    decisions it sends again and again (a GA sends one task object for every sample, and a request's
+    decision travels in its result and its telemetry record)."""
+    return CODEC.remembering((messages.ArcTask, messages.Decision))

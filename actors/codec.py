@@ -137,6 +137,16 @@ class Codec:
         self._tags = tags
         self._plans = {cls: (tag, by_tag[tag].fields) for cls, tag in tags.items()}
 
+    def remembering(self, memo: Iterable[type]) -> Codec:
+        """This codec's messages with a memo of its own for `memo`'s types: one engine's, so that what it
+        remembers (and keeps alive) is not shared with another engine in the process, nor kept after it."""
+        other = object.__new__(Codec)
+        other._by_tag, other._tags, other._plans = self._by_tag, self._tags, self._plans  # read-only once built
+        other._local = threading.local()
+        other._memo_types = frozenset(memo)
+        other._memo = OrderedDict()
+        return other
+
     def encode(self, msg: object) -> bytes:
         """Encode a registered message to bytes."""
         try:

@@ -18,7 +18,7 @@ import attrs
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
-from actors.catalog import CODEC
+from actors.catalog import engine_codec
 from actors.ledger.actor import LedgerActor, StorageFactory, file_storage_factory
 from actors.ledger.client import LedgerClient
 from actors.ledger.journal import MemoryStorage
@@ -109,7 +109,7 @@ def assemble(
                                transition.new.value, transition.reason))
 
     clock = loop_clock()
-    supervisor = Supervisor(CODEC, clock=clock, on_transition=on_transition)
+    supervisor = Supervisor(engine_codec(), clock=clock, on_transition=on_transition)
     telemetry = None
     if engine.telemetry.dir is not None:
         settings = engine.telemetry

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import gc
+import weakref
 
 import attrs
 import msgpack
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.catalog import CODEC
+from actors.catalog import CODEC, engine_codec
 from actors.codec import Codec, message
 from actors.errors import CodecError
 from actors.messages import ArcPair, ArcTask, ChatMessage, Request
@@ -51,6 +53,32 @@ def test_the_bytes_are_the_documented_wire_format(cls: type, data: st.DataObject
     """Journals and logs outlive the code that wrote them: the bytes must not drift."""
     msg = data.draw(for_message(cls))
     assert CODEC.encode(msg) == msgpack.packb(_reference_encoding(msg))
+
+
+@pytest.mark.parametrize("cls", ALL_MESSAGES, ids=lambda c: c.__name__)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_an_engines_codec_writes_the_same_bytes_when_it_remembers(cls: type, data: st.DataObject) -> None:
+    """An engine's codec remembers the encoding of ARC tasks and decisions by identity; the second encoding of a
+    message (its task or decision remembered) must be the same bytes as the first, and as the documented format."""
+    codec = engine_codec()
+    msg = data.draw(for_message(cls))
+    expected = msgpack.packb(_reference_encoding(msg))
+    assert codec.encode(msg) == expected and codec.encode(msg) == expected
+
+
+def test_what_an_engines_codec_remembers_goes_with_it() -> None:
+    task = ArcTask("t", (ArcPair(((1, 2),), ((2, 1),)),), (((3,),),))
+    alive = weakref.ref(task)
+    codec = engine_codec()
+    for one in (codec, CODEC):
+        one.encode(Request(task=task, request_id="r"))
+    del task
+    gc.collect()
+    assert alive() is not None, "the engine's codec remembers the task it sent"
+    del codec
+    gc.collect()
+    assert alive() is None, "nothing else does: the module's codec remembers nothing"
 
 
 def test_every_ext_length_form_is_the_standard_one() -> None:
