@@ -85,7 +85,7 @@ class Applied:
 
 def period_scopes(at: float) -> tuple[str, str]:
     """The UTC day and month of an instant."""
-    moment = datetime.fromtimestamp(int(at // 86_400) * 86_400, tz=timezone.utc)
+    moment = datetime.fromtimestamp(at, tz=timezone.utc)
     return f"day:{moment:%Y-%m-%d}", f"month:{moment:%Y-%m}"
 
 
