@@ -41,7 +41,10 @@ def test_the_routing_models_are_loaded_and_a_missing_one_fails_with_its_fix(
     routing = {c["subject"]: c for c in report["checks"] if c["area"] == "routing"}
     assert routing["estimator"]["detail"] == "auto"
     assert routing["text model"]["status"] == "ok" and "15334 training rows" in routing["text model"]["detail"]
-    assert routing["text model"]["detail"].endswith("scores plain text")
+    assert routing["text model"]["detail"].endswith("scores plain text")  # its features are held: nothing to add
+    code, report = _doctor(capsys, "--config", str(CONFIGS / "gsm8k_recorded.yaml"), "--state-dir", str(tmp_path / "g"))
+    model = next(c for c in report["checks"] if c["subject"] == "model")
+    assert model["status"] == "ok" and "unbounded" in model["detail"] and "fit it again" in model["detail"]
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nllm_routing:\n  complexity_detection:\n"
                       "    text_model: nowhere.npz\n")

@@ -167,8 +167,10 @@ def _routing(config: Config) -> list[Check]:
             checks.append(Check("routing", role, False, str(exc),
                                 "fit one (orchestrator routing fit) or fix the path in complexity_detection"))
             continue
+        unbounded = "" if len(model.dense_low) else ("; its length and count features are unbounded (fitted "
+                                                     "before their training range was kept: fit it again to hold them)")
         checks.append(Check("routing", role, True, f"{path}: {len(model.models)} models, {model.trained_rows} training "
-                                                   f"rows ({model.source}){scope}"))
+                                                   f"rows ({model.source}){scope}{unbounded}"))
     return checks
 
 
