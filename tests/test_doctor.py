@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import attrs
+import numpy as np
 import orjson
 import pytest
 
+from actors.policy import learned
 from orchestrator.cli.main import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -42,9 +45,15 @@ def test_the_routing_models_are_loaded_and_a_missing_one_fails_with_its_fix(
     assert routing["estimator"]["detail"] == "auto"
     assert routing["text model"]["status"] == "ok" and "15334 training rows" in routing["text model"]["detail"]
     assert routing["text model"]["detail"].endswith("scores plain text")  # its features are held: nothing to add
-    code, report = _doctor(capsys, "--config", str(CONFIGS / "gsm8k_recorded.yaml"), "--state-dir", str(tmp_path / "g"))
-    model = next(c for c in report["checks"] if c["subject"] == "model")
-    assert model["status"] == "ok" and "unbounded" in model["detail"] and "fit it again" in model["detail"]
+    shipped = learned.load(CONFIGS / "models" / "gsm8k_learned.npz")
+    learned.save(attrs.evolve(shipped, dense_low=np.zeros(0), dense_high=np.zeros(0)), tmp_path / "older.npz")
+    (tmp_path / "older.yaml").write_text(f"extends: {CONFIGS / 'gsm8k_recorded.yaml'}\nllm_routing:\n"
+                                         f"  complexity_detection:\n    model_path: {tmp_path / 'older.npz'}\n")
+    for config_path, unbounded in ((CONFIGS / "gsm8k_recorded.yaml", False), (tmp_path / "older.yaml", True)):
+        code, report = _doctor(capsys, "--config", str(config_path), "--state-dir", str(tmp_path / "g"))
+        model = next(c for c in report["checks"] if c["subject"] == "model")
+        assert model["status"] == "ok" and ("unbounded" in model["detail"]) is unbounded
+        assert ("fit it again" in model["detail"]) is unbounded
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nllm_routing:\n  complexity_detection:\n"
                       "    text_model: nowhere.npz\n")
