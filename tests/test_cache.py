@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
-from actors.cache.key import CacheKeys, cache_key
+from actors.cache.key import CacheKeys
 from actors.cache.messages import CachePut, CacheStatsQuery
 from actors.cache.settings import CacheSettings
 from actors.cache.store import CacheStore, clear, verify
@@ -27,6 +27,11 @@ from actors.runtime.supervisor import Supervisor
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = (ChatMessage("user", "write transform(grid) for task 42"),)
 PROGRAM = "def transform(grid):\n    return grid\n" * 3
+
+
+def cache_key(model: str, messages: tuple[ChatMessage, ...], **params: object) -> str:
+    """A key as a router's first sight of the prompt makes it."""
+    return CacheKeys().key(model, messages, **params)  # type: ignore[arg-type]
 
 
 def key(sample: int = 0, **changes: object) -> str:
@@ -70,8 +75,8 @@ def test_keys_are_pinned_across_versions(
     calls=st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 0.0, 0.7]), st.integers(-1, 5)), max_size=12),
 )
 def test_a_routers_keys_are_the_keys_whatever_it_remembers(prompts: list[str], calls: list[tuple[int, float | None, int]]) -> None:
-    """A router hashes a prompt once for all its samples (`CacheKeys`); the keys must be `cache_key`'s, in any order
-    of prompts, parameters and samples, including a memo so small it forgets."""
+    """A router hashes a prompt once for all its samples (`CacheKeys`); the keys must be those of its first sight,
+    in any order of prompts, parameters and samples, including a memo so small it forgets."""
     keys = CacheKeys(size=2)
     for index, temperature, sample in calls:
         messages = (ChatMessage("user", prompts[index % len(prompts)]),)

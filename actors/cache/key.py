@@ -34,21 +34,8 @@ def normalise(text: str) -> str:
     return _TRAILING.sub("", text)
 
 
-def cache_key(
-    model: str,
-    messages: tuple[ChatMessage, ...],
-    *,
-    temperature: float | None,
-    top_p: float | None,
-    max_tokens: int,
-    stop: tuple[str, ...],
-    sample_index: int,
-) -> str:
-    return _with_sample(_before_sample(model, messages, temperature, top_p, max_tokens, stop), sample_index)
-
-
 class CacheKeys:
-    """`cache_key` for one router, hashing a prompt and its parameters once for all their samples.
+    """The keys for one router, which hashes a prompt and its parameters once for all their samples.
 
     Every sample of a prompt is a new key, so a GA or a benchmark would miss a memo of
     whole keys every time; the hash of everything before the sample index is the same
@@ -75,7 +62,7 @@ class CacheKeys:
         parts = (model, messages, temperature, top_p, max_tokens, stop)
         prefix = self._prefixes.get(parts)
         if prefix is None:
-            prefix = _before_sample(*parts)
+            prefix = _before_sample(parts)
             self._prefixes.put(parts, prefix)
         return _with_sample(prefix, sample_index)
 
@@ -86,20 +73,16 @@ def _with_sample(prefix: hashlib.blake2b, sample_index: int) -> str:
     return digest.hexdigest()
 
 
-def _before_sample(
-    model: str,
-    messages: tuple[ChatMessage, ...],
-    temperature: float | None,
-    top_p: float | None,
-    max_tokens: int,
-    stop: tuple[str, ...],
-) -> hashlib.blake2b:
-    """The hash fed with everything but the sample index, which comes last in the canonical form.
+def _before_sample(parts: tuple[str, tuple[ChatMessage, ...], float | None, float | None, int, tuple[str, ...]]
+                   ) -> hashlib.blake2b:
+    """The hash fed with everything but the sample index (model, messages, temperature, top_p, max_tokens, stop),
+    which comes last in the canonical form.
 
     Callers copy it and never update it (`CacheKeys` keeps it for the next sample). The
     keys are the same bytes as hashing `[1, model, messages, temperature, top_p,
     max_tokens, stop, sample]` in one go (tests pin them).
     """
+    model, messages, temperature, top_p, max_tokens, stop = parts
     canonical = orjson.dumps(
         [
             1,
