@@ -100,8 +100,9 @@ class Codec:
     """Encodes registered messages to bytes and decodes them back, checking types.
 
     Encoding reuses each thread's msgpack Packers, one in use per nesting level (the
-    bytes are the same as `msgpack.packb`'s; a test holds them to it), and remembers
-    the encoding of the most recent objects of the `memo` types by identity (messages
+    bytes are the same as `msgpack.packb`'s; a test holds them to it). A copy made by
+    `remembering` also remembers the encoding of the most recent objects of its memo
+    types by identity (messages
     are frozen, and the memo holds each object, so an identity is never reused while
     remembered): a GA sends the same ARC task object again and again, and its grids
     are then packed once, not once per request and event, without even hashing them.
@@ -109,10 +110,8 @@ class Codec:
 
     __slots__ = ("_by_tag", "_tags", "_plans", "_local", "_memo_types", "_memo")
 
-    def __init__(self, classes: Iterable[type], *, memo: Iterable[type] = ()) -> None:
-        self._local = threading.local()
-        self._memo_types = frozenset(memo)
-        self._memo: OrderedDict[int, tuple[object, msgpack.ExtType]] = OrderedDict()
+    def __init__(self, classes: Iterable[type]) -> None:
+        self._start_memo(())
         by_tag: dict[int, _Layout] = {}
         tags: dict[type, int] = {}
         pending = list(classes)
@@ -142,10 +141,14 @@ class Codec:
         remembers (and keeps alive) is not shared with another engine in the process, nor kept after it."""
         other = object.__new__(Codec)
         other._by_tag, other._tags, other._plans = self._by_tag, self._tags, self._plans  # read-only once built
-        other._local = threading.local()
-        other._memo_types = frozenset(memo)
-        other._memo = OrderedDict()
+        other._start_memo(memo)
         return other
+
+    def _start_memo(self, memo: Iterable[type]) -> None:
+        """This codec's own packers (per thread) and memo (of `memo`'s types, empty to remember nothing)."""
+        self._local = threading.local()
+        self._memo_types = frozenset(memo)
+        self._memo: OrderedDict[int, tuple[object, msgpack.ExtType]] = OrderedDict()
 
     def encode(self, msg: object) -> bytes:
         """Encode a registered message to bytes."""

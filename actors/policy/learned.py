@@ -96,9 +96,7 @@ class LearnedModel:
     def predict_text(self, text: str, task: ArcTask | None = None) -> np.ndarray:
         """P(success) per model, cheapest first."""
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
-        if len(self.dense_low):
-            raw = np.minimum(np.maximum(raw, self.dense_low), self.dense_high)
-        logits = self.dense_weights @ ((raw - self.dense_mean) * self.dense_scale) + self.bias
+        logits = self.dense_weights @ ((self._held(raw) - self.dense_mean) * self.dense_scale) + self.bias
         counts = bucket_counts(text, self.spec)
         if counts is not None:
             values = damped(counts)
@@ -107,9 +105,14 @@ class LearnedModel:
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:
         """(rows, models) P(success)."""
-        if len(self.dense_low):
-            batch = attrs.evolve(batch, dense=np.minimum(np.maximum(batch.dense, self.dense_low), self.dense_high))
+        batch = attrs.evolve(batch, dense=self._held(batch.dense))
         return _sigmoid(_logits(batch, self.weights, self.dense_weights, self.bias, self.dense_mean, self.dense_scale))
+
+    def _held(self, dense: np.ndarray) -> np.ndarray:
+        """`dense` (one prompt's or a batch's) held to [dense_low, dense_high]; as it is for a file without bounds."""
+        if not len(self.dense_low):
+            return dense
+        return np.minimum(np.maximum(dense, self.dense_low), self.dense_high)
 
     def band(self, score: float) -> int:
         return int(np.searchsorted(self.band_edges, score, side="right"))

@@ -43,7 +43,8 @@ _MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
 MAX_CHARS = 4000
 _LOG1P = np.log1p(np.arange(1 << 14, dtype=np.float64)).astype(np.float32)
-"""log1p(k) rounded to float32 for every count k a prompt of MAX_CHARS can reach (read-only)."""
+"""log1p(k) rounded to float32 for counts below 2**14, more than a bucket of a MAX_CHARS prompt usually holds
+(`damped` works out larger ones; read-only)."""
 _LOG1P.flags.writeable = False
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _BASE = np.uint64(1_000_003)
