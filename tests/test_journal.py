@@ -267,19 +267,23 @@ def test_budget_and_replay_commands_leave_the_journal_byte_identical(tmp_path: P
     assert journal.read_bytes() == torn
 
 
-def test_sync_fsyncs_the_journal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_flushes_the_journal_files_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group commit flushes the journal's data and length: fdatasync where the platform has it, fsync where not."""
     from actors.ledger import journal as journal_module
 
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(journal_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    synced: list[tuple[str, int]] = []
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name)
+        monkeypatch.setattr(journal_module.os, name, lambda fd, name=name, real=real: (synced.append((name, fd)), real(fd)))
     storage = FileStorage(tmp_path / "journal", tmp_path)
+    fd = storage._fd  # noqa: SLF001 - the descriptor whose data must reach the disk
     storage.append(HEADER)
     synced.clear()
     storage.sync()
-    fd = storage._fd  # noqa: SLF001 - the descriptor whose data must reach the disk
+    monkeypatch.delattr(journal_module.os, "fdatasync")
+    storage.sync()
     storage.close()
-    assert synced == [fd]
+    assert synced == [("fdatasync", fd), ("fsync", fd)]
 
 
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
