@@ -223,6 +223,20 @@ def test_the_config_names_the_model_relative_to_itself(tmp_path: Path, model: le
     assert set(hard.features) == {"p_success:cheap", "p_success:dear"} and "learned P(success)" in hard.reasons[0]
 
 
+def test_the_reason_names_each_model_with_its_predicted_success_and_the_score_is_the_gain(
+        tmp_path: Path, model: learned.LearnedModel) -> None:
+    """What a reader of the decision sees: every model (a name with % in it as written) and P to two places."""
+    renamed = attrs.evolve(model, models=("cheap 5%", "dear"))
+    learned.save(renamed, tmp_path / "m.npz")
+    estimator = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz")))
+    request = Request.prompt("Write a function number 5 using recursion over the tree")
+    estimate = estimator.estimate(request)
+    cheap, dear = renamed.predict_text(learned.request_text(request)).tolist()
+    assert estimate.reasons[0] == f"learned P(success) cheap 5% {cheap:.2f}, dear {dear:.2f}"
+    assert estimate.score == round((1 + dear - cheap) / 2, 6)
+    assert estimate.features == {"p_success:cheap 5%": round(cheap, 4), "p_success:dear": round(dear, 4)}
+
+
 def test_with_a_target_the_cheapest_tier_that_clears_it_is_chosen(tmp_path: Path, model: learned.LearnedModel) -> None:
     learned.save(model, tmp_path / "m.npz")
     estimator = LearnedEstimator(EstimatorSettings("learned", {}, LEVELS, model_path=str(tmp_path / "m.npz"), target=0.7))

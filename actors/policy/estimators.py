@@ -145,10 +145,10 @@ def success_names(tiers: Sequence[str]) -> tuple[str, ...]:
     return tuple(f"p_success:{tier}" for tier in tiers)
 
 
-def success_features(names: tuple[str, ...], probabilities: np.ndarray) -> dict[str, float]:
+def success_features(names: tuple[str, ...], probabilities: Sequence[float]) -> dict[str, float]:
     """`p_success:<tier>` per tier (`success_names`), to four places: what a verifier cascade and the reasons'
     readers use."""
-    return dict(zip(names, [round(p, 4) for p in probabilities.tolist()]))
+    return dict(zip(names, [round(p, 4) for p in probabilities]))
 
 
 class TextEstimator:
@@ -230,8 +230,9 @@ class LearnedTextEstimator(TextEstimator):
                 ruled = self._by_rules(text, given, points, critical, features, reasons)
                 return attrs.evolve(ruled, reasons=(
                     *ruled.reasons, f"coding signal ({signal}): routed by the keyword rules, not {self.source}"))
-        probabilities = self.model.predict_text(text)
-        score = round(self.model.blended_percentile(float(learned.gain_score(probabilities)), len(text)), SCORE_DECIMALS)
+        probabilities = self.model.predict_text(text).tolist()
+        score = round(self.model.blended_percentile(learned.gain(probabilities[0], probabilities[-1]), len(text)),
+                      SCORE_DECIMALS)
         level, confidence = self.levels.level(score)
         features = success_features(self._success_names, probabilities)
         reasons = (f"learned text router ({self.source}): P(success) weakest {probabilities[0]:.2f}, strongest "
@@ -273,6 +274,8 @@ class LearnedEstimator:
             raise ConfigError("complexity_detection.estimator: learned needs model_path (orchestrator routing fit)")
         self.model = learned.load(settings.model_path)
         self._success_names = success_names(self.model.models)
+        self._reason_format = "learned P(success) " + ", ".join(f"{m.replace('%', '%%')} %.2f" for m in self.model.models)
+        """The reason's text with a place per model: one %-format of a decision's floats, not eleven f-strings."""
         self.levels = Levels(settings.thresholds)
         self.target = settings.target
         policy = "target" if self.target is not None else "value_lambda" if settings.value_lambda is not None else ""
@@ -317,10 +320,10 @@ class LearnedEstimator:
             level, confidence = self.levels.level(score)
             return Estimate(score, level, confidence, ("score given by the caller",), {})
         probabilities = self.predict(request)
-        score = round(float(learned.gain_score(probabilities)), SCORE_DECIMALS)
-        features = success_features(self._success_names, probabilities)
-        reasons = ["learned P(success) " + ", ".join(f"{m} {p:.2f}" for m, p in zip(self.model.models,
-                                                                                      probabilities.tolist()))]
+        listed = probabilities.tolist()
+        score = round(learned.gain(listed[0], listed[-1]), SCORE_DECIMALS)
+        features = success_features(self._success_names, listed)
+        reasons = [self._reason_format % tuple(listed)]
         if self.value is not None:
             return self.value.estimate(request, score, self.levels.names, self.model.models, probabilities, reasons,
                                        features)
@@ -385,10 +388,10 @@ class ValuePolicy:
         costs = self.costs(request)
         scored = values(probabilities, costs, value_lambda)
         order = ranked(scored, costs)
-        best = order[0]
-        margin = float(scored[best] - scored[order[1]]) if len(order) > 1 else 1.0
-        reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {scored[best]:+.2f}"
-                       + "".join(f", then {tiers[i]} {scored[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
+        best, by_tier = order[0], scored.tolist()
+        margin = by_tier[best] - by_tier[order[1]] if len(order) > 1 else 1.0
+        reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {by_tier[best]:+.2f}"
+                       + "".join(f", then {tiers[i]} {by_tier[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
         return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
                         tuple(levels[index] for index in order))
 
@@ -419,7 +422,7 @@ class PriorValueEstimator:
         rules = self.rules.estimate(request)
         probabilities = prior_probabilities(self._logits, rules.score)
         names = self.levels.names
-        features = dict(rules.features) | success_features(self._success_names, probabilities)
+        features = dict(rules.features) | success_features(self._success_names, probabilities.tolist())
         reasons = list(rules.reasons) + [f"quality prior at score {rules.score:.2f} (p_success: features per tier)"]
         return self.value.estimate(request, rules.score, names, names, probabilities, reasons, features)
 

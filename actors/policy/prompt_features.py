@@ -132,7 +132,16 @@ def _char_buckets(data: bytes, low: int, per_n: list[int], out: np.ndarray, shif
 
 
 def _seed(n: int) -> np.uint64:
+    return _SEEDS[n] if n < len(_SEEDS) else _seed_of(n)
+
+
+def _seed_of(n: int) -> np.uint64:
+    """n * B^n (mod 2^64): what sets the n-grams of one length apart from the others'."""
     return np.uint64(n * pow(int(_BASE), n, 1 << 64) % (1 << 64))
+
+
+_SEEDS = tuple(_seed_of(n) for n in range(16))
+"""The seeds of the n-gram lengths specs use, made once (read-only)."""
 
 
 def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_CHARS) -> np.ndarray:

@@ -196,7 +196,7 @@ class Router:
             tier=selection.tier,
             model=self._provider_settings[selection.provider].model,
             provider=selection.provider,
-            alternatives=tuple(self._entry_names[entry] for entry in selection.alternatives),
+            alternatives=tuple(map(self._entry_names.__getitem__, selection.alternatives)),
             score=estimate.score,
             level=estimate.level,
             confidence=estimate.confidence,
