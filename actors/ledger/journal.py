@@ -169,7 +169,7 @@ class FileStorage:
 
     def sync(self) -> None:
         """fdatasync where the platform has it: the appended records and the file's new length (all recovery reads)
-        reach the disk without the timestamps fsync writes too, a quarter less per group commit on this project's
+        reach the disk without the timestamps fsync writes too, about a tenth less per group commit on this project's
         machines (docs/BENCHMARKS.md); fsync elsewhere."""
         fd = self._writable()
         if hasattr(os, "fdatasync"):
