@@ -72,7 +72,7 @@ def requests_from_body(
     if not isinstance(spec, dict):
         raise InvalidRequest(f"x_orchestrator must be an object, got {spec!r:.40}")
     spec = dict(spec)
-    substitute = bool(spec.pop("substitute", allow_substitute))
+    spec["substitute"] = bool(spec.get("substitute", allow_substitute))
     spec["messages"] = _messages(body.get("messages"))
     for field in ("max_tokens", "temperature", "top_p"):
         if body.get(field) is not None:
@@ -100,7 +100,7 @@ def requests_from_body(
     stream = body.get("stream") or False
     if not isinstance(stream, bool):
         raise InvalidRequest(f"stream must be true or false, got {stream!r:.40}")
-    request = attrs.evolve(request_from_dict(spec, "request"), substitute=substitute, wait_rate_limits=False)
+    request = request_from_dict(spec, "request", wait_rate_limits=False)
     if stream and request.attempt_timeout_s is None and stream_first_token_s is not None:
         request = attrs.evolve(request, attempt_timeout_s=stream_first_token_s)
     if n == 1:

@@ -67,8 +67,10 @@ def load_jsonl(path: str | Path) -> list[Request]:
     return requests
 
 
-def request_from_dict(data: Any, where: str) -> Request:
-    """Build a Request from the JSON shape above; `where` prefixes every error."""
+def request_from_dict(data: Any, where: str, *, wait_rate_limits: bool = True) -> Request:
+    """Build a Request from the JSON shape above; `where` prefixes every error. `wait_rate_limits` is the caller's
+    to set, not the data's (the server's requests fail fast at a provider's limits), and is set here rather than by
+    an `attrs.evolve` after, which would check every field a second time."""
     if not isinstance(data, dict):
         raise InvalidRequest(f"{where}: a request must be a JSON object")
     unknown = set(data) - _KNOWN
@@ -118,7 +120,7 @@ def request_from_dict(data: Any, where: str) -> Request:
     if "messages" not in kwargs and "task" not in kwargs:
         raise InvalidRequest(f"{where}: needs a prompt, messages, or an ARC task (train)")
     try:
-        return Request(**kwargs)
+        return Request(**kwargs, wait_rate_limits=wait_rate_limits)
     except InvalidRequest as exc:
         raise InvalidRequest(f"{where}: {exc}") from None
 

@@ -113,3 +113,20 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     check_binding("0.0.0.0", "token")
     with pytest.raises(InsecureBinding, match="without a bearer token"):
         check_binding("0.0.0.0", None)
+
+
+def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as_asked() -> None:
+    """What the server asks of the engine for one body: never wait at a provider's rate limit (an HTTP client has
+    its own timeout), substitute as the body's x_orchestrator says or else as the server allows, one request per n."""
+    from orchestrator.openai_wire import requests_from_body
+
+    body = {"model": "tier_1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 7}
+    (plain,), stream = requests_from_body(body, {"tier_1"}, False)
+    assert (plain.wait_rate_limits, plain.substitute, plain.tier, plain.max_tokens, stream) == (False, False, "tier_1", 7, False)
+    (allowed,), _ = requests_from_body(body, {"tier_1"}, True)
+    assert allowed.substitute is True and allowed.wait_rate_limits is False
+    (refused,), _ = requests_from_body({**body, "x_orchestrator": {"substitute": False}}, {"tier_1"}, True)
+    assert refused.substitute is False
+    samples, _ = requests_from_body({**body, "model": "m", "n": 3, "seed": 5}, {"tier_1"}, False)
+    assert [(r.model, r.sample_index, r.wait_rate_limits) for r in samples] == [("m", 5, False), ("m", 6, False), ("m", 7, False)]
+    assert len({r.request_id for r in samples}) == 3
