@@ -11,6 +11,12 @@ catch them with what they already know.
 from __future__ import annotations
 
 
+class DeliberateCrash(Exception):
+    """An actor crashing on purpose for its supervisor to act on (a provider's circuit breaking after consecutive
+    failures): an expected event whose cause is the whole story, so its supervisor logs it in one line, without a
+    stack that would only show the actor's own loop."""
+
+
 class OrchestratorError(Exception):
     """Base of every error the orchestrator raises on purpose."""
 

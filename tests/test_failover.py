@@ -7,6 +7,7 @@ the cache and telemetry are off: nothing hides real I/O in a worker thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,6 +125,29 @@ async def test_auth_failure_disables_only_that_provider(autojump_clock: trio.tes
     assert len(transports["Qwen2.5-Coder"].calls) == 1, "no retry on AUTH, and no second try"
     assert health["Qwen2.5-Coder"]["state"] == "disabled"
     assert all(h["state"] == "closed" for n, h in health.items() if n != "Qwen2.5-Coder")
+
+
+@pytest.mark.trio
+async def test_a_provider_breaking_its_circuit_is_logged_in_one_line_naming_its_last_failure(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider that crashes on purpose after consecutive failures is an expected event: one line that says why
+    (the last failure's kind and detail), no traceback of the actor's own loop; a crash nobody meant keeps its
+    traceback (tests/test_runtime.py)."""
+    cfg = config(tmp_path)
+    breaker = attrs.evolve(cfg.engine.breaker, failures_to_crash=2, backoff_initial_s=1)
+    cfg = attrs.evolve(cfg, engine=attrs.evolve(cfg.engine, breaker=breaker, retry=attrs.evolve(cfg.engine.retry, max_retries=0)))
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=openai_error(500))}
+    with caplog.at_level(logging.WARNING, logger="actors.runtime.supervisor"):
+        async with Orchestrator.start(cfg, transport_factory=scripted(transports)) as orch:
+            for i in range(2):
+                assert (await orch.generate(attrs.evolve(SIMPLE, request_id=f"r{i}"))).text
+            await trio.sleep(0.5)
+            last_error = orch.health()["Qwen2.5-Coder"]["last_error"]
+    crashes = [r for r in caplog.records if r.getMessage().startswith("Qwen2.5-Coder crashed")]
+    assert last_error.startswith("ProviderCrashed: Qwen2.5-Coder: 2 consecutive failures, the last: server_error")
+    assert crashes and all(r.levelname == "WARNING" and "Traceback" not in r.getMessage() for r in crashes)
+    assert last_error in crashes[0].getMessage()
 
 
 @pytest.mark.trio

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 import trio
@@ -138,6 +140,25 @@ async def test_crash_fails_the_waiting_ask_and_the_actor_restarts(anyio_backend:
         assert sup.health()["echo"]["restarts"] == 1
         sup.stop()
     assert log.count("start") == 2 and log.count("stop") == 2
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_crash_is_logged_with_its_traceback_once_then_in_one_line(
+        anyio_backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A crash nobody meant (a broken invariant, a bug) is logged with the stack that raised it, the first time."""
+    sup = Supervisor(CODEC)
+    ref = sup.add("echo", Echo, BreakerSettings(backoff_initial_s=0.001))
+    with caplog.at_level(logging.WARNING, logger="actors.runtime.supervisor"):
+        async with anyio.create_task_group() as tg:
+            await tg.start(sup.run)
+            for _ in range(2):
+                with pytest.raises(ActorStopped):
+                    await ref.ask(ChatMessage("u", "boom"), timeout=5)
+                assert await ref.ask(ChatMessage("u", "back"), timeout=5) == ChatMessage("echo", "back")
+            sup.stop()
+    first, again = (r for r in caplog.records if r.getMessage().startswith("echo crashed"))
+    assert first.levelname == "ERROR" and "Traceback" in first.getMessage() and "in handle" in first.getMessage()
+    assert again.levelname == "WARNING" and "Traceback" not in again.getMessage()
 
 
 @pytest.mark.trio

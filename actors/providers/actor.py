@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import anyio
 
+from actors.errors import DeliberateCrash
 from actors.messages import FailureKind
 from actors.providers.failures import classify_exception
 from actors.providers.messages import ProviderCall, ProviderReply
@@ -56,7 +57,7 @@ PAUSE_AT_LEAST_S = 1.0
 """A Retry-After this long or longer pauses the whole provider; a shorter one only its own call."""
 
 
-class ProviderCrashed(Exception):
+class ProviderCrashed(DeliberateCrash):
     """Raised on purpose after too many consecutive failures, for the supervisor to see."""
 
 
@@ -85,6 +86,8 @@ class ProviderActor(Actor):
         self._waiting = 0
         self._in_flight = 0
         self._consecutive_failures = 0
+        self._last_failure = ""
+        """The kind and detail of the latest failure: what a crash after consecutive failures names."""
         self._crashing = False
         self._rate_limited_until = -math.inf
         self._redactor = Redactor()
@@ -182,7 +185,7 @@ class ProviderActor(Actor):
         self.inbox.reply(corr, reply)
         if self._crashing and self._in_flight == 0:
             raise ProviderCrashed(
-                f"{self.settings.name}: {self._consecutive_failures} consecutive failures"
+                f"{self.settings.name}: {self._consecutive_failures} consecutive failures, the last: {self._last_failure}"
             )
 
     async def _pace(self, tokens: int) -> None:
@@ -237,6 +240,7 @@ class ProviderActor(Actor):
             return
         if FailureKind(reply.failure) in UNHEALTHY:
             self._consecutive_failures += 1
+            self._last_failure = f"{reply.failure} ({reply.detail[:120]})" if reply.detail else reply.failure
             if self._consecutive_failures >= self._failures_to_crash:
                 self._crashing = True
 

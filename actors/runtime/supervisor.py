@@ -22,7 +22,7 @@ import attrs
 from anyio.abc import TaskStatus
 
 from actors.codec import Codec
-from actors.errors import ActorStopped
+from actors.errors import ActorStopped, DeliberateCrash
 from actors.runtime.actor import Actor, ActorRef, Inbox, ReplyBoard
 from actors.runtime.breaker import BreakerSettings, CircuitBreaker, CircuitState, Transition
 from actors.runtime.circuits import Circuits
@@ -203,13 +203,14 @@ class Supervisor:
                 await anyio.sleep(decision.delay_s)
 
     def _record_crash(self, child: _Child, cause: BaseException) -> None:
-        """Keep the cause; log its traceback once per kind of crash, then one line per repeat."""
+        """Keep the cause; log its traceback once per kind of crash, then one line per repeat (a deliberate crash,
+        such as a provider's circuit breaking, always in one line: its cause is the whole story)."""
         repeat = child.last_error.startswith(f"{type(cause).__name__}:")
         child.crashes += 1
         child.last_error = f"{type(cause).__name__}: {cause}"
         child.last_traceback = "".join(traceback.format_exception(cause))
-        if repeat:
-            log.warning("%s crashed again (%s); restarting", child.name, child.last_error)
+        if repeat or isinstance(cause, DeliberateCrash):
+            log.warning("%s crashed%s (%s); restarting", child.name, " again" if repeat else "", child.last_error)
         else:
             log.error("%s crashed (%s); restarting\n%s", child.name, child.last_error, child.last_traceback)
         dropped = child.inbox.drain()
