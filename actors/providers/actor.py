@@ -240,7 +240,8 @@ class ProviderActor(Actor):
             return
         if FailureKind(reply.failure) in UNHEALTHY:
             self._consecutive_failures += 1
-            self._last_failure = f"{reply.failure} ({reply.detail[:120]})" if reply.detail else reply.failure
+            detail = reply.detail if len(reply.detail) <= 120 else reply.detail[:119] + "…"
+            self._last_failure = f"{reply.failure} ({detail})" if detail else reply.failure
             if self._consecutive_failures >= self._failures_to_crash:
                 self._crashing = True
 
