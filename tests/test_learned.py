@@ -117,6 +117,19 @@ def test_only_the_first_max_chars_are_hashed() -> None:
     assert dense_features(head + "tail words")[0] > dense_features(head)[0]  # lengths see the whole text
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(".?!a \t\n\r\x0b\x0c\x1c\x1f\x85\u00a0\u3000"), max_size=40) | st.text(max_size=80))
+@example("Done. Next!")
+@example("end.")
+@example("a.\x1c")
+def test_sentence_ends_are_counted_as_the_regular_expression_counts_them(text: str) -> None:
+    """The ASCII fast path counts a mark followed by whitespace (every character `\\s` matches) or the end exactly
+    as `[.?!](?:\\s|$)` does; non-ASCII text goes to the expression itself."""
+    from actors.policy.prompt_features import sentence_ends
+
+    assert sentence_ends(text) == len(re.findall(r"[.?!](?:\s|$)", text))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from("12/½٣² a.\n"), max_size=40) | st.text(max_size=80))
 @example("1/2")

@@ -38,6 +38,9 @@ _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _LETTERS_ONLY = bytes(byte if 97 <= byte <= 122 else 32 for byte in range(256))
 """Every byte but a-z made a space: the words (runs of a-z) of a folded prompt are then its `split()`."""
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+_ASCII_SPACE = bytes(byte for byte in range(128) if chr(byte).isspace())
+_SENTENCE_MARKS = bytes.maketrans(b"?!" + _ASCII_SPACE, b".." + b" " * len(_ASCII_SPACE))
+"""ASCII text with every sentence mark made "." and every whitespace character (what `\\s` matches) a space."""
 _CODE = ("```", "def ", "class ", "return ", "import ", "{", ";", "=>")
 _MATH = ("=", "+", "*", "^", "\\frac", "\\sqrt")
 _DIGIT_FOLD = bytes.maketrans(b"123456789", b"000000000")
@@ -156,7 +159,7 @@ def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_
         math.log1p(full.count("\n")),
         math.log1p(len(numbers)),
         math.log1p(len(set(numbers))),
-        min(len(_SENTENCE_END.findall(text)), 50) / 10,
+        min(sentence_ends(text), 50) / 10,
         float("%" in text or "percent" in text),
         float("$" in text),
         float(any("." in n for n in numbers)),
@@ -172,6 +175,19 @@ def dense_features(text: str, task: ArcTask | None = None, max_chars: int = MAX_
     else:
         values += [0.0] * (len(ARC_FEATURES) + 1)
     return np.asarray(values, dtype=np.float32)
+
+
+def sentence_ends(text: str) -> int:
+    """How many times `_SENTENCE_END` matches `text`: a mark followed by whitespace or the end.
+
+    For ASCII text (most prompts) counted on its bytes with every mark made "." and every
+    whitespace character a space, a quarter of the regular expression's time; a mark and
+    its whitespace cannot overlap another such pair, so the counts are the same.
+    """
+    if not text.isascii():
+        return len(_SENTENCE_END.findall(text))
+    marked = text.encode("ascii").translate(_SENTENCE_MARKS)
+    return marked.count(b". ") + marked.endswith(b".")
 
 
 def _has_fraction(text: str) -> bool:

@@ -111,3 +111,8 @@ class RouterSettings:
     @functools.cached_property
     def tier_named(self) -> dict[str, TierSettings]:
         return {tier.name: tier for tier in self.tiers}
+
+    @functools.cached_property
+    def paid_by_level(self) -> dict[str, TierSettings]:
+        """Each level's first paid tier (the one a ranking by value names for it)."""
+        return {tier.level: tier for tier in reversed(self.paid)}

@@ -112,7 +112,7 @@ def select(estimate: Estimate, request: Request, settings: RouterSettings, conte
                 f"budget pressure ({context.remaining_share:.0%} left): prefer cheaper {paid[start].name}"
             )
     if estimate.ranking and start is not None and paid[start].level == estimate.ranking[0]:
-        chain = _ranked(estimate.ranking, paid, local)
+        chain = _ranked(estimate.ranking, settings.paid_by_level, local)
         reasons.append("fallback in the order of value: " + ", ".join(estimate.ranking))
     else:
         chain = _chain(start, paid, local, policy.fallback_strategy, request)
@@ -192,10 +192,9 @@ def _chain(
 
 
 def _ranked(
-    ranking: tuple[str, ...], paid: tuple[TierSettings, ...], local: tuple[TierSettings, ...]
+    ranking: tuple[str, ...], by_level: dict[str, TierSettings], local: tuple[TierSettings, ...]
 ) -> list[tuple[str, str]]:
-    """The paid tiers in the estimator's order of value, then the free ones."""
-    by_level = {tier.level: tier for tier in reversed(paid)}
+    """The paid tiers (`RouterSettings.paid_by_level`) in the estimator's order of value, then the free ones."""
     ordered = [entry for level in ranking if level in by_level for entry in by_level[level].entries]
     return ordered + [entry for tier in local for entry in tier.entries]
 
