@@ -32,7 +32,16 @@ import orjson
 from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy.arc_features import FEATURES as ARC_FEATURES
-from actors.policy.prompt_features import DENSE, FeatureBatch, FeatureSpec, bucket_counts, damped, dense_features, featurize
+from actors.policy.prompt_features import (
+    DENSE,
+    FeatureBatch,
+    FeatureSpec,
+    bucket_counts,
+    damped,
+    dense_features,
+    featurize,
+    l2_norm,
+)
 from actors.policy.prompts import request_messages
 
 DENSE_FIT_CELLS = 1 << 24
@@ -106,7 +115,7 @@ class LearnedModel:
         counts = bucket_counts(text, self.spec)
         if counts is not None:
             values = damped(counts)
-            logits += (self.weights @ values) / np.float32(np.sqrt(np.dot(values, values)))
+            logits += (self.weights @ values) / l2_norm(values)
         return _sigmoid(logits)
 
     def predict_batch(self, batch: FeatureBatch) -> np.ndarray:

@@ -73,8 +73,13 @@ def sparse_features(text: str, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarra
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     index = (counts > 0).nonzero()[0]
     values = damped(counts[index])
-    values /= np.float32(np.sqrt(np.dot(values, values)))
+    values /= l2_norm(values)
     return index, values
+
+
+def l2_norm(values: np.ndarray) -> np.float32:
+    """The length a prompt's damped counts are divided by, in training and prediction alike (zeros add nothing)."""
+    return np.float32(np.sqrt(np.dot(values, values)))
 
 
 def bucket_counts(text: str, spec: FeatureSpec) -> np.ndarray | None:
