@@ -23,7 +23,7 @@ from actors.catalog import CODEC
 from actors.errors import ActorStopped, JournalError
 from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
-from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, frame
+from actors.ledger.journal import HEADER, HEADER_V1, PREALLOCATE_BYTES, FileStorage, MemoryStorage, commit_frame, frame
 from actors.ledger.messages import JournalEntry, Settle
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
@@ -45,8 +45,13 @@ def entries(n: int) -> list[JournalEntry]:
     return out
 
 
+def committed(entry: JournalEntry) -> bytes:
+    """One entry as a commit of its own, as the ledger writes a commit that carries one record."""
+    return commit_frame(frame(entry))
+
+
 def write_journal(path: Path, records: list[JournalEntry]) -> bytes:
-    data = HEADER + b"".join(frame(e) for e in records)
+    data = HEADER + b"".join(map(committed, records))
     path.write_bytes(data)
     return data
 
@@ -99,10 +104,10 @@ def test_a_power_cut_loses_only_what_was_never_synced() -> None:
     core = open_core(settings, storage)
     for entry in entries(3):
         core.apply(entry)
-        storage.append(frame(entry))
+        storage.append(committed(entry))
     storage.sync()
     extra = JournalEntry(7, "reserve", "late", 1.7e9, 500, "req", "t", "m")
-    storage.append(frame(extra))
+    storage.append(committed(extra))
     storage.power_cut()
     recovered = open_core(settings, storage)
     assert recovered.status().settled_nd == 180
@@ -126,7 +131,7 @@ def test_flipped_bytes_in_the_middle_refuse_to_start(tmp_path: Path) -> None:
     data[len(HEADER) + 20] ^= 0xFF
     (tmp_path / "journal").write_bytes(bytes(data))
     storage = FileStorage(tmp_path / "journal", tmp_path)
-    with pytest.raises(JournalError, match=r"corrupt record at byte \d+ .* intact records after it"):
+    with pytest.raises(JournalError, match=r"corrupt commit at byte \d+ .* intact commits after it"):
         open_core(LedgerSettings(limit_nd=10**9), storage)
     storage.close()
 
@@ -137,7 +142,8 @@ def test_an_empty_file_is_a_new_journal(tmp_path: Path) -> None:
     core = open_core(LedgerSettings(limit_nd=10**9), storage)
     storage.close()
     assert core.status().operations == 0
-    assert (tmp_path / "journal").read_bytes() == HEADER
+    data = (tmp_path / "journal").read_bytes()
+    assert data[: len(HEADER)] == HEADER and not data[len(HEADER) :].strip(b"\x00"), "a header, then zeros"
 
 
 @pytest.mark.parametrize(
@@ -235,7 +241,7 @@ def test_a_damaged_length_with_intact_records_after_it_is_corruption_not_a_torn_
     (tmp_path / "journal").write_bytes(bytes(data))
     for read_only in (True, False):
         storage = FileStorage(tmp_path / "journal", tmp_path, read_only=read_only)
-        with pytest.raises(JournalError, match=r"at byte 16 .*runs past the end.* intact records after it"):
+        with pytest.raises(JournalError, match=r"at byte 16 .*runs past the end.* intact commits after it"):
             open_core(LedgerSettings(limit_nd=10**9), storage, read_only=read_only)
         storage.close()
     assert (tmp_path / "journal").read_bytes() == bytes(data), "nothing was cut"
@@ -289,14 +295,15 @@ def test_sync_flushes_the_journal_files_data(tmp_path: Path, monkeypatch: pytest
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from actors.ledger import journal as journal_module
 
-    real_write = os.write
+    real_write, real_pwrite = os.write, os.pwrite
     monkeypatch.setattr(journal_module.os, "write", lambda fd, data: real_write(fd, bytes(data[:3])))
+    monkeypatch.setattr(journal_module.os, "pwrite", lambda fd, data, at: real_pwrite(fd, bytes(data[:3]), at))
     storage = FileStorage(tmp_path / "journal", tmp_path)
-    records = HEADER + b"".join(frame(e) for e in entries(5))
+    records = HEADER + b"".join(map(committed, entries(5)))
     storage.append(records)
     storage.write_snapshot(b"0123456789")
     storage.close()
-    assert (tmp_path / "journal").read_bytes() == records
+    assert (tmp_path / "journal").read_bytes().rstrip(b"\x00") == records.rstrip(b"\x00")
     assert (tmp_path / "journal.snapshot").read_bytes() == b"0123456789"
 
 

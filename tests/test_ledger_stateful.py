@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from actors.ledger.actor import open_core
-from actors.ledger.journal import MemoryStorage, frame
+from actors.ledger.journal import MemoryStorage, commit_frame, frame
 from actors.ledger.settings import LedgerSettings
 
 LIMIT = 10_000
@@ -52,7 +52,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _log(self, entry: object) -> None:
         self.core.apply(entry)  # type: ignore[arg-type]
-        self.storage.append(frame(entry))  # type: ignore[arg-type]
+        self.storage.append(commit_frame(frame(entry)))  # type: ignore[arg-type]
 
     @rule(amount=st.integers(0, 3000), tier=st.sampled_from(["cheap", "gpt"]))
     def reserve(self, amount: int, tier: str) -> None:

@@ -6,7 +6,7 @@
     python tools/bench.py e2e-plain --requests 2000 --concurrency 100   # plain text, routed by the learned default
     python tools/bench.py text-revisions --revisions b4a330e --requests 2000   # text prompts, a revision against this tree
     python tools/bench.py plain-revisions --revisions b40312b --requests 2000   # plain text routed, the same
-    python tools/bench.py journal-sync --requests 2000 --rounds 5   # one journal commit: fsync against fdatasync
+    python tools/bench.py journal-sync --requests 2000 --rounds 5   # one journal commit: appended against preallocated
     python tools/bench.py all-down   # every provider refusing connections: a wave, then every circuit open
     python tools/bench.py serve --requests 2000 --concurrency 50   # the server's CPU per request against the embedded path
     python tools/bench.py serve --litellm VENV/bin/litellm   # the same, LiteLLM's proxy beside it

@@ -349,7 +349,7 @@ class LedgerActor(Actor):
                 self._answer(self._waiting)
                 self._waiting = []
                 return
-            data, self._batch = b"".join(self._batch), []
+            data, self._batch = journal.commit_frame(b"".join(self._batch)), []
             waiting, self._waiting = self._waiting, []
 
             def write() -> None:
