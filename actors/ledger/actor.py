@@ -12,7 +12,7 @@ BURST served and more waiting) the flusher task writes instead, while the ledger
 goes on appending, so batches grow with the load.
 A denial changes nothing and is answered at once. The write and its fsync run on the
 event loop while the disk proves fast (each write there under `inline_write_s`, 2 ms by
-default; a slower one sends the next ones to a worker thread for a while,
+default; slower ones, two among the last 16, send the next ones to a worker thread for a while,
 `actors/runtime/inline_io.py`): handed to a
 thread, a reservation's fsync of 0.14 ms cost it 16 ms of waiting for a busy loop to
 take the answer back, at 100 requests in flight (docs/BENCHMARKS.md).

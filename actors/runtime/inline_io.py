@@ -6,18 +6,23 @@ with 100 requests in flight against 50 ms answers, a reservation waited 16 ms fo
 its journal write, of which the fsync took 0.14 (docs/BENCHMARKS.md).
 
 So writes are tried on the loop from the start; while they take less than `limit_s`
-they stay there. One that takes longer sends the next ones to the thread, and the
-write after `window` x 2^k of them is tried on the loop again (a probe), k counting
-slow writes on the loop and dropping by one after as many fast ones in a row: a
+they stay there. A single slow one is a spike, not a slow disk: a fast disk stalls
+now and then (2-3 fsyncs in 500 at 100 requests in flight here), and sending the next
+64 writes to the thread for it cost those reservations 3-28 ms each
+(docs/BENCHMARKS.md). `LEAVE_AFTER` slow writes among the last `RECENT` on the loop
+send the next ones to the thread, and the write after `window` x 2^k of them is tried
+on the loop again (a probe: slow, and the thread keeps the writes), k counting the
+times the loop was left and dropping by one after as many fast writes in a row: a
 consistently slow disk is probed geometrically rarer and stays in the thread, a fast
-disk with a rare spike comes back and is forgiven. Only writes on the loop are timed:
-timed in a thread, a write also counts its wait for the interpreter lock, up to 5 ms
-on a busy loop, which says nothing about the disk.
+disk that had a bad spell comes back and is forgiven. Only writes on the loop are
+timed: timed in a thread, a write also counts its wait for the interpreter lock, up
+to 5 ms on a busy loop, which says nothing about the disk.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,10 +30,12 @@ import anyio.to_thread
 
 _T = TypeVar("_T")
 MAX_PENALTY = 10
+LEAVE_AFTER = 2
+RECENT = 16
 
 
 class InlineIO:
-    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_fast", "_penalty")
+    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_fast", "_penalty", "_recent")
 
     def __init__(self, limit_s: float, window: int = 32, clock: Callable[[], float] = time.perf_counter) -> None:
         self.limit_s = limit_s
@@ -42,6 +49,8 @@ class InlineIO:
         """Fast writes on the loop in a row."""
         self._penalty = 0
         """k: the thread takes window x 2^k writes before the next probe."""
+        self._recent: deque[bool] = deque(maxlen=RECENT)
+        """Whether each of the last writes on the loop since it was last left was slow."""
 
     def allowed(self) -> bool:
         return self.limit_s > 0 and (self._inline or self._threaded >= self.window << self._penalty)
@@ -59,10 +68,18 @@ class InlineIO:
 
     def _record(self, seconds: float) -> None:
         self._threaded = 0
-        self._inline = seconds < self.limit_s
-        if not self._inline:
+        slow = seconds >= self.limit_s
+        probe = not self._inline
+        self._recent.append(slow)
+        if slow and (probe or self._recent.count(True) >= LEAVE_AFTER):
+            self._inline = False
             self._fast = 0
             self._penalty = min(MAX_PENALTY, self._penalty + 1)
+            self._recent.clear()
+            return
+        self._inline = True
+        if slow:
+            self._fast = 0
             return
         self._fast += 1
         if self._penalty and self._fast >= self.window << self._penalty:
