@@ -23,7 +23,7 @@ from actors.catalog import CODEC
 from actors.errors import ActorStopped, JournalError
 from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
-from actors.ledger.journal import HEADER, HEADER_V1, PREALLOCATE_BYTES, FileStorage, MemoryStorage, commit_frame, frame
+from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, commit_frame, frame
 from actors.ledger.messages import JournalEntry, Settle
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
@@ -183,20 +183,25 @@ def test_files_are_owner_only(tmp_path: Path) -> None:
         assert stat.S_IMODE((tmp_path / "ledger" / name).stat().st_mode) == 0o600
 
 
-def test_compaction_keeps_the_state_and_replays_nothing_twice(tmp_path: Path) -> None:
-    settings = settings_in(tmp_path, snapshot_every=10)
+def reserve_and_settle(settings: LedgerSettings, count: int) -> None:
+    """`count` reservations of 100, each settled at 40, through a supervised ledger actor on `settings`' journal."""
 
     async def run() -> None:
         supervisor = Supervisor(CODEC)
         ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings)))
         async with anyio.create_task_group() as tg:
             await tg.start(supervisor.run)
-            for i in range(25):
+            for i in range(count):
                 await ledger.reserve(f"r{i}", "q", "t", "m", 100)
                 await ledger.settle(f"r{i}", 40)
             supervisor.stop()
 
     anyio.run(run)
+
+
+def test_compaction_keeps_the_state_and_replays_nothing_twice(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path, snapshot_every=10)
+    reserve_and_settle(settings, 25)
     storage = FileStorage(settings.journal_path, settings.state_dir)  # type: ignore[arg-type]
     core = open_core(settings, storage)
     storage.close()

@@ -17,7 +17,7 @@ from actors.ledger.actor import open_core, open_read_only
 from actors.ledger.journal import HEADER, HEADER_V1, FileStorage, MemoryStorage, commit_frame, frame, recover
 from actors.ledger.messages import JournalEntry
 from actors.ledger.settings import LedgerSettings
-from tests.test_journal import entries, settings_in
+from tests.test_journal import entries, reserve_and_settle, settings_in
 
 SETTINGS = LedgerSettings(limit_nd=10**9)
 
@@ -181,25 +181,7 @@ def test_recovery_keeps_every_whole_commit_and_nothing_of_a_damaged_last_one(
 @pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="preallocation needs posix_fallocate")
 def test_the_ledgers_own_commits_preallocate(tmp_path: Path) -> None:
     """The actor's journal, end to end: a file opened by the ledger is preallocated, and what it wrote recovers."""
-    import anyio
-
-    from actors.catalog import CODEC
-    from actors.ledger.actor import LedgerActor
-    from actors.ledger.client import LedgerClient
-    from actors.runtime.supervisor import Supervisor
-
     settings = settings_in(tmp_path)
-
-    async def run() -> None:
-        supervisor = Supervisor(CODEC)
-        ledger = LedgerClient(supervisor.add("ledger", lambda: LedgerActor(settings)))
-        async with anyio.create_task_group() as tg:
-            await tg.start(supervisor.run)
-            for i in range(20):
-                await ledger.reserve(f"r{i}", "q", "t", "m", 100)
-                await ledger.settle(f"r{i}", 40)
-            supervisor.stop()
-
-    anyio.run(run)
+    reserve_and_settle(settings, 20)
     assert (tmp_path / "journal").stat().st_size == journal.PREALLOCATE_BYTES
     assert open_read_only(settings).status().settled_nd == 20 * 40
