@@ -113,7 +113,7 @@ def test_a_commit_whose_records_do_not_parse_is_refused_not_cut() -> None:
     body = frame(entries(1)[0])
     broken = body[:-1] + bytes([body[-1] ^ 0xFF])
     storage = memory_with(HEADER + commit_frame(broken))
-    with pytest.raises(JournalError, match="passed its checksum but its record at byte 24 is broken"):
+    with pytest.raises(JournalError, match="^journal: the commit at byte 16 passed its checksum but its record at byte 24 is broken"):
         recover(storage, "journal")
 
 

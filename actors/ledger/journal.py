@@ -386,7 +386,7 @@ def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recover
     version = struct.unpack(">H", data[8:10])[0]
     if version not in (1, VERSION):
         raise JournalError(f"{where}: journal format version {version}, this program reads versions 1 and {VERSION}")
-    scan = _scan_commits(data) if version == VERSION else _scan_records(data)
+    scan = _scan_commits(data, where) if version == VERSION else _scan_records(data)
     cut = 0
     if scan.problem:
         if (_intact_commit_after if version == VERSION else _intact_record_after)(data, scan.end + 1, scan.written):
@@ -434,7 +434,7 @@ def _scan_records(data: bytes) -> _Scan:
     return _Scan(records, offset, "", offset)
 
 
-def _scan_commits(data: bytes) -> _Scan:
+def _scan_commits(data: bytes, where: str) -> _Scan:
     """Format 2: commits until the preallocated zeros (or the end of the file)."""
     written = len(data.rstrip(b"\x00"))
     records = []
@@ -448,8 +448,9 @@ def _scan_commits(data: bytes) -> _Scan:
         while position < start + len(body):
             record, problem = _record_at(data, position, start + len(body))
             if record is None:
-                raise JournalError(f"journal commit at byte {offset} passed its checksum but its record at byte "
-                                   f"{position} is broken ({problem}): written so by a faulty program, not a crash")
+                raise JournalError(f"{where}: the commit at byte {offset} passed its checksum but its record at byte "
+                                   f"{position} is broken ({problem}): written so by a faulty program, not a crash; "
+                                   "restore the file from a backup")
             records.append((position, data[position : position + FRAME.size + len(record)]))
             position += FRAME.size + len(record)
         offset = start + len(body)
