@@ -70,6 +70,19 @@ async def render_metrics(orch: Orchestrator) -> str:
         family = _Family(f"orchestrator_budget_queue_{suffix}", kind, help_text)
         family.add(value)
         families.append(family)
+    writes = _Family("orchestrator_ledger_journal_writes_total", "counter",
+                     "Journal writes with their fsync, on the event loop (the disk proving fast) or in a worker thread.")
+    writes.add(budget.journal_writes_on_loop, on="loop")
+    writes.add(budget.journal_writes_in_thread, on="thread")
+    families.append(writes)
+    for suffix, help_text, value in (
+        ("slow_writes_total", "Journal writes on the loop that took budget.journal_inline_ms or longer.",
+         budget.journal_slow_writes),
+        ("loop_seconds_total", "Time the event loop spent in journal writes.", budget.journal_loop_s_total),
+    ):
+        family = _Family(f"orchestrator_ledger_journal_{suffix}", "counter", help_text)
+        family.add(value)
+        families.append(family)
     circuit = _Family("orchestrator_circuit_state", "gauge", "1 for each provider's current circuit state.")
     restarts = _Family("orchestrator_actor_restarts_total", "counter", "Supervisor restarts per actor.")
     for name, health in sorted(orch.health().items()):

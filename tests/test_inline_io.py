@@ -96,6 +96,24 @@ def test_a_disk_that_stalls_often_ends_up_in_the_thread_and_a_rare_spike_stays_o
     assert inline[215 : 216 + 2 * WINDOW] == [False] * 2 * WINDOW + [True], "forgiven: back after 2 windows, not 4"
 
 
+def test_the_writes_are_counted_where_they_ran_and_the_loops_time_in_them_summed() -> None:
+    """What `/metrics` shows of the journal: writes on the loop and in the thread, the slow ones, the loop's seconds."""
+    clock = FakeClock()
+    writes = InlineIO(LIMIT, WINDOW, clock)
+    durations = [FAST] * 5 + [SLOW, FAST, SLOW] + [FAST] * (2 * WINDOW + 2)
+
+    async def main() -> None:
+        for seconds in durations:
+            def work(seconds: float = seconds) -> None:
+                clock.now += seconds
+
+            await writes.run(work)
+
+    anyio.run(main)
+    assert (writes.on_loop, writes.in_thread, writes.slow) == (len(durations) - 2 * WINDOW, 2 * WINDOW, 2)
+    assert writes.loop_s == pytest.approx(2 * SLOW + (len(durations) - 2 * WINDOW - 2) * FAST)
+
+
 class RecordingStorage(MemoryStorage):
     """Memory that says it blocks (as a file does) and notes which thread each fsync ran on."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -81,6 +82,10 @@ async def test_metrics_are_prometheus_text_and_health_reports_actors(server: str
     assert 'orchestrator_requests_total{code="OK"} 1' in metrics
     assert 'orchestrator_budget_nanodollars{kind="limit"} 100000000000' in metrics
     assert "orchestrator_budget_queue_waiting 0" in metrics and "# TYPE orchestrator_budget_queue_waits_total counter" in metrics
+    on_loop = re.search(r'^orchestrator_ledger_journal_writes_total\{on="loop"\} (\d+)$', metrics, re.MULTILINE)
+    assert on_loop and int(on_loop[1]) >= 1, "the request's reservation was journaled on the loop"
+    assert re.search(r'^orchestrator_ledger_journal_writes_total\{on="thread"\} \d+$', metrics, re.MULTILINE)
+    assert "# TYPE orchestrator_ledger_journal_loop_seconds_total counter" in metrics
     assert health["status"] == "ok" and "ledger" in health["actors"]
 
 

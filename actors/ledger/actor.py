@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
+import attrs
 
 from actors.errors import JournalError, LedgerError
 from actors.ledger import journal
@@ -211,7 +212,10 @@ class LedgerActor(Actor):
         return answer
 
     def status(self) -> BudgetStatus:
-        return self.queue.stats().onto(self.core.status())
+        writes = self._writes
+        return attrs.evolve(self.queue.stats().onto(self.core.status()), journal_writes_on_loop=writes.on_loop,
+                            journal_writes_in_thread=writes.in_thread, journal_slow_writes=writes.slow,
+                            journal_loop_s_total=writes.loop_s)
 
     # -- the budget queue (docs/LEDGER.md, "admission that waits") ----------------------------
 

@@ -87,6 +87,14 @@ class BudgetStatus:
     waited: int = 0
     wait_expired: int = 0
     wait_s_total: float = 0.0
+    journal_writes_on_loop: int = 0
+    """Journal writes (each a write and its fsync) made on the event loop, the disk having proved fast; 0 without a
+    journal of this process's (memory, PostgreSQL)."""
+    journal_writes_in_thread: int = 0
+    journal_slow_writes: int = 0
+    """Writes on the loop that took `budget.journal_inline_ms` or longer (two among the last 16 send writes to the
+    thread for a while)."""
+    journal_loop_s_total: float = 0.0
 
 
 @message(108)

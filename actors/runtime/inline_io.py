@@ -35,7 +35,8 @@ RECENT = 16
 
 
 class InlineIO:
-    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_fast", "_penalty", "_recent")
+    __slots__ = ("limit_s", "window", "_clock", "_inline", "_threaded", "_fast", "_penalty", "_recent", "on_loop",
+                 "in_thread", "slow", "loop_s")
 
     def __init__(self, limit_s: float, window: int = 32, clock: Callable[[], float] = time.perf_counter) -> None:
         self.limit_s = limit_s
@@ -51,6 +52,12 @@ class InlineIO:
         """k: the thread takes window x 2^k writes before the next probe."""
         self._recent: deque[bool] = deque(maxlen=RECENT)
         """Whether each of the last writes on the loop since it was last left was slow."""
+        self.on_loop = 0
+        self.in_thread = 0
+        self.slow = 0
+        """Writes on the loop that took `limit_s` or longer."""
+        self.loop_s = 0.0
+        """Seconds the loop spent writing: what the writes kept every other task waiting (the `/metrics` page)."""
 
     def allowed(self) -> bool:
         return self.limit_s > 0 and (self._inline or self._threaded >= self.window << self._penalty)
@@ -59,6 +66,7 @@ class InlineIO:
         """`work()` on the loop if allowed (timed, to decide the next ones), else in a worker thread."""
         if not self.allowed():
             self._threaded += 1
+            self.in_thread += 1
             return await anyio.to_thread.run_sync(work)
         started = self._clock()
         try:
@@ -69,6 +77,9 @@ class InlineIO:
     def _record(self, seconds: float) -> None:
         self._threaded = 0
         slow = seconds >= self.limit_s
+        self.on_loop += 1
+        self.slow += slow
+        self.loop_s += seconds
         probe = not self._inline
         self._recent.append(slow)
         if slow and (probe or self._recent.count(True) >= LEAVE_AFTER):
