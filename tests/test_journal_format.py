@@ -84,6 +84,28 @@ def test_a_disk_with_no_chunk_to_spare_still_takes_the_commit(tmp_path: Path, mo
     assert data == HEADER + commits([entries(2)])[0], "no zeros: the file is exactly its log"
 
 
+def test_a_file_system_that_cannot_preallocate_is_appended_to_without_asking_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        calls.append(offset)
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(journal.os, "posix_fallocate", unsupported, raising=False)
+    monkeypatch.setattr(FileStorage, "preallocates", True)
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    recover(storage, "journal")
+    framed = commits([[e] for e in entries(3)])
+    for commit in framed:
+        storage.append(commit)
+        storage.sync()
+    storage.close()
+    assert len(calls) == 1, "asked once, not once per commit"
+    assert (tmp_path / "journal").read_bytes() == HEADER + b"".join(framed)
+
+
 def test_a_commit_the_disk_wrote_out_of_order_is_a_torn_tail_not_corruption(caplog: pytest.LogCaptureFixture) -> None:
     """A crash mid-commit can leave a later block of it on disk and an earlier one not (zeros, in preallocated space):
     the records after the hole are intact, but their commit is not, so it was never acknowledged."""

@@ -203,13 +203,15 @@ class FileStorage:
 
     def _preallocate(self, fd: int, needed: int) -> int:
         """Grow the file to the next whole chunk past `needed`; the new length (just `needed` where the platform
-        cannot preallocate, or the disk has no chunk to spare: the write itself may still fit)."""
+        or the file system cannot preallocate, or the disk has no chunk to spare: the write itself may still fit)."""
         if not self.preallocates:
             return needed
         size = -(-needed // PREALLOCATE_BYTES) * PREALLOCATE_BYTES
         try:
             os.posix_fallocate(fd, self._allocated, size - self._allocated)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                self.preallocates = False  # this file system never will: appended from now on, no call per commit
             return max(needed, os.fstat(fd).st_size)
         return size
 
