@@ -60,29 +60,27 @@ async def render_metrics(orch: Orchestrator) -> str:
     for kind in ("limit", "settled", "reserved", "remaining"):
         gauge.add(getattr(budget, f"{kind}_nd"), kind=kind)
     families.append(gauge)
-    for suffix, kind, help_text, value in (
-        ("waiting", "gauge", "Reservations waiting in the budget queue for reserved money to settle.", budget.waiting),
-        ("waiting_nanodollars", "gauge", "Worst cases of those waiting.", budget.waiting_nd),
-        ("waits_total", "counter", "Reservations that entered the budget queue.", budget.waited),
-        ("expired_total", "counter", "Waits that ran out (refused with the cause).", budget.wait_expired),
-        ("wait_seconds_total", "counter", "Time spent waiting, summed.", budget.wait_s_total),
+    queue, journal = "orchestrator_budget_queue_", "orchestrator_ledger_journal_"
+    for name, kind, help_text, value in (
+        (queue + "waiting", "gauge", "Reservations waiting in the budget queue for reserved money to settle.",
+         budget.waiting),
+        (queue + "waiting_nanodollars", "gauge", "Worst cases of those waiting.", budget.waiting_nd),
+        (queue + "waits_total", "counter", "Reservations that entered the budget queue.", budget.waited),
+        (queue + "expired_total", "counter", "Waits that ran out (refused with the cause).", budget.wait_expired),
+        (queue + "wait_seconds_total", "counter", "Time spent waiting, summed.", budget.wait_s_total),
+        (journal + "slow_writes_total", "counter", "Journal writes on the loop that took budget.journal_inline_ms or "
+         "longer.", budget.journal_slow_writes),
+        (journal + "loop_seconds_total", "counter", "Time the event loop spent in journal writes.",
+         budget.journal_loop_s_total),
     ):
-        family = _Family(f"orchestrator_budget_queue_{suffix}", kind, help_text)
+        family = _Family(name, kind, help_text)
         family.add(value)
         families.append(family)
-    writes = _Family("orchestrator_ledger_journal_writes_total", "counter",
+    writes = _Family(journal + "writes_total", "counter",
                      "Journal writes with their fsync, on the event loop (the disk proving fast) or in a worker thread.")
     writes.add(budget.journal_writes_on_loop, on="loop")
     writes.add(budget.journal_writes_in_thread, on="thread")
     families.append(writes)
-    for suffix, help_text, value in (
-        ("slow_writes_total", "Journal writes on the loop that took budget.journal_inline_ms or longer.",
-         budget.journal_slow_writes),
-        ("loop_seconds_total", "Time the event loop spent in journal writes.", budget.journal_loop_s_total),
-    ):
-        family = _Family(f"orchestrator_ledger_journal_{suffix}", "counter", help_text)
-        family.add(value)
-        families.append(family)
     circuit = _Family("orchestrator_circuit_state", "gauge", "1 for each provider's current circuit state.")
     restarts = _Family("orchestrator_actor_restarts_total", "counter", "Supervisor restarts per actor.")
     for name, health in sorted(orch.health().items()):

@@ -345,8 +345,8 @@ class _Scan:
     records: list[tuple[int, bytes]]
     """(offset, the record with its frame) of each intact record."""
     end: int
-    problem: str = ""
-    written: int = 0
+    problem: str
+    written: int
     """Where the bytes after `end` stop being anything but zeros (the preallocated space)."""
 
 
@@ -391,8 +391,8 @@ def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recover
     scan = _scan_commits(data, where) if version == VERSION else _scan_records(data)
     cut = 0
     if scan.problem:
-        if (_intact_commit_after if version == VERSION else _intact_record_after)(data, scan.end + 1, scan.written):
-            unit = "commit" if version == VERSION else "record"
+        unit, longest, seed = ("commit", len(data), COMMIT_SEED) if version == VERSION else ("record", MAX_RECORD, 0)
+        if _intact_frame_after(data, scan.end + 1, scan.written, longest, seed):
             raise JournalError(
                 f"{where}: corrupt {unit} at byte {scan.end} of {len(data)} ({scan.problem}) with intact {unit}s "
                 "after it; refusing to drop what may be acknowledged operations. Restore the file from "
@@ -475,21 +475,13 @@ def _record_at(data: bytes, offset: int, limit: int | None = None, seed: int = 0
     return payload, ""
 
 
-def _intact_record_after(data: bytes, start: int, stop: int) -> bool:
-    """Whether a plausible, checksummed format-1 record starts anywhere from `start` up to `stop`."""
+def _intact_frame_after(data: bytes, start: int, stop: int, longest: int, seed: int) -> bool:
+    """Whether a frame (a format-1 record, or a commit with `seed`) no longer than `longest` and whose checksum
+    matches starts anywhere from `start` up to `stop` (where the zeros begin: a frame's length is not zero, so its
+    header starts before them)."""
     for offset in range(start, min(stop, len(data) - FRAME.size)):
         length, _ = FRAME.unpack_from(data, offset)
-        if 0 < length <= MAX_RECORD and _record_at(data, offset)[0] is not None:
-            return True
-    return False
-
-
-def _intact_commit_after(data: bytes, start: int, stop: int) -> bool:
-    """Whether a checksummed commit starts anywhere from `start` up to `stop` (where the zeros begin: a commit's
-    length is not zero, so its header starts before them)."""
-    for offset in range(start, min(stop, len(data) - FRAME.size)):
-        length, _ = FRAME.unpack_from(data, offset)
-        if 0 < length <= len(data) - offset - FRAME.size and _record_at(data, offset, seed=COMMIT_SEED)[0]:
+        if 0 < length <= longest and _record_at(data, offset, seed=seed)[0] is not None:
             return True
     return False
 
