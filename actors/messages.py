@@ -9,7 +9,7 @@ Tags 1-99 belong here; each actor package keeps its own messages in its own rang
 from __future__ import annotations
 
 import enum
-import uuid
+import os
 
 import attrs
 
@@ -43,7 +43,8 @@ class FailureKind(str, enum.Enum):
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as hex: a uuid4's form at a fifth of its cost, paid by every request a server parses."""
+    return os.urandom(16).hex()
 
 
 @message(1)

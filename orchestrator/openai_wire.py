@@ -24,7 +24,7 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import Any
 
 import attrs
@@ -49,7 +49,7 @@ class UnsupportedParameter(InvalidRequest):
 
 
 def requests_from_body(
-    body: Any, tiers: set[str], allow_substitute: bool, stream_first_token_s: float | None = None
+    body: Any, tiers: Set[str], allow_substitute: bool, stream_first_token_s: float | None = None
 ) -> tuple[list[Request], bool]:
     """The Requests a body asks for (one per sample) and whether it wants a stream.
 

@@ -36,6 +36,7 @@ from orchestrator.openai_wire import completion, error_body, requests_from_body,
 
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
 TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token", str)
+TIERS_KEY: web.AppKey[frozenset[str]] = web.AppKey("tiers", frozenset)
 FIRST_TOKEN_KEY: web.AppKey[float | None] = web.AppKey("first_token_s", float)
 MAX_BODY = 12 * 1024 * 1024
 PARSE_IN_THREAD = 256 * 1024
@@ -57,10 +58,14 @@ def check_binding(host: str, token: str | None) -> None:
 
 
 def build_app(orch: Orchestrator, token: str | None = None, first_token_s: float | None = None) -> web.Application:
-    """The app; `first_token_s` is how long a streaming client waits for one provider before the next."""
-    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_BODY)
+    """The app; `first_token_s` is how long a streaming client waits for one provider before the next.
+
+    Without a token there is nothing to check, so the `_auth` layer is left out rather than run for every request.
+    """
+    app = web.Application(middlewares=[_errors, _auth] if token else [_errors], client_max_size=MAX_BODY)
     app[ORCH_KEY] = orch
     app[TOKEN_KEY] = token
+    app[TIERS_KEY] = frozenset(t.name for t in orch.engine.router.tiers)
     app[FIRST_TOKEN_KEY] = first_token_s
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
@@ -119,7 +124,7 @@ async def _json_body(request: web.Request) -> Any:
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     orch = request.app[ORCH_KEY]
-    tiers = {t.name for t in orch.engine.router.tiers}
+    tiers = request.app[TIERS_KEY]
     allow = request.headers.get(SUBSTITUTE_HEADER, "").lower() in ("1", "true", "yes")
     try:
         raw = await request.read()
