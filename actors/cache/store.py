@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 _FILE_MODE = 0o600
+WAL_CHECKPOINT_PAGES = 4000
+"""Pages the WAL may hold before SQLite copies them into the database (its default is 1,000).
+
+Answers land at random places in the key index, so each put dirties pages of its own;
+between checkpoints a page written again is copied once. At 4,000 (16 MiB of WAL) a
+put costs about an eighth less CPU than at 1,000, and a lookup no more
+(docs/BENCHMARKS.md, ninth session)."""
 
 
 @attrs.define
@@ -94,6 +101,7 @@ class CacheStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         db.executescript(SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE name='inflation'").fetchone()
         self._inflation = row[0] if row else 0.0
