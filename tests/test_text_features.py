@@ -9,6 +9,8 @@ of the keywords, their near misses, separators and file names.
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -112,6 +114,28 @@ def _token_text(parts: list[tuple[str, str]]) -> str:
 
 
 texts = st.lists(st.tuples(st.sampled_from(VOCABULARY), st.sampled_from(SEPARATORS)), max_size=40).map(_token_text)
+OTHER_CHARACTERS = [
+    "\u2019", "\u201c", "\u2014", "\xa0", "\u3000", "\u20ac", "\xbe", "\xb2", "\u0663", "\uff11", "\xe9", "\xfc", "\xdf",
+    "\u0130", "\u0131", "\u017f", "\u212a", "\u212b", "\u0301", "\u4e2d", "\U0001f600", "\uff41", "\u0394", "\u03c3",
+]
+"""Curly quotes, dashes, other spaces, symbols, digits of other scripts (Nd and not), letters, the four case twins
+and a near one (the Angstrom sign), a combining mark, CJK, an emoji, fullwidth and Greek letters."""
+
+
+def _with_others(parts: list[tuple[str, str, str, int]]) -> str:
+    """Vocabulary words with other characters put between, after, or inside them (at a position)."""
+    out = []
+    for word, separator, other, at in parts:
+        at = at % (len(word) + 1)
+        out.append(word[:at] + other + word[at:] + separator if other else word + separator)
+    return "".join(out)
+
+
+mixed_texts = st.lists(
+    st.tuples(st.sampled_from(VOCABULARY), st.sampled_from(SEPARATORS + OTHER_CHARACTERS),
+              st.sampled_from(["", "", *OTHER_CHARACTERS]), st.integers(0, 40)),
+    max_size=40,
+).map(_with_others)
 
 
 def test_the_corpus_scores_exactly_as_the_rules_read() -> None:
@@ -131,6 +155,33 @@ def test_generated_prompts_score_exactly_as_the_rules_read(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200) | st.text(max_size=80))
 def test_any_text_scores_exactly_as_the_rules_read(text: str) -> None:
     assert text_points(text) == reference_points(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mixed_texts)
+@example("Janet\u2019s ducks: a security\xa0issue? \u017fecurity, toKen, \u0131nvest\u0131gate, cve-\u0663\u0664, r\xe9sum\xe9.py r\xfcsum\xfc.py")
+@example("\u0130nvestigate the \u212aafka thread\u2019s lock in caf\xe9/main.py and caf\xe9/main.py, a.j\u017f")
+def test_text_past_ascii_scores_exactly_as_the_rules_read(text: str) -> None:
+    assert text_points(text) == reference_points(text)
+
+
+def test_every_character_past_ascii_stands_in_as_the_expressions_read_it() -> None:
+    """Every code point past ASCII is tried against the engine's own classes: a case twin of an ASCII letter
+    (for the case-insensitive rules), a digit, a word character, or none of these. A Python release that
+    changes one (a new case twin, a new digit) turns this red before it turns a routing decision."""
+    letters = re.compile("(?:" + "|".join("abcdefghijklmnopqrstuvwxyz") + ")", re.I)
+    digit, word = re.compile(r"\d"), re.compile(r"\w")
+    twins, wrong = {}, []
+    for code in range(0x80, 0x110000):
+        character = chr(code)
+        if letters.fullmatch(character):
+            twins[character] = next(a for a in "abcdefghijklmnopqrstuvwxyz" if re.fullmatch(a, character, re.I))
+        kind = "0" if digit.fullmatch(character) else "_" if word.fullmatch(character) else "\x01"
+        if tf._stand_in_of(character, case_twins=False) != kind:
+            wrong.append(hex(code))
+    assert twins == tf._CASE_TWINS
+    assert all(tf._stand_in_of(c, case_twins=True) == a for c, a in twins.items())
+    assert not wrong, wrong[:20]
 
 
 def test_a_long_prompt_reads_the_same_window() -> None:

@@ -21,7 +21,11 @@ split, in C) and each rule asks set questions of them: a whole keyword is a word
 keyword the rule lets run on (`architect` in architecture) is a word's prefix; a phrase (two words, or a hyphen) is
 looked up in the text with its rule's expression only when all its words occur.
 That is exactly the expressions' word-boundary semantics for ASCII text (a test compares
-the two on a corpus and on generated prompts); other text takes the expressions.
+the two on a corpus and on generated prompts). Text with other characters (a curly
+apostrophe is enough: one GSM8K question in twenty has one) is read the same way
+through an ASCII stand-in of the same length, each other character replaced by one the
+expressions treat alike (`_ascii_stand_in`); the expressions themselves took 120 µs
+for such a question against 9 for the words.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import re
 
 import attrs
+import numpy as np
 
 _TRIVIAL = re.compile(r"\b(typo|spelling|format(ting)?|rename|comment|docstring|readme|whitespace|lint)\b", re.I)
 _DESIGN = re.compile(r"\b(design|architect\w*|research|investigate|plan)\b", re.I)
@@ -104,6 +109,49 @@ _EXTENSION_AT = re.compile(rb"\.(" + b"|".join(sorted(_FILE_EXTENSIONS)) + rb")\
 """Where a file name may end: every name the rule counts ends so, inside its run of path characters."""
 
 
+_CASE_TWINS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+"""The characters past ASCII that a case-insensitive expression takes for an ASCII letter (İ, ı, ſ and the
+Kelvin sign; every code point was tried, and a test tries them again)."""
+_OTHER = re.compile(r"[^\x00-\x7f]")
+FEW_OTHERS = 4
+"""Up to this many distinct characters past ASCII are replaced one by one in the string (`_ascii_stand_in`)."""
+
+
+def _stand_in_of(character: str, case_twins: bool) -> str:
+    """An ASCII character the rules' expressions treat as they treat `character` (one past ASCII): its letter for
+    a case twin (`case_twins`: the case-insensitive rules, not file names), 0 for a digit (what `\\d` matches), _
+    for another word character (`\\w`: `isalnum`), and \\x01 for anything else (no expression names it)."""
+    if case_twins and character in _CASE_TWINS:
+        return _CASE_TWINS[character]
+    if character.isdecimal():
+        return "0"
+    return "_" if character.isalnum() else "\x01"
+
+
+def _ascii_stand_in(text: str, case_twins: bool) -> bytes:
+    """`text` in ASCII, character for character, each other one replaced by its `_stand_in_of`.
+
+    The expressions ask only whether a character is a word character, a digit, a given ASCII
+    character (in either case for the rules) or a space, so each answers the same at every
+    position of the stand-in as of the text. Each distinct character is classified once. A
+    few (curly quotes, a dash: 4 µs for 760 characters) are replaced in the string; more (a
+    prompt in Cyrillic or Chinese: 20-30 µs) with array operations, whose cost does not grow
+    with their number times the length.
+    """
+    others = set(_OTHER.findall(text))
+    if len(others) <= FEW_OTHERS:
+        for character in others:
+            text = text.replace(character, _stand_in_of(character, case_twins))
+        return text.encode()
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    past_ascii = codes > 127
+    distinct, where = np.unique(codes[past_ascii], return_inverse=True)
+    stand_ins = "".join([_stand_in_of(chr(code), case_twins) for code in distinct.tolist()])
+    ascii_bytes = codes.astype(np.uint8)
+    ascii_bytes[past_ascii] = np.frombuffer(stand_ins.encode(), dtype=np.uint8)[where]
+    return ascii_bytes.tobytes()
+
+
 def _is_word(byte: int) -> bool:
     return byte in _WORD_BYTES
 
@@ -130,8 +178,6 @@ class _Rule:
     """One rule as word questions: any `whole` word, a word starting with any of `prefixes`,
     or one of `phrases` (a keyword with a space or hyphen in it) found between word boundaries."""
 
-    pattern: re.Pattern[str]
-    """The rule as written: the reference, and what text that is not ASCII is searched with."""
     whole: frozenset[bytes] = frozenset()
     prefixes: tuple[bytes, ...] = ()
     phrases: tuple[bytes, ...] = ()
@@ -156,25 +202,25 @@ def _phrases(*phrases: str) -> tuple[bytes, ...]:
 
 _CVE = b"cve-"
 """`cve-\\d+`: a phrase followed by digits."""
-_TRIVIAL_RULE = _Rule(_TRIVIAL, _words("typo spelling format formatting rename comment docstring readme whitespace lint"))
-_DESIGN_RULE = _Rule(_DESIGN, _words("design research investigate plan"), (b"architect",))
+_TRIVIAL_RULE = _Rule(_words("typo spelling format formatting rename comment docstring readme whitespace lint"))
+_DESIGN_RULE = _Rule(_words("design research investigate plan"), (b"architect",))
 _CRITICAL_RULE = _Rule(
-    _CRITICAL, _words("vulnerability vulnerabilities outage xss rce breach"), (b"exploit",),
+    _words("vulnerability vulnerabilities outage xss rce breach"), (b"exploit",),
     _phrases("security issue", "security hole", "security flaw", "production incident", "production outage",
              "production issue", "production down", "data loss", "sql injection") + (_CVE,),
 )
 _COMPLEX_RULES = (
-    _Rule(_COMPLEX_KEYWORDS[0][0], _words("distributed consensus raft paxos sharding replication")),
-    _Rule(_COMPLEX_KEYWORDS[1][0], _words("migration microservice microservices"), (b"scalab",), longer_than_prefix=True),
-    _Rule(_COMPLEX_KEYWORDS[2][0], prefixes=(b"refactor", b"optimis", b"optimiz", b"algorithm")),
+    _Rule(_words("distributed consensus raft paxos sharding replication")),
+    _Rule(_words("migration microservice microservices"), (b"scalab",), longer_than_prefix=True),
+    _Rule(prefixes=(b"refactor", b"optimis", b"optimiz", b"algorithm")),
 )
 _ASPECT_RULES = (
-    _Rule(_ASPECTS[0][0], prefixes=(b"architect",), phrases=_phrases("system design", "module boundaries")),
-    _Rule(_ASPECTS[1][0], _words("security password token oauth jwt"), (b"auth", b"encrypt", b"permission")),
-    _Rule(_ASPECTS[2][0], _words("performance latency throughput fast faster"), phrases=_phrases("memory usage")),
-    _Rule(_ASPECTS[3][0], _words("queue"), (b"concurren", b"async", b"thread", b"parallel", b"lock"),
+    _Rule(prefixes=(b"architect",), phrases=_phrases("system design", "module boundaries")),
+    _Rule(_words("security password token oauth jwt"), (b"auth", b"encrypt", b"permission")),
+    _Rule(_words("performance latency throughput fast faster"), phrases=_phrases("memory usage")),
+    _Rule(_words("queue"), (b"concurren", b"async", b"thread", b"parallel", b"lock"),
           _phrases("race condition")),
-    _Rule(_ASPECTS[4][0], _words("prove proof tradeoff tradeoffs why analyse analyze"), (b"reason",),
+    _Rule(_words("prove proof tradeoff tradeoffs why analyse analyze"), (b"reason",),
           _phrases("trade-off", "trade-offs", "root cause")),
 )
 _RULES = (_TRIVIAL_RULE, _DESIGN_RULE, _CRITICAL_RULE, *_COMPLEX_RULES, *_ASPECT_RULES)
@@ -204,18 +250,18 @@ _KEYWORDS = frozenset(_RULES_OF_WORD) | _PHRASE_WORDS | _FILE_EXTENSIONS
 
 
 class _Matcher:
-    """The rules' questions, answered from the text's words (ASCII) or by the expressions (any other text)."""
+    """The rules' questions, answered from the text's words (of its ASCII stand-in when it has other characters)."""
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._ascii = text.isascii()
-        if self._ascii:
-            self._hits, self._matched = self._match(text)
+        self._ascii = text.encode() if text.isascii() else _ascii_stand_in(text, case_twins=True)
+        """The text in ASCII (its stand-in, for the rules, when it has other characters)."""
+        self._hits, self._matched = self._match(self._ascii)
 
     @staticmethod
-    def _match(text: str) -> tuple[frozenset[bytes], set[_Rule]]:
+    def _match(ascii_text: bytes) -> tuple[frozenset[bytes], set[_Rule]]:
         """The text's keyword words, and every rule they satisfy, in one pass over its words."""
-        spaced = b" " + text.encode().translate(_WORDS)
+        spaced = b" " + ascii_text.translate(_WORDS)
         hits = _KEYWORDS.intersection(spaced.split())
         matched: set[_Rule] = set()
         for word in hits:
@@ -223,30 +269,30 @@ class _Matcher:
         for prefix in set(_PREFIX_AT.findall(spaced)):
             matched.update(_RULES_OF_PREFIX[prefix])
         if not hits.isdisjoint(_PHRASE_WORDS):
-            low = text.encode().lower()
+            low = ascii_text.lower()
             for needed, phrase, rule in _PHRASES:
                 if rule not in matched and needed <= hits and _occurs(low, phrase, phrase == _CVE):
                     matched.add(rule)
         return hits, matched
 
     def __call__(self, rule: _Rule) -> bool:
-        if self._ascii:
-            return rule in self._matched
-        return rule.pattern.search(self._text) is not None
+        return rule in self._matched
 
     def file_count(self) -> int:
-        if not self._ascii:
-            return len(set(m.group(0) for m in _FILES.finditer(self._text)))
+        """The distinct names `_FILES` finds, each searched for only in the run of path characters around an
+        extension; read in the stand-in without case twins (`_FILES` is case-sensitive), named as in the text."""
         if self._hits.isdisjoint(_FILE_EXTENSIONS):
             return 0
-        raw = self._text.encode()
+        raw = self._ascii
+        if any(twin in self._text for twin in _CASE_TWINS):
+            raw = _ascii_stand_in(self._text, case_twins=False)
         paths = raw.translate(_PATHS)
         runs = set()
         for hit in _EXTENSION_AT.finditer(raw):
             at = hit.start()
             end = paths.find(b" ", at)
-            runs.add(paths[paths.rfind(b" ", 0, at) + 1 : len(paths) if end < 0 else end])
-        return len({m.group(0) for run in runs for m in _FILES_IN_RUN.finditer(run)})
+            runs.add((paths.rfind(b" ", 0, at) + 1, len(paths) if end < 0 else end))
+        return len({self._text[m.start() : m.end()] for start, end in runs for m in _FILES_IN_RUN.finditer(paths, start, end)})
 
 
 def text_points(text: str, *, files: int | None = None, lines: int | None = None) -> tuple[int, bool, dict[str, float], list[str]]:

@@ -29,6 +29,11 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2] * 1e6, ordered[int(0.99 * (len(ordered) - 1))] * 1e6
 
 
+def _typographic(requests: list[Request]) -> list[Request]:
+    """The prompts as a word processor or a chat box writes them: past ASCII by a curly apostrophe and a dash."""
+    return [Request.prompt(r.messages[0].content[:-16] + " \u2014 it\u2019s urgent") for r in requests]
+
+
 def pass_figures(runs: list[list[float]]) -> tuple[float, float, float]:
     """Seconds per request of passes over the same requests -> µs: the first pass's p50 and p99, and the p99 of
     each request's best pass (the code's own tail: a pass's slowest 1% on these machines are the machine's)."""
@@ -54,6 +59,7 @@ async def _measure(n: int, passes: int = 3) -> dict[str, tuple[float, float, flo
         ("ARC, task seen before (memoised)", arc, False),
         ("text (coding rules)", [Request.prompt(TEXTS[i % 4] + f" #{i}") for i in range(n)], True),
         ("text, 760 characters, distinct", text_requests(n, 760, seed=1), True),
+        ("text, 760 characters, typographic (one \u2019 and one \u2014 each)", _typographic(text_requests(n, 760, seed=4)), True),
         ("text, 760 characters, tier pinned", text_requests(n, 760, seed=2, tier="tier_1"), True),
         ("text, 30,000 characters, distinct", text_requests(n // 4, 30_000, seed=3), True),
         ("plain text (GSM8K questions), distinct", [Request.prompt(p) for p in gsm8k_questions()], True),
