@@ -23,6 +23,11 @@ class _Message(Protocol):
     def content(self) -> str: ...
 
 
+class _Task(Protocol):
+    @property
+    def task_id(self) -> str: ...
+
+
 class CheckedRequest(Protocol):
     """The fields of a `Request` this module checks (a protocol, so that it need not import messages)."""
 
@@ -68,6 +73,18 @@ class CheckedRequest(Protocol):
     @property
     def messages(self) -> Sequence[_Message]: ...
 
+    @property
+    def task(self) -> _Task | None: ...
+
+    @property
+    def task_kind(self) -> str: ...
+
+    @property
+    def tier(self) -> str | None: ...
+
+    @property
+    def model(self) -> str | None: ...
+
 MAX_TOKENS = 1_000_000
 """Above any model's output limit: a larger value is a typo, not a request."""
 MAX_PROMPT_BYTES = 8 * 1024 * 1024
@@ -84,6 +101,11 @@ def validate_request(request: CheckedRequest) -> None:
     where = f"request {rid!r}" if isinstance(rid, str) else "request"
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID:
         raise InvalidRequest(f"{where}: request_id must be a string of 1 to {MAX_REQUEST_ID} characters, got {rid!r}")
+    _utf8(where, "request_id", rid)
+    for field, text in (("task_kind", request.task_kind), ("tier", request.tier), ("model", request.model),
+                        ("task.task_id", getattr(request.task, "task_id", None))):
+        if isinstance(text, str):
+            _utf8(where, field, text)
     _integer(where, "max_tokens", request.max_tokens, 1, MAX_TOKENS, optional=True)
     _number(where, "temperature", request.temperature, 0.0, 2.0, optional=True)
     _number(where, "top_p", request.top_p, 0.0, 1.0, optional=True, low_open=True)
@@ -97,7 +119,12 @@ def validate_request(request: CheckedRequest) -> None:
         isinstance(s, str) and s for s in request.stop
     ):
         raise InvalidRequest(f"{where}: stop must be at most {MAX_STOP_SEQUENCES} non-empty strings, got {request.stop!r}")
+    for index, stop in enumerate(request.stop):
+        _utf8(where, f"stop[{index}]", stop)
     _strings(where, "metadata", request.metadata)
+    for key, value in request.metadata.items():
+        _utf8(where, "metadata key", key)
+        _utf8(where, f"metadata[{key!r}]", value)
     generation = request.metadata.get("generation")
     if generation is not None and not (generation.isascii() and generation.isdigit() and len(generation) <= 9):
         raise InvalidRequest(
@@ -109,6 +136,8 @@ def validate_request(request: CheckedRequest) -> None:
             isinstance(k, str) and _finite(v) for k, v in request.features.items()
         ):
             raise InvalidRequest(f"{where}: features must map names to finite numbers")
+        for name in request.features:
+            _utf8(where, "features key", name)
     size = 0
     for index, message in enumerate(request.messages):
         if message.role not in ROLES:
@@ -117,11 +146,35 @@ def validate_request(request: CheckedRequest) -> None:
             )
         if not isinstance(message.content, str):
             raise InvalidRequest(f"{where}: messages[{index}].content must be a string")
-        size += len(message.content.encode("utf-8", "surrogatepass"))
+        size += len(_utf8(where, f"messages[{index}].content", message.content))
     if size > MAX_PROMPT_BYTES:
         raise InvalidRequest(
             f"{where}: the prompt is {size:,} bytes; at most {MAX_PROMPT_BYTES:,} bytes fit any model's context window"
         )
+
+
+def validate_feedback(request_id: Any, score: Any) -> float:
+    """The score as a float, for a feedback that can be recorded: a request id that is UTF-8 text and a finite
+    number (the online learner holds it to [0, 1]; NaN or infinity would say nothing it could hold)."""
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidRequest(f"feedback: request_id must be a non-empty string, got {request_id!r:.60}")
+    _utf8("feedback", "request_id", request_id)
+    if not _finite(score):
+        raise InvalidRequest(f"feedback for {request_id!r}: score must be a finite number from 0 to 1, got {score!r:.40}")
+    return float(score)
+
+
+def _utf8(where: str, field: str, text: str) -> bytes:
+    """`text` as UTF-8: what a provider, the cache and the logs are given. A lone surrogate (a half of a UTF-16
+    pair, which Python strings can hold and JSON escapes can spell) has no UTF-8 form, so it is refused here,
+    where the field can be named, rather than by an encoder deep in an actor."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{where}: {field} is not valid Unicode text: a lone surrogate U+{ord(text[exc.start]):04X} at character "
+            f"{exc.start} (half of a UTF-16 pair) cannot be sent to a provider or written to the logs"
+        ) from None
 
 
 def _finite(value: Any) -> bool:

@@ -35,6 +35,7 @@ from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.replay import recorded_answers
+from actors.validation import validate_feedback
 from orchestrator.assembly import TransportFactory, assemble, quiet_collector, resolve_simulator
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.config import Config, default_config_path, load_config
@@ -242,10 +243,12 @@ class Orchestrator:
 
     def feedback(self, request_id: str, score: float) -> None:
         """Record the caller's score for a result (a GA's fitness, in [0, 1]): telemetry, and the
-        online learner (`routing.online`) credits the tier that answered it."""
+        online learner (`routing.online`) credits the tier that answered it. A score that is not a
+        finite number, or an id that is not text, raises InvalidRequest and records nothing."""
+        score = validate_feedback(request_id, score)
         if self._telemetry is not None:
-            self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, float(score)))
-        self._router.observe(request_id, float(score))
+            self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, score))
+        self._router.observe(request_id, score)
 
     async def generate_verified(
         self,

@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.errors import ConfigError
+from actors.errors import ConfigError, InvalidRequest
 from actors.messages import Estimate, Request, Result
 from actors.policy.online import OnlineLearner, OnlineSettings
 from orchestrator import Orchestrator
@@ -89,6 +89,21 @@ async def test_feedback_moves_a_gas_tier_shares_and_is_kept_with_the_state(
     async with Orchestrator.start(learning(tmp_path), transport_factory=scripted(answers())) as orch:
         resumed = await orch.generate(Request.prompt("Fix the typo in README.md", sample_index=999))
     assert resumed.tier == "tier_2", "the posterior was restored from the state directory"
+
+
+@pytest.mark.trio
+async def test_feedback_that_says_nothing_is_refused_and_leaves_the_learner_as_it_was(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A GA whose fitness came out NaN (a crashed candidate) is told so, and no posterior moves."""
+    async with Orchestrator.start(learning(tmp_path), transport_factory=scripted(answers())) as orch:
+        result = await orch.generate(Request.prompt("Fix the typo in README.md", request_id="nan-fitness"))
+        with pytest.raises(InvalidRequest, match="score must be a finite number"):
+            orch.feedback(result.request_id, float("nan"))
+        stats = orch.routing_stats()["online"]
+        orch.feedback(result.request_id, 1.0)
+        after = orch.routing_stats()["online"]
+    assert stats["observed"] == 0 and after["observed"] == 1  # type: ignore[index]
 
 
 @pytest.mark.trio

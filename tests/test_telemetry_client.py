@@ -86,3 +86,23 @@ async def test_flush_and_close_send_what_is_deferred_and_later_records_go_at_onc
         await client.flush()
     assert flushed == [feedback(1)]
     assert [msg for _, msg in arrivals] == [feedback(1), feedback(2), feedback(3)]
+
+
+@pytest.mark.trio
+async def test_an_event_that_cannot_be_encoded_is_logged_and_the_rest_still_go(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad record (here a lone surrogate, which the request checks keep out) must not stop the batch it
+    was deferred with, nor the client's task."""
+    unencodable = FeedbackGiven(1.7e9, "r\ud800", 0.5)
+    async with recording_client() as (client, arrivals):
+        client.defer(feedback(1))
+        client.defer(unencodable)
+        client.defer(feedback(2))
+        await trio.sleep(client.LINGER_S * 2)
+        client.emit(unencodable)
+        client.defer(feedback(3))
+        await trio.sleep(client.LINGER_S * 2)
+    assert [msg for _, msg in arrivals] == [feedback(1), feedback(2), feedback(3)]
+    assert client.unencodable == 2
+    assert "cannot be encoded" in caplog.text and "FeedbackGiven" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import typing
 
 import attrs
@@ -10,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.catalog import CODEC
 from actors.errors import InvalidRequest
-from actors.messages import ChatMessage, Request
-from actors.validation import MAX_PROMPT_BYTES, MAX_TOKENS
+from actors.messages import ArcPair, ArcTask, ChatMessage, Request
+from actors.validation import MAX_PROMPT_BYTES, MAX_TOKENS, validate_feedback
 from orchestrator.workload import request_from_dict
 from tests.strategies import for_hint
 
@@ -91,3 +93,61 @@ def test_any_field_values_either_build_a_valid_request_or_raise_invalid_request(
     assert request.max_tokens is None or 1 <= request.max_tokens <= MAX_TOKENS
     assert request.temperature is None or 0 <= request.temperature <= 2
     assert request.sample_index is None or request.sample_index >= 0
+
+
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
+"""Text with lone surrogates too (half a UTF-16 pair: a Python string holds one, a JSON escape can spell one)."""
+TEXT_FIELDS = {
+    "content": lambda text: {"messages": (ChatMessage("user", text),)},
+    "request_id": lambda text: {"request_id": text or "r"},
+    "stop": lambda text: {"stop": (text or "s",)},
+    "metadata key": lambda text: {"metadata": {text: "v"}},
+    "metadata value": lambda text: {"metadata": {"k": text}},
+    "features key": lambda text: {"features": {text: 1.0}},
+    "tier": lambda text: {"tier": text},
+    "model": lambda text: {"model": text},
+    "task_kind": lambda text: {"task_kind": text},
+    "task id": lambda text: {"task": ArcTask(text, (ArcPair(((1,),), ((2,),)),), (((1,),),))},
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(field=st.sampled_from(sorted(TEXT_FIELDS)), text=ANY_TEXT)
+def test_every_request_that_builds_can_be_sent_and_logged(field: str, text: str) -> None:
+    """What the API accepts, the codec (actors' messages, the telemetry log) and JSON (providers) can carry:
+    a lone surrogate is refused at construction, naming its field, instead of failing in an actor."""
+    kwargs = {"messages": PROMPT, **TEXT_FIELDS[field](text)}
+    try:
+        request = Request(**kwargs)  # type: ignore[arg-type]
+    except InvalidRequest as refused:
+        assert "lone surrogate" in str(refused)
+        assert any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+        return
+    assert CODEC.decode(CODEC.encode(request)) == request
+    text.encode("utf-8")
+
+
+@pytest.mark.parametrize("field", sorted(TEXT_FIELDS))
+def test_a_lone_surrogate_is_refused_naming_the_field_and_where(field: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        Request(**{"messages": PROMPT, **TEXT_FIELDS[field]("ok \ud83d then")})  # type: ignore[arg-type]
+    said = str(caught.value)
+    assert "lone surrogate U+D83D at character 3" in said
+    named = {"content": "messages[0].content", "stop": "stop[0]", "metadata value": "metadata['k']",
+             "task id": "task.task_id"}.get(field, field)
+    assert f"{named} is not valid Unicode text" in said
+
+
+@pytest.mark.parametrize(
+    ("request_id", "score", "says"),
+    [("r1", math.nan, "score must be a finite number"), ("r1", math.inf, "got inf"), ("r1", "0.5", "got '0.5'"),
+     ("r1", True, "got True"), ("", 0.5, "request_id must be a non-empty string"),
+     ("r\udc00", 0.5, "lone surrogate U+DC00")],
+)
+def test_feedback_that_cannot_be_recorded_is_refused(request_id: str, score: object, says: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(says)):
+        validate_feedback(request_id, score)
+
+
+def test_feedback_scores_pass_as_floats() -> None:
+    assert validate_feedback("r1", 1) == 1.0 and type(validate_feedback("r1", 1)) is float

@@ -20,7 +20,7 @@ import time
 
 import anyio
 
-from actors.errors import OrchestratorError
+from actors.errors import CodecError, OrchestratorError
 from actors.runtime.actor import ActorRef
 from actors.runtime.doorbell import Doorbell
 from actors.telemetry.events import FlushTelemetry, TelemetryShed
@@ -36,6 +36,8 @@ class TelemetryClient:
     def __init__(self, ref: ActorRef) -> None:
         self._ref = ref
         self.shed = 0
+        self.unencodable = 0
+        """Events that could not be encoded (each logged with its cause): one bad event never stops the others."""
         self._unreported = 0
         self._deferred: list[object] = []
         self._doorbell = Doorbell()
@@ -51,6 +53,9 @@ class TelemetryClient:
                 pass
         try:
             self._ref.tell_nowait(event)
+        except CodecError as exc:
+            self.unencodable += 1
+            log.error("telemetry: an event left out of the log, it cannot be encoded (%s)", exc)
         except anyio.WouldBlock:
             if not self.shed:
                 log.warning("telemetry buffer full: shedding events (they are counted in the log)")
