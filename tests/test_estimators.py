@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from actors.errors import InvalidRequest
 from actors.messages import ArcPair, ArcTask, Request
-from actors.policy.arc_features import arc_features, color_diversity, count_objects, grid_size_score
+from actors.policy.arc_features import arc_features, color_diversity, count_objects, grid_size_score, validate
 from actors.policy.calibration import calibrate
 from actors.policy.estimators import ArcEstimator, Levels, TextEstimator
 from actors.policy.prompts import render_grid
@@ -150,11 +150,12 @@ def test_a_request_may_bring_its_own_score_or_features() -> None:
         ([{"input": [], "output": [[1]]}], r"train\[0\]\.input is empty"),
         ([{"input": [[0] * 31], "output": [[1]]}], r"train\[0\]\.input is 1x31, above the 30x30 maximum"),
         ([], r"has no train pairs"),
+        ([{"input": [[1]], "output": [[1]]}] * 101, r"101 train pairs and 0 test inputs, above the 100 and 20 maximum"),
     ],
 )
 def test_malformed_tasks_are_rejected_with_where_and_what(train: list[dict[str, object]], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
-        arc_features(ArcTask.from_lists("bad-task", train))
+        validate(ArcTask.from_lists("bad-task", train))
 
 
 _CELLS = st.sampled_from([0, 1, 9, 9, 5, 10, -1, True, 1.0, "3"])
@@ -169,11 +170,12 @@ def test_a_task_is_accepted_exactly_when_every_grid_is_rectangular_with_int_colo
     bad = [(i, r, c) for i, g in enumerate(grids) for r, row in enumerate(g) for c, v in enumerate(row)
            if len(row) != len(g[0]) or type(v) is not int or not 0 <= v <= 9]
     if not bad:
+        validate(task)
         assert set(arc_features(task)) == {"grid_size_score", "pattern_complexity", "color_diversity",
                                            "transformation_hints"}
         return
     with pytest.raises(InvalidRequest, match=rf"train\[{bad[0][0]}\]\.input"):
-        arc_features(task)
+        validate(task)
 
 
 def test_calibration_on_the_arc_training_set_reaches_the_target_mix() -> None:

@@ -8,6 +8,7 @@ the cache and telemetry are off: nothing hides real I/O in a worker thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 import trio
 import trio.testing
 
-from actors.errors import StrategyUnavailable
-from actors.messages import Request
+from actors.errors import InvalidRequest, StrategyUnavailable
+from actors.messages import ArcPair, ArcTask, Request
 from actors.providers.settings import ProviderSettings
 from orchestrator import Orchestrator, load_config
 from orchestrator.config import Config
@@ -383,3 +384,26 @@ async def test_a_wave_against_providers_that_fail_fast_ends_within_one_retry_bud
             for number in range(200):
                 nursery.start_soon(one, number)
     assert len(ended) == 200 and max(ended) <= 7.0 + 0.1
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("tier", [None, "tier_1"])
+@pytest.mark.parametrize(
+    ("grids", "says"),
+    [((((1, 2), (3,)),), "is ragged"), ((((12,),),), "is 12, colours are integers 0-9"),
+     ((((1,) * 31,),), "above the 30x30 maximum"), ((((1,),),) * 101, "101 train pairs")],
+)
+async def test_a_malformed_task_is_refused_before_any_money_or_provider_whether_routed_or_pinned(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, tier: str | None, grids: tuple, says: str
+) -> None:
+    """Pinned to a tier, a task is not estimated, only rendered: it is checked all the same."""
+    transports: dict[str, ScriptedTransport] = {}
+    task = ArcTask("bad", tuple(ArcPair(grid, ((1,),)) for grid in grids), ())
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        with pytest.raises(InvalidRequest, match=re.escape(says)):
+            await orch.generate(Request(task=task, tier=tier))
+        budget = await orch.budget()
+        calls = sum(len(t.calls) for t in transports.values())
+        good = await orch.generate(Request(task=ArcTask("good", (ArcPair(((1,),), ((2,),)),), ()), tier=tier))
+    assert budget.operations == 0 and calls == 0
+    assert good.text, "the engine serves the next request"

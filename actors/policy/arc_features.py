@@ -30,13 +30,26 @@ from actors.errors import InvalidRequest
 from actors.messages import ArcTask, Grid
 
 MAX_SIDE = 30
+MAX_TRAIN_PAIRS = 100
+MAX_TEST_INPUTS = 20
+"""ARC's own tasks have at most 10 train pairs and 4 test inputs; these leave room for augmented ones (a task's
+pairs in all eight rotations and flips are 80)."""
 FEATURES = ("grid_size_score", "pattern_complexity", "color_diversity", "transformation_hints")
 
 
 def validate(task: ArcTask) -> None:
-    """Raise InvalidRequest naming the task, the grid and what is wrong with it."""
+    """Raise InvalidRequest naming the task, the grid and what is wrong with it.
+
+    The counts first: a task of thousands of pairs would otherwise hold the event loop for
+    seconds (its cells checked, then its features) before its prompt is found too long.
+    """
     if not task.train:
         raise InvalidRequest(f"ARC task {task.task_id}: has no train pairs")
+    if len(task.train) > MAX_TRAIN_PAIRS or len(task.test) > MAX_TEST_INPUTS:
+        raise InvalidRequest(
+            f"ARC task {task.task_id}: {len(task.train)} train pairs and {len(task.test)} test inputs, above the "
+            f"{MAX_TRAIN_PAIRS} and {MAX_TEST_INPUTS} maximum (ARC's own tasks have at most 10 and 4)"
+        )
     grids = [(f"train[{i}].{side}", grid) for i, pair in enumerate(task.train) for side, grid in (("input", pair.input), ("output", pair.output))]
     grids += [(f"test[{i}].input", grid) for i, grid in enumerate(task.test)]
     for where, grid in grids:
@@ -202,6 +215,6 @@ _COMPUTE = {
 
 
 def arc_features(task: ArcTask, names: tuple[str, ...] = FEATURES) -> dict[str, float]:
-    """The named features (all by default): an estimator skips those it gives no weight."""
-    validate(task)
+    """The named features (all by default) of a task `validate` has passed: an estimator skips those it gives no
+    weight. The router checks each task once, where its requests enter (pinned ones too), before estimating."""
     return {name: _COMPUTE[name](task) for name in names}

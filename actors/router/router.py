@@ -31,6 +31,7 @@ from actors.ledger.messages import ReserveReply
 from actors.ledger.pricing import prompt_token_estimate, prompt_token_upper_bound
 from actors.memo import ContentMemo
 from actors.messages import ArcTask, Attempt, CachePolicy, ChatMessage, Decision, Estimate, Request, Result
+from actors.policy.arc_features import validate as validate_task
 from actors.policy.estimators import RULE_ESTIMATORS, Estimator, build_estimator
 from actors.policy.experiments import arm_for
 from actors.policy.online import OnlineLearner
@@ -136,6 +137,7 @@ class Router:
         self._tiers = {tier.name: tier for tier in settings.router.tiers}
         self._remaining_share = 1.0
         self._prompts: ContentMemo[tuple[ChatMessage, ...]] = ContentMemo(PROMPT_MEMO)
+        self._checked: ContentMemo[bool] = ContentMemo(PROMPT_MEMO)
         self._keys = CacheKeys()
         self._in_flight: dict[str, _Flight] = {}
         self._traces: dict[str, _Trace] = {}
@@ -176,6 +178,8 @@ class Router:
 
     def decide(self, request: Request) -> tuple[Decision, Selection, tuple[ChatMessage, ...]]:
         """Estimate and select, with no I/O: what `generate` would try first, and why."""
+        if request.task is not None:
+            self._check(request.task)
         arm, estimator = ("", self._estimator) if self._experiments is None else self._arms[
             arm_for(self._experiments, request)]
         estimate = self._pinned(request) or self._learned(estimator.estimate(request), request)
@@ -366,6 +370,13 @@ class Router:
         if not choice.why or choice.tier == static:
             return estimate
         return attrs.evolve(estimate, level=self._tiers[choice.tier].level, reasons=estimate.reasons + (choice.why,))
+
+    def _check(self, task: ArcTask) -> None:
+        """Refuse a malformed task (InvalidRequest naming its grid), once per task: whether it is estimated (its
+        features assume a valid task) or pinned to a tier and only rendered, it never reaches a provider."""
+        if self._checked.get(task) is None:
+            validate_task(task)
+            self._checked.put(task, True)
 
     def _prompt_for(self, task: ArcTask | None) -> tuple[ChatMessage, ...]:
         """The rendered prompt of a task, memoised: a GA asks about the same tasks again and again."""
