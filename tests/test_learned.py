@@ -18,7 +18,16 @@ from actors.errors import ConfigError
 from actors.messages import ArcTask, Request
 from actors.policy import learned
 from actors.policy.estimators import AutoEstimator, LearnedEstimator, LearnedTextEstimator, build_estimator
-from actors.policy.prompt_features import DENSE, FeatureSpec, damped, dense_features, featurize, sparse_features
+from actors.policy.prompt_features import (
+    DENSE,
+    FeatureSpec,
+    bucket_counts,
+    counted_buckets,
+    damped,
+    dense_features,
+    featurize,
+    sparse_features,
+)
 from actors.policy.settings import EstimatorSettings
 from orchestrator.config import load_config
 from orchestrator.lab.outcomes import build_table
@@ -101,6 +110,7 @@ def test_one_prompts_prediction_is_the_batch_prediction_of_its_features(text: st
 def test_damped_counts_are_float64_log1p_rounded_to_float32_beyond_the_table_too() -> None:
     counts = np.arange(40_000)
     assert np.array_equal(damped(counts), np.log1p(counts.astype(np.float64)).astype(np.float32))
+    assert np.array_equal(damped(counts, most=39_999), np.log1p(counts.astype(np.float64)).astype(np.float32))
     for part in (counts[:100], counts[16_380:16_385], counts[16_380:16_384]):  # the table holds counts below 2**14
         assert np.array_equal(damped(part), np.log1p(part.astype(np.float64)).astype(np.float32))
 
@@ -397,3 +407,15 @@ def test_a_learned_router_predicts_a_repeated_prompt_once(tmp_path: Path, monkey
     other = estimator.estimate(Request.prompt("Write a function that adds"))
     assert calls == ["Write a function using recursion", "Write a function that adds"]
     assert first.score == again.score and other.score != first.score
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_the_ngrams_counted_bound_every_bucket_so_damping_needs_no_scan(text: str) -> None:
+    """Run time damps a prompt's counts under the number of n-grams it counted: that number is their sum."""
+    counts, counted = counted_buckets(text, SPEC)
+    if counts is None:
+        assert counted == 0 and bucket_counts(text, SPEC) is None
+        return
+    assert int(counts.sum()) == counted
+    assert np.array_equal(damped(counts, counted), damped(counts))

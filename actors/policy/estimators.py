@@ -393,7 +393,7 @@ class ValuePolicy:
         reasons.append(f"value (λ {value_lambda:g}): {tiers[best]} {by_tier[best]:+.2f}"
                        + "".join(f", then {tiers[i]} {by_tier[i]:+.2f}" for i in order[1:VALUE_REASON_RUNNERS_UP + 1]))
         return Estimate(score, levels[best], round(min(1.0, 0.5 + margin), 4), tuple(reasons), features,
-                        tuple(levels[index] for index in order))
+                        tuple(map(levels.__getitem__, order)))
 
 
 class PriorValueEstimator:

@@ -36,7 +36,7 @@ from actors.policy.prompt_features import (
     DENSE,
     FeatureBatch,
     FeatureSpec,
-    bucket_counts,
+    counted_buckets,
     damped,
     dense_features,
     featurize,
@@ -112,9 +112,9 @@ class LearnedModel:
         """P(success) per model, cheapest first."""
         raw = dense_features(text, task if self.uses_grids else None, self.spec.max_chars)
         logits = self.dense_matrix @ self._held(raw) + self.dense_offset
-        counts = bucket_counts(text, self.spec)
+        counts, counted = counted_buckets(text, self.spec)
         if counts is not None:
-            values = damped(counts)
+            values = damped(counts, counted)
             logits += (self.weights @ values) / l2_norm(values)
         return _sigmoid(logits)
 

@@ -84,13 +84,19 @@ def l2_norm(values: np.ndarray) -> np.float32:
 
 def bucket_counts(text: str, spec: FeatureSpec) -> np.ndarray | None:
     """How many of `text`'s n-grams fall in each of the `spec.buckets` buckets (None: the text has none)."""
+    return counted_buckets(text, spec)[0]
+
+
+def counted_buckets(text: str, spec: FeatureSpec) -> tuple[np.ndarray | None, int]:
+    """`bucket_counts` and how many n-grams were counted: no bucket holds more, so `damped` needs no scan for
+    the largest when that many are in its table."""
     folded = text[: spec.max_chars].lower().encode("utf-8", "replace").translate(_DIGIT_FOLD)
     words = folded.translate(_LETTERS_ONLY).split()
     low, high = spec.char_ngrams
     per_n = [max(0, len(folded) - n + 1) for n in range(low, high + 1)]
     chars = sum(per_n)
     if not chars and not words:
-        return None
+        return None, 0
     buckets = np.empty(chars + len(words), dtype=np.uint64)
     if chars:
         _char_buckets(folded, low, per_n, buckets[:chars], np.uint64(64 - spec.buckets.bit_length() + 1))
@@ -98,14 +104,19 @@ def bucket_counts(text: str, spec: FeatureSpec) -> np.ndarray | None:
         crcs = buckets[chars:]
         crcs[:] = np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
         crcs &= np.uint64(spec.buckets - 1)  # a power of two: the remainder of the CRC
-    return np.bincount(buckets.view(np.int64), minlength=spec.buckets)  # every bucket < 2**63
+    return np.bincount(buckets.view(np.int64), minlength=spec.buckets), len(buckets)  # every bucket < 2**63
 
 
-def damped(counts: np.ndarray) -> np.ndarray:
-    """log(1 + count) as float32, each value as a float64 log1p rounded (read from a table for counts it holds)."""
+def damped(counts: np.ndarray, most: int | None = None) -> np.ndarray:
+    """log(1 + count) as float32, each value as a float64 log1p rounded (read from a table for counts it holds).
+
+    `most`: a bound on every count, when the caller knows one (`counted_buckets`).
+    """
+    if most is not None and most < len(_LOG1P):
+        return _LOG1P.take(counts)
     if len(counts) and counts.max() >= len(_LOG1P):
         return np.log1p(counts.astype(np.float64)).astype(np.float32)
-    return _LOG1P[counts]
+    return _LOG1P.take(counts)
 
 
 def _char_buckets(data: bytes, low: int, per_n: list[int], out: np.ndarray, shift: np.uint64) -> None:

@@ -206,16 +206,17 @@ def _filter(
     context: RoutingContext,
     reasons: list[str],
 ) -> list[tuple[str, str]]:
-    tiers = settings.tier_named
+    tiers, available, providers = settings.tier_named, context.available, context.providers
+    upgrade, prompt_tokens = settings.selection.context_upgrade, context.prompt_tokens_estimate
     kept = []
     for position, (tier_name, provider_name) in enumerate(chain):
-        if provider_name not in context.available:
+        if provider_name not in available:
             if position == 0:
                 reasons.append(f"{provider_name} unavailable (circuit open or disabled)")
             continue
-        provider = context.providers[provider_name]
-        needed = context.prompt_tokens_estimate + (request.max_tokens or tiers[tier_name].max_tokens)
-        if settings.selection.context_upgrade and needed > provider.context_window:
+        provider = providers[provider_name]
+        needed = prompt_tokens + (request.max_tokens or tiers[tier_name].max_tokens)
+        if upgrade and needed > provider.context_window:
             if not kept:
                 reasons.append(
                     f"context upgrade: {needed} tokens exceed {provider_name}'s window of {provider.context_window}"
