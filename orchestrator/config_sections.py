@@ -45,6 +45,8 @@ MAX_PRICE_USD = 100_000
 """The largest price per million tokens, in dollars; a worst-case reservation must still fit the ledger."""
 MAX_TOKENS = 100_000_000
 """The largest max_tokens or context_window: no model comes near it, and a typo past it would reserve absurd sums."""
+MAX_ANSWER_BYTES = 1 << 30
+"""The largest max_answer_bytes a provider may be given (1 GiB): the whole body is held in memory."""
 MAX_WAIT_S = 86_400.0
 """The longest timeout, backoff, cooldown, deadline or lease, in seconds (a day): beyond it is a typo."""
 MAX_TTL_S = 10 * 366 * 86_400.0
@@ -130,6 +132,7 @@ _PROVIDER_KEYS = {
     "connect_timeout",
     "first_token_timeout",
     "queue_limit",
+    "max_answer_bytes",
     "headers",
 }
 _TIER_KEYS = _PROVIDER_KEYS | {
@@ -273,6 +276,7 @@ def _provider(entry: Node, tier: Node, label: str, local: bool, parallel: int) -
         connect_timeout_s=pick("connect_timeout", 10.0).number(minimum=0.001, maximum=MAX_WAIT_S),
         first_token_timeout_s=None if first_token is None else first_token.number(minimum=0.001, maximum=MAX_WAIT_S),
         queue_limit=pick("queue_limit", 10_000).integer(minimum=1),
+        max_answer_bytes=pick("max_answer_bytes", 64 * 1024 * 1024).integer(minimum=1024, maximum=MAX_ANSWER_BYTES),
         local=local,
         extra_headers=headers,
     )

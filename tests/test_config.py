@@ -149,6 +149,11 @@ BROKEN = [
         GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      temperature: 7"),
         r"temperature: must be a number between 0 and 2, got 7",
     ),
+    (
+        "an answer bound too small to hold an answer",
+        GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      max_answer_bytes: 10"),
+        r"llm_routing\.model_tiers\.tier_1\.max_answer_bytes: must be an integer between 1024 and 1073741824, got 10",
+    ),
     ("not a mapping", "- just\n- a list\n", r"x\.yaml: must be a mapping at the top level"),
     ("not YAML", "llm_routing: [unclosed\n", r"x\.yaml:\d+:\d+: not valid YAML"),
     ("sub-dollar precision", GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: 0.0000000001"), r"at most 9 decimals"),

@@ -129,3 +129,18 @@ def test_the_simulator_thread_works_from_plain_synchronous_code() -> None:
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200
         assert sim.stats()["openai:m:requests"] == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fault", ["oversized", "oversized_stream"])
+async def test_an_answer_past_max_answer_bytes_fails_the_call_without_being_read_whole(fault: str) -> None:
+    """A body over the provider's bound, declared or not, is a malformed answer (held: it may have been billed),
+    and the next call on the same provider is served."""
+    async with serve(SimulatorSettings(seed=3, oversized_bytes=3 * 1024 * 1024)) as sim:
+        sim.set_faults([FaultRule(kind=fault, count=1)])
+        refused = await call_once(sim.url, "openai", max_answer_bytes=1024 * 1024)
+        served = await call_once(sim.url, "openai", max_answer_bytes=1024 * 1024)
+        within = await call_once(sim.url, "openai", max_answer_bytes=4 * 1024 * 1024)
+    assert refused.failure == FailureKind.MALFORMED_RESPONSE.value and refused.sent
+    assert "max_answer_bytes" in refused.detail and ("declares 3,145,728 bytes" in refused.detail) == (fault == "oversized")
+    assert served.ok and within.ok

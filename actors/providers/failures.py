@@ -16,6 +16,7 @@ from datetime import datetime
 import aiohttp
 
 from actors.messages import FailureKind
+from actors.providers.transport import AnswerTooLarge
 from actors.providers.wire import Failure
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
@@ -101,6 +102,8 @@ def classify_exception(exc: BaseException) -> Failure:
     made may have delivered the request, which the provider may bill.
     """
     name = type(exc).__name__
+    if isinstance(exc, AnswerTooLarge):
+        return Failure(FailureKind.MALFORMED_RESPONSE, str(exc))
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return Failure(FailureKind.TIMEOUT, f"connect timeout ({name})", sent=False)
     if isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError)):

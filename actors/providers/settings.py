@@ -27,5 +27,8 @@ class ProviderSettings:
     first_token_timeout_s: float | None = None
     """With a streamed protocol: how long the server may take to send its first bytes (then `timeout_s` applies)."""
     queue_limit: int = 10_000
+    max_answer_bytes: int = 64 * 1024 * 1024
+    """The most a response body may hold: a provider, proxy or local server that sends more fails the call
+    (MALFORMED_RESPONSE) instead of filling the process's memory. An answer of a million tokens is a few MB."""
     local: bool = False
     extra_headers: dict[str, str] = attrs.field(factory=dict)

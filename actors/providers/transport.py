@@ -23,6 +23,10 @@ class FirstTokenTimeout(TimeoutError):
     """A streamed answer whose first bytes did not come within the provider's `first_token_timeout`."""
 
 
+class AnswerTooLarge(Exception):
+    """A response body over the provider's `max_answer_bytes`: it is not read further, and the connection closes."""
+
+
 @attrs.frozen
 class RawResponse:
     status: int
@@ -60,11 +64,15 @@ class AiohttpTransport:
 
     async def send(self, call: HttpCall) -> RawResponse:
         assert self._session is not None, "transport used before open()"
-        return await self._loop.run(self._send, self._session, call, self._settings.first_token_timeout_s)
+        settings = self._settings
+        return await self._loop.run(self._send, self._session, call, settings.first_token_timeout_s,
+                                    settings.max_answer_bytes)
 
     @staticmethod
-    async def _send(session: aiohttp.ClientSession, call: HttpCall, first_bytes_s: float | None) -> RawResponse:
-        """The whole response; with `first_bytes_s`, the status line and the first bytes must come within it."""
+    async def _send(session: aiohttp.ClientSession, call: HttpCall, first_bytes_s: float | None,
+                    most_bytes: int) -> RawResponse:
+        """The whole response, of at most `most_bytes`; with `first_bytes_s`, the status line and the first bytes
+        must come within it."""
         try:
             async with asyncio.timeout(first_bytes_s) as first_bytes:
                 resp = await session.request(call.method, call.url, data=call.body, headers=call.headers)
@@ -75,7 +83,10 @@ class AiohttpTransport:
                 raise
             raise FirstTokenTimeout(f"no first token within {first_bytes_s:g} s") from None
         try:
-            body = first + await resp.read()
+            body = await _body(resp, first, most_bytes)
+        except AnswerTooLarge:
+            resp.close()
+            raise
         finally:
             resp.release()
         headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -85,3 +96,17 @@ class AiohttpTransport:
         if self._session is not None:
             session, self._session = self._session, None
             await self._loop.run(session.close)
+
+
+async def _body(resp: aiohttp.ClientResponse, first: bytes, most_bytes: int) -> bytes:
+    """The rest of the body after `first`, refused past `most_bytes` (by its declared length before reading)."""
+    declared = resp.content_length
+    if declared is not None and declared > most_bytes:
+        raise AnswerTooLarge(f"the answer declares {declared:,} bytes, over this provider's max_answer_bytes of {most_bytes:,}")
+    chunks, size = [first], len(first)
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > most_bytes:
+            raise AnswerTooLarge(f"the answer passed {most_bytes:,} bytes (this provider's max_answer_bytes) unfinished")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -171,7 +171,26 @@ async def _answer(request: web.Request, parse: Any, route: str) -> web.StreamRes
     body = formats.success(ask, text, prompt, completion, truncated, usage=kind != "missing_usage")
     if kind == "slow_body":
         return await _trickle(request, orjson.dumps(body), settings.slow_body_s)
+    if kind in ("oversized", "oversized_stream"):
+        return await _oversized(request, settings.oversized_bytes, declared=kind == "oversized")
     return _reply(200, body)
+
+
+async def _oversized(request: web.Request, size: int, declared: bool) -> web.StreamResponse:
+    """`size` bytes of an answer that never ends in time (a proxy's error page, a runaway server), written in
+    1 MiB pieces, with or without a Content-Length: a client has to stop reading it."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    if declared:
+        response.content_length = size
+    await response.prepare(request)
+    piece = b" " * (1 << 20)
+    try:
+        for start in range(0, size, len(piece)):
+            await response.write(piece[: size - start])
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client stopped reading, as it should
+    return response
 
 
 async def _trickle(request: web.Request, payload: bytes, seconds: float) -> web.StreamResponse:

@@ -18,6 +18,8 @@ FAULT_KINDS = (
     "malformed",
     "missing_usage",
     "slow_body",
+    "oversized",
+    "oversized_stream",
     "ignore_max_tokens",
     "auth",
 )
@@ -55,6 +57,8 @@ class SimulatorSettings:
     bearer_token: str | None = attrs.field(default=None, repr=False)
     hang_s: float = 3600.0
     slow_body_s: float = 0.5
+    oversized_bytes: int = 80 * 1024 * 1024
+    """How long an `oversized` answer is (declared), or an `oversized_stream` one (sent in chunks, undeclared)."""
     faults: tuple[FaultRule, ...] = ()
     recorded: RecordedWorld | None = None
     """Answer prompts of an outcome table with its models' recorded responses (recorded.py)."""
@@ -98,6 +102,7 @@ def simulator_settings_from_dict(data: dict[str, Any], where: str = "simulator")
             "context_windows",
             "hang_s",
             "slow_body_s",
+            "oversized_bytes",
             "faults",
             "recorded",
         }
@@ -111,6 +116,7 @@ def simulator_settings_from_dict(data: dict[str, Any], where: str = "simulator")
         context_windows={k: v.integer(minimum=1) for k, v in node.get("context_windows", {}).items()},
         hang_s=node.get("hang_s", 3600.0).number(),
         slow_body_s=node.get("slow_body_s", 0.5).number(),
+        oversized_bytes=node.get("oversized_bytes", 80 * 1024 * 1024).integer(minimum=1),
         faults=tuple(fault_from_node(f) for f in node.get("faults", []).sequence()),
         recorded=None if recorded is None else world_from_dict(recorded),
     )
