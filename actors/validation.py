@@ -118,7 +118,7 @@ def validate_request(request: CheckedRequest) -> None:
     if not isinstance(request.stop, tuple) or len(request.stop) > MAX_STOP_SEQUENCES or not all(
         isinstance(s, str) and s for s in request.stop
     ):
-        raise InvalidRequest(f"{where}: stop must be at most {MAX_STOP_SEQUENCES} non-empty strings, got {request.stop!r}")
+        raise InvalidRequest(f"{where}: stop must be at most {MAX_STOP_SEQUENCES} non-empty strings, got {request.stop!r:.80}")
     for index, stop in enumerate(request.stop):
         _utf8(where, f"stop[{index}]", stop)
     _strings(where, "metadata", request.metadata)
