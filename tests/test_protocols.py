@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 
 import orjson
 import pytest
@@ -100,6 +101,26 @@ def test_missing_usage_is_malformed(name: str) -> None:
     outcome = parse(name, 200, body)
     assert isinstance(outcome, Failure) and outcome.kind is FailureKind.MALFORMED_RESPONSE
     assert "usage" in outcome.detail.lower()
+
+
+OUTPUT_COUNT = re.compile(rb'("(?:completion_tokens|output_tokens|candidatesTokenCount)":\s*)2')
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize(("count", "charged"), [(100_000_000, True), (100_000_001, False), (10**15, False), (-1, False),
+                                               (2.0, False), (True, False)])
+def test_a_usage_count_no_model_could_reach_is_malformed_not_charged(name: str, count: object, charged: bool) -> None:
+    """A broken usage report (a quadrillion tokens, a negative or fractional count) charged in full would spend a
+    whole budget at once; as a malformed answer its reservation is held instead, for `budget reconcile`."""
+    success = SUCCESS[name]
+    text = success if isinstance(success, bytes) else orjson.dumps(success)
+    body = OUTPUT_COUNT.sub(rb"\g<1>" + orjson.dumps(count), text, count=1)
+    assert body != text
+    outcome = parse(name, 200, body)
+    if charged:
+        assert isinstance(outcome, Completion) and outcome.output_tokens == count
+    else:
+        assert isinstance(outcome, Failure) and outcome.kind is FailureKind.MALFORMED_RESPONSE
 
 
 ERRORS = [

@@ -33,5 +33,12 @@ def error_text(body: bytes, parsed: Any, limit: int = 300) -> str:
     return body[:limit].decode("utf-8", "replace")
 
 
+MAX_REPORTED_TOKENS = 100_000_000
+"""The most tokens a usage count may claim: no model reads or writes near it in one call. A larger one is a
+broken report, and charged in full it would spend a whole budget at once: the answer is malformed instead, and
+its reservation held (counted in full until `budget reconcile` sets it from the bill)."""
+
+
 def nonneg_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A usage count, or None if it is not a whole number from 0 to MAX_REPORTED_TOKENS."""
+    return value if type(value) is int and 0 <= value <= MAX_REPORTED_TOKENS else None
