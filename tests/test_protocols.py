@@ -165,6 +165,20 @@ def test_retry_after_in_seconds_http_date_and_provider_headers() -> None:
     assert isinstance(outcome, Failure) and outcome.retry_after_s == 0.25
 
 
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [({"retry-after": "inf"}, None), ({"retry-after": "1e12"}, 86_400.0), ({"retry-after-ms": "-5000"}, 0.0),
+     ({"retry-after-ms": "nan"}, None), ({"retry-after-ms": "nan", "retry-after": "3"}, 3.0)],
+)
+def test_a_wait_no_provider_means_is_bounded_or_ignored(name: str, headers: dict[str, str], wait: float | None) -> None:
+    """"inf" or a wait of centuries would pause the provider for good and reach clients as their Retry-After."""
+    body = {"error": {"message": "x", "code": "rate_limit_exceeded", "type": "rate_limit_error", "status": "RESOURCE_EXHAUSTED"}}
+    outcome = parse(name, 429, body, headers)
+    assert isinstance(outcome, Failure) and outcome.kind is FailureKind.RATE_LIMIT
+    assert outcome.retry_after_s == wait
+
+
 def test_unknown_protocol_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown provider protocol 'grpc' .known: anthropic, gemini, openai"):
         get_protocol("grpc")

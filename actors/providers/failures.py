@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -55,8 +56,19 @@ def _parse_rfc3339(value: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+MAX_RETRY_AFTER_S = 86_400.0
+"""The longest wait a provider's headers are taken at (a day: the longest quota period any provider resets on).
+"inf" or a wait of centuries would otherwise pause the provider for good, and be passed on to clients."""
+
+
 def retry_after_from_headers(headers: Mapping[str, str], now: float) -> float | None:
-    """The longest wait any of the providers' rate-limit headers asks for, if any."""
+    """The longest wait any of the providers' rate-limit headers asks for, if any: each one read as a number of
+    seconds from 0 to MAX_RETRY_AFTER_S (one that is not a finite number is ignored)."""
+    waits = [min(MAX_RETRY_AFTER_S, max(0.0, wait)) for wait in _waits(headers, now) if math.isfinite(wait)]
+    return max(waits) if waits else None
+
+
+def _waits(headers: Mapping[str, str], now: float) -> list[float]:
     waits: list[float] = []
     if "retry-after-ms" in headers:
         try:
@@ -77,7 +89,7 @@ def retry_after_from_headers(headers: Mapping[str, str], now: float) -> float | 
             parsed = _parse_rfc3339(headers[name], now)
             if parsed is not None:
                 waits.append(parsed)
-    return max(waits) if waits else None
+    return waits
 
 
 def classify_status(status: int, detail: str, headers: Mapping[str, str], now: float) -> Failure:
