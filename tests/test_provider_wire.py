@@ -144,3 +144,32 @@ async def test_an_answer_past_max_answer_bytes_fails_the_call_without_being_read
     assert refused.failure == FailureKind.MALFORMED_RESPONSE.value and refused.sent
     assert "max_answer_bytes" in refused.detail and ("declares 3,145,728 bytes" in refused.detail) == (fault == "oversized")
     assert served.ok and within.ok
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", sorted(BASES))
+async def test_a_redirect_is_not_followed_and_the_key_never_reaches_its_target(
+    simulator: Simulator, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint that answers 307 to another address: Anthropic's and Gemini's key headers would go along (only
+    Authorization is dropped for another host). The call fails as a wrong address (AUTH, nothing billed)."""
+    from aiohttp import web
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPTemporaryRedirect(simulator.url + request.path)
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setenv("WIRE_TEST_KEY", "sk-wire-secret")
+    try:
+        reply = await call_once(f"http://127.0.0.1:{port}", protocol, api_key_env="WIRE_TEST_KEY")
+    finally:
+        await runner.cleanup()
+    assert reply.failure == FailureKind.AUTH.value and not reply.sent
+    assert "a redirect to " + simulator.url in reply.detail and "sk-wire-secret" not in reply.detail
+    assert not any(key.endswith(":requests") for key in simulator.stats()), "the simulator behind it was never called"

@@ -94,6 +94,8 @@ def _waits(headers: Mapping[str, str], now: float) -> list[float]:
 
 def classify_status(status: int, detail: str, headers: Mapping[str, str], now: float) -> Failure:
     """The generic mapping, for statuses a protocol's own rules did not settle."""
+    if 300 <= status < 400:
+        return redirected(status, headers)
     if status == 429:
         return Failure(FailureKind.RATE_LIMIT, detail, status, retry_after_from_headers(headers, now))
     if status in (401, 403):
@@ -138,3 +140,17 @@ def classify_exception(exc: BaseException) -> Failure:
     if isinstance(exc, aiohttp.ClientResponseError):
         return Failure(FailureKind.MALFORMED_RESPONSE, f"bad HTTP response ({name}: {exc.message})")
     return Failure(FailureKind.UNKNOWN, f"{name}: {exc}")
+
+
+def redirected(status: int, headers: Mapping[str, str]) -> Failure:
+    """A redirect is not followed: the key would travel with it to wherever it points (Anthropic's and Gemini's key
+    headers are not dropped for another host, as Authorization is). The provider's address is wrong, so it is
+    taken out like one with a wrong key, and nothing was served or billed."""
+    where = headers.get("location", "")
+    return Failure(
+        FailureKind.AUTH,
+        f"the endpoint answered {status}, a redirect{' to ' + where[:200] if where else ''}: redirects are not "
+        "followed, so the key never goes to another address; set api_endpoint to the address it redirects to",
+        status,
+        sent=False,
+    )

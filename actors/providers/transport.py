@@ -75,7 +75,8 @@ class AiohttpTransport:
         must come within it."""
         try:
             async with asyncio.timeout(first_bytes_s) as first_bytes:
-                resp = await session.request(call.method, call.url, data=call.body, headers=call.headers)
+                resp = await session.request(call.method, call.url, data=call.body, headers=call.headers,
+                                             allow_redirects=False)
                 first = await resp.content.readany() if first_bytes_s is not None else b""
                 first_bytes.reschedule(None)
         except TimeoutError:
