@@ -52,6 +52,11 @@ async def render_metrics(orch: Orchestrator) -> str:
                       "Times the learned router's model was swapped for a refitted one (serve --refit-every).")
     reloads.add(stats["model_reloads"])  # type: ignore[arg-type]
     families.append(reloads)
+    late = _Family("orchestrator_late_answers_total", "counter",
+                   "Held reservations closed by an answer that came after its attempt stopped waiting, by action.")
+    for action in ("settle", "release"):
+        late.add(stats["late_answers"].get(action, 0), action=action)  # type: ignore[union-attr]
+    families.append(late)
     spent = _Family("orchestrator_cost_nanodollars_total", "counter", "Money spent by answered requests.")
     spent.add(stats["cost_nd"])  # type: ignore[arg-type]
     families.append(spent)

@@ -22,6 +22,7 @@ from actors.messages import ArcPair, ArcTask, Request
 from actors.providers.settings import ProviderSettings
 from orchestrator import Orchestrator, load_config
 from orchestrator.config import Config
+from orchestrator.metrics import render_metrics
 from tests.fakes import ScriptedTransport, openai_error, openai_ok
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -407,3 +408,36 @@ async def test_a_malformed_task_is_refused_before_any_money_or_provider_whether_
         good = await orch.generate(Request(task=ArcTask("good", (ArcPair(((1,),), ((2,),)),), ()), tier=tier))
     assert budget.operations == 0 and calls == 0
     assert good.text, "the engine serves the next request"
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(
+    ("late", "settled_each", "outstanding"),
+    [(openai_ok(prompt=1000, completion=1000), True, 0), (openai_error(500), False, 0), (TimeoutError("read timed out"), False, 2)],
+    ids=["answer: settled on its usage", "error status: released", "no answer: held"],
+)
+async def test_a_call_given_up_on_is_settled_by_its_late_answer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, late: object, settled_each: bool, outstanding: int
+) -> None:
+    """The attempt stops waiting at its timeout and holds the money (the provider may bill); when the provider's
+    answer comes after all, the books follow it instead of waiting for `budget reconcile`."""
+    transports = {"Qwen2.5-Coder": ScriptedTransport(default=late, delay=4.0)}  # type: ignore[arg-type]
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        request = Request.prompt("Fix the typo", tier="tier_1", attempt_timeout_s=1.0, deadline_s=2.5)
+        with pytest.raises(StrategyUnavailable) as failed:
+            await orch.generate(request)
+        held = await orch.budget()
+        await trio.sleep(5)
+        after = await orch.budget()
+        late = orch.routing_stats()["late_answers"]
+        metrics = await render_metrics(orch)
+    attempts = len(transports["Qwen2.5-Coder"].calls)
+    assert late == ({} if outstanding else {"settle" if settled_each else "release": attempts})
+    shown = {"settle": 0, "release": 0, **late}  # type: ignore[dict-item]
+    assert all(f'orchestrator_late_answers_total{{action="{a}"}} {n}' in metrics for a, n in shown.items())
+    price = config(tmp_path).engine.provider("Qwen2.5-Coder")
+    cost = -(-1000 * price.input_price_nd_per_mtok // 10**6) - (-1000 * price.output_price_nd_per_mtok // 10**6)
+    assert attempts == 2 and "deadline passed while the provider was answering" in str(failed.value)
+    assert held.outstanding == 2 and held.unreconciled_nd > 0, "held while nobody knows"
+    assert after.outstanding == outstanding and after.settled_nd == (attempts * cost if settled_each else 0)
+    assert after.unreconciled_nd == (held.unreconciled_nd if outstanding else 0)

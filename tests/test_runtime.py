@@ -320,3 +320,41 @@ async def test_queued_messages_die_with_the_crash(autojump_clock: trio.testing.M
         assert await ref.ask(ChatMessage("u", "fresh"), timeout=5) == ChatMessage("echo", "fresh")
         sup.stop()
     assert "queued-behind-crash" not in log
+
+
+class Later(Actor):
+    """Answers ten seconds after it is asked; "fail" fails instead."""
+
+    async def handle(self, msg: ChatMessage, corr: int) -> ChatMessage:
+        await anyio.sleep(10)
+        if msg.content == "fail":
+            raise RuntimeError("failed late")
+        return ChatMessage("late", msg.content)
+
+
+@pytest.mark.trio
+async def test_a_forwarded_ask_gives_its_late_reply_to_its_taker_and_a_failing_taker_hurts_no_one(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An asker that stops waiting can still take the answer (the attempt settles a held reservation on it)."""
+    sup = Supervisor(CODEC)
+    ref = sup.add("later", Later)
+    got: list[object] = []
+
+    def raising(reply: object) -> None:
+        raise ValueError(f"taker broke on {reply}")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        for content, taker in (("ok", got.append), ("fail", got.append), ("third", raising)):
+            call = ref.call_nowait(ChatMessage("u", content))
+            assert call is not None
+            with pytest.raises(AskTimeout):
+                await call.result(1)
+            call.forward(taker)
+        await trio.sleep(60)
+        assert await ref.ask(ChatMessage("u", "still"), timeout=20) == ChatMessage("late", "still")
+        assert sup.board.statistics()["waiting_asks"] == 0
+        sup.stop()
+    assert got == [ChatMessage("late", "ok"), None]
+    assert "the taker of a forwarded reply failed" in caplog.text and sup.health()["later"]["restarts"] == 0

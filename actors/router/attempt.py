@@ -19,7 +19,11 @@ to the money depends only on whether the request may have been billed:
 
 A hold of nothing (a free local model) is a release. A held reservation stays
 counted as spent until `orchestrator budget reconcile`:
-the provider may have billed it, and the ledger never assumes it did not. Every
+the provider may have billed it, and the ledger never assumes it did not. When the
+attempt stopped waiting while the provider was still answering (its timeout or the
+request's deadline), the answer is still taken if it comes (`Call.forward`): it
+settles the held reservation on its usage, or releases it if it is an error status,
+so the books follow what the provider did instead of waiting for a reconcile. Every
 ledger step after the grant runs shielded from cancellation (bounded by the ledger client's ask timeout:
 past it the reservation stays outstanding, which the ledger counts as spent, the
 safe side), so a caller that gives up still leaves the books exact; the workflow above it then stops (no retries and no
@@ -31,6 +35,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 
 import anyio
@@ -72,6 +77,12 @@ def money_action(reply: ProviderReply) -> MoneyAction:
     if not reply.sent or reply.http_status >= 400:
         return MoneyAction.RELEASE
     return MoneyAction.HOLD
+
+
+def answer_cost(provider: ProviderSettings, reply: ProviderReply) -> int:
+    """What an answer costs at the provider's prices: its reported usage, each side rounded up."""
+    return token_cost_nd(reply.input_tokens, provider.input_price_nd_per_mtok) + token_cost_nd(
+        reply.output_tokens, provider.output_price_nd_per_mtok)
 
 
 def new_reservation_id() -> str:
@@ -138,6 +149,8 @@ class AttemptRunner:
         self._on_reserved = on_reserved
         self._pace = pace
         """The generation and purpose a request books under, when the budget is paced."""
+        self.late_closed: Counter[str] = Counter()
+        """Held reservations closed by a late answer, by action ("settle", "release")."""
 
     def ready_at(self, provider: str) -> float:
         """When `provider`'s circuit may next take work (see `CircuitBreaker.ready_at`)."""
@@ -170,16 +183,19 @@ class AttemptRunner:
             await self._give_up(reservation_id, plan, permit)
             return Outcome(reservation_id, amount, granted, skipped=(
                 f"{name}: circuit {self._circuits.state(name).value} while the money was reserved"))
-        reply, cancelled = await self._call(plan, reservation_id, deadline, permit)
+        reply, cancelled, unanswered = await self._call(plan, reservation_id, deadline, permit)
         action = money_action(reply)
         if action is MoneyAction.HOLD and amount == 0:
             action = MoneyAction.RELEASE
-        cost = 0
-        if action is MoneyAction.SETTLE:
-            cost = token_cost_nd(reply.input_tokens, plan.provider.input_price_nd_per_mtok) + token_cost_nd(
-                reply.output_tokens, plan.provider.output_price_nd_per_mtok
-            )
-        await self._close(reservation_id, action, cost, reply)
+        cost = answer_cost(plan.provider, reply) if action is MoneyAction.SETTLE else 0
+        try:
+            await self._close(reservation_id, action, cost, reply)
+        finally:
+            if unanswered is not None:
+                if action is MoneyAction.HOLD:
+                    unanswered.forward(lambda late: self._settle_late(reservation_id, plan.provider, late))
+                else:
+                    unanswered.close()
         if reply.ok:
             self._circuits.succeeded(name, permit)
         elif reply.sent or reply.failure in UNREACHABLE:
@@ -222,8 +238,10 @@ class AttemptRunner:
 
     async def _call(
         self, plan: Plan, reservation_id: str, deadline: float, permit: Permit
-    ) -> tuple[ProviderReply, BaseException | None]:
-        """The provider's answer (or a failure standing for it) and the cancellation that came meanwhile.
+    ) -> tuple[ProviderReply, BaseException | None, Call | None]:
+        """The provider's answer (or a failure standing for it), the cancellation that came meanwhile, and the
+        call itself when the provider began it but the deadline came first (its answer may still come: the caller
+        forwards it to `_settle_late` once the money is held, or closes it).
 
         A caller cancelled before the provider began the call gets its reservation
         released and the cancellation at once; after that, the call is waited for
@@ -238,37 +256,67 @@ class AttemptRunner:
             call = provider.call_nowait(message) or await provider.call(message)
         except BaseException as exc:
             if isinstance(exc, ActorStopped):
-                return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), None
+                return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=False), None, None
             await self._give_up(reservation_id, plan, permit)
             raise
+        answering = False
         try:
+            cancelled: BaseException | None = None
             try:
-                return await self._wait(call, deadline), None
-            except anyio.get_cancelled_exc_class() as cancelled:
+                reply, answering = await self._wait(call, deadline)
+            except anyio.get_cancelled_exc_class() as cancelled_now:
                 if call.abandon():
                     await self._give_up(reservation_id, plan, permit)
                     raise
+                cancelled = cancelled_now
                 with anyio.CancelScope(shield=True):
-                    return await self._wait(call, deadline), cancelled
+                    reply, answering = await self._wait(call, deadline)
+            return reply, cancelled, call if answering else None
         finally:
-            call.close()
+            if not answering:
+                call.close()
+
+    def _settle_late(self, reservation_id: str, provider: ProviderSettings, reply: ProviderReply | None) -> None:
+        """The answer to a call the attempt stopped waiting for, whose money it held, came after all: settle the
+        reservation on the usage it reports, or release it if the provider refused the call (an error status is not
+        billed). No answer (the actor failed the call, or the provider timed out too) leaves it held for
+        `budget reconcile`. Runs in the provider actor's task: it only tells the ledger, never waits."""
+        action = MoneyAction.HOLD if reply is None else money_action(reply)
+        if action is MoneyAction.HOLD:
+            return
+        assert reply is not None
+        message: Settle | Release = (Settle(reservation_id, answer_cost(provider, reply), reply.input_tokens,
+                                            reply.output_tokens) if action is MoneyAction.SETTLE
+                                     else Release(reservation_id))
+        try:
+            told = self._ledger.tell_nowait(message)
+        except OrchestratorError as exc:
+            told, why = False, str(exc)
+        else:
+            why = "the ledger's inbox is full"
+        if told:
+            self.late_closed[action.value] += 1
+        else:
+            log.warning("reservation %s: the late answer's %s was not told (%s); it stays held until reconciled",
+                        reservation_id, action.value, why)
 
     async def _give_up(self, reservation_id: str, plan: Plan, permit: Permit) -> None:
         """Nothing was sent: release the money and the permit."""
         self._circuits.unused(plan.provider.name, permit)
         await self._close(reservation_id, MoneyAction.RELEASE, 0, None)
 
-    async def _wait(self, call: Call, deadline: float) -> ProviderReply:
+    async def _wait(self, call: Call, deadline: float) -> tuple[ProviderReply, bool]:
+        """The answer, and whether the deadline came while the provider was still answering (it may answer later)."""
         try:
-            return await call.result(max(0.0, deadline - self._clock()))
+            return await call.result(max(0.0, deadline - self._clock())), False
         except AskTimeout:
             sent = not call.abandon()
             detail = "the request's deadline passed " + (
                 "while the provider was answering" if sent else "before the provider began the call"
             )
-            return ProviderReply(FailureKind.TIMEOUT.value, detail=detail, sent=sent)
+            return ProviderReply(FailureKind.TIMEOUT.value, detail=detail, sent=sent), sent
         except ActorStopped as exc:
-            return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=call.begun)
+            return ProviderReply(FailureKind.UNAVAILABLE.value, detail=str(exc), sent=call.begun), False
 
     async def _close(self, reservation_id: str, action: MoneyAction, cost: int, reply: ProviderReply | None) -> None:
         """Settle, release or hold, without waiting for the journal record; never cancelled halfway.

@@ -143,7 +143,7 @@ class Router:
         self._traces: dict[str, _Trace] = {}
         self._same_sample: dict[str, _Flight] = {}
         self._samples: OrderedDict[str, int] = OrderedDict()
-        runner = AttemptRunner(
+        self._attempts = runner = AttemptRunner(
             ledger, dict(providers), circuits, margin_ppm=settings.ledger.safety_margin_ppm,
             budget_wait_s=settings.ledger.wait_s, clock=clock,
             on_reserved=self._reserved, pace=self.pacer.pace if settings.ledger.pacing is not None else None,
@@ -285,6 +285,7 @@ class Router:
             "in_flight": len(self._in_flight),
             "online": None if self._online is None else self._online.statistics(),
             "model_reloads": self._model_reloads,
+            "late_answers": dict(self._attempts.late_closed),
         }
 
     # -- workflow ------------------------------------------------------------------------

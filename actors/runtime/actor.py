@@ -58,7 +58,7 @@ class BrokenInvariant(Exception):
 
 
 class _Pending:
-    __slots__ = ("event", "payload", "error", "target", "begun", "deadline", "timed_out")
+    __slots__ = ("event", "payload", "error", "target", "begun", "deadline", "timed_out", "forward")
 
     def __init__(self, target: str) -> None:
         self.event = Signal()
@@ -68,6 +68,8 @@ class _Pending:
         self.begun = False
         self.deadline = math.inf
         self.timed_out = False
+        self.forward: Callable[[bytes | None], None] | None = None
+        """Who takes the reply (None for a failure) of an ask whose asker stopped waiting but wants it (`Call.forward`)."""
 
 
 class ReplyBoard:
@@ -141,6 +143,12 @@ class ReplyBoard:
         del self._pending[corr]
         return True
 
+    def forward(self, corr: int, on_reply: Callable[[bytes | None], None]) -> None:
+        """Hand the reply of `corr`, whenever it comes, to `on_reply` (None if the actor fails it instead)."""
+        slot = self._pending.get(corr)
+        if slot is not None:
+            slot.forward = on_reply
+
     def statistics(self) -> dict[str, int]:
         return {"waiting_asks": len(self._pending), "late_replies": self.late_replies}
 
@@ -149,22 +157,36 @@ class ReplyBoard:
         if slot is None:
             self.late_replies += 1
             return
+        if slot.forward is not None:
+            self._forward(slot, payload)
+            return
         slot.payload = payload
         slot.event.set()
 
     def fail(self, corr: int, error: BaseException) -> None:
         slot = self._pending.pop(corr, None)
-        if slot is not None:
-            slot.error = error
-            slot.event.set()
+        if slot is None:
+            return
+        if slot.forward is not None:
+            self._forward(slot, None)
+            return
+        slot.error = error
+        slot.event.set()
+
+    @staticmethod
+    def _forward(slot: _Pending, payload: bytes | None) -> None:
+        """Run a forwarded reply's taker in the replying actor's task: its failure is its own, not the actor's."""
+        assert slot.forward is not None
+        try:
+            slot.forward(payload)
+        except Exception:  # noqa: BLE001 - a late reply's taker must not take the replying actor down
+            log.exception("%s: the taker of a forwarded reply failed", slot.target)
 
     def fail_target(self, target: str, error: BaseException) -> None:
         """Wake every ask waiting on `target`: its inbox contents died with it."""
         for corr, slot in list(self._pending.items()):
             if slot.target == target:
-                del self._pending[corr]
-                slot.error = error
-                slot.event.set()
+                self.fail(corr, error)
 
 
 class ActorRef:
@@ -301,6 +323,13 @@ class Call:
     def close(self) -> None:
         """Stop waiting: a reply arriving later is counted as late and dropped."""
         self._ref._board.close(self.corr)  # noqa: SLF001 - the ref's own board
+
+    def forward(self, on_reply: Callable[[Any], None]) -> None:
+        """Stop waiting, but give the reply, decoded, to `on_reply` when it comes (None if the actor fails the ask
+        instead, or stops). It runs in the replying actor's task, so it must not block; what it raises is logged."""
+        codec = self._ref._codec  # noqa: SLF001 - the ref's own codec
+        self._ref._board.forward(  # noqa: SLF001 - the ref's own board
+            self.corr, lambda payload: on_reply(None if payload is None else codec.decode_trusted(payload)))
 
 
 class Actor:
