@@ -80,6 +80,10 @@ def read_document(path: Path, env: Mapping[str, str], seen: tuple[Path, ...] = (
         raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: must be a mapping at the top level, got {show(document)}")
+    size = expanded_size(document, str(path), {}, set())
+    if size > MAX_VALUES:
+        raise ConfigError(f"{path}: expands to {size:,} values, more than the {MAX_VALUES:,} a configuration may hold "
+                          "(YAML aliases repeat what their anchor names: one nested in another multiplies)")
     document = interpolate(document, env, str(path), "")
     base = document.pop("extends", None)
     if base is None:
@@ -88,6 +92,28 @@ def read_document(path: Path, env: Mapping[str, str], seen: tuple[Path, ...] = (
         raise ConfigError(f"{path}: extends: must be a file name, got {show(base)}")
     parent = read_document(path.parent / base, env, seen + (resolved,))
     return merge(parent, document)
+
+
+MAX_VALUES = 100_000
+"""More values than any configuration needs (a large one holds a few hundred), and few enough to walk at once."""
+
+
+def expanded_size(value: Any, file: str, sizes: dict[int, int], open_ids: set[int]) -> int:
+    """How many values `value` holds once every alias is written out, counted without writing them out (each
+    object once, by identity: `sizes`); an alias inside what it names (`open_ids`) is refused."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    known = sizes.get(id(value))
+    if known is not None:
+        return known
+    if id(value) in open_ids:
+        raise ConfigError(f"{file}: an alias refers to a value it is inside of; a configuration cannot contain itself")
+    open_ids.add(id(value))
+    children = value.values() if isinstance(value, dict) else value
+    size = 1 + sum(expanded_size(child, file, sizes, open_ids) for child in children)
+    open_ids.discard(id(value))
+    sizes[id(value)] = size
+    return size
 
 
 def extends_chain(path: Path) -> list[Path]:

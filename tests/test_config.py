@@ -154,6 +154,12 @@ BROKEN = [
         GOOD_TIER.replace("max_tokens: 100", "max_tokens: 100\n      max_answer_bytes: 10"),
         r"llm_routing\.model_tiers\.tier_1\.max_answer_bytes: must be an integer between 1024 and 1073741824, got 10",
     ),
+    (
+        "aliases nested in aliases (a billion laughs)",
+        "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else '1'] * 9)}]\n" for i in range(8)) + "llm_routing: *l7\n",
+        r"x\.yaml: expands to 102,908,566 values, more than the 100,000 a configuration may hold",
+    ),
+    ("an alias inside what it names", "a: &a [1, *a]\nllm_routing: *a\n", r"x\.yaml: an alias refers to a value it is inside of"),
     ("not a mapping", "- just\n- a list\n", r"x\.yaml: must be a mapping at the top level"),
     ("not YAML", "llm_routing: [unclosed\n", r"x\.yaml:\d+:\d+: not valid YAML"),
     ("sub-dollar precision", GOOD_TIER.replace("budget_limit: 1.0", "budget_limit: 0.0000000001"), r"at most 9 decimals"),
