@@ -156,8 +156,9 @@ def validate_request(request: CheckedRequest) -> None:
 def validate_feedback(request_id: Any, score: Any) -> float:
     """The score as a float, for a feedback that can be recorded: a request id that is UTF-8 text and a finite
     number (the online learner holds it to [0, 1]; NaN or infinity would say nothing it could hold)."""
-    if not isinstance(request_id, str) or not request_id:
-        raise InvalidRequest(f"feedback: request_id must be a non-empty string, got {request_id!r:.60}")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+        raise InvalidRequest(
+            f"feedback: request_id must be a string of 1 to {MAX_REQUEST_ID} characters (a request's id), got {request_id!r:.60}")
     _utf8("feedback", "request_id", request_id)
     if not _finite(score):
         raise InvalidRequest(f"feedback for {request_id!r}: score must be a finite number from 0 to 1, got {score!r:.40}")

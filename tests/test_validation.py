@@ -141,7 +141,8 @@ def test_a_lone_surrogate_is_refused_naming_the_field_and_where(field: str) -> N
 @pytest.mark.parametrize(
     ("request_id", "score", "says"),
     [("r1", math.nan, "score must be a finite number"), ("r1", math.inf, "got inf"), ("r1", "0.5", "got '0.5'"),
-     ("r1", True, "got True"), ("", 0.5, "request_id must be a non-empty string"),
+     ("r1", True, "got True"), ("", 0.5, "request_id must be a string of 1 to 256 characters"),
+     ("r" * 257, 0.5, "request_id must be a string of 1 to 256 characters"),
      ("r\udc00", 0.5, "lone surrogate U+DC00")],
 )
 def test_feedback_that_cannot_be_recorded_is_refused(request_id: str, score: object, says: str) -> None:
