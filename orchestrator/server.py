@@ -206,9 +206,9 @@ async def _feedback(request: web.Request) -> web.Response:
         score = body.get("score")
         if not isinstance(score, (int, float)) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
             raise InvalidRequest(f"score must be a number from 0 to 1, got {score!r:.40}")
+        request.app[ORCH_KEY].feedback(body["request_id"], float(score))
     except OrchestratorError as exc:
         return _failure(exc)
-    request.app[ORCH_KEY].feedback(body["request_id"], float(score))
     return web.Response(body=orjson.dumps({"ok": True}), content_type="application/json")
 
 

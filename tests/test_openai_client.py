@@ -192,6 +192,8 @@ async def test_every_error_is_openai_json_and_the_extras_exist(served: Served) -
             models = await resp.json()
         async with session.post(f"{served.url}/v1/feedback", json={"request_id": "r1", "score": 0.5}) as resp:
             feedback = resp.status
+        async with session.post(f"{served.url}/v1/feedback", json={"request_id": "r" * 300, "score": 0.5}) as resp:
+            long_id = (resp.status, await resp.json())
         async with session.get(f"{served.url}/v1/budget") as resp:
             budget = await resp.json()
     assert missing[0] == 404 and "error" in missing[1]
@@ -200,6 +202,7 @@ async def test_every_error_is_openai_json_and_the_extras_exist(served: Served) -
     assert bad_messages[0] == 400 and bad_messages[2] == "false" and "messages must be" in bad_messages[1]["error"]["message"]
     assert all(isinstance(m["created"], int) for m in models["data"])
     assert feedback == 200 and budget["limit_nd"] > 0
+    assert long_id[0] == 400 and "request_id must be a string of 1 to 256" in long_id[1]["error"]["message"]
 
 
 @pytest.mark.anyio
