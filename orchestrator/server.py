@@ -213,7 +213,10 @@ async def _feedback(request: web.Request) -> web.Response:
 
 
 async def _budget(request: web.Request) -> web.Response:
-    status = await request.app[ORCH_KEY].budget()
+    try:
+        status = await request.app[ORCH_KEY].budget()
+    except OrchestratorError as exc:
+        return _failure(exc)
     body = {
         "limit_nd": status.limit_nd, "settled_nd": status.settled_nd, "reserved_nd": status.reserved_nd,
         "unreconciled_nd": status.unreconciled_nd, "remaining_nd": status.remaining_nd,
@@ -225,7 +228,10 @@ async def _budget(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    text = await render_metrics(request.app[ORCH_KEY])
+    try:
+        text = await render_metrics(request.app[ORCH_KEY])
+    except OrchestratorError as exc:
+        return _failure(exc)
     return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
 

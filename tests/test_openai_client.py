@@ -225,3 +225,21 @@ def test_a_stream_waits_for_one_provider_at_most_the_first_token_bound() -> None
     (chosen,), _ = requests_from_body({**body, "x_orchestrator": {"attempt_timeout_s": 9}}, {"tier_1"}, False, 4.0)
     assert stream and streamed.attempt_timeout_s == 4.0 and plain.attempt_timeout_s is None
     assert chosen.attempt_timeout_s == 9
+
+
+@pytest.mark.anyio
+async def test_a_ledger_that_cannot_answer_is_a_503_on_budget_and_metrics(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared (PostgreSQL) ledger whose database is down: the server says so, in OpenAI's shape, not a 500."""
+    from actors.errors import LedgerUnavailable
+
+    async def unavailable() -> None:
+        raise LedgerUnavailable("the shared ledger's database is unreachable")
+
+    monkeypatch.setattr(served.orch, "budget", unavailable)
+    async with aiohttp.ClientSession() as session:
+        for path in ("/v1/budget", "/metrics"):
+            async with session.get(f"{served.url}{path}") as resp:
+                assert resp.status == 503, path
+                assert (await resp.json())["error"]["code"] == "LEDGER_UNAVAILABLE"
