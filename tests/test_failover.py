@@ -441,3 +441,19 @@ async def test_a_call_given_up_on_is_settled_by_its_late_answer(
     assert held.outstanding == 2 and held.unreconciled_nd > 0, "held while nobody knows"
     assert after.outstanding == outstanding and after.settled_nd == (attempts * cost if settled_each else 0)
     assert after.unreconciled_nd == (held.unreconciled_nd if outstanding else 0)
+
+
+@pytest.mark.trio
+async def test_a_request_every_window_refuses_is_the_callers_to_fix_not_a_503(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Every provider answers that the prompt and max_tokens do not fit: retrying cannot help (400, not 503)."""
+    too_long = openai_error(400, code="context_length_exceeded", message="maximum context length is 8192 tokens")
+    transports = {name: ScriptedTransport(default=too_long) for name in
+                  ("Qwen2.5-Coder", "Gemini 2.5 Flash", "GLM-4.5", "GPT-5", "Falcon Mamba 7B")}
+    async with Orchestrator.start(config(tmp_path), transport_factory=scripted(transports)) as orch:
+        with pytest.raises(InvalidRequest, match="too long for every candidate's context window") as refused:
+            await orch.generate(Request.prompt("Summarise this long log", max_tokens=1000))
+        budget = await orch.budget()
+    assert refused.value.status == 400 and "context_length" in str(refused.value)
+    assert budget.outstanding == 0 and budget.settled_nd == 0, "a refused call is not billed"

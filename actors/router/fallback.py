@@ -248,6 +248,11 @@ def exhausted(request: Request, progress: Progress, retry_after: float | None = 
         )
     if progress.attempts and progress.attempts[-1].outcome == FailureKind.INVALID_REQUEST.value:
         return InvalidRequest(f"request {request.request_id}: rejected by the provider ({tried})")
+    if outcomes == {FailureKind.CONTEXT_LENGTH.value}:
+        return InvalidRequest(
+            f"request {request.request_id}: too long for every candidate's context window; shorten the prompt or "
+            f"lower max_tokens ({tried})"
+        )
     if progress.deadline_passed:
         return StrategyUnavailable(f"request {request.request_id}: its deadline passed ({tried})", retry_after=retry_after)
     return StrategyUnavailable(f"request {request.request_id}: no provider could serve it ({tried})",
