@@ -153,34 +153,27 @@ class ReplyBoard:
         return {"waiting_asks": len(self._pending), "late_replies": self.late_replies}
 
     def deliver(self, corr: int, payload: bytes) -> None:
-        slot = self._pending.pop(corr, None)
-        if slot is None:
-            self.late_replies += 1
-            return
-        if slot.forward is not None:
-            self._forward(slot, payload)
-            return
-        slot.payload = payload
-        slot.event.set()
+        self._end(corr, payload, None)
 
     def fail(self, corr: int, error: BaseException) -> None:
+        self._end(corr, None, error)
+
+    def _end(self, corr: int, payload: bytes | None, error: BaseException | None) -> None:
+        """Wake the asker with the reply or the error; a forwarded ask's taker gets the reply (None for an error) in
+        the replying actor's task, where what it raises is logged, not the actor's failure."""
         slot = self._pending.pop(corr, None)
         if slot is None:
+            if error is None:
+                self.late_replies += 1
             return
         if slot.forward is not None:
-            self._forward(slot, None)
+            try:
+                slot.forward(payload)
+            except Exception:  # noqa: BLE001 - a late reply's taker must not take the replying actor down
+                log.exception("%s: the taker of a forwarded reply failed", slot.target)
             return
-        slot.error = error
+        slot.payload, slot.error = payload, error
         slot.event.set()
-
-    @staticmethod
-    def _forward(slot: _Pending, payload: bytes | None) -> None:
-        """Run a forwarded reply's taker in the replying actor's task: its failure is its own, not the actor's."""
-        assert slot.forward is not None
-        try:
-            slot.forward(payload)
-        except Exception:  # noqa: BLE001 - a late reply's taker must not take the replying actor down
-            log.exception("%s: the taker of a forwarded reply failed", slot.target)
 
     def fail_target(self, target: str, error: BaseException) -> None:
         """Wake every ask waiting on `target`: its inbox contents died with it."""
