@@ -392,10 +392,10 @@ class BlockingOrchestrator:
         Requests already decided keep their decision; ConfigError if the file cannot be
         read, and the model in use stays.
         """
-        self._router.reload_estimator()
+        self._portal.call(self._orch.reload_router_model)
 
     def generation(self, generation: int) -> None:
-        self._orch.generation(generation)
+        self._portal.call(self._orch.generation, generation)
 
     def health(self) -> dict[str, dict[str, object]]:
         return self._portal.call(self._orch.health)

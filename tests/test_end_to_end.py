@@ -11,7 +11,7 @@ import anyio
 import attrs
 import pytest
 
-from actors.errors import BudgetExceeded, StrategyUnavailable
+from actors.errors import BudgetExceeded, InvalidRequest, StrategyUnavailable
 from actors.messages import ArcTask, Request
 from orchestrator import BlockingOrchestrator, Orchestrator, load_config
 from orchestrator.config import Config
@@ -133,11 +133,16 @@ async def test_every_provider_down_gives_503_promptly(anyio_backend: str, tmp_pa
 def test_blocking_facade_serves_plain_synchronous_code(tmp_path: Path) -> None:
     with BlockingOrchestrator.start(simulated(tmp_path)) as orch:
         result = orch.generate(Request.prompt("Fix the typo in README.md"))
+        orch.generation(3)
+        orch.reload_router_model()
+        orch.feedback(result.request_id, 1.0)
+        with pytest.raises(InvalidRequest, match="a generation is a whole number"):
+            orch.generation(-1)
         results = orch.generate_batch([Request.prompt(f"rename variable {i}") for i in range(5)])
         stats = orch.routing_stats()
     assert result.level == "simple" and result.tier == "tier_1"
     assert len(results) == 5
-    assert stats["decisions"] == 6
+    assert stats["decisions"] == 6 and stats["model_reloads"] == 1
 
 
 def test_embedding_in_a_trio_program_uses_the_bridge(tmp_path: Path) -> None:
