@@ -99,9 +99,7 @@ def validate_request(request: CheckedRequest) -> None:
     """Raise InvalidRequest naming the first field that is out of its range."""
     rid = request.request_id
     where = f"request {rid!r}" if isinstance(rid, str) else "request"
-    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID:
-        raise InvalidRequest(f"{where}: request_id must be a string of 1 to {MAX_REQUEST_ID} characters, got {rid!r}")
-    _utf8(where, "request_id", rid)
+    _request_id(where, rid)
     for field, text in (("task_kind", request.task_kind), ("tier", request.tier), ("model", request.model),
                         ("task.task_id", getattr(request.task, "task_id", None))):
         if isinstance(text, str):
@@ -156,13 +154,17 @@ def validate_request(request: CheckedRequest) -> None:
 def validate_feedback(request_id: Any, score: Any) -> float:
     """The score as a float, for a feedback that can be recorded: a request id that is UTF-8 text and a finite
     number (the online learner holds it to [0, 1]; NaN or infinity would say nothing it could hold)."""
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
-        raise InvalidRequest(
-            f"feedback: request_id must be a string of 1 to {MAX_REQUEST_ID} characters (a request's id), got {request_id!r:.60}")
-    _utf8("feedback", "request_id", request_id)
+    _request_id("feedback", request_id)
     if not _finite(score):
         raise InvalidRequest(f"feedback for {request_id!r}: score must be a finite number from 0 to 1, got {score!r:.40}")
     return float(score)
+
+
+def _request_id(where: str, rid: Any) -> None:
+    """A request's id, on a request or on the feedback naming it: 1 to MAX_REQUEST_ID characters of UTF-8 text."""
+    if not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID:
+        raise InvalidRequest(f"{where}: request_id must be a string of 1 to {MAX_REQUEST_ID} characters, got {rid!r:.60}")
+    _utf8(where, "request_id", rid)
 
 
 def _utf8(where: str, field: str, text: str) -> bytes:
