@@ -218,6 +218,7 @@ REFUSED = [
     (("calibrate", "--config", CONFIG, "--mix", "nan,50,25,25"), {}, ("--mix",)),
     (("calibrate", "--config", CONFIG, "--workload", "{tmp}/empty.jsonl"), {}, ("empty.jsonl: no requests",)),
     (("routing", "eval", "--data", "{tmp}/none.csv", "--folds", "0"), {}, ("--folds", "0 is out of range")),
+    (("routing", "eval", "--data", "{tmp}/none.csv", "--repeats", "0"), {}, ("--repeats", "0 is out of range")),
     (("routing", "history", "--telemetry", "{tmp}", "--out", "{tmp}/h.jsonl", "--success-at", "nan"), {},
      ("--success-at",)),
     (("run", "--config", CONFIG, "--requests", "{tmp}/empty.jsonl"), {}, ("empty.jsonl: no requests",)),

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from actors.policy.learned import FitSettings
 from orchestrator.cli.main import main
 from orchestrator.lab import metrics
-from orchestrator.lab.evaluation import evaluate, fold_of
+from orchestrator.lab.evaluation import SplitSpread, evaluate, fold_of, repeated
 from orchestrator.lab.outcomes import build_table
 
 N, GAIN = 100, 40
@@ -146,6 +146,48 @@ def test_eval_json_names_every_router_with_its_apgr(tmp_path: Path, capsys: pyte
     assert main(["routing", "eval", "--data", str(path), "--folds", "3"]) == 0
     out = capsys.readouterr().out
     assert "CPT(80%)" in out and "learned" in out and "quality-cost curve" in out
+
+
+def noisy_table(rows: int = 90) -> list[dict[str, object]]:
+    """The keyword table with a sixth of the weak model's outcomes flipped: which rows land in which fold matters."""
+    records = keyword_table(seed=7, rows=rows)
+    for i in np.random.default_rng(11).choice(rows, rows // 6, replace=False):
+        records[i]["small"] = not records[i]["small"]
+    return records
+
+
+def test_repeated_splits_are_the_evaluations_of_consecutive_seeds() -> None:
+    table = build_table(noisy_table(), "noisy")
+    first, spreads = repeated(table, routers=("length", "learned"), folds=3, seed=4, repeats=3)
+    by_name = {s.name: s for s in spreads}
+    alone = [evaluate(table, ("length", "learned"), folds=3, seed=4 + k) for k in range(3)]
+    assert by_name["learned"].apgr == pytest.approx([e.result("learned").two_tier.apgr for e in alone])
+    assert by_name["learned"].cpt80 == tuple(e.result("learned").two_tier.cpt(0.8) for e in alone)
+    assert len(set(by_name["learned"].apgr)) == 3  # the split moves the learned router on a noisy table
+    assert by_name["length"].apgr == (alone[0].result("length").two_tier.apgr,) * 3  # and not a rule
+    assert first.result("learned").two_tier.apgr == by_name["learned"].apgr[0]
+    assert by_name["learned"].mean_apgr == pytest.approx(np.mean(by_name["learned"].apgr))
+
+
+def test_a_mean_cpt_is_given_only_when_every_split_reaches_it() -> None:
+    assert SplitSpread("r", (0.6, 0.7), (0.5, 0.7)).mean_cpt80 == pytest.approx(0.6)
+    assert SplitSpread("r", (0.6, 0.7), (0.5, None)).mean_cpt80 is None
+
+
+def test_eval_repeats_prints_the_spread_over_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "noisy.csv"
+    path.write_text("prompt,small,large\n" + "".join(f"\"{r['prompt']}\",{r['small']},{r['large']}\n" for r in noisy_table()))
+    argv = ["routing", "eval", "--data", str(path), "--folds", "3", "--seed", "2", "--repeats", "3", "--router", "learned"]
+    assert main([*argv, "--json"]) == 0
+    splits = json.loads(capsys.readouterr().out)["splits"]
+    assert splits["seeds"] == [2, 3, 4] and len(splits["learned"]["apgr"]) == 3
+    assert splits["learned"]["apgr_mean"] == pytest.approx(np.mean(splits["learned"]["apgr"]), abs=1e-6)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "over 3 splits into 3 folds (seeds 2-4)" in out
+    spread = out.split("over 3 splits")[1]
+    row = next(line.split() for line in spread.splitlines() if line.startswith("learned"))
+    assert float(row[1]) == pytest.approx(np.mean(splits["learned"]["apgr"]), abs=5e-4)
 
 
 def test_a_table_without_a_gap_is_refused_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,7 @@ from actors.policy import learned
 from actors.policy.value import lambda_for_cost, lambda_for_quality
 from orchestrator.cli.options import float_range, int_range
 from orchestrator.files import write_private
-from orchestrator.lab.evaluation import ROUTERS, Evaluation, cross_validated, evaluate, fold_of
+from orchestrator.lab.evaluation import ROUTERS, Evaluation, SplitSpread, cross_validated, fold_of, repeated
 from orchestrator.lab.history import table_from_telemetry
 from orchestrator.lab.metrics import LAMBDAS
 from orchestrator.lab.outcomes import OutcomeTable, read_table, table_to_jsonl
@@ -56,6 +56,9 @@ def add_parser(subparsers: Any) -> None:
     ev.add_argument("--folds", type=int_range(2, 1000), default=5,
                     help="cross-validation folds for the learned router, 2 to 1000 (default 5)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the fold split and of tie-breaking (default 0)")
+    ev.add_argument("--repeats", type=int_range(1, 100), default=1,
+                    help="replay over this many fold splits (seeds SEED, SEED+1, ...) and print each router's "
+                         "APGR mean and range over them, 1 to 100 (default 1)")
     ev.add_argument("--models", default=None, help="comma-separated models to keep (default: all)")
     ev.add_argument("--json", action="store_true", help="print one JSON object, each router under its name")
     ev.add_argument("--plot", type=Path, default=None, help="write the curves as an HTML page with SVG")
@@ -133,7 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
     table = _load(args.data, args.models)
     started = time.perf_counter()
     try:
-        evaluation = evaluate(table, tuple(args.router or ROUTERS), folds=args.folds, seed=args.seed)
+        evaluation, spreads = repeated(table, tuple(args.router or ROUTERS), folds=args.folds, seed=args.seed,
+                                       repeats=args.repeats)
     except ValueError as exc:
         print(f"orchestrator routing eval: {args.data}: {exc}", file=sys.stderr)
         return 2
@@ -141,9 +145,14 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.plot is not None:
         write_plot(evaluation, args.plot)
     if args.json:
-        print(orjson.dumps(as_json(evaluation), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+        out = as_json(evaluation)
+        if args.repeats > 1:
+            out["splits"] = splits_json(spreads, args.seed)
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
     else:
         print(render_evaluation(evaluation))
+        if args.repeats > 1:
+            print("\n" + render_spreads(spreads, evaluation.folds, args.seed))
         if table.rounded_costs:
             print(f"\n{table.rounded_costs} cost cells held more than a nanodollar's precision and were rounded to it")
         print(f"\n{elapsed:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
@@ -218,6 +227,26 @@ def render_evaluation(evaluation: Evaluation) -> str:
     else:
         parts += ["", f"multi-tier: the table has {len(evaluation.table.models)} models, so two tiers is all there is"]
     return "\n".join(parts)
+
+
+def render_spreads(spreads: tuple[SplitSpread, ...], folds: int, seed: int) -> str:
+    repeats = len(spreads[0].apgr)
+    rows = [(s.name, f"{s.mean_apgr:.3f}", f"{min(s.apgr):.3f}", f"{max(s.apgr):.3f}", _pct(s.mean_cpt80))
+            for s in spreads]
+    return render_table(
+        ("router", "APGR mean", "min", "max", "CPT(80%) mean"), rows,
+        title=f"over {repeats} splits into {folds} folds (seeds {seed}-{seed + repeats - 1}); "
+              "the table above is the first split's",
+    )
+
+
+def splits_json(spreads: tuple[SplitSpread, ...], seed: int) -> dict[str, Any]:
+    seeds = list(range(seed, seed + len(spreads[0].apgr)))
+    return {"seeds": seeds, **{
+        s.name: {"apgr": [round(a, 6) for a in s.apgr], "apgr_mean": round(s.mean_apgr, 6), "cpt80": list(s.cpt80),
+                 "cpt80_mean": s.mean_cpt80}
+        for s in spreads
+    }}
 
 
 def as_json(evaluation: Evaluation) -> dict[str, Any]:
