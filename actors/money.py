@@ -35,6 +35,9 @@ def dollars_to_nd(value: object) -> int:
 
 
 _THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+MAX_COST_CELL_USD = Decimal(1_000_000)
+"""The most one call in an outcome table may cost: 10**15 nanodollars, exact in the float64 matrix tables keep,
+and far beyond any model's price (a larger cell is a column of something else: a total, an id)."""
 
 
 def cost_cell_nd(value: object) -> tuple[int, bool]:
@@ -43,7 +46,8 @@ def cost_cell_nd(value: object) -> tuple[int, bool]:
     Binary floats (0.0005479999999999999), more decimals than nine, a leading `$` and
     thousands separators (1,234.50) are read; the amount is rounded to the nearest
     nanodollar. Refused, naming the value: a comma that is not a thousands separator
-    (1,5 may be a decimal comma), a negative or non-finite amount, anything not a number.
+    (1,5 may be a decimal comma), a negative or non-finite amount, one above
+    MAX_COST_CELL_USD, anything not a number.
     """
     if isinstance(value, bool):
         raise ValueError(f"not a cost: {value!r}")
@@ -60,6 +64,8 @@ def cost_cell_nd(value: object) -> tuple[int, bool]:
         raise ValueError(f"not a cost: {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"not a cost (negative or not finite): {value!r}")
+    if amount > MAX_COST_CELL_USD:
+        raise ValueError(f"not the cost of one call (more than ${MAX_COST_CELL_USD:,}): {value!r}")
     scaled = amount * NANODOLLARS_PER_DOLLAR
     nearest = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
     return int(nearest), nearest != scaled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import anyio
@@ -54,10 +55,11 @@ def test_costs_and_scores_as_people_write_them_are_read_and_the_rounding_counted
 
 
 @pytest.mark.parametrize(("cell", "why"), [("\"1,5\"", "ambiguous cost '1,5'"), ("-0.1", "negative or not finite"),
-                                          ("\"12,34\"", "ambiguous cost '12,34'"), ("nan", "negative or not finite")])
+                                          ("\"12,34\"", "ambiguous cost '12,34'"), ("nan", "negative or not finite"),
+                                          ("1e999999", "more than $1,000,000"), ("1000000.000000001", "not the cost of one call")])
 def test_an_ambiguous_or_impossible_cost_is_refused_naming_row_and_column(tmp_path: Path, cell: str, why: str) -> None:
     body = f"prompt,a,a_cost\np1,1,0.1\np2,0,{cell}\n"
-    with pytest.raises(OutcomeTableError, match=rf"ambiguous\.csv: row 2: column 'a_cost': .*{why}"):
+    with pytest.raises(OutcomeTableError, match=rf"ambiguous\.csv: row 2: column 'a_cost': .*{re.escape(why)}"):
         read_table(write(tmp_path, "ambiguous.csv", body))
 
 
