@@ -63,6 +63,28 @@ def test_an_ambiguous_or_impossible_cost_is_refused_naming_row_and_column(tmp_pa
         read_table(write(tmp_path, "ambiguous.csv", body))
 
 
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_bytes("\ufeffprompt,a,b\np,1,0\nq,0,1\n".encode("utf-8"))
+    table = read_table(tmp_path / "bom.csv")
+    assert table.prompts == ("p", "q") and set(table.models) == {"a", "b"}
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("prompt,a,b\np,1,0\nq,0,1,1,0\n", "line 3: 5 fields, the header names 3"),
+    ("prompt,a,a,b\np,1,0,1\n", "the CSV header names 'a' more than once"),
+    ("prompt,,b\np,1,0\n", "the CSV header's column 2 has no name"),
+    ("prompt,a,b,gpt4_cost\np,1,0,0.1\n", "costs for 'gpt4', which no column scores \\(scored: 'a', 'b'\\)"),
+])
+def test_a_csv_whose_columns_cannot_be_told_apart_is_refused_naming_where(tmp_path: Path, body: str, why: str) -> None:
+    with pytest.raises(OutcomeTableError, match=rf"odd\.csv: {why}"):
+        read_table(write(tmp_path, "odd.csv", body))
+
+
+def test_a_prompt_cost_column_is_not_taken_for_a_models_cost(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path, "pc.csv", "prompt,prompt_cost,a,b\np,0.1,1,0\nq,0.2,0,1\n"))
+    assert table.models == ("a", "b") and not table.has_costs
+
+
 def test_a_column_of_ids_or_labels_is_not_taken_for_a_model(tmp_path: Path) -> None:
     body = "id,prompt,category,a,b\n0,p0,math,1,0\n1,p1,code,0,1\n17,p2,math,1,1\n"
     table = read_table(write(tmp_path, "ids.csv", body))

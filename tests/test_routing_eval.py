@@ -196,3 +196,11 @@ def test_a_table_without_a_gap_is_refused_with_a_reason(tmp_path: Path, capsys: 
     assert main(["routing", "eval", "--data", str(path), "--folds", "2"]) == 2
     err = capsys.readouterr().err
     assert "flat.csv: " in err and "no gap to recover" in err
+
+
+def test_fit_refuses_a_table_of_one_model_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("prompt,solo\np,1\nq,0\n")
+    assert main(["routing", "fit", "--data", str(path), "--out", str(tmp_path / "m.npz")]) == 2
+    assert "one.csv: a router chooses between models; the table scores 1 (solo)" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()

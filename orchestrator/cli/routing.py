@@ -286,6 +286,10 @@ def run_fit(args: argparse.Namespace) -> int:
         table = _load(args.data, args.models)
     if args.holdout is not None:
         table = table.rows(np.flatnonzero(~_in_fold(table, args.holdout)))
+    if len(table.models) < 2:
+        print(f"orchestrator routing fit: {table.source}: a router chooses between models; the table scores "
+              f"{len(table.models)} ({', '.join(table.models)})", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     model = learned.fit(table)
     learned.save(model, args.out)

@@ -12,6 +12,9 @@ CSV (the RouteLLM evals' files are read as they are), one row per prompt:
   - `<model>_response` (optional): the model's answer;
   - `<model>_cost` (optional): what the call cost, in dollars (exact decimals).
   Columns that are none of these and do not hold scores (an id, a category) are ignored.
+  Where a cell's model would be a guess the table is refused: a header column with no
+  name or a name given twice, a row with more fields than the header, costs for a
+  model no column scores.
 
 JSONL, one object per line: the same keys flat, or grouped per model:
 
@@ -166,6 +169,10 @@ def build_table(records: Iterable[Mapping[str, Any]], source: str) -> OutcomeTab
     names = list(models)
     if not names:
         raise OutcomeTableError(f"{source}: no column holds per-model scores (True/False, 1/0 or numbers in [0, 1])")
+    unscored = sorted({name for row in costs for name in row} - set(names) - {"prompt"})
+    if unscored:  # most often a misspelt model name: its costs would silently not count
+        raise OutcomeTableError(f"{source}: costs for {', '.join(map(repr, unscored))}, which no column scores "
+                                f"(scored: {', '.join(map(repr, names))})")
     if not order:
         raise OutcomeTableError(f"{source}: has no rows")
     n, m = len(order), len(names)
@@ -238,7 +245,7 @@ def read_table(path: str | Path) -> OutcomeTable:
     """Read a CSV or JSONL outcome table (by its suffix; .jsonl/.json lines, anything else CSV)."""
     file = Path(path)
     try:
-        raw = file.read_text(encoding="utf-8")
+        raw = file.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
     except OSError as exc:
         raise OutcomeTableError(f"{path}: cannot read outcome table: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -253,14 +260,32 @@ def _csv_records(raw: str, source: str) -> list[dict[str, str]]:
     csv.field_size_limit(max(limit, len(raw) + 1))
     try:
         reader = csv.DictReader(raw.splitlines(keepends=True))
-        if reader.fieldnames is None or "prompt" not in reader.fieldnames:
-            raise OutcomeTableError(f"{source}: the CSV header has no `prompt` column (found: {reader.fieldnames})")
+        header = reader.fieldnames
+        if header is None or "prompt" not in header:
+            raise OutcomeTableError(f"{source}: the CSV header has no `prompt` column (found: {header})")
+        _check_header(header, source)
         try:
-            return [dict(row) for row in reader]
+            rows = []
+            for row in reader:
+                if None in row:  # more fields than the header names: which column is which is a guess
+                    raise OutcomeTableError(f"{source}: line {reader.line_num}: {len(header) + len(row[None])} "
+                                            f"fields, the header names {len(header)}")
+                rows.append(row)
+            return rows
         except csv.Error as exc:
             raise OutcomeTableError(f"{source}: line {reader.line_num}: {exc}") from None
     finally:
         csv.field_size_limit(limit)
+
+
+def _check_header(header: Sequence[str], source: str) -> None:
+    """A column without a name, or a name given twice (csv keeps the last one's cell), says nothing certain."""
+    for number, name in enumerate(header, 1):
+        if not name.strip():
+            raise OutcomeTableError(f"{source}: the CSV header's column {number} has no name")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise OutcomeTableError(f"{source}: the CSV header names {', '.join(map(repr, twice))} more than once")
 
 
 def _jsonl_records(raw: str, source: str) -> list[dict[str, Any]]:
