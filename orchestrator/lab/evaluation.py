@@ -134,7 +134,7 @@ def evaluate(table: OutcomeTable, routers: Sequence[str] = ROUTERS, folds: int =
              batch: FeatureBatch | None = None) -> Evaluation:
     """Every router of `routers` on the complete rows of `table`, two-tier and (3+ models) multi-tier."""
     if len(table.models) < 2:
-        raise ValueError(f"{table.source}: routing needs at least two models, the table has {len(table.models)}")
+        raise ValueError(f"routing needs at least two models, the table has {len(table.models)}")
     scored = np.flatnonzero(~np.isnan(table.scores).any(axis=1))
     complete = table.rows(scored)
     scores, costs = complete.scores, complete.relative_costs()
