@@ -41,6 +41,8 @@ _SCALARS: dict[str, tuple[type, ...]] = {
     "attempt_timeout_s": (int, float),
     "substitute": (bool,),
 }
+_KIND_NAMES = {(str,): "a string", (int,): "an integer", (int, float): "a number", (bool,): "true or false"}
+"""How a field's JSON type is named to the caller (every kind tuple of _SCALARS is here)."""
 _KNOWN = set(_SCALARS) | {"prompt", "messages", "task_id", "train", "test", "stop", "cache", "metadata"}
 
 
@@ -81,7 +83,7 @@ def request_from_dict(data: Any, where: str, *, wait_rate_limits: bool = True) -
         if field in data and data[field] is not None:
             value = data[field]
             if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-                raise InvalidRequest(f"{where}: {field} must be {kinds[0].__name__}, got {value!r}")
+                raise InvalidRequest(f"{where}: {field} must be {_KIND_NAMES[kinds]}, got {value!r:.40}")
             kwargs[field] = float(value) if float in kinds else value
     messages: list[ChatMessage] = []
     if "prompt" in data:

@@ -68,6 +68,10 @@ def test_an_oversized_prompt_is_refused_before_routing() -> None:
         ({"prompt": "hi", "temperature": 50}, "temperature must be a number from 0 to 2"),
         ({"messages": 5}, "workload.jsonl:3: messages must be a list"),
         ({"prompt": "hi", "max_tokens": MAX_TOKENS + 1}, "max_tokens must be an integer"),
+        ({"prompt": "hi", "temperature": "NaN"}, "temperature must be a number, got 'NaN'"),
+        ({"prompt": "hi", "max_tokens": 1.5}, "max_tokens must be an integer, got 1.5"),
+        ({"prompt": "hi", "tier": 3}, "tier must be a string, got 3"),
+        ({"prompt": "hi", "substitute": "yes"}, "substitute must be true or false, got 'yes'"),
     ],
 )
 def test_jsonl_lines_are_refused_with_file_and_line(line: dict[str, object], says: str) -> None:
