@@ -19,13 +19,16 @@ requires `Authorization: Bearer <token>` (scheme in any case) on every route but
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from actors.errors import ConfigError, InvalidRequest, OrchestratorError, RateLimitExceeded, StrategyUnavailable
 from actors.messages import Result
@@ -55,6 +58,25 @@ def check_binding(host: str, token: str | None) -> None:
             f"refusing to listen on {host} without a bearer token: set ORCHESTRATOR_SERVER_TOKEN "
             "(or bind a loopback address such as 127.0.0.1)"
         )
+
+
+class _ClientErrorsInOneLine(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A request the HTTP parser refuses (a 9 KB URL, a bad header) is the client's error, answered 400: one line
+    naming it, not a traceback per request for anyone to fill the server's log with. Other errors keep theirs."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        error = kwargs.get("exc_info")
+        if isinstance(error, HttpProcessingError):
+            kwargs["exc_info"] = None
+            msg = f"{msg}: malformed HTTP request ({error.code}): {str(error.message)[:120]}"
+        return msg, kwargs
+
+
+def app_runner(app: web.Application, shutdown_timeout: float = 60.0) -> web.AppRunner:
+    """How `serve` runs the app: no access log, a handler cancelled when its client goes, malformed requests
+    logged in one line (logger `orchestrator.server`)."""
+    return web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=shutdown_timeout,
+                         logger=_ClientErrorsInOneLine(logging.getLogger("orchestrator.server"), {}))
 
 
 def build_app(orch: Orchestrator, token: str | None = None, first_token_s: float | None = None) -> web.Application:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import anyio
 import attrs
 import pytest
 from aiohttp import web
 
 from orchestrator import Orchestrator, load_config
-from orchestrator.server import InsecureBinding, build_app, check_binding
+from orchestrator.server import InsecureBinding, app_runner, build_app, check_binding
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -135,3 +137,36 @@ def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as
     samples, _ = requests_from_body({**body, "model": "m", "n": 3, "seed": 5}, {"tier_1"}, False)
     assert [(r.model, r.sample_index, r.wait_rate_limits) for r in samples] == [("m", 5, False), ("m", 6, False), ("m", 7, False)]
     assert len({r.request_id for r in samples}) == 3
+
+
+@pytest.mark.anyio
+async def test_a_malformed_http_request_is_answered_400_and_logged_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 9 KB URL: aiohttp logged a traceback per such request; `serve` logs one line naming it."""
+    config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path, environ={})
+    async with Orchestrator.start(config) as orch:
+        runner = app_runner(build_app(orch))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            with caplog.at_level(logging.DEBUG, logger="orchestrator.server"):
+                async with await anyio.connect_tcp("127.0.0.1", runner.addresses[0][1]) as stream:
+                    await stream.send(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answer = await stream.receive()
+        finally:
+            await runner.cleanup()
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    records = [r for r in caplog.records if r.name == "orchestrator.server"]
+    assert len(records) == 1 and records[0].exc_info is None
+    assert "malformed HTTP request (400): Got more than 8190 bytes" in records[0].getMessage()
+
+
+def test_an_error_of_the_servers_own_keeps_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    adapter = app_runner(web.Application())._kwargs["logger"]
+    with caplog.at_level(logging.ERROR, logger="orchestrator.server"):
+        try:
+            raise RuntimeError("a handler's bug")
+        except RuntimeError as exc:
+            adapter.exception("Error handling request from %s", "127.0.0.1", exc_info=exc)
+    assert caplog.records[-1].exc_info is not None and caplog.records[-1].exc_info[1].args == ("a handler's bug",)

@@ -25,7 +25,7 @@ from orchestrator.cli.options import PORT, POSITIVE_SECONDS, bind_error
 from orchestrator.cli.preflight import preflight
 from orchestrator.config import default_config_path, load_config
 from orchestrator.platforms import PLATFORMS
-from orchestrator.server import build_app, check_binding
+from orchestrator.server import app_runner, build_app, check_binding
 
 TOKEN_ENV = "ORCHESTRATOR_SERVER_TOKEN"
 
@@ -87,8 +87,7 @@ async def _serve(config: Any, host: str, port: int, token: str | None, first_tok
 
             background.start_soon(refit_periodically, orch, *refit,
                                   lambda line: print(f"orchestrator: {line}", file=sys.stderr, flush=True))
-        runner = web.AppRunner(build_app(orch, token, first_token_s), access_log=None, handler_cancellation=True,
-                               shutdown_timeout=grace_s)
+        runner = app_runner(build_app(orch, token, first_token_s), shutdown_timeout=grace_s)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
