@@ -86,15 +86,23 @@ class Reloads(Protocol):
 
 async def refit_periodically(orch: Reloads, every_s: float, telemetry_dir: Path, model_path: Path, min_rows: int,
                              report: Callable[[str], None], success_at: float | None = None) -> None:
-    """Until cancelled: every `every_s`, `refit` on a worker thread; swap the router's model when it says so."""
+    """Until cancelled: every `every_s`, `refit` on a worker thread; swap the router's model when it says so.
+
+    A period that fails, for whatever reason (the model file unreadable, a fit that
+    raises, a reload the router refuses), is reported and the model in use keeps
+    routing: the learner runs beside the server and never takes it down.
+    """
     while True:
         await anyio.sleep(every_s)
         try:
             outcome = await anyio.to_thread.run_sync(refit, telemetry_dir, model_path, min_rows, success_at,
                                                     abandon_on_cancel=True)
+            if outcome.swapped:
+                orch.reload_router_model()
         except (ConfigError, OutcomeTableError, OSError) as exc:
             report(f"refit failed, the model in use stays: {exc}")
             continue
-        if outcome.swapped:
-            orch.reload_router_model()
+        except Exception as exc:  # a fit's own failure: reported with its type, the next period tries again
+            report(f"refit failed, the model in use stays: {type(exc).__name__}: {exc}")
+            continue
         report(f"refit: {outcome.line()}")

@@ -12,13 +12,16 @@ import urllib.request
 from pathlib import Path
 
 import anyio
+import pytest
+from trio.testing import MockClock
 
+from actors.errors import ConfigError
 from actors.messages import Request
 from actors.policy import learned
 from orchestrator import Orchestrator
 from orchestrator.config import load_config
 from orchestrator.lab.outcomes import build_table
-from orchestrator.refit import refit
+from orchestrator.refit import refit, refit_periodically
 
 ROOT = Path(__file__).resolve().parent.parent
 HARD, EASY = "prove the lock-free queue is linearizable", "fix the typo in README"
@@ -157,3 +160,49 @@ def test_serve_refuses_to_refit_a_router_that_is_not_learned(tmp_path: Path) -> 
         cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 2 and "refitting needs estimator: learned" in done.stderr
+
+
+class _RefusingReload:
+    def __init__(self) -> None:
+        self.reloads = 0
+
+    def reload_router_model(self) -> None:
+        self.reloads += 1
+        raise ConfigError("router.npz: not a learned router")
+
+
+async def _periods(orch: object, telemetry: Path, model_path: Path, periods: int) -> list[str]:
+    lines: list[str] = []
+    with anyio.CancelScope() as scope:
+        def report(line: str) -> None:
+            lines.append(line)
+            if len(lines) == periods:
+                scope.cancel()
+
+        await refit_periodically(orch, 60.0, telemetry, model_path, 10, report)  # type: ignore[arg-type]
+    return lines
+
+
+def _in_virtual_time(orch: object, telemetry: Path, model_path: Path) -> list[str]:
+    """Two minute-long periods in milliseconds (the fit itself runs on a real thread, which the clock waits for)."""
+    return anyio.run(_periods, orch, telemetry, model_path, 2, backend="trio",
+                     backend_options={"clock": MockClock(autojump_threshold=0)})
+
+
+def test_a_refit_period_that_fails_is_reported_and_the_next_one_runs(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner beside `serve` never takes the server down: a reload refused, or a fit that raises."""
+    telemetry, model_path = _scored_history(tmp_path), tmp_path / "router.npz"
+    _model(model_path, haiku_fails=EASY)
+    orch = _RefusingReload()
+    lines = _in_virtual_time(orch, telemetry, model_path)
+    assert orch.reloads == 1
+    assert lines[0] == "refit failed, the model in use stays: router.npz: not a learned router"
+    assert lines[1].startswith("refit: ") and "kept the model in use" in lines[1]
+
+    def broken_fit(*args: object, **kwargs: object) -> learned.LearnedModel:
+        raise FloatingPointError("overflow in exp")
+
+    monkeypatch.setattr(learned, "fit", broken_fit)
+    lines = _in_virtual_time(orch, telemetry, model_path)
+    assert lines == ["refit failed, the model in use stays: FloatingPointError: overflow in exp"] * 2
