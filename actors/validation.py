@@ -9,6 +9,7 @@ ledger can price: no negative or absurd token counts, no temperatures off the sc
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -153,9 +154,10 @@ def validate_request(request: CheckedRequest) -> None:
 
 def validate_feedback(request_id: Any, score: Any) -> float:
     """The score as a float, for a feedback that can be recorded: a request id that is UTF-8 text and a finite
-    number (the online learner holds it to [0, 1]; NaN or infinity would say nothing it could hold)."""
+    number (the online learner holds it to [0, 1]; NaN or infinity would say nothing it could hold). Any real
+    number will do, a numpy float32 fitness included: only the float is kept."""
     _request_id("feedback", request_id)
-    if not _finite(score):
+    if not (isinstance(score, numbers.Real) and not isinstance(score, bool) and math.isfinite(score)):
         raise InvalidRequest(f"feedback for {request_id!r}: score must be a finite number from 0 to 1, got {score!r:.40}")
     return float(score)
 

@@ -153,7 +153,7 @@ class Orchestrator:
 
     async def generate(self, request: Request) -> Result:
         """Route and serve one request; raises a typed OrchestratorError on failure."""
-        return await self._router.generate(request)
+        return await self._router.generate(_request(request, "generate"))
 
     async def generate_batch(
         self,
@@ -170,7 +170,8 @@ class Orchestrator:
         thousands its spawning and the collector's walks over every parked task
         (docs/BENCHMARKS.md).
         """
-        batch = list(requests)
+        batch = _requests(requests, "generate_batch")
+        workers = _concurrency(concurrency, self.engine.batch_concurrency)
         results: list[Result | OrchestratorError | None] = [None] * len(batch)
         pending = iter(enumerate(batch))
 
@@ -186,7 +187,7 @@ class Orchestrator:
                     on_done(index, outcome)
 
         async with anyio.create_task_group() as tg:
-            for _ in range(min(len(batch), concurrency or self.engine.batch_concurrency)):
+            for _ in range(min(len(batch), workers)):
                 tg.start_soon(serve)
         return [r for r in results if r is not None]
 
@@ -202,7 +203,8 @@ class Orchestrator:
         Leaving the block early cancels the requests still running (their money is
         settled or released by the attempt's rules).
         """
-        batch = list(requests)
+        batch = _requests(requests, "as_completed")
+        _concurrency(concurrency, self.engine.batch_concurrency)
         send, receive = anyio.create_memory_object_stream[tuple[int, Result | OrchestratorError]](len(batch) or 1)
 
         async def produce() -> None:
@@ -218,7 +220,7 @@ class Orchestrator:
 
     def decide(self, request: Request) -> Any:
         """The routing decision for a request, without serving it (no I/O, no money)."""
-        decision, _, _ = self._router.decide(request)
+        decision, _, _ = self._router.decide(_request(request, "decide"))
         return decision
 
     def reload_router_model(self) -> None:
@@ -262,7 +264,7 @@ class Orchestrator:
         min_success: float | None = None,
     ) -> Verified:
         """Cheapest adequate tier first; escalate while `verifier` rejects (see orchestrator.cascade)."""
-        return await generate_verified(self, request, verifier, max_depth=max_depth, budget_nd=budget_nd,
+        return await generate_verified(self, _request(request, "generate_verified"), verifier, max_depth=max_depth, budget_nd=budget_nd,
                                        accept=accept, start_at_cheapest=start_at_cheapest, min_success=min_success)
 
     def health(self) -> dict[str, dict[str, object]]:
@@ -292,7 +294,7 @@ class Orchestrator:
         output lengths from its telemetry log (docs/LEDGER.md, "forecast").
         """
         routed = []
-        for request in requests:
+        for request in _requests(requests, "forecast"):
             decision, _, messages = self._router.decide(request)
             routed.append(Routed.of(self.engine, request, messages, decision.tier, decision.provider,
                                     decision.estimated_cost_nd))
@@ -334,6 +336,30 @@ class _OnlineState:
         tmp = self.path.with_name(self.path.name + ".tmp")
         write_private(tmp, orjson.dumps(self.learner.snapshot()).decode())
         os.replace(tmp, self.path)
+
+
+def _request(value: object, where: str) -> Request:
+    """A caller's mistake named where it is made, not an AttributeError from inside the router."""
+    if not isinstance(value, Request):
+        raise InvalidRequest(f"{where}: expected a Request (Request.prompt(text) or Request(task=...)), "
+                             f"got {type(value).__name__}")
+    return value
+
+
+def _requests(values: Iterable[Request], where: str) -> list[Request]:
+    """Every request checked before any is sent: a batch with a stray item fails whole, having spent nothing."""
+    if isinstance(values, (Request, str, bytes)) or not isinstance(values, Iterable):
+        raise InvalidRequest(f"{where}: expected an iterable of Requests, got {type(values).__name__}")
+    return [_request(value, f"{where}: item {index}") for index, value in enumerate(values)]
+
+
+def _concurrency(value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequest(f"concurrency must be a whole number from 1 (or None for the config's "
+                             f"batch_concurrency, {default}), got {value!r}")
+    return value
 
 
 class BlockingOrchestrator:

@@ -13,19 +13,24 @@ is fed back, so the online learner learns which tier a kind of request needs.
 
 A verifier takes the Result and returns a bool or a score in [0, 1], synchronously
 or as a coroutine; a synchronous one runs in a worker thread (it may run a sandboxed
-program), and one that raises counts as a rejection naming the error.
+program), and one that raises, or returns anything but a real number (numpy's
+included), counts as a rejection naming it. Options that would change what is paid
+for (a depth below 1, `accept` or `min_success` outside [0, 1], a negative budget) are
+refused with InvalidRequest before any stage is bought.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
 import attrs
 
-from actors.errors import BudgetExceeded, OrchestratorError
+from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
 from actors.messages import Request, Result
 from actors.settings import EngineSettings
 
@@ -77,7 +82,23 @@ async def verify(verifier: Verifier, result: Result) -> tuple[float, str]:
                 verdict = await verdict
     except Exception as exc:  # noqa: BLE001 - a broken verifier rejects, it does not crash the cascade
         return 0.0, f"verifier failed: {type(exc).__name__}: {exc}"
+    if not isinstance(verdict, numbers.Real) or not math.isfinite(verdict):
+        return 0.0, f"verifier returned {verdict!r:.40}, not a bool or a number in [0, 1]"
     return min(1.0, max(0.0, float(verdict))), ""
+
+
+def _check_options(max_depth: int, budget_nd: int | None, accept: float, min_success: float | None) -> None:
+    """Options that would quietly change what is paid for (a negative depth slices the ladder from its end; a NaN
+    `accept` is never reached, so every stage would be bought) are refused before any stage is."""
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
+        raise InvalidRequest(f"max_depth must be a whole number from 1, got {max_depth!r}")
+    if budget_nd is not None and (isinstance(budget_nd, bool) or not isinstance(budget_nd, int) or budget_nd < 0):
+        raise InvalidRequest(f"budget_nd must be whole nanodollars from 0 (or None), got {budget_nd!r}")
+    for name, value in (("accept", accept), ("min_success", min_success)):
+        if value is None and name == "min_success":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise InvalidRequest(f"{name} must be a number from 0 to 1, got {value!r}")
 
 
 async def generate_verified(
@@ -91,6 +112,7 @@ async def generate_verified(
     start_at_cheapest: bool = False,
     min_success: float | None = None,
 ) -> Verified:
+    _check_options(max_depth, budget_nd, accept, min_success)
     paid = [t.name for t in orch.engine.router.tiers if not t.local]
     if request.tier in paid:
         start = request.tier

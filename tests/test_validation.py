@@ -7,6 +7,7 @@ import re
 import typing
 
 import attrs
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -156,3 +157,7 @@ def test_feedback_that_cannot_be_recorded_is_refused(request_id: str, score: obj
 
 def test_feedback_scores_pass_as_floats() -> None:
     assert validate_feedback("r1", 1) == 1.0 and type(validate_feedback("r1", 1)) is float
+    for fitness in (np.float32(0.25), np.int64(0), np.float64(0.5)):  # what a GA's numpy fitness gives
+        assert validate_feedback("r1", fitness) == float(fitness) and type(validate_feedback("r1", fitness)) is float
+    with pytest.raises(InvalidRequest, match="got np.float32"):
+        validate_feedback("r1", np.float32("nan"))

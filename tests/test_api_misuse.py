@@ -1,0 +1,102 @@
+"""A caller's mistake with the embedded API is a typed error naming it, raised before anything is spent.
+
+Against the simulator over real loopback HTTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actors.errors import InvalidRequest
+from actors.messages import Request
+from orchestrator import Orchestrator
+from orchestrator.cascade import verify
+from tests.test_end_to_end import simulated
+
+PROMPTS = [Request.prompt(f"fix the off-by-one in loop {i}") for i in range(3)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_what_is_not_a_request_is_refused_by_name(anyio_backend: str, tmp_path: Path) -> None:
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        with pytest.raises(InvalidRequest, match=r"^generate: expected a Request .*got dict$"):
+            await orch.generate({"prompt": "hi"})  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest, match=r"^decide: expected a Request .*got str$"):
+            orch.decide("hi")  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest, match=r"^forecast: item 0: expected a Request .*got str$"):
+            await orch.forecast(["hi"])  # type: ignore[list-item]
+        with pytest.raises(InvalidRequest, match=r"^generate_batch: expected an iterable of Requests, got Request$"):
+            await orch.generate_batch(PROMPTS[0])  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_batch_with_a_stray_item_fails_whole_having_spent_nothing(anyio_backend: str, tmp_path: Path) -> None:
+    """It ended in an ExceptionGroup of an AttributeError, after the requests before it had been paid for."""
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        with pytest.raises(InvalidRequest, match=r"^generate_batch: item 1: expected a Request .*got dict$"):
+            await orch.generate_batch([PROMPTS[0], {"prompt": "hi"}, PROMPTS[1]])  # type: ignore[list-item]
+        status = await orch.budget()
+    assert status.settled_nd == 0 and status.reserved_nd == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
+async def test_a_batch_concurrency_below_one_is_refused(anyio_backend: str, tmp_path: Path, concurrency: Any) -> None:
+    """-1 returned an empty list for a batch of three: every request silently dropped."""
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        with pytest.raises(InvalidRequest, match=r"concurrency must be a whole number from 1"):
+            await orch.generate_batch(PROMPTS, concurrency=concurrency)
+        with pytest.raises(InvalidRequest, match=r"concurrency must be a whole number from 1"):
+            async with orch.as_completed(PROMPTS, concurrency=concurrency):
+                pass
+        assert len(await orch.generate_batch(PROMPTS, concurrency=None)) == 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("options", "says"), [
+    ({"max_depth": 0}, "max_depth must be a whole number from 1, got 0"),
+    ({"max_depth": -1}, "max_depth must be a whole number from 1, got -1"),  # sliced the ladder from its end
+    ({"accept": float("nan")}, "accept must be a number from 0 to 1, got nan"),  # never reached: every stage bought
+    ({"accept": 1.5}, "accept must be a number from 0 to 1"),
+    ({"budget_nd": -5}, "budget_nd must be whole nanodollars from 0"),
+    ({"min_success": 2}, "min_success must be a number from 0 to 1"),
+])
+async def test_cascade_options_that_would_change_what_is_paid_are_refused(
+    anyio_backend: str, tmp_path: Path, options: dict[str, Any], says: str
+) -> None:
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        with pytest.raises(InvalidRequest, match=says):
+            await orch.generate_verified(PROMPTS[0], lambda result: True, **options)
+        status = await orch.budget()
+    assert status.settled_nd == 0 and status.reserved_nd == 0
+
+
+RESULT: Any = object()
+"""What the verifier is shown does not matter here: these verifiers answer without looking."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("verdict", "score", "detail"), [
+    (np.float32(0.75), 0.75, ""),
+    (np.int64(1), 1.0, ""),
+    (True, 1.0, ""),
+    (7, 1.0, ""),
+    ("yes", 0.0, "verifier returned 'yes', not a bool or a number in [0, 1]"),
+    (float("nan"), 0.0, "verifier returned nan, not a bool or a number in [0, 1]"),
+    (None, 0.0, "verifier returned None"),
+])
+async def test_a_verdict_is_any_real_number_and_anything_else_a_rejection_naming_it(
+    anyio_backend: str, verdict: object, score: float, detail: str
+) -> None:
+    """A str verdict raised ValueError out of the cascade; a numpy fitness must keep counting."""
+    got, why = await verify(lambda result: verdict, RESULT)  # type: ignore[arg-type, return-value]
+    assert got == pytest.approx(score) and why.startswith(detail)
