@@ -5,6 +5,7 @@ Against the simulator over real loopback HTTP.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from actors.errors import InvalidRequest
 from actors.messages import Request
 from orchestrator import Orchestrator
 from orchestrator.cascade import verify
-from tests.test_end_to_end import simulated
+from orchestrator.evolution import EvolutionHooks, EvolutionSettings
+from tests.test_end_to_end import TASK, simulated
 
 PROMPTS = [Request.prompt(f"fix the off-by-one in loop {i}") for i in range(3)]
 
@@ -100,3 +102,33 @@ async def test_a_verdict_is_any_real_number_and_anything_else_a_rejection_naming
     """A str verdict raised ValueError out of the cascade; a numpy fitness must keep counting."""
     got, why = await verify(lambda result: verdict, RESULT)  # type: ignore[arg-type, return-value]
     assert got == pytest.approx(score) and why.startswith(detail)
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    ({"llm_seed_ratio": float("nan")}, "llm_seed_ratio must be a number from 0 to 1, got nan"),
+    ({"llm_seed_ratio": 5}, "llm_seed_ratio must be a number from 0 to 1, got 5"),
+    ({"llm_seed_ratio": -0.2}, "got -0.2"),
+    ({"mutation_batch": 0}, "mutation_batch must be a whole number from 1, got 0"),
+    ({"mutation_temperature": 3.0}, "mutation_temperature must be a number from 0 to 2"),
+])
+def test_evolution_settings_that_ask_for_no_sample_or_too_many_are_refused(settings: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(says)):
+        EvolutionSettings(**settings)
+
+
+@pytest.mark.anyio
+async def test_a_population_or_sample_count_below_its_floor_is_refused(anyio_backend: str, tmp_path: Path) -> None:
+    """seed(population_size=-5) and mutate(samples=-3) returned no candidate at all; samples=0 the default batch."""
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        hooks = EvolutionHooks(orch)
+        with pytest.raises(InvalidRequest, match="population_size must be a whole number from 0, got -5"):
+            await hooks.seed(TASK, -5)
+        for samples in (0, -3):
+            with pytest.raises(InvalidRequest, match=f"samples must be a whole number from 1, got {samples}"):
+                await hooks.mutate(TASK, "def transform(g): return g", stagnant_generations=0, generation=1,
+                                   samples=samples)
+        with pytest.raises(InvalidRequest, match="generation must be a whole number from 0, got -1"):
+            await hooks.mutate(TASK, "def transform(g): return g", stagnant_generations=0, generation=-1)
+        assert await hooks.seed(TASK, 0) == []
+        status = await orch.budget()
+    assert status.settled_nd == 0 and status.reserved_nd == 0
