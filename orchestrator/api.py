@@ -372,16 +372,31 @@ class BlockingOrchestrator:
     def __init__(self, portal: BlockingPortal, orch: Orchestrator) -> None:
         self._portal = portal
         self._orch = orch
+        self._stopped = False
 
     @classmethod
     @contextlib.contextmanager
     def start(cls, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
         with start_blocking_portal(backend="asyncio") as portal:
             with portal.wrap_async_context_manager(Orchestrator.start(config, **kwargs)) as orch:
-                yield cls(portal, orch)
+                blocking = cls(portal, orch)
+                try:
+                    yield blocking
+                finally:
+                    blocking._stopped = True
+
+    def _running(self) -> None:
+        """After the `with` block, ActorStopped rather than the portal's RuntimeError, which named neither the
+        orchestrator nor why."""
+        if self._stopped:
+            raise ActorStopped("the orchestrator has stopped: its `with BlockingOrchestrator.start(...)` block has ended")
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        self._running()
+        return self._portal.call(function, *args)
 
     def generate(self, request: Request) -> Result:
-        return self._portal.call(self._orch.generate, request)
+        return self._call(self._orch.generate, request)
 
     def generate_batch(
         self,
@@ -389,28 +404,43 @@ class BlockingOrchestrator:
         concurrency: int | None = None,
         on_done: Callable[[int, Result | OrchestratorError], None] | None = None,
     ) -> list[Result | OrchestratorError]:
-        return self._portal.call(lambda: self._orch.generate_batch(requests, concurrency=concurrency, on_done=on_done))
+        return self._call(lambda: self._orch.generate_batch(requests, concurrency=concurrency, on_done=on_done))
 
     def generate_verified(self, request: Request, verifier: Verifier, **options: Any) -> Verified:
-        return self._portal.call(lambda: self._orch.generate_verified(request, verifier, **options))
+        return self._call(lambda: self._orch.generate_verified(request, verifier, **options))
 
     def decide(self, request: Request) -> Any:
-        return self._portal.call(self._orch.decide, request)
+        return self._call(self._orch.decide, request)
 
     def iter_completed(
-        self, requests: Sequence[Request], concurrency: int | None = None
+        self, requests: Iterable[Request], concurrency: int | None = None
     ) -> Iterator[tuple[int, Result | OrchestratorError]]:
-        """Results as they complete, each with its index, for synchronous code."""
-        done: queue.Queue[tuple[int, Result | OrchestratorError]] = queue.Queue()
-        future = self._portal.start_task_soon(
-            lambda: self._orch.generate_batch(requests, concurrency=concurrency, on_done=lambda i, o: done.put((i, o)))
-        )
-        for _ in range(len(requests)):
-            yield done.get()
-        future.result()
+        """Results as they complete, each with its index, for synchronous code.
+
+        A batch refused whole (InvalidRequest) raises here rather than leave the loop
+        waiting for results that will not come; leaving the loop early cancels the
+        requests still running (their money settled or released by the attempt's rules).
+        """
+        self._running()
+        done: queue.Queue[tuple[int, Result | OrchestratorError] | None] = queue.Queue()
+
+        async def produce() -> None:
+            try:
+                await self._orch.generate_batch(requests, concurrency=concurrency, on_done=lambda i, o: done.put((i, o)))
+            finally:
+                done.put(None)
+
+        future = self._portal.start_task_soon(produce)
+        try:
+            while (item := done.get()) is not None:
+                yield item
+            future.result()
+        finally:
+            if not future.done():
+                future.cancel()
 
     def feedback(self, request_id: str, score: float) -> None:
-        self._portal.call(self._orch.feedback, request_id, score)
+        self._call(self._orch.feedback, request_id, score)
 
     def reload_router_model(self) -> None:
         """Route with the learned model file as it is now (after `orchestrator.refit` replaced it).
@@ -418,19 +448,19 @@ class BlockingOrchestrator:
         Requests already decided keep their decision; ConfigError if the file cannot be
         read, and the model in use stays.
         """
-        self._portal.call(self._orch.reload_router_model)
+        self._call(self._orch.reload_router_model)
 
     def generation(self, generation: int) -> None:
-        self._portal.call(self._orch.generation, generation)
+        self._call(self._orch.generation, generation)
 
     def health(self) -> dict[str, dict[str, object]]:
-        return self._portal.call(self._orch.health)
+        return self._call(self._orch.health)
 
     def routing_stats(self) -> dict[str, object]:
-        return self._portal.call(self._orch.routing_stats)
+        return self._call(self._orch.routing_stats)
 
     def cache_stats(self) -> Any:
-        return self._portal.call(self._orch.cache_stats)
+        return self._call(self._orch.cache_stats)
 
     def budget(self) -> Any:
-        return self._portal.call(self._orch.budget)
+        return self._call(self._orch.budget)

@@ -6,15 +6,17 @@ Against the simulator over real loopback HTTP.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from actors.errors import InvalidRequest
+from actors.errors import ActorStopped, InvalidRequest
 from actors.messages import Request
-from orchestrator import Orchestrator
+from orchestrator import BlockingOrchestrator, Orchestrator
 from orchestrator.cascade import verify
 from orchestrator.evolution import EvolutionHooks, EvolutionSettings
 from tests.test_end_to_end import TASK, simulated
@@ -132,3 +134,35 @@ async def test_a_population_or_sample_count_below_its_floor_is_refused(anyio_bac
         assert await hooks.seed(TASK, 0) == []
         status = await orch.budget()
     assert status.settled_nd == 0 and status.reserved_nd == 0
+
+
+def _finished_within(seconds: float, work: Callable[[], object]) -> list[object]:
+    """`work`'s result or exception, from a thread given `seconds` (a hang, the defect here, fails the test)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "still waiting"
+    return outcome
+
+
+def test_the_blocking_facade_says_it_has_stopped_and_never_waits_for_a_refused_batch(tmp_path: Path) -> None:
+    """iter_completed waited for ever on a batch refused whole; after the block, calls raised the portal's
+    RuntimeError ("This portal is not running")."""
+    with BlockingOrchestrator.start(simulated(tmp_path)) as orch:
+        [refused] = _finished_within(30, lambda: list(orch.iter_completed([PROMPTS[0], "hi"])))  # type: ignore[list-item]
+        assert isinstance(refused, InvalidRequest) and "iter_completed" not in str(refused)
+        assert "generate_batch: item 1: expected a Request" in str(refused)
+        [results] = _finished_within(30, lambda: sorted(i for i, _ in orch.iter_completed(PROMPTS)))
+        assert results == [0, 1, 2]
+    for call in (lambda: orch.generate(PROMPTS[0]), orch.budget, lambda: orch.feedback("r", 0.5),
+                 lambda: list(orch.iter_completed(PROMPTS))):
+        with pytest.raises(ActorStopped, match=r"the orchestrator has stopped: its `with BlockingOrchestrator"):
+            call()
