@@ -9,11 +9,15 @@ Tags 1-99 belong here; each actor package keeps its own messages in its own rang
 from __future__ import annotations
 
 import enum
+import numbers
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
 from actors.codec import message
+from actors.errors import InvalidRequest
 from actors.money import format_usd
 from actors.validation import validate_request
 
@@ -69,18 +73,46 @@ class ArcTask:
 
     @classmethod
     def from_lists(cls, task_id: str, train: object, test: object = ()) -> ArcTask:
-        """Build from the JSON shape ARC files use: [{"input": [[..]], "output": [[..]]}]."""
-        pairs = tuple(
-            ArcPair(_grid(p["input"]), _grid(p["output"])) for p in train  # type: ignore[index, attr-defined]
-        )
-        tests = tuple(
-            _grid(t["input"] if isinstance(t, dict) else t) for t in test  # type: ignore[attr-defined]
-        )
-        return cls(task_id, pairs, tests)
+        """Build from the JSON shape ARC files use: [{"input": [[..]], "output": [[..]]}] (numpy rows and integer
+        cells will do). A shape that is not that raises InvalidRequest naming the task and the place: a cell
+        of 1.5 was cut to 1, one of "3" read as 3, a pair without its output a bare KeyError."""
+        where = f"ARC task {task_id}"
+        pairs = []
+        for index, pair in enumerate(_items(train, f"{where}: train", "a list of {input, output} pairs")):
+            if not isinstance(pair, Mapping) or "input" not in pair or "output" not in pair:
+                raise InvalidRequest(f"{where}: train[{index}] must be an object with input and output grids")
+            pairs.append(ArcPair(_grid(pair["input"], f"{where}: train[{index}].input"),
+                                 _grid(pair["output"], f"{where}: train[{index}].output")))
+        tests = []
+        for index, item in enumerate(_items(test, f"{where}: test", "a list of test inputs")):
+            if isinstance(item, Mapping):
+                if "input" not in item:
+                    raise InvalidRequest(f"{where}: test[{index}] must be an object with an input grid, or a grid")
+                item = item["input"]
+            tests.append(_grid(item, f"{where}: test[{index}]"))
+        return cls(task_id, tuple(pairs), tuple(tests))
 
 
-def _grid(rows: object) -> Grid:
-    return tuple(tuple(int(v) for v in row) for row in rows)  # type: ignore[attr-defined]
+def _items(value: object, where: str, what: str) -> Iterable[Any]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidRequest(f"{where} must be {what}, got {type(value).__name__}")
+    return value
+
+
+def _grid(rows: object, where: str) -> Grid:
+    grid = []
+    for r, row in enumerate(_items(rows, where, "a list of rows")):
+        cells = tuple(_items(row, f"{where}[{r}]", "a list of cells"))
+        if not all(type(cell) is int for cell in cells):
+            cells = tuple(_cell(cell, f"{where}[{r}][{c}]") for c, cell in enumerate(cells))
+        grid.append(cells)
+    return tuple(grid)
+
+
+def _cell(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidRequest(f"{where} must be a whole number, got {value!r:.20}")
+    return int(value)
 
 
 @message(4)

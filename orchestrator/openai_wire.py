@@ -72,7 +72,12 @@ def requests_from_body(
     if not isinstance(spec, dict):
         raise InvalidRequest(f"x_orchestrator must be an object, got {spec!r:.40}")
     spec = dict(spec)
-    spec["substitute"] = bool(spec.get("substitute", allow_substitute))
+    substitute = spec.get("substitute")
+    if substitute is None:
+        substitute = allow_substitute
+    elif not isinstance(substitute, bool):  # bool("no") is True: a string would ask for the opposite of itself
+        raise InvalidRequest(f"x_orchestrator.substitute must be true or false, got {substitute!r:.40}")
+    spec["substitute"] = substitute
     spec["messages"] = _messages(body.get("messages"))
     for field in ("max_tokens", "temperature", "top_p"):
         if body.get(field) is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from actors.errors import InvalidRequest
-from actors.messages import ArcPair, ArcTask, CachePolicy, ChatMessage, Request
+from actors.messages import ArcTask, CachePolicy, ChatMessage, Request
 
 _SCALARS: dict[str, tuple[type, ...]] = {
     "request_id": (str,),
@@ -102,8 +102,8 @@ def request_from_dict(data: Any, where: str, *, wait_rate_limits: bool = True) -
     if "train" in data:
         try:
             kwargs["task"] = ArcTask.from_lists(str(data.get("task_id", "task")), data["train"], data.get("test", ()))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidRequest(f"{where}: train/test are not ARC grids: {exc!r}") from None
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{where}: {exc}") from None
     if "stop" in data:
         stop = data["stop"]
         if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
@@ -148,13 +148,7 @@ def arc_tasks(count: int | None = None, split: str = "training", dataset: str = 
     section = data["train" if split == "training" else "eval"]
     tasks = []
     for task_id, task in list(section.items())[: count if count is not None else None]:
-        tasks.append(
-            ArcTask(
-                task_id=task_id,
-                train=tuple(ArcPair(_grid(p["input"]), _grid(p["output"])) for p in task["train"]),
-                test=tuple(_grid(t["input"]) for t in task["test"]),
-            )
-        )
+        tasks.append(ArcTask.from_lists(task_id, task["train"], task["test"]))
     return tasks
 
 
@@ -163,10 +157,6 @@ def arc_requests(count: int, split: str = "training") -> list[Request]:
         Request(task=task, request_id=f"arc-{task.task_id}-0", metadata={"task_id": task.task_id})
         for task in arc_tasks(count, split)
     ]
-
-
-def _grid(rows: Any) -> tuple[tuple[int, ...], ...]:
-    return tuple(tuple(int(v) for v in row) for row in rows)
 
 
 _TEXT_OPENINGS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -156,6 +157,29 @@ def test_a_request_may_bring_its_own_score_or_features() -> None:
 def test_malformed_tasks_are_rejected_with_where_and_what(train: list[dict[str, object]], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         validate(ArcTask.from_lists("bad-task", train))
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        ([{"input": [[1.5]], "output": [[1]]}], (), r"train\[0\]\.input\[0\]\[0\] must be a whole number, got 1\.5"),
+        ([{"input": [["3"]], "output": [[1]]}], (), r"train\[0\]\.input\[0\]\[0\] must be a whole number, got '3'"),
+        ([{"input": [[1]]}], (), r"train\[0\] must be an object with input and output grids"),
+        ([{"input": [5], "output": [[1]]}], (), r"train\[0\]\.input\[0\] must be a list of cells, got int"),
+        ("pairs", (), r"train must be a list of \{input, output\} pairs, got str"),
+        ([{"input": [[1]], "output": [[1]]}], [{"output": [[1]]}], r"test\[0\] must be an object with an input grid"),
+    ],
+)
+def test_a_task_from_json_that_is_not_grids_is_refused_naming_the_place(train: object, test: object, message: str) -> None:
+    """A cell of 1.5 was cut to 1 and "3" read as 3 (a different task sent to a provider); a pair without its
+    output ended in a bare KeyError."""
+    with pytest.raises(InvalidRequest, match=r"^ARC task bad-task: " + message):
+        ArcTask.from_lists("bad-task", train, test)
+
+
+def test_a_task_from_numpy_rows_reads_as_whole_numbers() -> None:
+    task = ArcTask.from_lists("np", [{"input": np.array([[1, 2], [3, 4]]), "output": np.array([[0]])}])
+    assert task.train[0].input == ((1, 2), (3, 4)) and all(type(v) is int for row in task.train[0].input for v in row)
 
 
 _CELLS = st.sampled_from([0, 1, 9, 9, 5, 10, -1, True, 1.0, "3"])

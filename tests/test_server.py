@@ -13,6 +13,7 @@ import attrs
 import pytest
 from aiohttp import web
 
+from actors.errors import InvalidRequest
 from orchestrator import Orchestrator, load_config
 from orchestrator.server import InsecureBinding, app_runner, build_app, check_binding
 
@@ -134,6 +135,10 @@ def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as
     assert allowed.substitute is True and allowed.wait_rate_limits is False
     (refused,), _ = requests_from_body({**body, "x_orchestrator": {"substitute": False}}, {"tier_1"}, True)
     assert refused.substitute is False
+    (unsaid,), _ = requests_from_body({**body, "x_orchestrator": {"substitute": None}}, {"tier_1"}, True)
+    assert unsaid.substitute is True, "null says nothing: the server's setting"
+    with pytest.raises(InvalidRequest, match="x_orchestrator.substitute must be true or false, got 'no'"):
+        requests_from_body({**body, "x_orchestrator": {"substitute": "no"}}, {"tier_1"}, False)  # was read as True
     samples, _ = requests_from_body({**body, "model": "m", "n": 3, "seed": 5}, {"tier_1"}, False)
     assert [(r.model, r.sample_index, r.wait_rate_limits) for r in samples] == [("m", 5, False), ("m", 6, False), ("m", 7, False)]
     assert len({r.request_id for r in samples}) == 3

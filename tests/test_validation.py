@@ -73,6 +73,7 @@ def test_an_oversized_prompt_is_refused_before_routing() -> None:
         ({"prompt": "hi", "max_tokens": 1.5}, "max_tokens must be an integer, got 1.5"),
         ({"prompt": "hi", "tier": 3}, "tier must be a string, got 3"),
         ({"prompt": "hi", "substitute": "yes"}, "substitute must be true or false, got 'yes'"),
+        ({"train": [{"input": [[1.5]], "output": [[1]]}]}, "workload.jsonl:3: ARC task task: train[0].input[0][0] must be a whole"),
     ],
 )
 def test_jsonl_lines_are_refused_with_file_and_line(line: dict[str, object], says: str) -> None:
