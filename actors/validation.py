@@ -93,6 +93,8 @@ MAX_PROMPT_BYTES = 8 * 1024 * 1024
 MAX_STOP_SEQUENCES = 16
 MAX_REQUEST_ID = 256
 MAX_DEADLINE_S = 86_400.0
+MAX_METADATA_BYTES = 64 * 1024
+"""Labels (a task id, a purpose, a generation), not payload: a request's metadata is in every record of it."""
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
@@ -121,9 +123,12 @@ def validate_request(request: CheckedRequest) -> None:
     for index, stop in enumerate(request.stop):
         _utf8(where, f"stop[{index}]", stop)
     _strings(where, "metadata", request.metadata)
+    size = 0
     for key, value in request.metadata.items():
-        _utf8(where, "metadata key", key)
-        _utf8(where, f"metadata[{key!r}]", value)
+        size += len(_utf8(where, "metadata key", key)) + len(_utf8(where, f"metadata[{key!r}]", value))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"{where}: metadata is {size:,} bytes of keys and values; at most {MAX_METADATA_BYTES:,} "
+                             f"(it is written with every telemetry record of the request)")
     generation = request.metadata.get("generation")
     if generation is not None and not (generation.isascii() and generation.isdigit() and len(generation) <= 9):
         raise InvalidRequest(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from actors.catalog import CODEC
 from actors.errors import InvalidRequest
 from actors.messages import ArcPair, ArcTask, ChatMessage, Request
-from actors.validation import MAX_PROMPT_BYTES, MAX_TOKENS, validate_feedback
+from actors.validation import MAX_METADATA_BYTES, MAX_PROMPT_BYTES, MAX_TOKENS, validate_feedback
 from orchestrator.workload import request_from_dict
 from tests.strategies import for_hint
 
@@ -55,6 +55,14 @@ def test_the_api_refuses_out_of_range_fields_naming_them(field: str, value: obje
         Request(**{"messages": PROMPT, field: value})  # type: ignore[arg-type]
     assert says in str(caught.value)
     assert isinstance(caught.value, ValueError), "callers can catch it as the builtin they know"
+
+
+def test_metadata_is_bounded_as_labels_not_payload() -> None:
+    """10,000 keys of 100 characters (1 MB) were accepted over HTTP and written with each of the request's records."""
+    at_limit = {"k": "v" * (MAX_METADATA_BYTES - 1)}
+    assert Request.prompt("hi", metadata=at_limit).metadata == at_limit
+    with pytest.raises(InvalidRequest, match=f"metadata is 65,537 bytes of keys and values; at most {MAX_METADATA_BYTES:,}"):
+        Request.prompt("hi", metadata={"k": "v" * MAX_METADATA_BYTES})
 
 
 def test_an_oversized_prompt_is_refused_before_routing() -> None:
