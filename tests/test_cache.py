@@ -18,8 +18,9 @@ from actors.cache.actor import CacheActor
 from actors.cache.client import CacheClient
 from actors.cache.key import CacheKeys
 from actors.cache.messages import CachePut, CacheStatsQuery
+from actors.cache.probe import KeyProbe
 from actors.cache.settings import CacheSettings
-from actors.cache.store import CacheStore, clear, verify
+from actors.cache.store import CacheStore, clear, read_stats, verify
 from actors.catalog import CODEC
 from actors.messages import ChatMessage
 from actors.runtime.supervisor import Supervisor
@@ -171,6 +172,33 @@ def test_a_corrupt_file_degrades_to_misses_with_one_warning_and_clear_fixes_it(
     put(fresh, key())
     assert fresh.get(key()) is not None and verify(str(path))[0] is True
     fresh.close()
+
+
+def _files(directory: Path, skip: str = "-shm") -> dict[str, tuple[int, int, bytes]]:
+    return {f.name: (f.stat().st_size, f.stat().st_mtime_ns, f.read_bytes())
+            for f in sorted(directory.iterdir()) if not f.name.endswith(skip)}
+
+
+def test_looking_at_a_cache_writes_nothing(tmp_path: Path) -> None:
+    """`cache stats` and `cache verify` checkpointed the WAL into the database and deleted it (and `stats` on a new
+    state directory created the cache's): read-only commands must leave the state as they found it."""
+    path = tmp_path / "cache" / "c.sqlite3"
+    assert read_stats(str(path)) == (0, 0, False) and not path.parent.exists()
+    store = CacheStore(CacheSettings(path=str(path)))
+    for sample in range(3):
+        put(store, key(sample))
+    live = _files(path.parent)
+    assert live["c.sqlite3-wal"][0] > 0, "a running (or killed) orchestrator's entries are in the WAL"
+    assert read_stats(str(path))[:2] == (3, store.stats().bytes) and verify(str(path))[1] == "integrity ok, 3 entries"
+    assert _files(path.parent) == live, "the database and its WAL untouched (SQLite's -shm index records the read)"
+    probe = KeyProbe.open(str(path))  # as in a run: the client's read-only probe closes after the store
+    assert probe is not None
+    store.close()
+    probe.close()
+    stopped = _files(path.parent, skip="never")
+    assert stopped.get("c.sqlite3-wal", (0,))[0] == 0, "a stopped orchestrator's WAL is folded into the database"
+    assert read_stats(str(path))[0] == 3 and verify(str(path))[0]
+    assert _files(path.parent, skip="never") == stopped, "not a byte, not a timestamp"
 
 
 def test_cache_files_are_owner_only(tmp_path: Path) -> None:

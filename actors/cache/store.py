@@ -14,6 +14,8 @@ thread at a time.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import sqlite3
@@ -130,7 +132,11 @@ class CacheStore:
         self._db = None
 
     def close(self) -> None:
+        """Fold the WAL into the database first: a stopped orchestrator leaves one file that read-only commands
+        can read without SQLite creating or checkpointing anything (`read_only`)."""
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
 
@@ -310,8 +316,40 @@ class CacheStore:
         return CacheStats(c.hits, c.similar_hits, c.misses, self._entries, self._bytes, c.saved_nd, c.evictions, self.degraded)
 
 
+def read_only(path: str) -> sqlite3.Connection:
+    """A connection to the cache file that writes nothing, for commands that only look.
+
+    Opening a WAL database even with `mode=ro` creates its -wal and -shm files, and a
+    read-write connection's close checkpoints the WAL into the database and deletes it.
+    With no WAL content (the file a stopped orchestrator leaves) the file is opened
+    immutable: SQLite reads it alone and creates nothing. With WAL content (an
+    orchestrator running, or one that was killed) it is opened read-only: the database
+    and the WAL are left as they are, and SQLite marks the read in its -shm index, as
+    every reader of a WAL database must.
+    """
+    wal = Path(path + "-wal")
+    flags = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?{flags}", uri=True, timeout=5.0)
+
+
+def read_stats(path: str) -> tuple[int, int, bool]:
+    """(entries, bytes, degraded) of the cache file, read without writing: a missing file is an empty cache, one
+    SQLite cannot read a degraded one."""
+    if not Path(path).exists():
+        return 0, 0, False
+    try:
+        db = read_only(path)
+        try:
+            count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0, 0, True
+    return count, size, False
+
+
 def verify(path: str) -> tuple[bool, str, bool]:
-    """Check a cache file: (healthy, what SQLite says, damaged).
+    """Check a cache file, writing nothing (`read_only`): (healthy, what SQLite says, damaged).
 
     A file that cannot be opened for lack of permission is not damaged: clearing it
     would delete a healthy cache, so `damaged` is False and the detail says why.
@@ -321,7 +359,7 @@ def verify(path: str) -> tuple[bool, str, bool]:
     if not os.access(path, os.R_OK) or not os.access(Path(path).parent, os.W_OK | os.X_OK):
         return False, "cannot open it: the file or its directory is not accessible to this user (not damage)", False
     try:
-        db = sqlite3.connect(path, timeout=5.0)
+        db = read_only(path)
         try:
             result = db.execute("PRAGMA integrity_check").fetchone()[0]
             count = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]

@@ -2,7 +2,8 @@
 
 A corrupt or unreadable cache never fails a request (it degrades to misses with one
 warning); `verify` says what is wrong and `clear` deletes the files so the next run
-starts a fresh cache.
+starts a fresh cache. `stats` and `verify` only read: they create, checkpoint or
+delete nothing in the state directory (`actors.cache.store.read_only`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from actors.cache.store import CacheStore, clear, verify
+from actors.cache.store import clear, read_stats, verify
 from orchestrator.config import default_config_path, load_config
 from orchestrator.tables import render_table
 
@@ -50,17 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(orjson.dumps({"removed": removed, "path": settings.path}).decode() if args.json
               else f"removed {removed} cache file(s) at {settings.path}")
         return 0
-    store = CacheStore(settings)
-    try:
-        stats = store.stats()
-    finally:
-        store.close()
+    entries, size, degraded = read_stats(settings.path)
     if args.json:
-        print(orjson.dumps({"entries": stats.entries, "bytes": stats.bytes, "degraded": stats.degraded,
-                            "path": settings.path}).decode())
+        print(orjson.dumps({"entries": entries, "bytes": size, "degraded": degraded, "path": settings.path}).decode())
     else:
         print(render_table(
             ("", "value"),
-            [("entries", stats.entries), ("bytes", stats.bytes), ("degraded", stats.degraded), ("path", settings.path)],
+            [("entries", entries), ("bytes", size), ("degraded", degraded), ("path", settings.path)],
         ))
-    return 1 if stats.degraded else 0
+    return 1 if degraded else 0
