@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import struct
 from pathlib import Path
 
@@ -27,8 +29,10 @@ from actors.telemetry.events import (
     ReservationDecided,
     ResultRecorded,
     RoutingDecided,
+    TelemetryShed,
     expand,
 )
+from actors.telemetry import log as log_module
 from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
 from actors.telemetry.summary import results, summarize
@@ -80,6 +84,72 @@ def test_a_corrupt_record_in_the_middle_is_reported_and_the_rest_still_read(tmp_
     events = list(reader.events())
     assert 290 <= len(events) < 300
     assert any("corrupt record" in p.what and p.segment == middle.name for p in reader.problems)
+
+
+class _DiskFills:
+    """os.write as the log module calls it, on a disk that fills: `room` more bytes fit, then ENOSPC."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.real = os.write
+
+    def __call__(self, fd: int, data: bytes | memoryview) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = self.real(fd, bytes(data[: self.room]))
+        self.room -= written
+        return written
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_torn_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half a frame stayed in the file, and every record written after it (once space returned) was read as part
+    of it: lost, with a "corrupt record" problem."""
+    writer = SegmentWriter(tmp_path, 1 << 20, "fp")
+    writer.write(frame(CODEC.encode(feedback(0))), 1)
+    monkeypatch.setattr(log_module.os, "write", _DiskFills(room=10))
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(frame(CODEC.encode(feedback(1))) + frame(CODEC.encode(feedback(2))), 2)
+    monkeypatch.undo()
+    for i in (3, 4):
+        writer.write(frame(CODEC.encode(feedback(i))), 1)
+    writer.close()
+    reader = LogReader(tmp_path)
+    assert list(reader.events()) == [feedback(0), feedback(3), feedback(4)] and not reader.problems
+    assert writer.written == 3
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_drops_and_counts_and_the_collector_writes_on_after(
+    anyio_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The collector crashed with a traceback at every flush while the disk was full; now one line, a count, and the
+    count in the log once it writes again."""
+    supervisor = Supervisor(CODEC)
+    client = TelemetryClient(supervisor.add("telemetry", lambda: TelemetryCollector(TelemetrySettings(dir=str(tmp_path)))))
+    async with anyio.create_task_group() as tg:
+        await tg.start(supervisor.run)
+        client.emit(feedback(0))
+        await client.flush()
+        with caplog.at_level(logging.WARNING):
+            monkeypatch.setattr(log_module.os, "write", _DiskFills(room=0))
+            for batch in ((1, 2), (3,)):
+                for i in batch:
+                    client.emit(feedback(i))
+                await client.flush()
+            monkeypatch.undo()
+            client.emit(feedback(4))
+            await client.flush()
+        health = supervisor.health()["telemetry"]
+        supervisor.stop()
+    events = list(LogReader(tmp_path).events())
+    assert events[:1] == [feedback(0)] and events[-1] == feedback(4)
+    assert [e.count for e in events if isinstance(e, TelemetryShed)] == [3]
+    assert health["restarts"] == 0 and summarize(tmp_path).shed == 3
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("actors.")]
+    assert lines == [f"telemetry: cannot write to {tmp_path} (No space left on device); events are dropped and "
+                     "counted until it can",
+                     f"telemetry: writing to {tmp_path} again; 3 events could not be written meanwhile (recorded as "
+                     "TelemetryShed)"]
 
 
 @pytest.mark.anyio

@@ -59,16 +59,33 @@ class SegmentWriter:
         started = time.time()
         self._count += 1
         path = self.dir / f"segment-{int(started * 1e6):020d}-{self._count:06d}.log"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        self._fd = None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         header = FILE_HEADER + frame(CODEC.encode(SegmentHeader(SCHEMA, self.fingerprint, started, self._count)))
-        os.write(self._fd, header)
+        try:
+            _write_all(fd, header)
+        except OSError:  # a segment without its header would be reported as damage: none rather than that
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd = fd
         self._size = len(header)
 
     def write(self, framed: bytes, records: int) -> None:
+        """Append whole frames or none: a write that fails part-way (a full disk) is cut back off, so the records
+        written once space returns are not read as the tail of a torn one (the reader would lose them all)."""
         if self._fd is None or self._size >= self.segment_bytes:
             self._open_segment()
         assert self._fd is not None
-        os.write(self._fd, framed)
+        try:
+            _write_all(self._fd, framed)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:  # the cut failed too: the next record starts a segment, this one ends torn
+                os.close(self._fd)
+                self._fd = None
+            raise
         self._size += len(framed)
         self.written += records
 
@@ -77,6 +94,13 @@ class SegmentWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (it may write fewer, near a full disk), or its OSError."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 @attrs.frozen
