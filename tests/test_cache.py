@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -199,6 +200,16 @@ def test_looking_at_a_cache_writes_nothing(tmp_path: Path) -> None:
     assert stopped.get("c.sqlite3-wal", (0,))[0] == 0, "a stopped orchestrator's WAL is folded into the database"
     assert read_stats(str(path))[0] == 3 and verify(str(path))[0]
     assert _files(path.parent, skip="never") == stopped, "not a byte, not a timestamp"
+
+
+def test_a_full_disk_is_named_as_such_not_as_damage_to_repair(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SQLite's "database or disk is full" was reported as an unusable cache to verify or clear (a healthy one)."""
+    store = CacheStore(CacheSettings(path=str(tmp_path / "c.sqlite3")))
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+    with caplog.at_level(logging.WARNING):
+        store._degrade(full)
+    assert store.degraded and "the disk holding it is full" in caplog.text and "cache clear" not in caplog.text
 
 
 def test_cache_files_are_owner_only(tmp_path: Path) -> None:

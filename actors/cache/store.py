@@ -15,6 +15,7 @@ thread at a time.
 from __future__ import annotations
 
 import contextlib
+import errno
 
 import logging
 import os
@@ -117,7 +118,10 @@ class CacheStore:
                     os.chmod(candidate, _FILE_MODE)
 
     def _degrade(self, exc: BaseException) -> None:
-        if not self.degraded:
+        if not self.degraded and _disk_full(exc):
+            log.warning("response cache %s: the disk holding it is full (%s); serving without a cache until the "
+                        "orchestrator restarts. Nothing to repair: free space.", self.settings.path, exc)
+        elif not self.degraded:
             log.warning(
                 "response cache %s is unusable (%s: %s); serving without a cache. "
                 "Run `orchestrator cache verify` or `orchestrator cache clear` to repair it.",
@@ -314,6 +318,12 @@ class CacheStore:
     def stats(self) -> CacheStats:
         c = self.counters
         return CacheStats(c.hits, c.similar_hits, c.misses, self._entries, self._bytes, c.saved_nd, c.evictions, self.degraded)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL, or the OS's ENOSPC: a cache that cannot grow, not a damaged one."""
+    return (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC))
 
 
 def read_only(path: str) -> sqlite3.Connection:
