@@ -15,7 +15,9 @@ machine), so a burst of requests does not hammer a provider that asked for a pau
 
 A call waits for a concurrency slot and the rate limits, then `Inbox.begin` decides
 whether to send it: a caller that gave up meanwhile has abandoned it, and it is
-dropped unsent (its reservation was released). Every failure detail is scrubbed of
+dropped unsent (its reservation was released). A call that never reached the provider
+(dropped so, or its connection refused) gives its request and tokens back to the
+rate limits: the provider never counted them. Every failure detail is scrubbed of
 the key and of credential-shaped text before it leaves the actor.
 """
 
@@ -162,10 +164,13 @@ class ProviderActor(Actor):
         try:
             await self._pace(call.budget_tokens)
             if not self.inbox.begin(corr):
+                self._limiter.refund(call.budget_tokens, self._clock())
                 return
             started = self._clock()
             reply = await self._call(call)
             finished = self._clock()
+            if not reply.sent:
+                self._limiter.refund(call.budget_tokens, finished)
             reply = ProviderReply(
                 reply.failure,
                 reply.text,

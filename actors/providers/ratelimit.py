@@ -49,7 +49,9 @@ class RateLimiter:
         return 0.0
 
     def refund(self, tokens: int, now: float) -> None:
-        """Give back tokens reserved for output that was never produced."""
-        if self._tokens is not None and tokens > 0:
-            self._tokens.refill(now)
-            self._tokens.level = min(self._tokens.capacity, self._tokens.level + tokens)
+        """Give back what `wait_for` took for a call that never reached the provider (its caller gave up while it
+        waited, or the connection failed): the request and its tokens, which the provider never counted."""
+        for bucket, amount in ((self._requests, 1.0), (self._tokens, float(tokens))):
+            if bucket is not None and amount > 0:
+                bucket.refill(now)
+                bucket.level = min(bucket.capacity, bucket.level + min(amount, bucket.capacity))
