@@ -18,6 +18,7 @@ from actors.ledger.journal import FileStorage
 from actors.messages import ArcTask, Attempt, Request
 from actors.money import token_cost_nd
 from actors.runtime.supervisor import Supervisor
+from actors.telemetry import log as log_module
 from actors.telemetry.audit import audit
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.collector import TelemetryCollector
@@ -32,7 +33,6 @@ from actors.telemetry.events import (
     TelemetryShed,
     expand,
 )
-from actors.telemetry import log as log_module
 from actors.telemetry.log import FRAME, LogReader, SegmentWriter, frame
 from actors.telemetry.settings import TelemetrySettings
 from actors.telemetry.summary import results, summarize

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-
 import logging
 import os
 import sqlite3

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import attrs
 
-PURPOSES = ("seeding", "mutation", "escalation")
 NO_GENERATION = -1
 
 

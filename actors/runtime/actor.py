@@ -476,5 +476,3 @@ class Inbox:
 def _identity(payload: bytes) -> bytes:
     return payload
 
-
-ActorFactory = Callable[[], Actor]

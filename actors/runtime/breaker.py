@@ -98,7 +98,6 @@ class CircuitBreaker:
         self.generation = 0
         self.open_until = 0.0
         self.restart_at = 0.0
-        self.disabled_reason = ""
         self._restarts: deque[float] = deque()
         self._consecutive_crashes = 0
         self._cooldown = settings.cooldown_s
@@ -196,7 +195,6 @@ class CircuitBreaker:
 
     def disable(self, now: float, reason: str) -> None:
         """Take the provider out until its configuration changes (AUTH failures)."""
-        self.disabled_reason = reason
         self._move(CircuitState.DISABLED, now, reason)
 
     # -- the supervisor's side ---------------------------------------------------

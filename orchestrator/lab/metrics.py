@@ -96,7 +96,6 @@ class MultiTier:
     pgr: np.ndarray
     quality: np.ndarray
     cost: np.ndarray
-    cheapest_quality: float
     strongest_quality: float
 
     @property
@@ -127,7 +126,7 @@ def multi_tier(assignments: list[np.ndarray], scores: np.ndarray, costs: np.ndar
         raise ValueError("the cheapest and strongest models have the same mean score: there is no gap to recover")
     order = np.lexsort((-quality, spent))
     share = (spent[order] - c0) / (c1 - c0) if c1 > c0 else np.linspace(0, 1, len(order))
-    return MultiTier(share, (quality[order] - q0) / (q1 - q0), quality[order], spent[order] / c1 if c1 > 0 else share, float(q0), float(q1))
+    return MultiTier(share, (quality[order] - q0) / (q1 - q0), quality[order], spent[order] / c1 if c1 > 0 else share, float(q1))
 
 
 def sweep_predictions(predicted: np.ndarray, costs: np.ndarray) -> list[np.ndarray]:

@@ -86,9 +86,6 @@ class OutcomeTable:
         ranks = np.arange(len(self.models), dtype=float) / max(1, len(self.models) - 1)
         return np.broadcast_to(ranks, self.scores.shape).copy()
 
-    def mean_scores(self) -> np.ndarray:
-        return np.nanmean(self.scores, axis=0)
-
     def complete(self) -> OutcomeTable:
         """The rows where every model was observed: what a replay can score."""
         return self.rows(np.flatnonzero(~np.isnan(self.scores).any(axis=1)))
