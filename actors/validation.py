@@ -93,6 +93,7 @@ MAX_PROMPT_BYTES = 8 * 1024 * 1024
 MAX_STOP_SEQUENCES = 16
 MAX_REQUEST_ID = 256
 MAX_DEADLINE_S = 86_400.0
+MAX_FEATURES = 256
 MAX_METADATA_BYTES = 64 * 1024
 """Labels (a task id, a purpose, a generation), not payload: a request's metadata is in every record of it."""
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -140,6 +141,9 @@ def validate_request(request: CheckedRequest) -> None:
             isinstance(k, str) and _finite(v) for k, v in request.features.items()
         ):
             raise InvalidRequest(f"{where}: features must map names to finite numbers")
+        if len(request.features) > MAX_FEATURES:
+            raise InvalidRequest(f"{where}: {len(request.features):,} features; at most {MAX_FEATURES} (an estimator's "
+                                 f"inputs, written with the request's records)")
         for name in request.features:
             _utf8(where, "features key", name)
     size = 0

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from actors.catalog import CODEC
 from actors.errors import InvalidRequest
 from actors.messages import ArcPair, ArcTask, ChatMessage, Request
-from actors.validation import MAX_METADATA_BYTES, MAX_PROMPT_BYTES, MAX_TOKENS, validate_feedback
+from actors.validation import MAX_FEATURES, MAX_METADATA_BYTES, MAX_PROMPT_BYTES, MAX_TOKENS, validate_feedback
 from orchestrator.workload import request_from_dict
 from tests.strategies import for_hint
 
@@ -55,6 +55,12 @@ def test_the_api_refuses_out_of_range_fields_naming_them(field: str, value: obje
         Request(**{"messages": PROMPT, field: value})  # type: ignore[arg-type]
     assert says in str(caught.value)
     assert isinstance(caught.value, ValueError), "callers can catch it as the builtin they know"
+
+
+def test_caller_features_are_bounded() -> None:
+    assert len(Request.prompt("hi", features={f"f{i}": 0.5 for i in range(MAX_FEATURES)}).features or {}) == MAX_FEATURES
+    with pytest.raises(InvalidRequest, match=f"257 features; at most {MAX_FEATURES}"):
+        Request.prompt("hi", features={f"f{i}": 0.5 for i in range(MAX_FEATURES + 1)})
 
 
 def test_metadata_is_bounded_as_labels_not_payload() -> None:
