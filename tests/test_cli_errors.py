@@ -351,3 +351,32 @@ def test_run_goes_on_without_an_optional_tier_and_says_so(
     code, err = cli(capsys, "run", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--tasks", "3", "--json")
     assert code == 0, err
     assert "warning: tier_1 (Qwen2.5-Coder) left out (optional): ACME_KEY is not set" in err
+
+
+def test_an_output_that_would_replace_its_own_input_is_refused_and_the_input_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`calibrate --config mine.yaml --out mine.yaml` left a config extending itself in place of the user's;
+    `routing subset --data t.csv --out t.csv` left one fold of the table in its place."""
+    base = tmp_path / "base.yaml"
+    base.write_text(f"extends: {CONFIG}\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: base.yaml\n")
+    table = tmp_path / "t.csv"
+    table.write_text("prompt,a,b\n" + "".join(f"p{i},{i % 2},1\n" for i in range(12)))
+    before = mine.read_bytes(), base.read_bytes(), table.read_bytes()
+    cases = [
+        (("calibrate", "--config", str(mine), "--tasks", "5", "--mix", "60,25,10,5", "--out", str(mine)),
+         f"--out {mine} is {mine}, which the calibrated config would extend"),
+        (("calibrate", "--config", str(mine), "--tasks", "5", "--mix", "60,25,10,5", "--out", str(base)),
+         f"--out {base} is {base}, which the calibrated config would extend"),
+        (("routing", "subset", "--data", str(table), "--fold", "0/2", "--out", str(tmp_path / "." / "t.csv")),
+         "routing subset: --out"),
+        (("routing", "requests", "--data", str(table), "--out", str(table)), "is the table --data reads"),
+        (("routing", "fit", "--data", str(table), "--out", str(table)), "routing fit: --out"),
+        (("routing", "eval", "--data", str(table), "--folds", "2", "--plot", str(table)), "routing eval: --plot"),
+    ]
+    for argv, says in cases:
+        code, err = cli(capsys, *argv)
+        assert code == 2 and says in err, (argv, err)
+    assert (mine.read_bytes(), base.read_bytes(), table.read_bytes()) == before

@@ -31,8 +31,9 @@ from actors.messages import Request
 from actors.policy.calibration import as_yaml, calibrate
 from actors.policy.estimators import ValuePolicy, build_estimator
 from actors.policy.value import TierPrice, lambda_for_cost, prices_by_level
-from orchestrator.cli.options import float_range, int_range
+from orchestrator.cli.options import float_range, int_range, written_over
 from orchestrator.config import Config, default_config_path, load_config, resolve_config_path
+from orchestrator.configdoc import extends_chain
 from orchestrator.files import write_private
 from orchestrator.lab.metrics import LAMBDAS
 from orchestrator.tables import render_table
@@ -60,6 +61,10 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config_path = resolve_config_path(args.config) if args.config else default_config_path()
+    if args.out is not None and (replaced := written_over(args.out, extends_chain(Path(config_path)))) is not None:
+        print(f"orchestrator calibrate: --out {args.out} is {replaced}, which the calibrated config would extend; "
+              "write it to another file", file=sys.stderr)
+        return 2
     config = load_config(config_path)
     prices = prices_by_level(config.engine.router, {p.name: p for p in config.engine.providers})
     if args.cost_share is not None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 
 def int_range(low: int, high: int) -> Callable[[str], int]:
@@ -63,3 +65,19 @@ def bind_error(exc: OSError, host: str, port: int) -> OSError:
 
 EXIT_INTERRUPTED = 130
 """A command stopped by SIGINT or SIGTERM before its work was done (its partial results are printed)."""
+
+
+def written_over(out: Path, inputs: Iterable[Path]) -> Path | None:
+    """The input that writing `out` would replace (the same file by any path to it), or None.
+
+    `calibrate --config mine.yaml --out mine.yaml` replaced the configuration with a file
+    extending itself, and `routing subset --data t.csv --out t.csv` the table with one of
+    its folds: the input was gone and the output unusable.
+    """
+    for source in inputs:
+        try:
+            if os.path.samefile(out, source):
+                return source
+        except OSError:  # either does not exist yet: nothing to replace
+            continue
+    return None

@@ -30,7 +30,7 @@ import orjson
 
 from actors.policy import learned
 from actors.policy.value import lambda_for_cost, lambda_for_quality
-from orchestrator.cli.options import float_range, int_range
+from orchestrator.cli.options import float_range, int_range, written_over
 from orchestrator.files import write_private
 from orchestrator.lab.evaluation import ROUTERS, Evaluation, SplitSpread, cross_validated, fold_of, repeated
 from orchestrator.lab.history import table_from_telemetry
@@ -128,11 +128,25 @@ def _load(path: Path, models: str | None) -> OutcomeTable:
     return table.select([m.strip() for m in models.split(",")]) if models else table
 
 
+def _writes_over_its_table(args: argparse.Namespace, command: str) -> bool:
+    """Whether --out or --plot names the table --data reads (said on stderr): it would be gone, replaced."""
+    data = getattr(args, "data", None)
+    for option in ("out", "plot"):
+        out = getattr(args, option, None)
+        if data is not None and out is not None and written_over(out, [data]) is not None:
+            print(f"orchestrator routing {command}: --{option} {out} is the table --data reads; write it to another file",
+                  file=sys.stderr)
+            return True
+    return False
+
+
 def _pct(value: float | None) -> str:
     return "never" if value is None else f"{100 * value:.1f}%"
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if _writes_over_its_table(args, "eval"):
+        return 2
     table = _load(args.data, args.models)
     started = time.perf_counter()
     try:
@@ -276,6 +290,8 @@ def as_json(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    if _writes_over_its_table(args, "fit"):
+        return 2
     if args.telemetry is not None:
         table, problems = table_from_telemetry(args.telemetry, args.success_at)
         for problem in problems:
@@ -319,6 +335,8 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_subset(args: argparse.Namespace) -> int:
+    if _writes_over_its_table(args, "subset"):
+        return 2
     table = read_table(args.data)
     part = table.rows(np.flatnonzero(_in_fold(table, args.fold)))
     write_private(args.out, table_to_jsonl(part))
@@ -327,6 +345,8 @@ def run_subset(args: argparse.Namespace) -> int:
 
 
 def run_requests(args: argparse.Namespace) -> int:
+    if _writes_over_its_table(args, "requests"):
+        return 2
     table = read_table(args.data)
     lines = [orjson.dumps({"prompt": p, "request_id": f"row-{i}"}).decode() for i, p in enumerate(table.prompts)]
     write_private(args.out, "\n".join(lines) + "\n")
