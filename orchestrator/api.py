@@ -103,6 +103,8 @@ class Orchestrator:
                 state_dir=state_dir,
             )
         env = os.environ if environ is None else environ
+        if config.state_dir.exists() and not config.state_dir.is_dir():
+            raise ConfigError(f"state directory {config.state_dir} is a file, not a directory (state_dir, --state-dir)")
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         http_loop = http_loop_for_current_backend()
         with contextlib.ExitStack() as resources:

@@ -73,6 +73,8 @@ def test_bad_files_and_paths_are_one_line_and_exit_2(tmp_path: Path, capsys: pyt
         (("report", "--config", CONFIG, "--telemetry", str(empty_log), "--out", "/nonexistent/dir/r.html"),
          "/nonexistent/dir/r.html"),
         (("serve", "--config", CONFIG, "--host", "0.0.0.0"), "without a bearer token"),
+        (("run", "--config", CONFIG, "--state-dir", str(latin), "--tasks", "1"),
+         f"state directory {latin} is a file, not a directory"),
     ]
     for argv, says in cases:
         code, err = cli(capsys, *argv)
