@@ -18,6 +18,7 @@ move to a cheaper tier (or be refused without it).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -51,14 +52,16 @@ class Routed:
     prompt_tokens: int
     max_tokens: int
     worst_nd: int
+    count: int = 1
+    """How many requests alike this one stands for (a GA plan's samples of one generation)."""
 
     @classmethod
     def of(cls, engine: EngineSettings, request: Request, messages: tuple[ChatMessage, ...], tier: str,
-           provider: str, worst_nd: int) -> Routed:
+           provider: str, worst_nd: int, count: int = 1) -> Routed:
         """`worst_nd` is the router's own: what the ledger would reserve for this first try."""
         settings = next(p for p in engine.providers if p.name == provider)
         max_tokens = request.max_tokens or engine.router.tier_named[tier].max_tokens
-        return cls(request.kind, tier, settings, prompt_token_estimate(messages), max_tokens, worst_nd)
+        return cls(request.kind, tier, settings, prompt_token_estimate(messages), max_tokens, worst_nd, count)
 
 
 @attrs.frozen
@@ -155,12 +158,14 @@ class TokenHistory:
         return expected_input, min(max_tokens, -(-seen.output_tokens // seen.answers)), True
 
 
-def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[Routed]:
-    """Each request through the router's estimator and selection, every provider taken as available."""
+def route_offline(engine: EngineSettings, requests: Iterable[Request],
+                  counts: Iterable[int] | None = None) -> list[Routed]:
+    """Each request through the router's estimator and selection, every provider taken as available;
+    `counts`, when given, says how many requests alike each one stands for."""
     providers = {p.name: p for p in engine.providers}
     estimator = build_estimator(engine.router.estimator, prices_by_level(engine.router, providers))
     routed = []
-    for request in requests:
+    for request, count in zip(requests, itertools.repeat(1) if counts is None else counts):
         messages = request_messages(request)
         context = RoutingContext(
             available=frozenset(providers), remaining_share=1.0, providers=providers,
@@ -169,7 +174,7 @@ def route_offline(engine: EngineSettings, requests: Iterable[Request]) -> list[R
         )
         selection = select(estimator.estimate(request), request, engine.router, context)
         routed.append(Routed.of(engine, request, messages, selection.tier, selection.provider,
-                                selection.estimated_cost_nd))
+                                selection.estimated_cost_nd, count))
     return routed
 
 
@@ -180,14 +185,23 @@ def forecast(routed: Iterable[Routed], history: TokenHistory, *, limit_nd: int, 
         prompt, output, known = history.tokens(one.provider.model, one.kind, one.prompt_tokens, one.max_tokens)
         expected = (token_cost_nd(prompt, one.provider.input_price_nd_per_mtok)
                     + token_cost_nd(output, one.provider.output_price_nd_per_mtok))
-        expected_total += expected
-        worst_total += one.worst_nd
-        count += 1
-        moved += expected_total > remaining_nd
+        moved += _past(remaining_nd - expected_total, expected, one.count)
+        expected_total += expected * one.count
+        worst_total += one.worst_nd * one.count
+        count += one.count
         row = per_tier.setdefault(one.tier, [0, 0, 0, 0])
-        row[0] += 1
-        row[1] += expected
-        row[2] += one.worst_nd
-        row[3] += known
+        row[0] += one.count
+        row[1] += expected * one.count
+        row[2] += one.worst_nd * one.count
+        row[3] += known * one.count
     tiers = tuple(TierForecast(tier, *row) for tier, row in sorted(per_tier.items()))
     return Forecast(tiers, expected_total, worst_total, limit_nd, remaining_nd, moved / count if count else 0.0)
+
+
+def _past(room: int, each: int, count: int) -> int:
+    """Of `count` requests of `each` expected nanodollars taken in order with `room` left, how many find the
+    expected spending past the remaining budget (the j-th does when j * each > room)."""
+    if each <= 0:
+        return count if room < 0 else 0
+    within = room // each if room >= 0 else -1
+    return count - min(max(within, 0), count)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from actors.messages import Request
 from actors.providers.settings import ProviderSettings
 from orchestrator import Orchestrator
+from orchestrator.cli.forecast import PLAN_PARENT, ga_plan
 from orchestrator.cli.main import main
-from orchestrator.forecast import Routed, TokenHistory, forecast
-from orchestrator.workload import arc_requests
+from orchestrator.config import load_config
+from orchestrator.evolution import EvolutionSettings, mutation_requests, seed_requests
+from orchestrator.forecast import Routed, Seen, TokenHistory, forecast, route_offline
+from orchestrator.workload import arc_requests, arc_tasks
 
 CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "simulated.yaml")
 CHEAP = ProviderSettings(name="cheap", protocol="openai", base_url="http://x.invalid/v1", model="c",
@@ -82,3 +89,48 @@ def test_a_model_never_seen_on_a_kind_borrows_what_other_models_used_on_it() -> 
     assert history.tokens("strong", "arc", 600, 4_000) == (300, 100, True), "the kind's answers, not the 2,000-token prior"
     assert history.tokens("strong", "arc", 600, 50) == (300, 50, True), "capped by max_tokens"
     assert history.tokens("strong", "text", 600, 4_000) == (600, 2_000, False), "no model answered this kind: the prior"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([CHEAP, DEAR]), st.integers(0, 3000), st.integers(1, 9)), max_size=12),
+       st.integers(0, 200_000))
+def test_a_routed_request_with_a_count_forecasts_as_that_many_copies(
+    groups: list[tuple[ProviderSettings, int, int]], remaining: int
+) -> None:
+    """Every figure, the downgrade share's order included, is what the copies one by one would give."""
+    history = TokenHistory({("c", "text"): Seen(answers=4, output_tokens=800, input_tokens=900, input_estimate=1000)})
+    grouped = [Routed("text", provider.name, provider, prompt, 1000, 7_000, count) for provider, prompt, count in groups]
+    copies = [attrs.evolve(one, count=1) for one in grouped for _ in range(one.count)]
+    made = [forecast(routed, history, limit_nd=10**9, remaining_nd=remaining) for routed in (grouped, copies)]
+    assert attrs.evolve(made[0], made_at=0.0) == attrs.evolve(made[1], made_at=0.0)
+    spent, past = 0, 0
+    for one in copies:  # the share by its definition: requests that find the expected spending past the budget
+        spent += forecast([one], history, limit_nd=10**9, remaining_nd=10**9).expected_nd
+        past += spent > remaining
+    assert made[0].downgrade_share == (past / len(copies) if copies else 0.0)
+
+
+def test_a_ga_plan_is_routed_by_kind_and_forecasts_as_every_request_would(tmp_path: Path) -> None:
+    """The plan was built and routed one request at a time (100,000 seeds: 7 s); each task's seeds and each
+    generation's samples differ only in their ids."""
+    config = load_config(Path(CONFIG), state_dir=tmp_path, environ={})
+    engine, tasks = config.engine, arc_tasks(3)
+    threshold = engine.router.selection.stagnation_threshold
+    settings = EvolutionSettings(llm_seed_ratio=0.3, mutation_batch=2)
+    every: list[Request] = []
+    for task in tasks:
+        every += seed_requests(settings, "plan", task, 10)
+        for generation in range(threshold + 1, threshold + 4):
+            every += mutation_requests(settings, "plan", task, PLAN_PARENT, stagnant_generations=generation - 1,
+                                       generation=generation)
+    requests, counts = ga_plan(engine, tasks, population=10, generations=threshold + 3, seed_ratio=0.3, samples=2)
+    assert len(requests) == 3 * 4 and sum(counts) == len(every) == 3 * (3 + 3 * 2)
+    made = [forecast(route_offline(engine, r, c), TokenHistory(), limit_nd=10**9, remaining_nd=25_000_000)
+            for r, c in ((requests, counts), (every, None))]
+    assert attrs.evolve(made[0], made_at=0.0) == attrs.evolve(made[1], made_at=0.0)
+    assert 0 < made[0].downgrade_share < 1
+
+
+def test_a_plan_too_large_to_route_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match=r"the plan has 4,999,800 kinds of request .*at most 200,000"):
+        main(["forecast", "--config", CONFIG, "--tasks", "50", "--population", "10", "--generations", "100000"])

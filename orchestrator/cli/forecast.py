@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 
 from actors.ledger.actor import open_read_only
@@ -27,12 +28,14 @@ from actors.money import format_usd
 from actors.settings import EngineSettings
 from orchestrator.cli.options import float_range, int_range
 from orchestrator.config import default_config_path, load_config
-from orchestrator.evolution import EvolutionSettings, mutation_requests, seed_requests
+from orchestrator.evolution import EvolutionSettings, mutation_requests, seed_count, seed_requests
 from orchestrator.forecast import Forecast, TokenHistory, forecast, route_offline
 from orchestrator.tables import render_table
 from orchestrator.workload import ARC_TRAINING_TASKS, arc_requests, arc_tasks, load_jsonl
 
 EXIT_OVER_BUDGET = 3
+MAX_PLAN_KINDS = 200_000
+"""Kinds of request (a task's seeds, a task's stagnant generation) a GA plan may have: each is routed, ~70 µs."""
 PLAN_PARENT = "def transform(grid):\n    g = [list(row) for row in grid]\n    return [row[::-1] for row in g]\n"
 """The parent program a planned mutation request carries (a short one, as the GA's primitives write)."""
 
@@ -54,37 +57,50 @@ def add_parser(subparsers: Any) -> None:
 
 
 def ga_plan(engine: EngineSettings, tasks: list[ArcTask], *, population: int, generations: int, seed_ratio: float,
-            samples: int) -> list[Request]:
+            samples: int) -> tuple[list[Request], list[int]]:
     """The requests of a GA run, planned for the expensive case: it stagnates from the start.
 
     Each task's population is seeded (`ceil(population x seed_ratio)` requests), then
     every generation from the stagnation threshold on asks `samples` mutations with its
     stagnation count, so the router escalates as in a search that never improves: an
     upper plan of the mutation traffic, not a prediction of the search.
+
+    Requests alike (a task's seeds; the samples of one generation) differ only in their
+    ids, so each kind is one request and a count: a plan of millions of requests is
+    routed as thousands (it was built and routed one by one: 100,000 seeds took 7 s).
     """
     settings = EvolutionSettings(llm_seed_ratio=seed_ratio, mutation_batch=samples)
+    one = attrs.evolve(settings, llm_seed_ratio=1.0, mutation_batch=1)
+    seeds = seed_count(settings, population)
     threshold = engine.router.selection.stagnation_threshold
     requests: list[Request] = []
+    counts: list[int] = []
     for task in tasks:
-        requests += seed_requests(settings, "plan", task, population)
-        for generation in range(1, generations + 1):
-            stagnant = generation - 1
-            if stagnant >= threshold:
-                requests += mutation_requests(settings, "plan", task, PLAN_PARENT, stagnant_generations=stagnant,
-                                              generation=generation)
-    return requests
+        if seeds:
+            requests += seed_requests(one, "plan", task, 1)
+            counts.append(seeds)
+        for generation in range(max(1, threshold + 1), generations + 1):
+            requests += mutation_requests(one, "plan", task, PLAN_PARENT, stagnant_generations=generation - 1,
+                                          generation=generation)
+            counts.append(samples)
+    return requests, counts
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
     engine = config.engine
+    counts: list[int] | None = None
     if args.requests is not None:
         requests = load_jsonl(args.requests)
     elif args.population is not None or args.generations is not None:
         if args.population is None or args.generations is None:
             raise SystemExit("orchestrator forecast: a GA plan needs both --population and --generations")
-        requests = ga_plan(engine, arc_tasks(args.tasks), population=args.population, generations=args.generations,
-                           seed_ratio=args.seed_ratio, samples=args.samples)
+        kinds = args.tasks * (1 + max(0, args.generations - engine.router.selection.stagnation_threshold))
+        if kinds > MAX_PLAN_KINDS:
+            raise SystemExit(f"orchestrator forecast: the plan has {kinds:,} kinds of request (tasks x stagnant "
+                             f"generations); at most {MAX_PLAN_KINDS:,} are forecast at once: plan fewer")
+        requests, counts = ga_plan(engine, arc_tasks(args.tasks), population=args.population,
+                                   generations=args.generations, seed_ratio=args.seed_ratio, samples=args.samples)
     else:
         requests = arc_requests(args.tasks)
     if engine.ledger.backend == "postgres":
@@ -96,12 +112,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         status = open_read_only(engine.ledger).status()
     history = TokenHistory() if engine.telemetry.dir is None else TokenHistory.from_log(engine.telemetry.dir)
-    result = forecast(route_offline(engine, requests), history, limit_nd=status.limit_nd,
+    result = forecast(route_offline(engine, requests, counts), history, limit_nd=status.limit_nd,
                       remaining_nd=status.remaining_nd)
     if args.json:
         print(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(render(result, len(requests)))
+        print(render(result, len(requests) if counts is None else sum(counts)))
     return 0 if result.covered else EXIT_OVER_BUDGET
 
 
