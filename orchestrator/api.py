@@ -67,6 +67,7 @@ class Orchestrator:
         self._ledger = ledger
         self._cache = cache
         self._telemetry = telemetry
+        self._stopped = False
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -139,6 +140,7 @@ class Orchestrator:
                     try:
                         yield orch
                     finally:
+                        orch._stopped = True
                         with anyio.CancelScope(shield=True):
                             if orch._telemetry is not None:
                                 orch._telemetry.close()
@@ -151,10 +153,17 @@ class Orchestrator:
                     raise
                 raise sole from None
 
+    def _running(self) -> None:
+        """After the `async with` block, ActorStopped naming why: a generate failed on a stopped ledger
+        (LedgerUnavailable, as if it were an outage) and a feedback was dropped without a word."""
+        if self._stopped:
+            raise ActorStopped("the orchestrator has stopped: its `async with Orchestrator.start(...)` block has ended")
+
     # -- generation ----------------------------------------------------------------------
 
     async def generate(self, request: Request) -> Result:
         """Route and serve one request; raises a typed OrchestratorError on failure."""
+        self._running()
         return await self._router.generate(_request(request, "generate"))
 
     async def generate_batch(
@@ -172,6 +181,7 @@ class Orchestrator:
         thousands its spawning and the collector's walks over every parked task
         (docs/BENCHMARKS.md).
         """
+        self._running()
         batch = _requests(requests, "generate_batch")
         workers = _concurrency(concurrency, self.engine.batch_concurrency)
         results: list[Result | OrchestratorError | None] = [None] * len(batch)
@@ -205,6 +215,7 @@ class Orchestrator:
         Leaving the block early cancels the requests still running (their money is
         settled or released by the attempt's rules).
         """
+        self._running()
         batch = _requests(requests, "as_completed")
         _concurrency(concurrency, self.engine.batch_concurrency)
         send, receive = anyio.create_memory_object_stream[tuple[int, Result | OrchestratorError]](len(batch) or 1)
@@ -249,6 +260,7 @@ class Orchestrator:
         """Record the caller's score for a result (a GA's fitness, in [0, 1]): telemetry, and the
         online learner (`routing.online`) credits the tier that answered it. A score that is not a
         finite number, or an id that is not text, raises InvalidRequest and records nothing."""
+        self._running()
         score = validate_feedback(request_id, score)
         if self._telemetry is not None:
             self._telemetry.emit(ev.FeedbackGiven(time.time(), request_id, score))
@@ -266,6 +278,7 @@ class Orchestrator:
         min_success: float | None = None,
     ) -> Verified:
         """Cheapest adequate tier first; escalate while `verifier` rejects (see orchestrator.cascade)."""
+        self._running()
         return await generate_verified(self, _request(request, "generate_verified"), verifier, max_depth=max_depth, budget_nd=budget_nd,
                                        accept=accept, start_at_cheapest=start_at_cheapest, min_success=min_success)
 
@@ -287,6 +300,7 @@ class Orchestrator:
         return self._router.stats()
 
     async def cache_stats(self) -> Any:
+        self._running()
         return None if self._cache is None else await self._cache.stats()
 
     async def forecast(self, requests: Sequence[Request]) -> Forecast:
@@ -295,6 +309,7 @@ class Orchestrator:
         Routed by this orchestrator's router as it stands (no call, no money); expected
         output lengths from its telemetry log (docs/LEDGER.md, "forecast").
         """
+        self._running()
         routed = []
         for request in _requests(requests, "forecast"):
             decision, _, messages = self._router.decide(request)
@@ -308,7 +323,9 @@ class Orchestrator:
         return forecast(routed, history, limit_nd=status.limit_nd, remaining_nd=status.remaining_nd)
 
     async def budget(self) -> Any:
-        """The ledger's status; raises LedgerUnavailable (never an actor-runtime error) when it cannot answer."""
+        """The ledger's status; raises LedgerUnavailable (never an actor-runtime error) when it cannot answer, and
+        ActorStopped after the orchestrator's block has ended."""
+        self._running()
         try:
             return await self._ledger.status()
         except (ActorStopped, AskTimeout) as exc:

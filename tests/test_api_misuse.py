@@ -166,3 +166,17 @@ def test_the_blocking_facade_says_it_has_stopped_and_never_waits_for_a_refused_b
                  lambda: list(orch.iter_completed(PROMPTS))):
         with pytest.raises(ActorStopped, match=r"the orchestrator has stopped: its `with BlockingOrchestrator"):
             call()
+
+
+@pytest.mark.anyio
+async def test_after_its_block_the_orchestrator_says_it_has_stopped(anyio_backend: str, tmp_path: Path) -> None:
+    """generate failed as if the ledger were down (LedgerUnavailable) and feedback was dropped without a word."""
+    async with Orchestrator.start(simulated(tmp_path)) as orch:
+        result = await orch.generate(PROMPTS[0])
+    for call in (lambda: orch.generate(PROMPTS[1]), lambda: orch.generate_batch(PROMPTS), orch.budget,
+                 lambda: orch.forecast(PROMPTS), orch.cache_stats):
+        with pytest.raises(ActorStopped, match=r"the orchestrator has stopped: its `async with Orchestrator"):
+            await call()
+    with pytest.raises(ActorStopped, match="has stopped"):
+        orch.feedback(result.request_id, 1.0)
+    assert orch.decide(PROMPTS[1]).tier, "a decision needs no actor: it still answers"
