@@ -59,8 +59,8 @@ def _call(n: int) -> ProviderCall:
 async def test_a_call_that_never_reached_the_provider_gives_its_request_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Two requests a minute: two refused connections used them up, and the call after waited 30 s of a limit the
-    provider never counted."""
+    """Two requests a minute: two refused connections used them up, and the two calls after waited a minute
+    (measured: 60 s) for a limit the provider never counted."""
     settings = ProviderSettings(name="p", protocol="openai", base_url="http://provider.invalid/v1", model="m",
                                 input_price_nd_per_mtok=1, output_price_nd_per_mtok=1, max_concurrency=1,
                                 requests_per_minute=2, tokens_per_minute=200)
