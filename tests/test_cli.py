@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -107,3 +108,19 @@ def test_cache_verify_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 1 and "DAMAGED" in out
     code, out = run(capsys, "cache", "clear", "--config", CONFIG, "--state-dir", state)
     assert code == 0 and not cache_file.exists()
+
+
+def test_a_costs_csv_shows_a_caller_named_formula_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A task kind is the caller's to name (any HTTP client's `x_orchestrator.task_kind`): written as it came, a
+    spreadsheet opening the CSV would run it."""
+    workload = tmp_path / "w.jsonl"
+    workload.write_text(json.dumps({"prompt": "fix the typo", "task_kind": '=HYPERLINK("http://x.invalid","y")'}) + "\n")
+    state = str(tmp_path / "state")
+    assert main(["run", "--config", CONFIG, "--state-dir", state, "--requests", str(workload), "--json"]) == 0
+    out = tmp_path / "costs.csv"
+    assert main(["costs", "--config", CONFIG, "--state-dir", state, "--period", "all", "--by", "task_type",
+                 "--csv", str(out)]) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["task_type"] for r in rows] == ['\'=HYPERLINK("http://x.invalid","y")']
+    assert int(rows[0]["requests"]) == 1

@@ -122,6 +122,17 @@ def run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def _inert(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (a task kind any HTTP client names, "=HYPERLINK(...)"),
+    quoted so it is shown as text, as OWASP's CSV-injection advice has it; numbers are left as numbers."""
+    if isinstance(value, str) and value[:1] in _FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
 def run_costs(args: argparse.Namespace) -> int:
     config = _config(args)
     summary = summarize(_log_dir(args, config), args.period, args.by)
@@ -131,7 +142,7 @@ def run_costs(args: argparse.Namespace) -> int:
         fields = [k for k in rows[0] if k not in ("errors", "failed_attempts")] if rows else ["period"]
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: _inert(value) for key, value in row.items()} for row in rows)
         write_private(args.csv, buffer.getvalue())
     if args.json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
