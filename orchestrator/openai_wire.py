@@ -117,6 +117,20 @@ def requests_from_body(
     return samples, stream
 
 
+def include_usage(body: dict[str, Any]) -> bool:
+    """`stream_options.include_usage`, which must be true or false when given (a string read as truthy would
+    answer the opposite of "false")."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise InvalidRequest(f"stream_options must be an object, got {options!r:.40}")
+    wanted = options.get("include_usage")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise InvalidRequest(f"stream_options.include_usage must be true or false, got {wanted!r:.40}")
+    return bool(wanted)
+
+
 def _messages(raw: Any) -> list[dict[str, str]]:
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest(f"messages must be a non-empty list, got {raw!r:.40}")

@@ -35,7 +35,7 @@ from actors.messages import Result
 from orchestrator.api import Orchestrator
 from orchestrator.binding import is_loopback
 from orchestrator.metrics import render_metrics
-from orchestrator.openai_wire import completion, error_body, requests_from_body, stream_chunks
+from orchestrator.openai_wire import completion, error_body, include_usage, requests_from_body, stream_chunks
 
 ORCH_KEY: web.AppKey[Orchestrator] = web.AppKey("orchestrator", Orchestrator)
 TOKEN_KEY: web.AppKey[str | None] = web.AppKey("token", str)
@@ -159,13 +159,12 @@ async def _chat(request: web.Request) -> web.StreamResponse:
             except orjson.JSONDecodeError as exc:
                 raise InvalidRequest(f"the body is not JSON: {exc}") from None
             wanted, stream = requests_from_body(body, tiers, allow, request.app[FIRST_TOKEN_KEY])
-            options = body.get("stream_options") or {}
-            return wanted, stream, bool(isinstance(options, dict) and options.get("include_usage"))
+            return wanted, stream, include_usage(body)
 
         if len(raw) > PARSE_IN_THREAD:
-            wanted, stream, include_usage = await anyio.to_thread.run_sync(parse)
+            wanted, stream, usage = await anyio.to_thread.run_sync(parse)
         else:
-            wanted, stream, include_usage = parse()
+            wanted, stream, usage = parse()
         results = await _generate_all(orch, wanted)
     except OrchestratorError as exc:
         return _failure(exc)
@@ -175,7 +174,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                             content_type="application/json", headers=headers)
     response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    for chunk in stream_chunks(results, wanted[0].request_id, include_usage):
+    for chunk in stream_chunks(results, wanted[0].request_id, usage):
         await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()

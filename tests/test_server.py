@@ -126,7 +126,7 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
 def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as_asked() -> None:
     """What the server asks of the engine for one body: never wait at a provider's rate limit (an HTTP client has
     its own timeout), substitute as the body's x_orchestrator says or else as the server allows, one request per n."""
-    from orchestrator.openai_wire import requests_from_body
+    from orchestrator.openai_wire import include_usage, requests_from_body
 
     body = {"model": "tier_1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 7}
     (plain,), stream = requests_from_body(body, {"tier_1"}, False)
@@ -139,6 +139,11 @@ def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as
     assert unsaid.substitute is True, "null says nothing: the server's setting"
     with pytest.raises(InvalidRequest, match="x_orchestrator.substitute must be true or false, got 'no'"):
         requests_from_body({**body, "x_orchestrator": {"substitute": "no"}}, {"tier_1"}, False)  # was read as True
+    assert (include_usage(body), include_usage({"stream_options": {"include_usage": True}})) == (False, True)
+    with pytest.raises(InvalidRequest, match="stream_options.include_usage must be true or false, got 'false'"):
+        include_usage({"stream_options": {"include_usage": "false"}})  # was read as true
+    with pytest.raises(InvalidRequest, match="stream_options must be an object"):
+        include_usage({"stream_options": True})
     samples, _ = requests_from_body({**body, "model": "m", "n": 3, "seed": 5}, {"tier_1"}, False)
     assert [(r.model, r.sample_index, r.wait_rate_limits) for r in samples] == [("m", 5, False), ("m", 6, False), ("m", 7, False)]
     assert len({r.request_id for r in samples}) == 3
