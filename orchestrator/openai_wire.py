@@ -102,8 +102,9 @@ def requests_from_body(
         n = 1
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
         raise InvalidRequest(f"n must be an integer from 1 to {MAX_N}, got {n!r:.40}")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
+    stream = body.get("stream")
+    stream = False if stream is None else stream
+    if not isinstance(stream, bool):  # 0 and "" passed as false, 1 was refused
         raise InvalidRequest(f"stream must be true or false, got {stream!r:.40}")
     request = request_from_dict(spec, "request", wait_rate_limits=False)
     if stream and request.attempt_timeout_s is None and stream_first_token_s is not None:
