@@ -92,8 +92,9 @@ def requests_from_body(
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise InvalidRequest(f"seed must be a non-negative integer, got {seed!r}")
         spec["sample_index"] = seed % 2**31
-    model = body.get("model") or "auto"
-    if not isinstance(model, str):
+    model = body.get("model")
+    model = "auto" if model is None or model == "" else model
+    if not isinstance(model, str):  # 0 and false passed as "auto"
         raise InvalidRequest(f"model must be a string, got {model!r:.40}")
     if model != "auto":
         spec["tier" if model in tiers else "model"] = model
