@@ -68,8 +68,9 @@ def requests_from_body(
     response_format = body.get("response_format")
     if response_format not in (None, {"type": "text"}):
         raise UnsupportedParameter("response_format other than {\"type\": \"text\"} is not supported")
-    spec = body.get("x_orchestrator") or {}
-    if not isinstance(spec, dict):
+    spec = body.get("x_orchestrator")
+    spec = {} if spec is None else spec
+    if not isinstance(spec, dict):  # [] and false passed as {}
         raise InvalidRequest(f"x_orchestrator must be an object, got {spec!r:.40}")
     spec = dict(spec)
     substitute = spec.get("substitute")

@@ -150,6 +150,9 @@ def test_a_body_becomes_requests_that_fail_fast_at_rate_limits_and_substitute_as
     for falsy in (0, False, []):
         with pytest.raises(InvalidRequest, match="model must be a string"):
             requests_from_body({**body, "model": falsy}, {"tier_1"}, False)
+    for falsy in (0, False, [], ""):
+        with pytest.raises(InvalidRequest, match="x_orchestrator must be an object"):
+            requests_from_body({**body, "x_orchestrator": falsy}, {"tier_1"}, False)
     samples, _ = requests_from_body({**body, "model": "m", "n": 3, "seed": 5}, {"tier_1"}, False)
     assert [(r.model, r.sample_index, r.wait_rate_limits) for r in samples] == [("m", 5, False), ("m", 6, False), ("m", 7, False)]
     assert len({r.request_id for r in samples}) == 3
