@@ -90,7 +90,8 @@ def request_from_dict(data: Any, where: str, *, wait_rate_limits: bool = True) -
         if not isinstance(data["prompt"], str):
             raise InvalidRequest(f"{where}: prompt must be a string")
         messages.append(ChatMessage("user", data["prompt"]))
-    raw_messages = data.get("messages") or []
+    raw_messages = data.get("messages")
+    raw_messages = [] if raw_messages is None else raw_messages
     if not isinstance(raw_messages, list):
         raise InvalidRequest(f"{where}: messages must be a list of {{role, content}} objects, got {raw_messages!r:.40}")
     for index, item in enumerate(raw_messages):

@@ -82,6 +82,7 @@ def test_an_oversized_prompt_is_refused_before_routing() -> None:
         ({"prompt": "hi", "max_tokens": -37}, "workload.jsonl:3: request"),
         ({"prompt": "hi", "temperature": 50}, "temperature must be a number from 0 to 2"),
         ({"messages": 5}, "workload.jsonl:3: messages must be a list"),
+        ({"prompt": "hi", "messages": ""}, "workload.jsonl:3: messages must be a list"),  # passed as none
         ({"prompt": "hi", "max_tokens": MAX_TOKENS + 1}, "max_tokens must be an integer"),
         ({"prompt": "hi", "temperature": "NaN"}, "temperature must be a number, got 'NaN'"),
         ({"prompt": "hi", "max_tokens": 1.5}, "max_tokens must be an integer, got 1.5"),
