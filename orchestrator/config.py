@@ -87,6 +87,23 @@ def default_state_dir(env: Mapping[str, str]) -> Path:
     return base / "llm-orchestrator"
 
 
+def _check_platforms(platforms: object, file: str) -> None:
+    """`platforms:` maps platform names to configuration overrides; a list or a string was an unexpected TypeError
+    or a message listing the string's letters as unknown platforms."""
+    if platforms is None:
+        return
+    if not isinstance(platforms, dict):
+        raise ConfigError(f"{file}: platforms: must map platform names ({', '.join(PLATFORMS)}) to overrides, "
+                          f"got {type(platforms).__name__}")
+    unknown = sorted(str(name) for name in platforms if name not in PLATFORMS)
+    if unknown:
+        raise ConfigError(f"{file}: platforms: {', '.join(unknown)}: not one of {', '.join(PLATFORMS)}")
+    for name, overrides in platforms.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(f"{file}: platforms.{name}: must be a mapping of configuration keys, "
+                              f"got {type(overrides).__name__}")
+
+
 def load_config(
     path: str | os.PathLike[str],
     *,
@@ -99,9 +116,7 @@ def load_config(
     path = resolve_config_path(path)
     file = str(path)
     document = read_document(path, env)
-    unknown = set(document.get("platforms") or {}) - set(PLATFORMS)
-    if unknown:
-        raise ConfigError(f"{file}: platforms: {', '.join(sorted(unknown))}: not one of {', '.join(PLATFORMS)}")
+    _check_platforms(document.get("platforms"), file)
     document, where = adapt(document, detect(env, platform), SIMULATOR_SCHEME)
     root = Node(document, file)
     root.reject_unknown({"llm_routing"})

@@ -71,3 +71,16 @@ def test_an_unknown_platform_in_the_configuration_is_named(tmp_path: Path) -> No
     config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nplatforms:\n  kagle: {{}}\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: platforms: kagle: not one of kaggle, colab, paperspace, local"):
         load_config(config, environ={})
+
+
+@pytest.mark.parametrize(("platforms", "says"), [
+    ("[kaggle, colab]", r"c\.yaml: platforms: must map platform names \(kaggle, colab, paperspace, local\) to overrides, got list"),
+    ("kaggle", r"c\.yaml: platforms: must map platform names .* got str"),  # its letters were called unknown platforms
+    ("{1: {}}", r"c\.yaml: platforms: 1: not one of kaggle"),  # a TypeError joining the names
+    ("{local: 5}", r"c\.yaml: platforms\.local: must be a mapping of configuration keys, got int"),
+])
+def test_a_platforms_section_of_the_wrong_shape_is_named_with_its_file(tmp_path: Path, platforms: str, says: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"extends: {CONFIGS / 'simulated.yaml'}\nplatforms: {platforms}\n")
+    with pytest.raises(ConfigError, match=says):
+        load_config(config, environ={})
