@@ -124,3 +124,19 @@ def test_a_costs_csv_shows_a_caller_named_formula_as_text(tmp_path: Path, capsys
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert [r["task_type"] for r in rows] == ['\'=HYPERLINK("http://x.invalid","y")']
     assert int(rows[0]["requests"]) == 1
+
+
+def test_answers_replayed_from_tiers_this_config_lacks_still_count_in_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replaying the demo's log under the many-model config: 4 of 5 answered, and every tier row said 0."""
+    recorded = str(tmp_path / "recorded")
+    assert main(["run", "--config", CONFIG, "--state-dir", recorded, "--tasks", "5", "--json"]) == 0
+    capsys.readouterr()
+    many = str(Path(CONFIG).parent / "many_models.yaml")
+    main(["run", "--config", many, "--state-dir", str(tmp_path / "again"), "--tasks", "5", "--json",
+          "--replay", str(Path(recorded) / "telemetry")])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["replayed"] == summary["succeeded"] > 0
+    assert sum(row.get("requests", 0) for row in summary["tiers"].values()) == summary["succeeded"]
+    assert any(row["label"] == "(replayed: not in this config)" for row in summary["tiers"].values())

@@ -215,7 +215,9 @@ def summarize(
         "errors": dict(Counter(getattr(e, "code", type(e).__name__) for e in errors)),
         "error_causes": {getattr(e, "code", type(e).__name__): str(e)[:400] for e in errors},
         "tiers": {
-            t.name: {"label": t.label, **dict(per_tier.get(t.name, Counter()))} for t in tiers
+            **{t.name: {"label": t.label, **dict(per_tier.get(t.name, Counter()))} for t in tiers},
+            **{name: {"label": "(replayed: not in this config)", **dict(row)}  # or the table would not add up
+               for name, row in per_tier.items() if name not in config.engine.router.tier_named},
         },
         "cost_nd": total_cost,
         "cost_usd": format_usd(total_cost, 6),
