@@ -332,6 +332,8 @@ def test_a_required_tier_without_its_key_is_refused_before_any_probe(tmp_path: P
     config = load_config(_tier_1_real(tmp_path, "https://api.example.invalid/v1", optional=False), environ={})
     with pytest.raises(ConfigError, match=r"real\.yaml: API keys missing .*tier_1 \(Qwen2\.5-Coder\) needs ACME_KEY"):
         preflight(config, {}, timeout_s=0.001)
+    with pytest.raises(ConfigError, match=r"needs ACME_KEY \(ACME_KEY holds a control character \(U\+000A\) at character 9"):
+        preflight(config, {"ACME_KEY": "sk-secret\n"}, timeout_s=0.001)  # set, but no header can carry it
 
 
 def test_no_paid_tier_left_is_refused(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def test_missing_keys_are_named_with_the_fix_and_a_present_key_is_never_shown(
     for variable in ("QWEN_API_KEY", "GEMINI_API_KEY", "GLM_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET + "\r")
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {CONFIGS / 'llm_routing.yaml'}\nllm_routing:\n  model_tiers:\n"
                       f"    tier_4:\n      api_endpoint: http://127.0.0.1:{_closed_port()}/v1\n")
@@ -78,6 +79,8 @@ def test_missing_keys_are_named_with_the_fix_and_a_present_key_is_never_shown(
     qwen, gpt = by_provider["Qwen2.5-Coder"], by_provider["GPT-5"]
     assert qwen["status"] == "FAIL" and "QWEN_API_KEY is not set" in qwen["detail"] and "export QWEN_API_KEY" in qwen["fix"]
     assert gpt["status"] == "FAIL" and "key in OPENAI_API_KEY" in gpt["detail"] and "unreachable" in gpt["detail"]
+    gemini = by_provider["Gemini 2.5 Flash"]
+    assert gemini["status"] == "FAIL" and "GEMINI_API_KEY holds a control character (U+000D)" in gemini["detail"]
     assert SECRET not in orjson.dumps(report).decode()
     assert by_provider["Falcon Mamba 7B"]["status"] == "warn", "the optional local tier does not fail the check"
 

@@ -116,6 +116,19 @@ async def test_a_missing_key_variable_is_an_auth_failure_naming_it(simulator: Si
     assert "ORCH_TEST_UNSET_KEY is not set" in reply.detail
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["sk-test-4242\r", "sk-test-4242\n", "sk-te\x01st-4242"])
+async def test_a_key_no_header_can_carry_is_an_auth_failure_naming_its_variable(
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """A key with a trailing carriage return (a .env written on Windows) failed every call as UNKNOWN, its money
+    held as if the provider might have billed, while nothing left the machine."""
+    monkeypatch.setenv("ORCH_TEST_CR_KEY", key)
+    reply = await call_once(simulator.url, "openai", api_key_env="ORCH_TEST_CR_KEY")
+    assert (reply.failure, reply.sent) == (FailureKind.AUTH.value, False)
+    assert "ORCH_TEST_CR_KEY holds a control character" in reply.detail and "sk-te" not in reply.detail
+
+
 def test_the_simulator_thread_works_from_plain_synchronous_code() -> None:
     import urllib.request
 

@@ -37,7 +37,7 @@ from actors.providers.messages import ProviderCall, ProviderReply
 from actors.providers.protocols import get_protocol
 from actors.providers.ratelimit import RateLimiter
 from actors.providers.redact import Redactor
-from actors.providers.settings import ProviderSettings
+from actors.providers.settings import ProviderSettings, key_problem
 from actors.providers.transport import Transport
 from actors.providers.wire import Completion, Failure
 from actors.runtime.actor import Actor
@@ -97,12 +97,12 @@ class ProviderActor(Actor):
     async def on_start(self) -> None:
         env = self.settings.api_key_env
         if env is not None:
-            self._api_key = self._environ.get(env) or None
-            self._redactor = Redactor([self._api_key])
-            if self._api_key is None:
-                self._key_problem = (
-                    f"provider {self.settings.name}: environment variable {env} is not set"
-                )
+            raw = self._environ.get(env) or None
+            self._redactor = Redactor([raw])
+            problem = key_problem(env, raw)
+            self._api_key = None if problem else raw
+            if problem:
+                self._key_problem = f"provider {self.settings.name}: environment variable {problem}"
         await self._transport.open()
         self._queue = WorkQueue()
         for _ in range(self.settings.max_concurrency):

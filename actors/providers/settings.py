@@ -32,3 +32,22 @@ class ProviderSettings:
     (MALFORMED_RESPONSE) instead of filling the process's memory. An answer of a million tokens is a few MB."""
     local: bool = False
     extra_headers: dict[str, str] = attrs.field(factory=dict)
+
+
+def key_problem(variable: str, value: str | None) -> str:
+    """What makes the key in `variable` unusable ("" when nothing does), never quoting the key.
+
+    A key read from a file or a `.env` often ends in a newline or a carriage return: an
+    HTTP client refuses such a header, so every call failed as UNKNOWN (its money held)
+    while the key looked set. Such a key is named here, where the variable can be, and
+    the provider's calls fail as AUTH, sent nowhere.
+    """
+    if not value:
+        return f"{variable} is not set"
+    for position, character in enumerate(value):
+        if ord(character) < 0x20 or ord(character) == 0x7F:
+            return (f"{variable} holds a control character (U+{ord(character):04X}) at character {position} of "
+                    f"{len(value)}: a trailing newline or carriage return? An HTTP header cannot carry it")
+        if ord(character) > 0xFF:
+            return f"{variable} holds a character an HTTP header cannot carry (U+{ord(character):04X}) at character {position}"
+    return ""

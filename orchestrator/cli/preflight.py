@@ -24,7 +24,7 @@ import attrs
 
 from actors.errors import ConfigError
 from actors.policy.settings import TierSettings
-from actors.providers.settings import ProviderSettings
+from actors.providers.settings import ProviderSettings, key_problem
 from orchestrator.api import SIMULATOR_URL_ENV
 from orchestrator.config import Config
 from orchestrator.config_sections import SIMULATOR_SCHEME, url_problem
@@ -63,7 +63,7 @@ def preflight(
             f"{_named(t)} needs {' or '.join(_variables(t, real, problems))}" for t in refused
         )
         raise ConfigError(
-            f"{config.source}: API keys missing from the environment: {needs} "
+            f"{config.source}: API keys missing from the environment (or unusable): {needs} "
             "(export them, or mark a tier `optional: true` to run without it)"
         )
 
@@ -87,8 +87,10 @@ def real_providers(config: Config) -> list[ProviderSettings]:
 
 
 def missing_keys(providers: Iterable[ProviderSettings], env: Mapping[str, str]) -> dict[str, str]:
-    """Each provider whose key variable is not set in `env`, by name, with what to say (only the variable's name)."""
-    return {p.name: f"{p.api_key_env} is not set" for p in providers if p.api_key_env and not env.get(p.api_key_env)}
+    """Each provider whose key variable is not set in `env` or holds what no HTTP header can carry, by name, with
+    what to say (the variable's name, never its value)."""
+    problems = {p.name: key_problem(p.api_key_env, env.get(p.api_key_env)) for p in providers if p.api_key_env}
+    return {name: problem for name, problem in problems.items() if problem}
 
 
 def _dead(tier: TierSettings, problems: Mapping[str, str]) -> bool:
@@ -100,7 +102,11 @@ def _named(tier: TierSettings) -> str:
 
 
 def _variables(tier: TierSettings, real: Mapping[str, ProviderSettings], problems: Mapping[str, str]) -> list[str]:
-    return list(dict.fromkeys(str(real[name].api_key_env) for name in tier.providers if name in problems))
+    """The key variables `tier` waits for, each with what is wrong with it when it is set but unusable."""
+    return list(dict.fromkeys(
+        str(real[name].api_key_env) + ("" if problems[name].endswith(" is not set") else f" ({problems[name]})")
+        for name in tier.providers if name in problems
+    ))
 
 
 def _without(config: Config, problems: Mapping[str, str], say: Callable[[str], None]) -> Config:
