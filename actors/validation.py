@@ -171,6 +171,14 @@ def validate_feedback(request_id: Any, score: Any) -> float:
     return float(score)
 
 
+def whole_number(name: str, value: object, low: int, hint: str = "") -> int:
+    """`value` when it is an int (a bool is not) from `low`: a count or a depth an API caller passes, which a slice
+    or a range would otherwise take silently as something else (-1, 1.5); else InvalidRequest naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidRequest(f"{name} must be a whole number from {low}{hint}, got {value!r}")
+    return value
+
+
 def _request_id(where: str, rid: Any) -> None:
     """A request's id, on a request or on the feedback naming it: 1 to MAX_REQUEST_ID characters of UTF-8 text."""
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID:

@@ -35,7 +35,7 @@ from actors.settings import EngineSettings
 from actors.telemetry import events as ev
 from actors.telemetry.client import TelemetryClient
 from actors.telemetry.replay import recorded_answers
-from actors.validation import validate_feedback
+from actors.validation import validate_feedback, whole_number
 from orchestrator.assembly import TransportFactory, assemble, quiet_collector, resolve_simulator
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.config import Config, default_config_path, load_config
@@ -375,10 +375,7 @@ def _requests(values: Iterable[Request], where: str) -> list[Request]:
 def _concurrency(value: int | None, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequest(f"concurrency must be a whole number from 1 (or None for the config's "
-                             f"batch_concurrency, {default}), got {value!r}")
-    return value
+    return whole_number("concurrency", value, 1, f" (or None for the config's batch_concurrency, {default})")
 
 
 class BlockingOrchestrator:

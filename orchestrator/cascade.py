@@ -33,6 +33,7 @@ import attrs
 from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
 from actors.messages import Request, Result
 from actors.settings import EngineSettings
+from actors.validation import whole_number
 
 
 class Generates(Protocol):
@@ -90,8 +91,7 @@ async def verify(verifier: Verifier, result: Result) -> tuple[float, str]:
 def _check_options(max_depth: int, budget_nd: int | None, accept: float, min_success: float | None) -> None:
     """Options that would quietly change what is paid for (a negative depth slices the ladder from its end; a NaN
     `accept` is never reached, so every stage would be bought) are refused before any stage is."""
-    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-        raise InvalidRequest(f"max_depth must be a whole number from 1, got {max_depth!r}")
+    whole_number("max_depth", max_depth, 1)
     if budget_nd is not None and (isinstance(budget_nd, bool) or not isinstance(budget_nd, int) or budget_nd < 0):
         raise InvalidRequest(f"budget_nd must be whole nanodollars from 0 (or None), got {budget_nd!r}")
     for name, value in (("accept", accept), ("min_success", min_success)):

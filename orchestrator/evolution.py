@@ -30,6 +30,7 @@ import attrs
 from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
 from actors.messages import ArcTask, ChatMessage, Request, Result
 from actors.policy.prompts import SYSTEM, render_arc_prompt
+from actors.validation import whole_number
 from orchestrator.api import Orchestrator
 
 _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
@@ -37,11 +38,6 @@ _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
 
 def _number_in(value: object, low: float, high: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-
-
-def _whole(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidRequest(f"{name} must be a whole number from {low}, got {value!r}")
 
 
 @attrs.frozen
@@ -56,7 +52,7 @@ class EvolutionSettings:
         failed the first `seed` with a bare ValueError."""
         if not _number_in(self.llm_seed_ratio, 0.0, 1.0):
             raise InvalidRequest(f"llm_seed_ratio must be a number from 0 to 1, got {self.llm_seed_ratio!r}")
-        _whole("mutation_batch", self.mutation_batch, 1)
+        whole_number("mutation_batch", self.mutation_batch, 1)
         if self.mutation_temperature is not None and not _number_in(self.mutation_temperature, 0.0, 2.0):
             raise InvalidRequest(f"mutation_temperature must be a number from 0 to 2 (or None), "
                                  f"got {self.mutation_temperature!r}")
@@ -103,7 +99,7 @@ class EvolutionHooks:
 
     async def seed(self, task: ArcTask, population_size: int, *, budget_nd: int | None = None) -> list[Candidate]:
         """LLM-written programs for the initial population: `seed_count` samples of the task."""
-        _whole("population_size", population_size, 0)
+        whole_number("population_size", population_size, 0)
         return await self._ask(seed_requests(self.settings, self.run_id, task, population_size), budget_nd)
 
     async def mutate(
@@ -118,9 +114,9 @@ class EvolutionHooks:
         budget_nd: int | None = None,
     ) -> list[Candidate]:
         """Improved variants of a parent program; the stagnation count lets the router escalate."""
-        _whole("generation", generation, 0)
+        whole_number("generation", generation, 0)
         if samples is not None:
-            _whole("samples", samples, 1)  # 0 meant the default batch, -3 no sample at all
+            whole_number("samples", samples, 1)  # 0 meant the default batch, -3 no sample at all
         requests = mutation_requests(self.settings, self.run_id, task, parent, stagnant_generations=stagnant_generations,
                                      generation=generation, samples=samples, temperature=temperature)
         return await self._ask(requests, budget_nd)

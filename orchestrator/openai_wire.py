@@ -68,17 +68,8 @@ def requests_from_body(
     response_format = body.get("response_format")
     if response_format not in (None, {"type": "text"}):
         raise UnsupportedParameter("response_format other than {\"type\": \"text\"} is not supported")
-    spec = body.get("x_orchestrator")
-    spec = {} if spec is None else spec
-    if not isinstance(spec, dict):  # [] and false passed as {}
-        raise InvalidRequest(f"x_orchestrator must be an object, got {spec!r:.40}")
-    spec = dict(spec)
-    substitute = spec.get("substitute")
-    if substitute is None:
-        substitute = allow_substitute
-    elif not isinstance(substitute, bool):  # bool("no") is True: a string would ask for the opposite of itself
-        raise InvalidRequest(f"x_orchestrator.substitute must be true or false, got {substitute!r:.40}")
-    spec["substitute"] = substitute
+    spec = dict(_given(body, "x_orchestrator", dict, {}, "an object"))
+    spec["substitute"] = _given(spec, "substitute", bool, allow_substitute, "true or false", "x_orchestrator.")
     spec["messages"] = _messages(body.get("messages"))
     for field in ("max_tokens", "temperature", "top_p"):
         if body.get(field) is not None:
@@ -93,10 +84,7 @@ def requests_from_body(
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise InvalidRequest(f"seed must be a non-negative integer, got {seed!r}")
         spec["sample_index"] = seed % 2**31
-    model = body.get("model")
-    model = "auto" if model is None or model == "" else model
-    if not isinstance(model, str):  # 0 and false passed as "auto"
-        raise InvalidRequest(f"model must be a string, got {model!r:.40}")
+    model = _given(body, "model", str, "auto", "a string") or "auto"
     if model != "auto":
         spec["tier" if model in tiers else "model"] = model
     n = body.get("n", 1)
@@ -104,10 +92,7 @@ def requests_from_body(
         n = 1
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
         raise InvalidRequest(f"n must be an integer from 1 to {MAX_N}, got {n!r:.40}")
-    stream = body.get("stream")
-    stream = False if stream is None else stream
-    if not isinstance(stream, bool):  # 0 and "" passed as false, 1 was refused
-        raise InvalidRequest(f"stream must be true or false, got {stream!r:.40}")
+    stream = _given(body, "stream", bool, False, "true or false")
     request = request_from_dict(spec, "request", wait_rate_limits=False)
     if stream and request.attempt_timeout_s is None and stream_first_token_s is not None:
         request = attrs.evolve(request, attempt_timeout_s=stream_first_token_s)
@@ -123,15 +108,19 @@ def requests_from_body(
 def include_usage(body: dict[str, Any]) -> bool:
     """`stream_options.include_usage`, which must be true or false when given (a string read as truthy would
     answer the opposite of "false")."""
-    options = body.get("stream_options")
-    if options is None:
-        return False
-    if not isinstance(options, dict):
-        raise InvalidRequest(f"stream_options must be an object, got {options!r:.40}")
-    wanted = options.get("include_usage")
-    if wanted is not None and not isinstance(wanted, bool):
-        raise InvalidRequest(f"stream_options.include_usage must be true or false, got {wanted!r:.40}")
-    return bool(wanted)
+    options = _given(body, "stream_options", dict, {}, "an object")
+    return bool(_given(options, "include_usage", bool, False, "true or false", "stream_options."))
+
+
+def _given(mapping: dict[str, Any], name: str, kind: type, default: Any, what: str, where: str = "") -> Any:
+    """`mapping[name]`, or `default` when it is absent or null; any other JSON type is refused naming it. A
+    truthiness test here passed 0 and [] as their defaults and read "no" as true."""
+    value = mapping.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise InvalidRequest(f"{where}{name} must be {what}, got {value!r:.40}")
+    return value
 
 
 def _messages(raw: Any) -> list[dict[str, str]]:

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 _FILE_MODE = 0o600
+_SIZE = "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries"
+"""Entries and their bytes: what a store starts counting from, and what `cache stats` reads."""
 WAL_CHECKPOINT_PAGES = 4000
 """Pages the WAL may hold before SQLite copies them into the database (its default is 1,000).
 
@@ -107,7 +109,7 @@ class CacheStore:
         db.executescript(SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE name='inflation'").fetchone()
         self._inflation = row[0] if row else 0.0
-        count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+        count, size = db.execute(_SIZE).fetchone()
         self._entries, self._bytes = count, size
         self._db = db
         if self.settings.path is not None:
@@ -349,7 +351,7 @@ def read_stats(path: str) -> tuple[int, int, bool]:
     try:
         db = read_only(path)
         try:
-            count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+            count, size = db.execute(_SIZE).fetchone()
         finally:
             db.close()
     except sqlite3.Error:
