@@ -134,6 +134,19 @@ def test_a_new_utc_day_opens_a_new_daily_allowance_and_a_new_month_a_new_monthly
         f"day:{datetime.fromtimestamp(now[0], tz=timezone.utc):%Y-%m-%d}", f"month:{datetime.fromtimestamp(now[0], tz=timezone.utc):%Y-%m}"}
 
 
+def test_the_daily_allowance_turns_over_at_utc_midnight_to_the_second() -> None:
+    midnight = (DAY // 86_400 + 1) * 86_400
+    now = [midnight - 1.0]
+    ledger = LedgerCore(LedgerSettings(limit_nd=10_000, daily_limit_nd=300), wall_clock=lambda: now[0])
+    assert reserve(ledger, "a", 300)
+    settle(ledger, "a", 300)
+    assert not reserve(ledger, "b", 1), "the day is spent at 23:59:59"
+    now[0] = midnight
+    assert reserve(ledger, "b", 300), "00:00:00 is a new day"
+    assert f"day:{datetime.fromtimestamp(midnight, tz=timezone.utc):%Y-%m-%d}" in {
+        limit.scope for limit in ledger.status().limits}
+
+
 def test_the_month_limit_applies_and_a_refusal_says_nothing_is_left() -> None:
     ledger = core(monthly_limit_nd=250)
     assert reserve(ledger, "a", 250)
@@ -241,6 +254,24 @@ def test_held_money_counts_exactly_its_amount_also_after_a_restore() -> None:
         decision = one.check("t1", 700, DAY)
         assert decision.waitable, "held 300 + 700 = the limit: worth waiting for b (the hold counted once, exactly)"
         assert not one.check("t1", 701, DAY).waitable
+
+
+@pytest.mark.parametrize("close", ["settle", "release"])
+def test_a_held_reservation_once_closed_no_longer_stands_in_the_way_of_waiting(close: str) -> None:
+    """Held money is money no settle frees; once the held reservation is settled or released, the money other open
+    reservations hold is again worth waiting for, all of it."""
+    ledger = core()
+    reserve(ledger, "a", 300)
+    hold(ledger, "a")
+    if close == "settle":
+        settle(ledger, "a", 300)
+    else:
+        ledger.apply(ledger.release("a"))  # type: ignore[arg-type]
+    reserve(ledger, "b", 600)
+    left = 1000 - (300 if close == "settle" else 0) - 600
+    decision = ledger.check("t1", left + 600, DAY)
+    assert not decision.granted and decision.waitable, "b's 600 settles or is released: worth waiting for"
+    assert not ledger.check("t1", left + 601, DAY).waitable
 
 
 def test_each_limit_shows_exactly_what_is_settled_reserved_and_left() -> None:
