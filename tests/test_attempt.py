@@ -22,9 +22,12 @@ from actors.errors import AskTimeout, LedgerUnavailable
 from actors.ledger.messages import Hold, Release, ReserveReply, Settle
 from actors.messages import FailureKind, Request
 from actors.providers.actor import ProviderActor
-from actors.providers.messages import ProviderReply
+from actors.providers.messages import ProviderCall, ProviderReply
 from actors.providers.settings import ProviderSettings
 from actors.router.attempt import AttemptRunner, MoneyAction, Plan, money_action
+from actors.runtime.actor import ActorRef, Inbox, ReplyBoard
+from actors.runtime.breaker import BreakerSettings, CircuitBreaker, CircuitState
+from actors.runtime.circuits import Circuits
 from actors.runtime.supervisor import Supervisor
 from tests.fakes import ScriptedTransport, openai_error, openai_ok
 
@@ -48,6 +51,9 @@ class FakeLedger:
     waits: list[float] = attrs.Factory(list)
     paces: list[tuple[int, str]] = attrs.Factory(list)
     settled: list[int] = attrs.Factory(list)
+    full_for: frozenset[str] = frozenset()
+    """Operations that find the inbox full: `tell` waits for `room`, as a real send to a full inbox does."""
+    room: anyio.Event = attrs.Factory(anyio.Event)
 
     async def _step(self, op: str, rid: str) -> None:
         if op == self.gated:
@@ -78,6 +84,8 @@ class FakeLedger:
 
     async def tell(self, msg: object) -> None:
         op = {Settle: "settle", Release: "release", Hold: "hold"}[type(msg)]
+        if op in self.full_for:
+            await self.room.wait()
         await self._step(op, msg.reservation_id)  # type: ignore[attr-defined]
 
     def kinds(self) -> list[str]:
@@ -89,6 +97,7 @@ class Rig:
     runner: AttemptRunner
     ledger: FakeLedger
     transport: ScriptedTransport
+    providers: dict[str, ActorRef]
 
 
 @pytest.fixture
@@ -102,14 +111,18 @@ def plan(attempt_no: int = 1) -> Plan:
 
 
 class _RigContext:
-    def __init__(self, transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0) -> None:
+    def __init__(self, transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0,
+                 environ: dict[str, str] | None = None) -> None:
         self.transport = transport or ScriptedTransport(default=openai_ok())
         self.ledger = FakeLedger()
         self.budget_wait_s = budget_wait_s
+        self.environ = environ
 
     async def __aenter__(self) -> Rig:
         self.supervisor = Supervisor(CODEC)
-        ref = self.supervisor.add("p", lambda: ProviderActor(PROVIDER, self.transport, failures_to_crash=100))
+        provider = PROVIDER if self.environ is None else attrs.evolve(PROVIDER, api_key_env="P_KEY")
+        ref = self.supervisor.add("p", lambda: ProviderActor(provider, self.transport, failures_to_crash=100,
+                                                             environ=self.environ))
         circuits = self.supervisor.circuits(("p",))
         runner = AttemptRunner(
             self.ledger, {"p": ref}, circuits, margin_ppm=0, budget_wait_s=self.budget_wait_s  # type: ignore[arg-type]
@@ -117,15 +130,17 @@ class _RigContext:
         self.tg = anyio.create_task_group()
         await self.tg.__aenter__()
         await self.tg.start(self.supervisor.run)
-        return Rig(runner, self.ledger, self.transport)
+        return Rig(runner, self.ledger, self.transport, {"p": ref})
 
     async def __aexit__(self, *exc: object) -> None:
         self.supervisor.stop()
         await self.tg.__aexit__(None, None, None)
 
 
-def make_rig(transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0) -> _RigContext:
-    return _RigContext(transport, budget_wait_s)
+def make_rig(transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0,
+             environ: dict[str, str] | None = None) -> _RigContext:
+    """`environ`: the provider reads its key from P_KEY in it."""
+    return _RigContext(transport, budget_wait_s, environ)
 
 
 @pytest.mark.anyio
@@ -138,6 +153,27 @@ async def test_cancelled_during_the_reserve_releases_whatever_was_granted(rig: R
     rig.ledger.gate.set()
     assert rig.ledger.kinds()[-1] == "release", "a grant whose answer was lost is released"
     assert rig.transport.calls == [], "nothing was sent"
+
+
+@pytest.mark.anyio
+async def test_a_release_after_a_lost_grant_waits_for_room_in_the_inbox_though_its_caller_is_gone(rig: Rig) -> None:
+    """The release is the only record that the grant's money is free: a cancelled caller still sends it."""
+    rig.ledger.gated = "reserve"
+    rig.ledger.full_for = frozenset({"release"})
+    caller = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        async def attempt() -> None:
+            with caller:
+                await rig.runner.run(plan(), 1e9)
+
+        tg.start_soon(attempt)
+        await rig.ledger.waiting.wait()
+        caller.cancel()
+        rig.ledger.gate.set()
+        for _ in range(5):
+            await anyio.sleep(0)
+        rig.ledger.room.set()
+    assert rig.ledger.kinds()[-1] == "release"
 
 
 @pytest.mark.anyio
@@ -356,3 +392,104 @@ async def test_a_provider_already_stopped_releases_the_money(anyio_backend: str)
     outcome = await rig.runner.run(plan(), 1e9)
     assert outcome.reply is not None and not outcome.reply.sent
     assert outcome.action is MoneyAction.RELEASE and rig.ledger.kinds() == ["reserve", "release"]
+
+
+class HalfOpen:
+    """A runner over `rig`'s provider whose circuit is half-open with one probe permit: a permit an attempt keeps
+    shows as the provider being unavailable to every other request until the probe's timeout reopens the circuit."""
+
+    def __init__(self, ledger: FakeLedger, providers: dict[str, ActorRef]) -> None:
+        self.now = 1000.0
+        self.breaker = CircuitBreaker("p", BreakerSettings(max_restarts=0, cooldown_s=1.0, probe_permits=1))
+        self.breaker.record_crash(self.now)
+        self.now += 2.0
+        circuits = Circuits({"p": self.breaker}, lambda: self.now)
+        self.runner = AttemptRunner(ledger, providers, circuits, margin_ppm=0)  # type: ignore[arg-type]
+
+    def free(self) -> bool:
+        return self.breaker.state is CircuitState.HALF_OPEN and self.breaker.available(self.now)
+
+
+@pytest.mark.anyio
+async def test_a_denied_reservation_gives_back_the_probe_permit(rig: Rig) -> None:
+    half_open = HalfOpen(rig.ledger, rig.providers)
+    rig.ledger.grant = False
+    outcome = await half_open.runner.run(plan(), 1e9)
+    assert outcome.denied and rig.transport.calls == []
+    assert half_open.free(), "the probe was never sent: another request may probe"
+
+
+@pytest.mark.anyio
+async def test_a_reservation_lost_to_cancellation_or_a_silent_ledger_gives_back_the_probe_permit(rig: Rig) -> None:
+    half_open = HalfOpen(rig.ledger, rig.providers)
+    rig.ledger.gated = "reserve"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(half_open.runner.run, plan(), 1e9)
+        await rig.ledger.waiting.wait()
+        tg.cancel_scope.cancel()
+    rig.ledger.gate.set()
+    assert half_open.free(), "cancelled during the reserve"
+    rig.ledger.gated, rig.ledger.fail_with = "", AskTimeout("ledger did not answer Reserve within 60 s")
+    with pytest.raises(LedgerUnavailable):
+        await half_open.runner.run(plan(), 1e9)
+    assert half_open.free(), "the ledger did not answer"
+    assert rig.transport.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_circuit_that_opened_while_the_money_was_reserved_sends_nothing_and_releases(rig: Rig) -> None:
+    """The provider crashed while the attempt waited for its reservation: a call now would wait for a restart only
+    to be tried on a provider known bad."""
+    half_open = HalfOpen(rig.ledger, rig.providers)
+    rig.ledger.gated = "reserve"
+    async with anyio.create_task_group() as tg:
+        async def attempt() -> None:
+            outcomes.append(await half_open.runner.run(plan(), 1e9))
+
+        outcomes: list[object] = []
+        tg.start_soon(attempt)
+        await rig.ledger.waiting.wait()
+        half_open.breaker.record_crash(half_open.now)
+        rig.ledger.gate.set()
+    outcome = outcomes[0]
+    assert "while the money was reserved" in outcome.skipped  # type: ignore[attr-defined]
+    assert rig.ledger.kinds() == ["reserve", "release"] and rig.transport.calls == []
+
+
+@pytest.mark.anyio
+async def test_cancelled_while_the_providers_inbox_is_full_releases_and_gives_back_the_probe_permit(
+    anyio_backend: str,
+) -> None:
+    inbox = Inbox("p", ReplyBoard(), CODEC, capacity=1)
+    assert inbox.ref.call_nowait(ProviderCall("earlier", 1, REQUEST.messages, 100, 0.0, None, (), 150)) is not None
+    ledger = FakeLedger()
+    half_open = HalfOpen(ledger, {"p": inbox.ref})
+    caller = anyio.CancelScope()
+    try:
+        async with anyio.create_task_group() as tg:
+            async def attempt() -> None:
+                with caller:
+                    await half_open.runner.run(plan(), 1e9)
+
+            tg.start_soon(attempt)
+            while not ledger.ops:
+                await anyio.sleep(0)
+            for _ in range(5):
+                await anyio.sleep(0)
+            assert ledger.kinds() == ["reserve"], "waiting for room in the provider's inbox (no actor drains it)"
+            caller.cancel()
+    finally:
+        inbox.dispose()
+    assert ledger.kinds() == ["reserve", "release"], "nothing was sent"
+    assert half_open.free()
+
+
+@pytest.mark.anyio
+async def test_a_call_the_provider_refused_to_send_releases_and_gives_back_the_probe_permit(anyio_backend: str) -> None:
+    """A key no HTTP header can carry: the provider actor answers AUTH without sending anything."""
+    async with make_rig(environ={"P_KEY": "sk-test\r"}) as rig:
+        half_open = HalfOpen(rig.ledger, rig.providers)
+        outcome = await half_open.runner.run(plan(), 1e9)
+    assert outcome.reply is not None and outcome.reply.failure == FailureKind.AUTH.value and not outcome.reply.sent
+    assert outcome.action is MoneyAction.RELEASE and rig.transport.calls == []
+    assert half_open.free(), "the provider was never reached: the probe decides nothing"

@@ -57,8 +57,6 @@ from actors.runtime.clock import current_time
 
 log = logging.getLogger(__name__)
 
-
-
 UNREACHABLE = frozenset({FailureKind.UNAVAILABLE.value, FailureKind.TIMEOUT.value})
 """Failures that say the provider cannot be reached even when nothing was sent (a refused or timed-out
 connection, a provider crashing): a half-open circuit's probe that ends so has failed, and opens it again."""
