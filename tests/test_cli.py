@@ -82,6 +82,26 @@ def test_an_exhausted_budget_exits_3(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "BUDGET_EXCEEDED 3" in capsys.readouterr().out
 
 
+def test_a_run_whose_calls_end_unknown_says_what_it_holds_and_the_budget_agrees(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every answer malformed: the calls were sent and may be billed, so each attempt's money is held; a total cost of
+    $0 alone would tell the user the run cost nothing."""
+    broken = tmp_path / "malformed.yaml"
+    broken.write_text(f"extends: {CONFIG}\nllm_routing:\n  simulator:\n    faults:\n      - kind: malformed\n        rate: 1.0\n")
+    state = str(tmp_path / "s")
+    code, out = run(capsys, "run", "--config", str(broken), "--state-dir", state, "--tasks", "2", "--json")
+    summary = json.loads(out)
+    assert code == 1 and summary["succeeded"] == 0 and summary["cost_nd"] == 0
+    assert summary["held_nd"] > 0 and summary["outstanding"] >= 2
+    code, out = run(capsys, "budget", "--config", str(broken), "--state-dir", state, "--json")
+    assert json.loads(out)["unreconciled_nd"] == summary["held_nd"]
+    code, out = run(capsys, "run", "--config", str(broken), "--state-dir", state, "--tasks", "1")
+    assert f"held                  ${summary['held_nd'] / 1e9:.6f}" not in out, "the second run holds more"
+    assert "held                  $" in out and "orchestrator budget reconcile" in out
+    code, out = run(capsys, "run", "--config", CONFIG, "--state-dir", str(tmp_path / "clean"), "--tasks", "2")
+    assert code == 0 and "held   " not in out
+
+
 def test_calibrate_prints_thresholds_and_the_achieved_mix(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["calibrate", "--config", CONFIG, "--tasks", "200", "--mix", "50,30,15,5"])
     captured = capsys.readouterr()

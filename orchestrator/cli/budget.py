@@ -125,8 +125,8 @@ def render_status(status: BudgetStatus) -> str:
     lines = [render_table(("scope", "limit", "settled", "reserved", "remaining", "used"), rows)]
     if status.unreconciled_nd:
         lines.append(
-            f"\n{status.outstanding} reservations ({format_usd(status.unreconciled_nd, 6)}) were outstanding at a crash "
-            "and count as spent: run `orchestrator budget reconcile`"
+            f"\n{format_usd(status.unreconciled_nd, 6)} is held: calls whose outcome is unknown (sent with no usable "
+            "answer, or in flight when a process stopped) count as spent until `orchestrator budget reconcile`"
         )
     if status.overruns:
         lines.append(f"{status.overruns} settlements exceeded their reservation (providers ignoring max_tokens)")

@@ -134,13 +134,28 @@ async def _run(
             bar.close()
         health = orch.health()
         routing = orch.routing_stats()
+        held = await _held(orch)
     summary = summarize(config, outcomes, health, routing)
+    if held is not None:
+        summary["held_nd"], summary["outstanding"] = held
+        summary["held_usd"] = format_usd(summary["held_nd"], 6)
     if interrupted is not None:
         summary["interrupted"] = attrs.asdict(interrupted)
     summary["state_dir"] = str(config.state_dir.resolve())
     if recorded is not None and interrupted is None:
         summary["recorded"] = recorded.grade(outcomes)
     return summary
+
+
+async def _held(orch: Orchestrator) -> tuple[int, int] | None:
+    """The money the ledger holds for calls whose outcome is unknown, and its open reservations, once the run's
+    requests have ended: a total that leaves it out would understate what the run may have cost. None when nothing
+    is held, or the ledger cannot say (the summary is printed all the same)."""
+    try:
+        status = await orch.budget()
+    except OrchestratorError:
+        return None
+    return (status.unreconciled_nd, status.outstanding) if status.unreconciled_nd else None
 
 
 def with_chaos(config: Config) -> Config:
@@ -267,6 +282,8 @@ def render_summary(summary: dict[str, Any]) -> str:
         ),
         "",
         f"total cost            {summary['cost_usd']}",
+        *([f"held                  {summary['held_usd']} on {summary['outstanding']} reservations: calls whose outcome is "
+           "unknown, counted as spent until `orchestrator budget reconcile`"] if "held_nd" in summary else []),
         f"all on {summary['top_tier']:<14} {summary['top_tier_cost_usd']}  (same tokens at the top paid tier's prices)",
         f"cache                 {summary['cached']} hits, {summary['replayed']} replayed, {summary['saved_usd']} saved",
         f"latency               p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms",
