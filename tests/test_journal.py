@@ -23,7 +23,7 @@ from actors.catalog import CODEC
 from actors.errors import ActorStopped, JournalError
 from actors.ledger.actor import LedgerActor, open_core, open_read_only
 from actors.ledger.client import LedgerClient
-from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, commit_frame, frame
+from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, commit_frame, frame, recover
 from actors.ledger.messages import JournalEntry, Settle
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
@@ -176,11 +176,59 @@ def test_journal_outside_the_state_dir_is_refused(tmp_path: Path) -> None:
 
 
 def test_files_are_owner_only(tmp_path: Path) -> None:
+    """The directory, the journal, its lock, and what compaction writes (the snapshot, the journal anew)."""
     storage = FileStorage(tmp_path / "ledger" / "journal", tmp_path)
     open_core(LedgerSettings(limit_nd=1), storage)
+    storage.write_snapshot(b"state")
+    storage.replace(HEADER)
     storage.close()
-    for name in ("journal", "journal.lock"):
-        assert stat.S_IMODE((tmp_path / "ledger" / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "ledger").stat().st_mode) == 0o700
+    for name in ("journal", "journal.lock", "journal.snapshot"):
+        assert stat.S_IMODE((tmp_path / "ledger" / name).stat().st_mode) == 0o600, name
+
+
+def test_a_second_opener_is_told_which_process_holds_the_journal(tmp_path: Path) -> None:
+    (tmp_path / "journal.lock").write_text("4194303999")  # a longer pid, left by a process long gone
+    first = FileStorage(tmp_path / "journal", tmp_path)
+    try:
+        with pytest.raises(JournalError, match=rf"in use by another orchestrator process \(pid {os.getpid()}\)"):
+            FileStorage(tmp_path / "journal", tmp_path)
+    finally:
+        first.close()
+
+
+def test_compaction_syncs_each_file_before_it_replaces_the_old_and_the_directory_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A power cut at any instant leaves the old snapshot or journal or the new one whole, never an empty file under
+    the name: the new file's bytes reach the disk before the rename, and the rename itself after it."""
+    from actors.ledger import journal as journal_module
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source: Path, target: Path) -> None:
+        events.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(journal_module.os, "fsync", fsync)
+    monkeypatch.setattr(journal_module.os, "replace", replace)
+    storage = FileStorage(tmp_path / "journal", tmp_path)
+    storage.append(HEADER)
+    for write, name in ((lambda: storage.write_snapshot(b"state"), "journal.snapshot"),
+                        (lambda: storage.replace(HEADER), "journal")):
+        events.clear()
+        write()
+        assert events == [("fsync", str(tmp_path / f"{name}.tmp")), ("replace", str(tmp_path / name)),
+                          ("fsync", str(tmp_path))], name
+    events.clear()
+    storage.truncate(len(HEADER))
+    assert events == [("fsync", str(tmp_path / "journal"))], "a torn tail cut at recovery stays cut"
+    storage.close()
 
 
 def reserve_and_settle(settings: LedgerSettings, count: int) -> None:
@@ -203,9 +251,14 @@ def test_compaction_keeps_the_state_and_replays_nothing_twice(tmp_path: Path) ->
     settings = settings_in(tmp_path, snapshot_every=10)
     reserve_and_settle(settings, 25)
     storage = FileStorage(settings.journal_path, settings.state_dir)  # type: ignore[arg-type]
+    recovered = recover(storage, "journal")
     core = open_core(settings, storage)
     storage.close()
-    assert (tmp_path / "journal.snapshot").exists()
+    assert recovered.snapshot is not None and recovered.snapshot.operations >= 40
+    assert len(recovered.entries) < 10
+    ten = sum(len(commit_frame(frame(entry))) for entry in entries(10))
+    assert len(Path(settings.journal_path).read_bytes().rstrip(b"\x00")) < len(HEADER) + ten, (  # type: ignore[arg-type]
+        "each compaction starts the journal anew: it holds only what came after the snapshot")
     assert core.status().settled_nd == 25 * 40 and core.status().outstanding == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from actors.errors import JournalError
 from actors.ledger import journal
 from actors.ledger.actor import open_core, open_read_only
+from actors.ledger.core import LedgerCore, snapshot_of
 from actors.ledger.journal import HEADER, HEADER_V1, FileStorage, MemoryStorage, commit_frame, frame, recover
 from actors.ledger.messages import JournalEntry
 from actors.ledger.settings import LedgerSettings
@@ -137,6 +139,31 @@ def test_a_commit_whose_records_do_not_parse_is_refused_not_cut() -> None:
     storage = memory_with(HEADER + commit_frame(broken))
     with pytest.raises(JournalError, match="^journal: the commit at byte 16 passed its checksum but its record at byte 24 is broken"):
         recover(storage, "journal")
+
+
+def test_a_record_or_snapshot_of_another_message_is_refused_naming_where() -> None:
+    """Checksummed and decodable, but not what the ledger writes (another program's file, a bug): refused typed, never
+    applied as if it were an entry."""
+    snapshot = journal.CODEC.encode(snapshot_of(LedgerCore(SETTINGS)))
+    storage = memory_with(HEADER + commit_frame(journal.FRAME.pack(len(snapshot), zlib.crc32(snapshot)) + snapshot))
+    with pytest.raises(JournalError, match=rf"^journal: record at byte {len(HEADER) + journal.FRAME.size} is not a journal entry"):
+        recover(storage, "journal")
+    storage = memory_with(HEADER)
+    storage.write_snapshot(journal.CODEC.encode(entries(1)[0]))
+    with pytest.raises(JournalError, match=r"^journal\.snapshot: not a ledger snapshot"):
+        recover(storage, "journal")
+
+
+def test_a_header_torn_at_creation_starts_an_empty_journal_and_anything_else_that_short_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for torn in (HEADER[:5], HEADER_V1[:9]):
+        storage = memory_with(torn)
+        with caplog.at_level(logging.WARNING):
+            assert recover(storage, "journal").entries == []
+        assert storage.read() == HEADER and "torn journal header" in caplog.text
+    with pytest.raises(JournalError, match=r"^journal: not a ledger journal \(bad magic\)$"):
+        recover(memory_with(b"PK\x03"), "journal")
 
 
 def test_a_format_1_journal_is_read_as_it_is_and_rewritten_as_format_2_when_opened_to_write(

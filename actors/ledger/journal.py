@@ -329,13 +329,12 @@ def commit_frame(records: bytes) -> bytes:
     return FRAME.pack(len(records), zlib.crc32(records, COMMIT_SEED)) + records
 
 
+@attrs.frozen
 class Recovered:
-    """What a journal held: the snapshot (if any), the entries after it, and what was cut."""
+    """What a journal held: the snapshot (if any) and the entries after it."""
 
-    def __init__(self, snapshot: LedgerSnapshot | None, entries: list[JournalEntry], cut_bytes: int) -> None:
-        self.snapshot = snapshot
-        self.entries = entries
-        self.cut_bytes = cut_bytes
+    snapshot: LedgerSnapshot | None
+    entries: list[JournalEntry]
 
 
 @attrs.frozen
@@ -353,8 +352,8 @@ class _Scan:
 def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recovered:
     """Read snapshot and journal, cutting a torn tail; raise JournalError on real damage.
 
-    With `read_only`, nothing is written: a torn tail is skipped (and reported in
-    `cut_bytes`) but left in the file. Opened for writing, the file is cut where its
+    With `read_only`, nothing is written: a torn tail is skipped (and logged) but
+    left in the file. Opened for writing, the file is cut where its
     log ends (the preallocated zeros go too, so the next commit follows the last), and
     a format-1 journal is rewritten as format 2.
     """
@@ -375,13 +374,13 @@ def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recover
         if not read_only:
             storage.append(HEADER)
             storage.sync()
-        return Recovered(snapshot, [], 0)
+        return Recovered(snapshot, [])
     if len(data) < len(HEADER):
         if HEADER.startswith(data) or HEADER_V1.startswith(data):
             log.warning("%s: torn journal header (%d bytes) rewritten", where, len(data))
             if not read_only:
                 storage.replace(HEADER)
-            return Recovered(snapshot, [], len(data))
+            return Recovered(snapshot, [])
         raise JournalError(f"{where}: not a ledger journal (bad magic)")
     if data[:8] != MAGIC:
         raise JournalError(f"{where}: not a ledger journal (bad magic {data[:8]!r})")
@@ -389,7 +388,6 @@ def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recover
     if version not in (1, VERSION):
         raise JournalError(f"{where}: journal format version {version}, this program reads versions 1 and {VERSION}")
     scan = _scan_commits(data, where) if version == VERSION else _scan_records(data)
-    cut = 0
     if scan.problem:
         unit, longest, seed = ("commit", len(data), COMMIT_SEED) if version == VERSION else ("record", MAX_RECORD, 0)
         if _intact_frame_after(data, scan.end + 1, scan.written, longest, seed):
@@ -409,7 +407,7 @@ def recover(storage: Storage, where: str, *, read_only: bool = False) -> Recover
             storage.truncate(scan.end)
     floor = snapshot.seq if snapshot is not None else 0
     entries = [entry for entry in (_entry(record, offset, where) for offset, record in scan.records) if entry.seq > floor]
-    return Recovered(snapshot, entries, cut)
+    return Recovered(snapshot, entries)
 
 
 def _entry(record: bytes, offset: int, where: str) -> JournalEntry:
