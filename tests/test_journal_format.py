@@ -71,6 +71,21 @@ def test_commits_go_into_preallocated_space_and_a_reopening_resumes_after_the_la
     assert seqs(FileStorage(path, tmp_path, read_only=True)) == list(range(1, 123)), "the next commit followed the last"
 
 
+def test_a_journal_that_is_exactly_its_log_is_appended_to_after_its_last_commit(tmp_path: Path) -> None:
+    """No zeros after the log (a disk that had no chunk to spare, a copy, an older writer): reopened, the next commit
+    goes after the last, not over the header; and a journal left readable by others is made owner-only again."""
+    path = tmp_path / "journal"
+    path.write_bytes(HEADER + commits([entries(2)])[0])
+    path.chmod(0o644)
+    storage = FileStorage(path, tmp_path)
+    assert len(recover(storage, "journal").entries) == 4
+    storage.append(commits([entries(3)[4:]])[0])
+    storage.sync()
+    storage.close()
+    assert seqs(FileStorage(path, tmp_path, read_only=True)) == [1, 2, 3, 4, 5, 6]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_disk_with_no_chunk_to_spare_still_takes_the_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
