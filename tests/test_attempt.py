@@ -493,3 +493,20 @@ async def test_a_call_the_provider_refused_to_send_releases_and_gives_back_the_p
     assert outcome.reply is not None and outcome.reply.failure == FailureKind.AUTH.value and not outcome.reply.sent
     assert outcome.action is MoneyAction.RELEASE and rig.transport.calls == []
     assert half_open.free(), "the provider was never reached: the probe decides nothing"
+
+
+@pytest.mark.anyio
+async def test_a_circuit_that_takes_no_work_skips_the_attempt_before_any_money_is_reserved(rig: Rig) -> None:
+    half_open = HalfOpen(rig.ledger, rig.providers)
+    assert half_open.breaker.acquire(half_open.now) is not None, "another request holds the one probe"
+    outcome = await half_open.runner.run(plan(), 1e9)
+    assert outcome.skipped == "p: circuit half_open" and outcome.reserve is None
+    assert rig.ledger.ops == [] and rig.transport.calls == []
+
+
+@pytest.mark.anyio
+async def test_each_attempt_reserves_under_an_id_of_its_own(rig: Rig) -> None:
+    """Callers reuse request ids (a GA's retries, an agent's); the ledger tells reservations apart by these alone."""
+    first, second = await rig.runner.run(plan(), 1e9), await rig.runner.run(plan(), 1e9)
+    assert first.reservation_id != second.reservation_id
+    assert all(len(o.reservation_id) == 32 and int(o.reservation_id, 16) >= 0 for o in (first, second))

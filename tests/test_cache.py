@@ -140,6 +140,31 @@ def test_cost_weighted_eviction_keeps_the_expensive_answer() -> None:
     assert store.stats().entries <= 50 and store.stats().evictions >= 70
 
 
+def test_eviction_holds_the_byte_budget_too_and_keeps_the_answer_hit_most() -> None:
+    """Few large answers pass `max_bytes` long before `max_entries`; of two alike, the one asked for again stays."""
+    size = len(PROGRAM.encode()) + 200
+    store = CacheStore(CacheSettings(max_bytes=30 * size))
+    put(store, "asked-again")
+    put(store, "asked-once")
+    for _ in range(3):
+        assert store.get("asked-again") is not None
+    for i in range(60):
+        put(store, f"filler-{i}")
+    stats = store.stats()
+    assert stats.bytes <= 30 * size and stats.entries <= 30 and stats.evictions >= 30
+    assert store.get("asked-again") is not None and store.get("asked-once") is None
+
+
+def test_an_entry_expires_at_its_ttl_to_the_second() -> None:
+    now = [1000.0]
+    store = CacheStore(CacheSettings(), clock=lambda: now[0])
+    put(store, key(), ttl=60)
+    now[0] += 59.999
+    assert store.get(key()) is not None
+    now[0] = 1060.0
+    assert store.get(key()) is None
+
+
 def test_two_processes_share_one_cache_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     script = (
@@ -215,6 +240,7 @@ def test_a_full_disk_is_named_as_such_not_as_damage_to_repair(tmp_path: Path, ca
 def test_cache_files_are_owner_only(tmp_path: Path) -> None:
     store = CacheStore(CacheSettings(path=str(tmp_path / "cache" / "c.sqlite3")))
     put(store, key())
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
     for file in (tmp_path / "cache").iterdir():
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
     store.close()

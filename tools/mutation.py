@@ -2,7 +2,9 @@
 
 Each mutant changes one operator or constant in one file (a comparison flipped or
 made strict, `and` for `or`, a negation dropped, a boolean or small integer changed,
-`+` for `-`), in a private copy of the checkout, and runs the given tests there with
+`+` for `-`) or removes one statement inside a function (an fsync, a release, a
+raise, an assignment, a whole `if`: the changes a test that only runs code lets
+through), in a private copy of the checkout, and runs the given tests there with
 `-x` and a time limit. A mutant is killed when the tests fail, survives when they
 pass; one that runs past the limit counts as killed by a hang, which is reported apart,
 since a suite that hangs instead of failing is itself a defect.
@@ -87,10 +89,38 @@ def _changes(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
         yield f"{node.value} -> {1 - node.value}", ast.Constant(1 - node.value)
 
 
+_REMOVABLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Raise, ast.If, ast.For,
+              ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)
+
+
+def _removals(tree: ast.AST, path: Path) -> Iterator[Mutant]:
+    """Each statement of a function's body (at any depth) replaced by `pass`; docstrings kept."""
+    seen: set[int] = set()
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for parent in ast.walk(function):
+            for field in ("body", "orelse", "finalbody"):
+                body = getattr(parent, field, None)
+                if not isinstance(body, list) or id(body) in seen:
+                    continue
+                seen.add(id(body))
+                for index, statement in enumerate(body):
+                    if not isinstance(statement, _REMOVABLE) or (
+                            isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)):
+                        continue  # a docstring, of the function or of an attribute: removing it changes nothing
+                    body[index] = ast.copy_location(ast.Pass(), statement)
+                    source = ast.unparse(tree)
+                    body[index] = statement
+                    yield Mutant(str(path.relative_to(ROOT)), statement.lineno,
+                                 f"{type(statement).__name__} removed", source)
+
+
 def mutants_of(path: Path) -> Iterator[Mutant]:
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text)
     skip = _docstring_nodes(tree)
+    yield from _removals(tree, path)
     for parent in ast.walk(tree):
         for field, value in ast.iter_fields(parent):
             children = value if isinstance(value, list) else [value]
