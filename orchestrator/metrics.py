@@ -61,9 +61,11 @@ async def render_metrics(orch: Orchestrator) -> str:
     spent.add(stats["cost_nd"])  # type: ignore[arg-type]
     families.append(spent)
     budget = await orch.budget()
-    gauge = _Family("orchestrator_budget_nanodollars", "gauge", "The ledger's totals, in nanodollars.")
+    gauge = _Family("orchestrator_budget_nanodollars", "gauge", "The ledger's totals, in nanodollars; held is the part "
+                    "of reserved whose calls' outcome is unknown, spent until `orchestrator budget reconcile`.")
     for kind in ("limit", "settled", "reserved", "remaining"):
         gauge.add(getattr(budget, f"{kind}_nd"), kind=kind)
+    gauge.add(budget.unreconciled_nd, kind="held")
     families.append(gauge)
     queue, journal = "orchestrator_budget_queue_", "orchestrator_ledger_journal_"
     for name, kind, help_text, value in (

@@ -25,8 +25,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def serving(tmp_path: Path, token: str | None = None, limit_nd: int | None = None) -> AsyncIterator[str]:
+async def serving(tmp_path: Path, token: str | None = None, limit_nd: int | None = None,
+                  faults: list[dict[str, object]] | None = None) -> AsyncIterator[str]:
     config = load_config(CONFIGS / "simulated.yaml", state_dir=tmp_path, environ={})
+    if faults is not None:
+        config = attrs.evolve(config, simulator={**(config.simulator or {}), "faults": faults})
     if limit_nd is not None:
         engine = attrs.evolve(
             config.engine,
@@ -84,12 +87,26 @@ async def test_metrics_are_prometheus_text_and_health_reports_actors(server: str
     assert "# TYPE orchestrator_requests_total counter" in metrics
     assert 'orchestrator_requests_total{code="OK"} 1' in metrics
     assert 'orchestrator_budget_nanodollars{kind="limit"} 100000000000' in metrics
+    assert 'orchestrator_budget_nanodollars{kind="held"} 0' in metrics
     assert "orchestrator_budget_queue_waiting 0" in metrics and "# TYPE orchestrator_budget_queue_waits_total counter" in metrics
     on_loop = re.search(r'^orchestrator_ledger_journal_writes_total\{on="loop"\} (\d+)$', metrics, re.MULTILINE)
     assert on_loop and int(on_loop[1]) >= 1, "the request's reservation was journaled on the loop"
     assert re.search(r'^orchestrator_ledger_journal_writes_total\{on="thread"\} \d+$', metrics, re.MULTILINE)
     assert "# TYPE orchestrator_ledger_journal_loop_seconds_total counter" in metrics
     assert health["status"] == "ok" and "ledger" in health["actors"]
+
+
+@pytest.mark.anyio
+async def test_metrics_show_the_money_held_for_calls_whose_outcome_is_unknown(tmp_path: Path) -> None:
+    """Every answer malformed: sent, maybe billed, so held; an operator alerting on spend must see it."""
+    async for url in serving(tmp_path, faults=[{"kind": "malformed", "rate": 1.0}]):
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}) as resp:
+                assert resp.status == 503
+            metrics = await (await session.get(f"{url}/metrics")).text()
+    held = re.search(r'^orchestrator_budget_nanodollars\{kind="held"\} (\d+)$', metrics, re.MULTILINE)
+    reserved = re.search(r'^orchestrator_budget_nanodollars\{kind="reserved"\} (\d+)$', metrics, re.MULTILINE)
+    assert held and reserved and int(held[1]) == int(reserved[1]) > 0
 
 
 @pytest.mark.anyio
