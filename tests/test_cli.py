@@ -100,6 +100,11 @@ def test_a_run_whose_calls_end_unknown_says_what_it_holds_and_the_budget_agrees(
     assert "held                  $" in out and "orchestrator budget reconcile" in out
     code, out = run(capsys, "run", "--config", CONFIG, "--state-dir", str(tmp_path / "clean"), "--tasks", "2")
     assert code == 0 and "held   " not in out
+    held = json.loads(run(capsys, "budget", "--config", str(broken), "--state-dir", state, "--json")[1])["unreconciled_nd"]
+    code, out = run(capsys, "budget", "reconcile", "--config", str(broken), "--state-dir", state, "--release")
+    assert code == 0 and out.startswith("reconciled ") and f"held reservations: ${held / 1e9:.6f} released" in out
+    after = json.loads(run(capsys, "budget", "--config", str(broken), "--state-dir", state, "--json")[1])
+    assert (after["unreconciled_nd"], after["reserved_nd"], after["settled_nd"]) == (0, 0, 0), "released: nothing spent"
 
 
 def test_calibrate_prints_thresholds_and_the_achieved_mix(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,9 @@
 """`orchestrator budget`: the ledger's limit, settled, reserved and remaining money.
 
-`budget reconcile` decides reservations a crash left outstanding (they count as spent
-until then): by default each is charged at its reserved amount, the safe choice when
-the provider may have billed; `--release` frees them when you know it did not.
+`budget reconcile` decides the held reservations, calls whose outcome is unknown (sent
+with no usable answer, or in flight when a process stopped; they count as spent until
+then): by default each is charged at its reserved amount, the safe choice when the
+provider may have billed; `--release` frees them when you know it did not.
 `budget reset --confirm` starts a new budget period from zero (journaled, not erased).
 With `budget.backend: postgres` it shows the shared ledger: the totals every process
 shares, and per process what it settled and holds open; `reconcile` then charges (or
@@ -32,7 +33,7 @@ from orchestrator.tables import render_table
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "budget", help="show the budget; reconcile after a crash; reset", description=__doc__,
+        "budget", help="show the budget; reconcile held reservations; reset", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", nargs="?", choices=("show", "reconcile", "reset"), default="show")
@@ -51,13 +52,17 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config or default_config_path(), state_dir=args.state_dir)
     if config.engine.ledger.backend == "postgres":
         return _shared(config.engine.ledger, args)
-    if args.action == "show":
-        status = open_read_only(config.engine.ledger).status()
-    else:
-        status = anyio.run(_act, config.engine.ledger, args.action, args.release)
+    before = open_read_only(config.engine.ledger).status()
+    status = before if args.action == "show" else anyio.run(_act, config.engine.ledger, args.action, args.release)
+    decided = {"reservations": before.outstanding, "nd": before.unreconciled_nd,
+               "action": "released" if args.release else "charged"} if args.action == "reconcile" else None
     if args.json:
-        print(orjson.dumps(_as_dict(status), option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps({**_as_dict(status), **({"reconciled": decided} if decided else {})},
+                           option=orjson.OPT_INDENT_2).decode())
     else:
+        if decided:
+            print(f"reconciled {decided['reservations']} held reservations: {format_usd(decided['nd'], 6)} "
+                  f"{decided['action']}\n")
         print(render_status(status))
     return 0
 
