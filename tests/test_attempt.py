@@ -9,6 +9,7 @@ tests run on trio's virtual clock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
@@ -18,7 +19,7 @@ import trio
 import trio.testing
 
 from actors.catalog import CODEC
-from actors.errors import AskTimeout, LedgerUnavailable
+from actors.errors import ActorStopped, AskTimeout, LedgerUnavailable
 from actors.ledger.messages import Hold, Release, ReserveReply, Settle
 from actors.messages import FailureKind, Request
 from actors.providers.actor import ProviderActor
@@ -54,6 +55,8 @@ class FakeLedger:
     full_for: frozenset[str] = frozenset()
     """Operations that find the inbox full: `tell` waits for `room`, as a real send to a full inbox does."""
     room: anyio.Event = attrs.Factory(anyio.Event)
+    stopped: bool = False
+    """The ledger actor is gone: what is told raises ActorStopped."""
 
     async def _step(self, op: str, rid: str) -> None:
         if op == self.gated:
@@ -75,6 +78,8 @@ class FakeLedger:
     def tell_nowait(self, msg: object) -> bool:
         """Takes it at once, unless the operation is gated: then the inbox is full and the attempt must wait."""
         op = {Settle: "settle", Release: "release", Hold: "hold"}[type(msg)]
+        if self.stopped:
+            raise ActorStopped("ledger has stopped")
         if op == self.gated:
             return False
         self.ops.append((op, msg.reservation_id))  # type: ignore[attr-defined]
@@ -510,3 +515,21 @@ async def test_each_attempt_reserves_under_an_id_of_its_own(rig: Rig) -> None:
     first, second = await rig.runner.run(plan(), 1e9), await rig.runner.run(plan(), 1e9)
     assert first.reservation_id != second.reservation_id
     assert all(len(o.reservation_id) == 32 and int(o.reservation_id, 16) >= 0 for o in (first, second))
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(("ledger_state", "why"), [("full", "the ledger's inbox is full"), ("gone", "ledger has stopped")])
+async def test_a_late_answer_the_ledger_cannot_take_leaves_the_money_held_and_says_so(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, ledger_state: str, why: str,
+) -> None:
+    """The provider answers after the attempt held its money, but the ledger cannot be told: the reservation stays
+    held (spent, the safe side) for `budget reconcile`, and the log names it."""
+    await trio.sleep(50)
+    async with make_rig(ScriptedTransport(default=openai_ok(), delay=100)) as rig:
+        outcome = await rig.runner.run(plan(), trio.current_time() + 30)
+        assert outcome.action is MoneyAction.HOLD
+        rig.ledger.gated, rig.ledger.stopped = ("settle", False) if ledger_state == "full" else ("", True)
+        with caplog.at_level(logging.WARNING):
+            await trio.sleep(200)
+    assert rig.ledger.kinds() == ["reserve", "hold"] and not rig.runner.late_closed
+    assert f"reservation {outcome.reservation_id}: the late answer's settle was not told ({why})" in caplog.text
