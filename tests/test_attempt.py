@@ -533,3 +533,25 @@ async def test_a_late_answer_the_ledger_cannot_take_leaves_the_money_held_and_sa
             await trio.sleep(200)
     assert rig.ledger.kinds() == ["reserve", "hold"] and not rig.runner.late_closed
     assert f"reservation {outcome.reservation_id}: the late answer's settle was not told ({why})" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_settle_the_ledger_is_gone_for_leaves_the_reservation_outstanding_and_says_so(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate, entered = anyio.Event(), anyio.Event()
+    async with make_rig(GatedTransport(gate, entered, default=openai_ok())) as rig:
+        async with anyio.create_task_group() as tg:
+            outcomes: list[object] = []
+
+            async def attempt() -> None:
+                outcomes.append(await rig.runner.run(plan(), 1e9))
+
+            tg.start_soon(attempt)
+            await entered.wait()
+            rig.ledger.stopped = True
+            with caplog.at_level(logging.WARNING):
+                gate.set()
+    rid = outcomes[0].reservation_id  # type: ignore[attr-defined]
+    assert rig.ledger.kinds() == ["reserve"], "nothing more reached the ledger"
+    assert f"reservation {rid}: settle failed (ledger has stopped); it stays outstanding" in caplog.text
