@@ -117,15 +117,16 @@ def plan(attempt_no: int = 1) -> Plan:
 
 class _RigContext:
     def __init__(self, transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0,
-                 environ: dict[str, str] | None = None) -> None:
+                 environ: dict[str, str] | None = None, provider: ProviderSettings = PROVIDER) -> None:
         self.transport = transport or ScriptedTransport(default=openai_ok())
         self.ledger = FakeLedger()
         self.budget_wait_s = budget_wait_s
         self.environ = environ
+        self.provider = provider
 
     async def __aenter__(self) -> Rig:
         self.supervisor = Supervisor(CODEC)
-        provider = PROVIDER if self.environ is None else attrs.evolve(PROVIDER, api_key_env="P_KEY")
+        provider = self.provider if self.environ is None else attrs.evolve(self.provider, api_key_env="P_KEY")
         ref = self.supervisor.add("p", lambda: ProviderActor(provider, self.transport, failures_to_crash=100,
                                                              environ=self.environ))
         circuits = self.supervisor.circuits(("p",))
@@ -143,9 +144,9 @@ class _RigContext:
 
 
 def make_rig(transport: ScriptedTransport | None = None, budget_wait_s: float = 0.0,
-             environ: dict[str, str] | None = None) -> _RigContext:
+             environ: dict[str, str] | None = None, provider: ProviderSettings = PROVIDER) -> _RigContext:
     """`environ`: the provider reads its key from P_KEY in it."""
-    return _RigContext(transport, budget_wait_s, environ)
+    return _RigContext(transport, budget_wait_s, environ, provider)
 
 
 @pytest.mark.anyio
@@ -555,3 +556,19 @@ async def test_a_settle_the_ledger_is_gone_for_leaves_the_reservation_outstandin
     rid = outcomes[0].reservation_id  # type: ignore[attr-defined]
     assert rig.ledger.kinds() == ["reserve"], "nothing more reached the ledger"
     assert f"reservation {rid}: settle failed (ledger has stopped); it stays outstanding" in caplog.text
+
+
+@pytest.mark.trio
+async def test_the_provider_counts_an_attempts_prompt_and_most_output_against_its_token_rate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Providers count `max_tokens` against tokens per minute when the call arrives: a plan of 50 prompt tokens and
+    at most 100 out is 150 of a 150-a-minute budget, so the next call waits for the minute to turn over."""
+    await trio.sleep(50)
+    async with make_rig(provider=attrs.evolve(PROVIDER, tokens_per_minute=150)) as rig:
+        start = trio.current_time()
+        await rig.runner.run(plan(1), start + 600)
+        first = trio.current_time()
+        await rig.runner.run(plan(2), start + 600)
+        second = trio.current_time()
+    assert first - start < 1 and second - start >= 59, "the second call waited for the first's 150 tokens"
