@@ -310,6 +310,16 @@ def test_money_held_in_an_earlier_generation_is_gone_for_a_later_one() -> None:
     assert ledger.check("t1", 250, DAY, 1, "mutation").granted
 
 
+def test_money_an_earlier_generation_has_in_flight_is_worth_waiting_for_in_a_later_one() -> None:
+    """Carry-over: generation 0's open reservation settles (most settle far below their worst case), so a request of
+    generation 1 blocked only by it waits rather than being refused."""
+    ledger = paced(PacingPlan("r", 1000, weights_for("even", 4)))
+    assert reserve(ledger, "a", 250, 0)
+    decision = ledger.check("t1", 251, DAY, 1, "mutation")
+    assert not decision.granted and decision.waitable, "generation 0's 250 are in flight, not spent"
+    assert not ledger.check("t1", 501, DAY, 1, "mutation").waitable, "more than generations 0 and 1 are allotted"
+
+
 def test_what_is_carried_in_is_what_earlier_generations_were_allotted_and_left() -> None:
     plan = PacingPlan("r", 1000, weights_for("even", 4))
     assert plan.carried_in(0, 0) == 0 and plan.carried_in(1, 100) == 150 and plan.carried_in(2, 500) == 0
