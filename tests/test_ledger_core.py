@@ -330,3 +330,4 @@ def test_exactly_closed_memory_closed_ids_are_remembered() -> None:
     assert ledger.settle("b", 5) is None, "the second most recent close is still a duplicate"
     with pytest.raises(LedgerError, match="unknown reservation a"):
         ledger.settle("a", 5)
+    assert list(ledger.settled_by_reservation) == ["b", "c"], "what the audit reads is bounded alike"
