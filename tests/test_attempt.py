@@ -149,14 +149,19 @@ def make_rig(transport: ScriptedTransport | None = None, budget_wait_s: float = 
     return _RigContext(transport, budget_wait_s, environ, provider)
 
 
+async def cancel_during_the_reserve(runner: AttemptRunner, ledger: FakeLedger) -> None:
+    """Run one attempt and cancel it while its reserve waits for the ledger's answer; then let the ledger answer."""
+    ledger.gated = "reserve"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner.run, plan(), 1e9)
+        await ledger.waiting.wait()
+        tg.cancel_scope.cancel()
+    ledger.gate.set()
+
+
 @pytest.mark.anyio
 async def test_cancelled_during_the_reserve_releases_whatever_was_granted(rig: Rig) -> None:
-    rig.ledger.gated = "reserve"
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(rig.runner.run, plan(), 1e9)
-        await rig.ledger.waiting.wait()
-        tg.cancel_scope.cancel()
-    rig.ledger.gate.set()
+    await cancel_during_the_reserve(rig.runner, rig.ledger)
     assert rig.ledger.kinds()[-1] == "release", "a grant whose answer was lost is released"
     assert rig.transport.calls == [], "nothing was sent"
 
@@ -428,12 +433,7 @@ async def test_a_denied_reservation_gives_back_the_probe_permit(rig: Rig) -> Non
 @pytest.mark.anyio
 async def test_a_reservation_lost_to_cancellation_or_a_silent_ledger_gives_back_the_probe_permit(rig: Rig) -> None:
     half_open = HalfOpen(rig.ledger, rig.providers)
-    rig.ledger.gated = "reserve"
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(half_open.runner.run, plan(), 1e9)
-        await rig.ledger.waiting.wait()
-        tg.cancel_scope.cancel()
-    rig.ledger.gate.set()
+    await cancel_during_the_reserve(half_open.runner, rig.ledger)
     assert half_open.free(), "cancelled during the reserve"
     rig.ledger.gated, rig.ledger.fail_with = "", AskTimeout("ledger did not answer Reserve within 60 s")
     with pytest.raises(LedgerUnavailable):
