@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,23 @@ def test_a_run_whose_calls_end_unknown_says_what_it_holds_and_the_budget_agrees(
     assert code == 0 and out.startswith("reconciled ") and f"held reservations: ${held / 1e9:.6f} released" in out
     after = json.loads(run(capsys, "budget", "--config", str(broken), "--state-dir", state, "--json")[1])
     assert (after["unreconciled_nd"], after["reserved_nd"], after["settled_nd"]) == (0, 0, 0), "released: nothing spent"
+
+
+def test_budget_says_when_a_running_orchestrator_holds_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its open reservations are then mostly calls in flight, not held ones."""
+    from actors.ledger.journal import FileStorage
+
+    state = tmp_path / "s"
+    code, out = run(capsys, "budget", "--config", CONFIG, "--state-dir", str(state), "--json")
+    assert code == 0 and json.loads(out)["running_pid"] is None
+    holder = FileStorage(state / "ledger" / "journal", state)
+    try:
+        code, out = run(capsys, "budget", "--config", CONFIG, "--state-dir", str(state), "--json")
+        assert code == 0 and json.loads(out)["running_pid"] == os.getpid()
+        code, out = run(capsys, "budget", "--config", CONFIG, "--state-dir", str(state))
+        assert f"a running orchestrator (pid {os.getpid()}) holds this ledger" in out
+    finally:
+        holder.close()
 
 
 def test_calibrate_prints_thresholds_and_the_achieved_mix(capsys: pytest.CaptureFixture[str]) -> None:

@@ -255,6 +255,24 @@ class FileStorage:
         self._fd = self._lock = None
 
 
+def lock_holder(journal_path: str | Path) -> int | None:
+    """The pid of a running process that holds this journal for writing, or None (nobody does, or the platform does
+    not say). Read from /proc/locks (Linux), never by trying the lock: a command that only looks must not make an
+    orchestrator starting at that instant fail as if the journal were in use."""
+    path = Path(journal_path)
+    try:
+        lock = os.stat(path.with_name(path.name + ".lock"))
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    ident = f"{os.major(lock.st_dev):02x}:{os.minor(lock.st_dev):02x}:{lock.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()  # "1: FLOCK ADVISORY WRITE pid major:minor:inode ..."; a waiter's has "->" second
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == ident:
+            return int(fields[4])
+    return None
+
+
 def _acquire_lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -23,6 +23,7 @@ import orjson
 from actors.catalog import CODEC
 from actors.ledger.actor import LedgerActor, open_read_only
 from actors.ledger.client import LedgerClient
+from actors.ledger.journal import lock_holder
 from actors.ledger.messages import BudgetStatus
 from actors.ledger.postgres import PostgresBook
 from actors.money import format_usd
@@ -53,17 +54,18 @@ def run(args: argparse.Namespace) -> int:
     if config.engine.ledger.backend == "postgres":
         return _shared(config.engine.ledger, args)
     before = open_read_only(config.engine.ledger).status()
+    running = lock_holder(config.engine.ledger.journal_path) if config.engine.ledger.journal_path else None
     status = before if args.action == "show" else anyio.run(_act, config.engine.ledger, args.action, args.release)
     decided = {"reservations": before.outstanding, "nd": before.unreconciled_nd,
                "action": "released" if args.release else "charged"} if args.action == "reconcile" else None
     if args.json:
-        print(orjson.dumps({**_as_dict(status), **({"reconciled": decided} if decided else {})},
+        print(orjson.dumps({**_as_dict(status), "running_pid": running, **({"reconciled": decided} if decided else {})},
                            option=orjson.OPT_INDENT_2).decode())
     else:
         if decided:
             print(f"reconciled {decided['reservations']} held reservations: {format_usd(decided['nd'], 6)} "
                   f"{decided['action']}\n")
-        print(render_status(status))
+        print(render_status(status, running))
     return 0
 
 
@@ -121,14 +123,20 @@ def _as_dict(status: BudgetStatus) -> dict[str, Any]:
     }
 
 
-def render_status(status: BudgetStatus) -> str:
+def render_status(status: BudgetStatus, running_pid: int | None = None) -> str:
+    """The limits table and what is held; with `running_pid`, the journal is a running orchestrator's, whose open
+    reservations are mostly calls in flight rather than held ones."""
     rows = [
         (l.scope, format_usd(l.limit_nd, 6), format_usd(l.settled_nd, 6), format_usd(l.reserved_nd, 6),
          format_usd(l.remaining_nd, 6), f"{100 * (l.settled_nd + l.reserved_nd) / l.limit_nd:.1f}%" if l.limit_nd else "-")
         for l in status.limits
     ]
     lines = [render_table(("scope", "limit", "settled", "reserved", "remaining", "used"), rows)]
-    if status.unreconciled_nd:
+    if running_pid is not None:
+        lines.append(f"\na running orchestrator (pid {running_pid}) holds this ledger: these are its journal's figures, "
+                     f"and its {status.outstanding} open reservations ({format_usd(status.reserved_nd, 6)}) are calls in "
+                     "flight or held")
+    elif status.unreconciled_nd:
         lines.append(
             f"\n{format_usd(status.unreconciled_nd, 6)} is held: calls whose outcome is unknown (sent with no usable "
             "answer, or in flight when a process stopped) count as spent until `orchestrator budget reconcile`"
