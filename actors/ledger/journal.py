@@ -58,6 +58,7 @@ import attrs
 
 from actors.codec import Codec
 from actors.errors import CodecError, JournalError
+from actors.fileio import write_all
 from actors.ledger.messages import JournalEntry, LedgerSnapshot, SnapshotReservation
 
 log = logging.getLogger(__name__)
@@ -109,15 +110,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_all(fd: int, data: bytes, path: Path, offset: int | None = None) -> None:
-    """Write every byte (a write may write fewer), at `offset` if given; a full disk raises JournalError naming the
-    file."""
-    view = memoryview(data)
+    """`fileio.write_all`, with a full disk raised as JournalError naming the file."""
     try:
-        while view:
-            written = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
-            view = view[written:]
-            if offset is not None:
-                offset += written
+        write_all(fd, data, offset)
     except OSError as exc:
         raise JournalError(f"{path}: cannot write ({exc.strerror}); free space or fix permissions, then restart") from exc
 

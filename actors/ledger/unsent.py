@@ -18,6 +18,7 @@ from pathlib import Path
 
 from actors.catalog import CODEC
 from actors.errors import CodecError
+from actors.fileio import write_all
 from actors.ledger.messages import Hold, Release, Settle, UnsentClosings
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,7 @@ def save(directory: Path, closings: Sequence[Closing]) -> Path:
     temp = path.with_suffix(".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from actors.errors import CodecError
+from actors.fileio import write_all
 from actors.telemetry.codec import CODEC
 from actors.telemetry.events import DERIVED, RequestServed, SegmentHeader, expand
 
@@ -63,7 +64,7 @@ class SegmentWriter:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         header = FILE_HEADER + frame(CODEC.encode(SegmentHeader(SCHEMA, self.fingerprint, started, self._count)))
         try:
-            _write_all(fd, header)
+            write_all(fd, header)
         except OSError:  # a segment without its header would be reported as damage: none rather than that
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -78,7 +79,7 @@ class SegmentWriter:
             self._open_segment()
         assert self._fd is not None
         try:
-            _write_all(self._fd, framed)
+            write_all(self._fd, framed)
         except OSError:
             try:
                 os.ftruncate(self._fd, self._size)
@@ -94,13 +95,6 @@ class SegmentWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is written (it may write fewer, near a full disk), or its OSError."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 @attrs.frozen
