@@ -56,6 +56,12 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def stagnant_generations(engine: EngineSettings, generations: int) -> range:
+    """The generations of a plan that stagnates from the start in which the router escalates: from the stagnation
+    threshold on (the first generation has no stagnation count)."""
+    return range(max(1, engine.router.selection.stagnation_threshold + 1), generations + 1)
+
+
 def ga_plan(engine: EngineSettings, tasks: list[ArcTask], *, population: int, generations: int, seed_ratio: float,
             samples: int) -> tuple[list[Request], list[int]]:
     """The requests of a GA run, planned for the expensive case: it stagnates from the start.
@@ -72,14 +78,13 @@ def ga_plan(engine: EngineSettings, tasks: list[ArcTask], *, population: int, ge
     settings = EvolutionSettings(llm_seed_ratio=seed_ratio, mutation_batch=samples)
     one = attrs.evolve(settings, llm_seed_ratio=1.0, mutation_batch=1)
     seeds = seed_count(settings, population)
-    threshold = engine.router.selection.stagnation_threshold
     requests: list[Request] = []
     counts: list[int] = []
     for task in tasks:
         if seeds:
             requests += seed_requests(one, "plan", task, 1)
             counts.append(seeds)
-        for generation in range(max(1, threshold + 1), generations + 1):
+        for generation in stagnant_generations(engine, generations):
             requests += mutation_requests(one, "plan", task, PLAN_PARENT, stagnant_generations=generation - 1,
                                           generation=generation)
             counts.append(samples)
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.population is not None or args.generations is not None:
         if args.population is None or args.generations is None:
             raise SystemExit("orchestrator forecast: a GA plan needs both --population and --generations")
-        kinds = args.tasks * (1 + max(0, args.generations - engine.router.selection.stagnation_threshold))
+        kinds = args.tasks * (1 + len(stagnant_generations(engine, args.generations)))
         if kinds > MAX_PLAN_KINDS:
             raise SystemExit(f"orchestrator forecast: the plan has {kinds:,} kinds of request (tasks x stagnant "
                              f"generations); at most {MAX_PLAN_KINDS:,} are forecast at once: plan fewer")
