@@ -179,6 +179,13 @@ def whole_number(name: str, value: object, low: int, hint: str = "") -> int:
     return value
 
 
+def number_in(name: str, value: object, low: float, high: float, hint: str = "") -> None:
+    """InvalidRequest naming `name` unless `value` is a finite int or float (a bool is not) from `low` to `high`: a
+    ratio or a temperature an API caller passes."""
+    if not _finite(value) or not low <= value <= high:  # type: ignore[operator]
+        raise InvalidRequest(f"{name} must be a number from {low:g} to {high:g}{hint}, got {value!r}")
+
+
 def _request_id(where: str, rid: Any) -> None:
     """A request's id, on a request or on the feedback naming it: 1 to MAX_REQUEST_ID characters of UTF-8 text."""
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_REQUEST_ID:

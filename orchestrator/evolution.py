@@ -27,17 +27,13 @@ from collections.abc import Sequence
 
 import attrs
 
-from actors.errors import BudgetExceeded, InvalidRequest, OrchestratorError
+from actors.errors import BudgetExceeded, OrchestratorError
 from actors.messages import ArcTask, ChatMessage, Request, Result
 from actors.policy.prompts import SYSTEM, render_arc_prompt
-from actors.validation import whole_number
+from actors.validation import number_in, whole_number
 from orchestrator.api import Orchestrator
 
 _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
-
-
-def _number_in(value: object, low: float, high: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 @attrs.frozen
@@ -50,12 +46,10 @@ class EvolutionSettings:
     def __attrs_post_init__(self) -> None:
         """A ratio past 1 or below 0 asks for more seeds than the population or silently none; a NaN one
         failed the first `seed` with a bare ValueError."""
-        if not _number_in(self.llm_seed_ratio, 0.0, 1.0):
-            raise InvalidRequest(f"llm_seed_ratio must be a number from 0 to 1, got {self.llm_seed_ratio!r}")
+        number_in("llm_seed_ratio", self.llm_seed_ratio, 0.0, 1.0)
         whole_number("mutation_batch", self.mutation_batch, 1)
-        if self.mutation_temperature is not None and not _number_in(self.mutation_temperature, 0.0, 2.0):
-            raise InvalidRequest(f"mutation_temperature must be a number from 0 to 2 (or None), "
-                                 f"got {self.mutation_temperature!r}")
+        if self.mutation_temperature is not None:
+            number_in("mutation_temperature", self.mutation_temperature, 0.0, 2.0, " (or None)")
 
 
 @attrs.frozen
