@@ -57,6 +57,11 @@ class Model:
             return gpt + amount <= TIER_CAP
         return True
 
+    def reached(self) -> set[str]:
+        """The limits whose settled money has reached the warning threshold."""
+        return ({"total"} if self.settled >= WARN_AT * LIMIT else set()) | (
+            {"tier:gpt"} if self.settled_gpt >= WARN_AT * TIER_CAP else set())
+
     def could_wait(self, amount: int, tier: str) -> bool:
         """Whether the amount fits once every open reservation that is not held is settled at nothing."""
         held = [self.outstanding[rid] for rid in self.held]
@@ -107,9 +112,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.excess += max(0, actual - amount)
         if tier == "gpt":
             self.model.excess_gpt += max(0, actual - amount)
-        reached = {"total"} if self.model.settled >= WARN_AT * LIMIT else set()
-        if tier == "gpt" and self.model.settled_gpt >= WARN_AT * TIER_CAP:
-            reached.add("tier:gpt")
+        reached = self.model.reached() if tier == "gpt" else self.model.reached() - {"tier:gpt"}  # a settle's own limits
         assert sorted((a.scope, a.threshold) for a in alerts) == [(scope, WARN_AT) for scope in sorted(reached - self.model.warned)], (
             "a warning fires once per limit, when what is settled against it first reaches it")
         self.model.warned |= reached
@@ -155,8 +158,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.model.settled_gpt += amount if tier == "gpt" else 0
                 self.model.settled_by_reservation[rid] = amount
         self.model.held.clear()
-        self.model.warned |= {"total"} if self.model.settled >= WARN_AT * LIMIT else set()
-        self.model.warned |= {"tier:gpt"} if self.model.settled_gpt >= WARN_AT * TIER_CAP else set()
+        self.model.warned |= self.model.reached()
 
     @rule()
     def compact(self) -> None:
