@@ -25,6 +25,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from actors.cache.client import CacheClient
 from actors.errors import ActorStopped, AskTimeout, ConfigError, InvalidRequest, LedgerUnavailable, OrchestratorError
+from actors.fileio import replace_durably
 from actors.ledger.client import LedgerClient
 from actors.messages import Request, Result
 from actors.policy.online import OnlineLearner
@@ -39,7 +40,6 @@ from actors.validation import validate_feedback, whole_number
 from orchestrator.assembly import TransportFactory, assemble, quiet_collector, resolve_simulator
 from orchestrator.cascade import Verified, Verifier, generate_verified
 from orchestrator.config import Config, default_config_path, load_config
-from orchestrator.files import write_private
 from orchestrator.forecast import Forecast, Routed, TokenHistory, forecast
 
 SIMULATOR_URL_ENV = "ORCHESTRATOR_SIMULATOR_URL"
@@ -352,9 +352,7 @@ class _OnlineState:
         if self.learner is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        write_private(tmp, orjson.dumps(self.learner.snapshot()).decode())
-        os.replace(tmp, self.path)
+        replace_durably(self.path, orjson.dumps(self.learner.snapshot()))
 
 
 def _request(value: object, where: str) -> Request:

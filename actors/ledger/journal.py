@@ -45,12 +45,14 @@ simulate a power cut: bytes not yet synced are lost.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -58,7 +60,7 @@ import attrs
 
 from actors.codec import Codec
 from actors.errors import CodecError, JournalError
-from actors.fileio import write_all
+from actors.fileio import replace_durably, write_all
 from actors.ledger.messages import JournalEntry, LedgerSnapshot, SnapshotReservation
 
 log = logging.getLogger(__name__)
@@ -101,35 +103,23 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+@contextlib.contextmanager
+def _named_failure(path: Path) -> Iterator[None]:
+    """A full disk or a refused write raised as JournalError naming the file."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes, path: Path, offset: int | None = None) -> None:
-    """`fileio.write_all`, with a full disk raised as JournalError naming the file."""
-    try:
-        write_all(fd, data, offset)
+        yield
     except OSError as exc:
         raise JournalError(f"{path}: cannot write ({exc.strerror}); free space or fix permissions, then restart") from exc
 
 
+def _write_all(fd: int, data: bytes, path: Path, offset: int | None = None) -> None:
+    with _named_failure(path):
+        write_all(fd, data, offset)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        _write_all(fd, data, tmp)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with _named_failure(path):
+        replace_durably(path, data)
 
 
 class FileStorage:

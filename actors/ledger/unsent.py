@@ -18,7 +18,7 @@ from pathlib import Path
 
 from actors.catalog import CODEC
 from actors.errors import CodecError
-from actors.fileio import write_all
+from actors.fileio import replace_durably
 from actors.ledger.messages import Hold, Release, Settle, UnsentClosings
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,7 @@ def save(directory: Path, closings: Sequence[Closing]) -> Path:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = CODEC.encode(UnsentClosings(tuple(CODEC.encode(c) for c in closings)))
     path = directory / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temp = path.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    replace_durably(path, data)
     return path
 
 

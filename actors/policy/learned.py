@@ -20,8 +20,7 @@ of training scores it falls in).
 
 from __future__ import annotations
 
-import contextlib
-import os
+import io
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -30,6 +29,7 @@ import numpy as np
 import orjson
 
 from actors.errors import ConfigError
+from actors.fileio import replace_durably
 from actors.messages import ArcTask, Request
 from actors.policy.arc_features import FEATURES as ARC_FEATURES
 from actors.policy.prompt_features import (
@@ -396,24 +396,15 @@ def save(model: LearnedModel, path: str | Path) -> None:
         "spec": {"buckets": model.spec.buckets, "char_ngrams": list(model.spec.char_ngrams), "max_chars": model.spec.max_chars},
         "dense": list(DENSE), "costs_nd": list(model.costs_nd), "trained_rows": model.trained_rows, "source": model.source,
     }
-    partial = f"{path}.{os.getpid()}.partial"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
-                handle, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
-                dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
-                dense_scale=model.dense_scale, band_edges=model.band_edges, score_quantiles=model.score_quantiles,
-                length_quantiles=model.length_quantiles, blend_quantiles=model.blend_quantiles,
-                dense_low=model.dense_low, dense_high=model.dense_high,
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, header=np.frombuffer(orjson.dumps(header), dtype=np.uint8), weights=model.weights,
+        dense_weights=model.dense_weights, bias=model.bias, dense_mean=model.dense_mean,
+        dense_scale=model.dense_scale, band_edges=model.band_edges, score_quantiles=model.score_quantiles,
+        length_quantiles=model.length_quantiles, blend_quantiles=model.blend_quantiles,
+        dense_low=model.dense_low, dense_high=model.dense_high,
+    )
+    replace_durably(Path(path), buffer.getvalue())
 
 
 def load(path: str | Path) -> LearnedModel:
