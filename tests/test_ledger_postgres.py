@@ -418,3 +418,53 @@ def test_the_budget_queue_is_first_in_first_out_across_processes(cluster: PgClus
     assert replies[0].granted, "b decided, c is next"  # type: ignore[union-attr]
     first.close()
     second.close()
+
+
+def test_a_shared_ledger_without_a_dsn_is_refused_naming_the_setting() -> None:
+    """`dsn: ${ORCHESTRATOR_PG_DSN}` with the variable set but empty reaches the book as ''."""
+    for dsn in (None, ""):
+        with pytest.raises(LedgerError, match="budget.dsn"):
+            PostgresBook(LedgerSettings(limit_nd=1000, backend="postgres", dsn=dsn))
+
+
+def test_an_unreachable_database_is_named_with_its_cause(tmp_path: Path) -> None:
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=f"host={tmp_path} port=1 user=postgres dbname=x")
+    shared = PostgresBook(settings)
+    with pytest.raises(LedgerUnavailable, match=rf"unreachable: .*{tmp_path}/\.s\.PGSQL\.1.*No such file") as failed:
+        shared.connect()
+    assert "\n" not in str(failed.value), "the driver's first line, not its whole report"
+    assert repr(shared).endswith("connected=False>")
+
+
+def test_the_book_never_shows_the_dsn_and_connects_on_first_use(cluster: PgCluster) -> None:
+    dsn = fresh_dsn(cluster) + " password=s3cret-pw"
+    shared = PostgresBook(LedgerSettings(limit_nd=1000, backend="postgres", dsn=dsn), owner="host:1:abc")
+    assert repr(shared) == "<PostgresBook owner=host:1:abc connected=False>"
+    assert shared.status().limit_nd == 1000, "a first call connects"
+    assert repr(shared) == "<PostgresBook owner=host:1:abc connected=True>" and "s3cret" not in repr(shared.settings)
+    shared.close()
+
+
+def test_a_version_1_ledger_is_migrated_and_a_newer_one_refused_untouched(cluster: PgCluster) -> None:
+    import psycopg
+
+    dsn = fresh_dsn(cluster)
+    book(dsn).close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE ledger_waiting")
+        conn.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema'")
+    migrated = book(dsn, limit=1000)
+    replies, _, _ = migrated.apply_batch([Reserve("a", "q", "tier_1", "m", 900), Reserve("b", "q", "tier_1", "m", 800, 5.0)])
+    assert replies[1].waitable, "the waiting table the migration made takes the waiter"  # type: ignore[union-attr]
+    migrated.close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert conn.execute("SELECT count(*) FROM ledger_waiting").fetchone() == (1,)
+        conn.execute("UPDATE ledger_meta SET value = '3' WHERE key = 'schema'")
+    newer = PostgresBook(LedgerSettings(limit_nd=1000, backend="postgres", dsn=dsn))
+    for _ in range(2):
+        with pytest.raises(LedgerError, match="schema is version 3; this program uses 2"):
+            newer.status()
+    assert repr(newer).endswith("connected=False>"), "a refused ledger is not kept open to be used after all"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema'").fetchone() == ("3",)

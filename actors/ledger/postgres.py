@@ -110,6 +110,9 @@ class PostgresBook:
         except psycopg.Error as exc:
             self._drop()
             raise LedgerUnavailable(f"the shared ledger is unreachable: {_first_line(exc)}") from exc
+        except BaseException:
+            self._drop()  # a schema this program does not know is never read or written
+            raise
 
     def _schema_version(self) -> str | None:
         """The shared schema's version, or None before it exists (DDL only then: it locks tables)."""
