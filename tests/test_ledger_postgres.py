@@ -468,3 +468,37 @@ def test_a_version_1_ledger_is_migrated_and_a_newer_one_refused_untouched(cluste
     assert repr(newer).endswith("connected=False>"), "a refused ledger is not kept open to be used after all"
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema'").fetchone() == ("3",)
+
+
+def test_a_warning_threshold_alerts_once_across_batches_and_processes(cluster: PgCluster) -> None:
+    dsn = fresh_dsn(cluster)
+    first, second = book(dsn, limit=1000), book(dsn, limit=1000)
+    _, alerts, _ = first.apply_batch([Reserve("a", "q", "tier_1", "m", 700), Settle("a", 700)])
+    assert alerts == [], "70% of the limit: under the 80% warning"
+    _, alerts, _ = first.apply_batch([Reserve("b", "q", "tier_1", "m", 150), Settle("b", 150)])
+    assert [(a.scope, a.threshold, a.spent_nd, a.limit_nd) for a in alerts] == [("total", 0.8, 850, 1000)]
+    for shared, rid in ((first, "c"), (second, "d")):
+        _, alerts, _ = shared.apply_batch([Reserve(rid, "q", "tier_1", "m", 50), Settle(rid, 50)])
+        assert alerts == [], "said once, by whichever process crossed it"
+    first.close()
+    second.close()
+
+
+@pytest.mark.anyio
+async def test_a_running_process_renews_its_lease_so_its_reservations_are_never_reconciled(
+    anyio_backend: str, cluster: PgCluster
+) -> None:
+    """Another process's reconcile charges only the dead; a live one past several lease lengths is not dead."""
+    dsn = fresh_dsn(cluster)
+    settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=dsn, lease_s=1.0)
+    other = book(dsn, 10_000)
+    try:
+        async with pg_ledgers(settings, 1) as (ledger,):
+            await ledger.reserve("a", "q", "t", "m", 1000)
+            await anyio.sleep(2.5)
+            status = await anyio.to_thread.run_sync(other.reconcile)
+            owners = await anyio.to_thread.run_sync(other.owners)
+    finally:
+        other.close()
+    assert (status.reserved_nd, status.settled_nd, status.unreconciled_nd) == (1000, 0, 0), "in flight, not held"
+    assert sorted(o["alive"] for o in owners) == [True, True]
