@@ -113,7 +113,8 @@ def test_any_operations_decide_exactly_as_the_core_does(
     expected = [_model_reply(model, m) for m in messages]
     assert [_shape(g) for g in got] == [_shape(e) for e in expected]
     want = model.status()
-    assert (status.settled_nd, status.reserved_nd, status.outstanding) == (want.settled_nd, want.reserved_nd, want.outstanding)
+    assert (status.settled_nd, status.reserved_nd, status.outstanding, status.overruns) == (
+        want.settled_nd, want.reserved_nd, want.outstanding, want.overruns)
     assert _used(status.limits) == _used(want.limits)
     assert status.settled_nd + status.reserved_nd <= 1000 or model.overruns
 
@@ -502,3 +503,30 @@ async def test_a_running_process_renews_its_lease_so_its_reservations_are_never_
         other.close()
     assert (status.reserved_nd, status.settled_nd, status.unreconciled_nd) == (1000, 0, 0), "in flight, not held"
     assert sorted(o["alive"] for o in owners) == [True, True]
+
+
+def test_a_waiter_keeps_its_place_across_processes_until_it_is_decided_or_leaves(cluster: PgCluster) -> None:
+    """Places are the times each waiter began to wait, across processes: one behind a blocked waiter of its own
+    process keeps the time it came, one whose reserve failed and every waiter of a process that stops leave."""
+    dsn = fresh_dsn(cluster)
+    first, second = book(dsn, limit=1000), book(dsn, limit=1000)
+    replies, _, _ = first.apply_batch([Reserve("a", "q", "tier_1", "m", 900), Reserve("b", "q", "tier_1", "m", 800, 5.0),
+                                       Reserve("c", "q", "tier_1", "m", 50, 5.0)], now=1000.0)
+    assert replies[1].waitable and replies[2] is None  # type: ignore[union-attr]
+    first.forget_waiters(["b"])
+    assert isinstance(first.apply_batch([Release("nobody")], now=1000.5)[0][0], LedgerError), "b's row goes with it"
+    assert second.apply_batch([Reserve("d", "q", "tier_1", "m", 50, 5.0)], now=1001.0)[0] == [None], "c is ahead"
+    replies, _, _ = first.apply_batch([Reserve("c", "q", "tier_1", "m", 50, 5.0)], now=1002.0)
+    assert replies[0].granted, "c came before d"  # type: ignore[union-attr]
+    replies, _, _ = second.apply_batch([Reserve("d", "q", "tier_1", "m", 50, 5.0),
+                                        Reserve("e", "q", "tier_1", "m", 800, 5.0)], now=1003.0)
+    assert replies[0].granted and replies[1].waitable  # type: ignore[union-attr]
+    replies, _, _ = second.apply_batch([Reserve("e", "q", "tier_1", "m", -5, 5.0)], now=1004.0)
+    assert isinstance(replies[0], LedgerError), "e's reserve failed: e is decided"
+    replies, _, _ = first.apply_batch([Reserve("f", "q", "tier_1", "m", 800, 5.0)], now=1005.0)
+    assert replies[0].waitable, "f waits for money, not behind e, which left the queue"  # type: ignore[union-attr]
+    first.withdraw_all_waiters()
+    replies, _, _ = second.apply_batch([Reserve("g", "q", "tier_1", "m", 800, 5.0)], now=1006.0)
+    assert replies[0] is not None and replies[0].waitable, "f's process stopped: g is not behind f"  # type: ignore[union-attr]
+    first.close()
+    second.close()

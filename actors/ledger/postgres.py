@@ -176,17 +176,16 @@ class PostgresBook:
         waiting = _Waiting(self, conn, at)
         ids = sorted({op.reservation_id for op in ops})
         known = conn.execute(
-            "SELECT id, request_id, tier, model, amount_nd, scopes, state, settled_nd FROM ledger_reservations"
+            "SELECT id, request_id, tier, model, amount_nd, scopes, state FROM ledger_reservations"
             " WHERE id = ANY(%s) FOR UPDATE", (ids,),
         ).fetchall()
-        before: dict[str, tuple[str, int]] = {}
-        for rid, request_id, tier, model, amount, scopes, state, settled in known:
-            before[rid] = (state, settled)
+        before: dict[str, str] = {}
+        for rid, request_id, tier, model, amount, scopes, state in known:
+            before[rid] = state
             if state in ("open", "held"):
                 core.reservations[rid] = Reservation(request_id, tier, model, amount, tuple(scopes), state == "held")
             else:
-                core.closed[rid] = state
-                core.settled_by_reservation[rid] = settled
+                core.closed[rid] = state  # final: a repeat is a duplicate, anything else refused, nothing rewritten
         scopes = {TOTAL}
         for op in ops:
             if isinstance(op, Reserve):
@@ -268,7 +267,7 @@ class PostgresBook:
         applied = core.apply(entry)
         return LedgerAck(op.reservation_id, applied.outcome, applied.overrun_nd), applied.alerts, applied.overrun_nd
 
-    def _write(self, conn: Any, core: LedgerCore, before: dict[str, tuple[str, int]], created: dict[str, Reservation],
+    def _write(self, conn: Any, core: LedgerCore, before: dict[str, str], created: dict[str, Reservation],
                scopes: list[str], at: float, alerts: list[Alert], overruns: int, operations: int) -> None:
         """Write back what the batch changed: scope totals, new reservations (in their final state), closures."""
         cursor = conn.cursor()
@@ -281,7 +280,7 @@ class PostgresBook:
             state, settled, closed_at = self._final(core, rid)
             inserts.append((rid, res.request_id, res.tier, res.model, res.amount_nd, list(res.scopes), state, settled,
                             self.owner, at, closed_at))
-        for rid, (was, _) in before.items():
+        for rid, was in before.items():
             state, settled, closed_at = self._final(core, rid)
             if state != was:
                 updates.append((state, settled, closed_at, rid))
