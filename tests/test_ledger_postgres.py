@@ -113,8 +113,8 @@ def test_any_operations_decide_exactly_as_the_core_does(
     expected = [_model_reply(model, m) for m in messages]
     assert [_shape(g) for g in got] == [_shape(e) for e in expected]
     want = model.status()
-    assert (status.settled_nd, status.reserved_nd, status.outstanding, status.overruns) == (
-        want.settled_nd, want.reserved_nd, want.outstanding, want.overruns)
+    assert (status.settled_nd, status.reserved_nd, status.outstanding, status.overruns, status.operations) == (
+        want.settled_nd, want.reserved_nd, want.outstanding, want.overruns, want.operations)
     assert _used(status.limits) == _used(want.limits)
     assert status.settled_nd + status.reserved_nd <= 1000 or model.overruns
 

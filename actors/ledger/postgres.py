@@ -230,7 +230,7 @@ class PostgresBook:
             replies.append(reply)
             alerts.extend(applied_alerts)
             overruns += overrun > 0
-        self._write(conn, core, before, created, ordered, at, alerts, overruns, len(ops))
+        self._write(conn, core, before, created, ordered, at, alerts, overruns)
         waiting.write()
         return replies, alerts, overruns
 
@@ -268,7 +268,7 @@ class PostgresBook:
         return LedgerAck(op.reservation_id, applied.outcome, applied.overrun_nd), applied.alerts, applied.overrun_nd
 
     def _write(self, conn: Any, core: LedgerCore, before: dict[str, str], created: dict[str, Reservation],
-               scopes: list[str], at: float, alerts: list[Alert], overruns: int, operations: int) -> None:
+               scopes: list[str], at: float, alerts: list[Alert], overruns: int) -> None:
         """Write back what the batch changed: scope totals, new reservations (in their final state), closures."""
         cursor = conn.cursor()
         cursor.executemany(
@@ -296,7 +296,8 @@ class PostgresBook:
         if alerts:
             cursor.executemany("INSERT INTO ledger_alerts VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                [(a.scope, a.threshold) for a in alerts])
-        cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'operations'", (operations,))
+        if core.operations:
+            cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'operations'", (core.operations,))
         if overruns:
             cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'overruns'", (overruns,))
 
