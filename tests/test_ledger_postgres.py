@@ -74,6 +74,9 @@ def test_the_same_rules_as_the_journaled_ledger(cluster: PgCluster) -> None:
     assert isinstance(replies[6], LedgerError) and isinstance(replies[7], LedgerError), "each bad op fails alone"
     status = shared.status()
     assert (status.settled_nd, status.reserved_nd, status.outstanding) == (400, 0, 0)
+    replies, _, overruns = shared.apply_batch([Reserve("o", "q", "tier_1", "m", 100), Settle("o", 101)])
+    assert replies[1] == LedgerAck("o", "settled", 1) and overruns == 1, "one nanodollar over is an overrun"
+    assert shared.status().overruns == 1
     shared.close()
 
 
@@ -530,3 +533,29 @@ def test_a_waiter_keeps_its_place_across_processes_until_it_is_decided_or_leaves
     assert replies[0] is not None and replies[0].waitable, "f's process stopped: g is not behind f"  # type: ignore[union-attr]
     first.close()
     second.close()
+
+
+@pytest.mark.anyio
+async def test_a_warning_reaches_the_telemetry_and_the_callback_once(anyio_backend: str, cluster: PgCluster) -> None:
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+    events: list[object] = []
+    called: list[object] = []
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lambda: PostgresLedgerActor(settings, events.append, called.append)))
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(supervisor.run)
+        for rid, amount in (("a", 700), ("b", 150), ("c", 50)):
+            await ledger.reserve(rid, "q", "t", "m", amount)
+            await ledger.settle(rid, amount)
+        supervisor.stop()
+    assert events == called and [(e.period, e.threshold, e.spent_nd, e.limit_nd) for e in events] == [  # type: ignore[attr-defined]
+        ("total", 0.8, 850, 1000)]
+
+
+def test_a_reserve_that_does_not_wait_blocks_no_waiter_behind_it(cluster: PgCluster) -> None:
+    shared = book(fresh_dsn(cluster), limit=1000)
+    replies, _, _ = shared.apply_batch([Reserve("a", "q", "tier_1", "m", 900), Reserve("x", "q", "tier_1", "m", 800),
+                                        Reserve("y", "q", "tier_1", "m", 50, 5.0)])
+    assert not replies[1].granted and replies[1].waitable, "x could wait for a's money, but did not ask to"  # type: ignore[union-attr]
+    assert replies[2].granted, "so y is not behind it"  # type: ignore[union-attr]
+    shared.close()
