@@ -21,7 +21,9 @@ import argparse
 import ast
 import concurrent.futures
 import copy
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,18 +157,47 @@ def _copy_of_checkout(into: Path) -> None:
 
 
 def run_one(mutant: Mutant, tests: list[str], limit_s: float) -> Verdict:
+    """One mutant's tests in a private copy, with a temp dir of their own (TMPDIR) that goes with the copy.
+
+    A run past the limit is interrupted (pytest then tears its fixtures down, a test
+    database cluster included) and killed only if that does not end it; a database
+    server still running in its temp dir after that is killed too, so hung mutants do
+    not pile up servers and their files until the disk is full."""
     with tempfile.TemporaryDirectory(prefix="mutant-") as directory:
-        checkout = Path(directory)
+        checkout, scratch = Path(directory) / "checkout", Path(directory) / "tmp"
         _copy_of_checkout(checkout)
         (checkout / mutant.path).write_text(mutant.source, encoding="utf-8")
+        scratch.mkdir()
+        os.chmod(directory, 0o711)
+        os.chmod(scratch, 0o1777)  # as /tmp is: a test cluster's server runs as the postgres user
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=checkout, env={**os.environ, "TMPDIR": str(scratch)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         try:
-            done = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                cwd=checkout, capture_output=True, timeout=limit_s,
-            )
+            code: int | None = process.wait(timeout=limit_s)
         except subprocess.TimeoutExpired:
-            return Verdict(mutant, "hung")
-    return Verdict(mutant, "survived" if done.returncode == 0 else "killed")
+            code = None
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        finally:
+            _kill_servers_left_in(scratch)
+    if code is None:
+        return Verdict(mutant, "hung")
+    return Verdict(mutant, "survived" if code == 0 else "killed")
+
+
+def _kill_servers_left_in(scratch: Path) -> None:
+    for pid_file in scratch.glob("*/data/postmaster.pid"):
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
