@@ -559,3 +559,17 @@ def test_a_reserve_that_does_not_wait_blocks_no_waiter_behind_it(cluster: PgClus
     assert not replies[1].granted and replies[1].waitable, "x could wait for a's money, but did not ask to"  # type: ignore[union-attr]
     assert replies[2].granted, "so y is not behind it"  # type: ignore[union-attr]
     shared.close()
+
+
+def test_a_run_on_an_unreachable_shared_ledger_stops_at_the_start_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli.main import main
+
+    config = tmp_path / "shared.yaml"
+    config.write_text(f"extends: {ROOT / 'configs' / 'simulated.yaml'}\nllm_routing:\n"
+                      f"  budget: {{backend: postgres, dsn: 'host={tmp_path} port=5 user=postgres dbname=x'}}\n")
+    code = main(["run", "--config", str(config), "--tasks", "3", "--state-dir", str(tmp_path / "state")])
+    out, err = capsys.readouterr()
+    assert code == 1 and "LEDGER_UNAVAILABLE: the shared ledger is unreachable" in err and f"{tmp_path}/.s.PGSQL.5" in err
+    assert "answered" not in out, "no request is sent before the books can be kept"
