@@ -447,6 +447,8 @@ def test_the_book_never_shows_the_dsn_and_connects_on_first_use(cluster: PgClust
     assert shared.status().limit_nd == 1000, "a first call connects"
     assert repr(shared) == "<PostgresBook owner=host:1:abc connected=True>" and "s3cret" not in repr(shared.settings)
     shared.close()
+    actor = PostgresLedgerActor(shared.settings, owner="host:1:abc")
+    assert repr(actor) == "<PostgresLedgerActor owner=host:1:abc pending=0 unheard=0 waiting=0>"
 
 
 def test_a_version_1_ledger_is_migrated_and_a_newer_one_refused_untouched(cluster: PgCluster) -> None:
