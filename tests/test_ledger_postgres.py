@@ -575,3 +575,62 @@ def test_a_run_on_an_unreachable_shared_ledger_stops_at_the_start_naming_it(
     out, err = capsys.readouterr()
     assert code == 1 and "LEDGER_UNAVAILABLE: the shared ledger is unreachable" in err and f"{tmp_path}/.s.PGSQL.5" in err
     assert "answered" not in out, "no request is sent before the books can be kept"
+
+
+@pytest.mark.anyio
+async def test_at_a_stop_told_closings_are_sent_and_waiters_refused_and_out_of_the_shared_queue(
+    anyio_backend: str, cluster: PgCluster
+) -> None:
+    dsn = fresh_dsn(cluster)
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=dsn)
+
+    def lingering() -> PostgresLedgerActor:
+        actor = PostgresLedgerActor(settings)
+        actor.TOLD_LINGER_S = 3600.0  # the told settle is still lingering when the stop comes
+        return actor
+
+    supervisor = Supervisor(CODEC)
+    ledger = LedgerClient(supervisor.add("ledger", lingering))
+    replies: list[ReserveReply] = []
+    with anyio.fail_after(20):  # a waiter nobody answers at the stop would hang here
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(supervisor.run)
+            await ledger.reserve("a", "q", "t", "m", 900)
+            await ledger.reserve("c", "q", "t", "m", 50)
+
+            async def wait_for_money() -> None:
+                replies.append(await ledger.reserve("b", "q", "t", "m", 60, wait_s=30.0))
+
+            tasks.start_soon(wait_for_money)
+            while (await ledger.status()).waiting == 0:
+                await anyio.sleep(0.01)
+            await ledger.tell(Settle("c", 50))
+            supervisor.stop()
+    other = book(dsn, 1000)
+    status = other.status()
+    after, _, _ = other.apply_batch([Reserve("z", "q", "tier_1", "m", 10, 5.0)])
+    other.close()
+    assert status.settled_nd == 50, "the told settle went out with the stop"
+    assert not replies[0].granted and "the ledger stopped" in replies[0].reason
+    assert after[0] is not None and after[0].granted, "b left the shared queue: z is not behind it"  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_the_shared_ledger_reconciles_through_the_actor_and_is_never_reset_from_one_process(
+    anyio_backend: str, cluster: PgCluster
+) -> None:
+    dsn = fresh_dsn(cluster)
+    dead = book(dsn, 10_000)
+    dead.apply_batch([Reserve("gone", "q", "tier_1", "m", 700)])
+    dead.close()
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_owners SET lease_until = 0")
+    settings = LedgerSettings(limit_nd=10_000, backend="postgres", dsn=dsn)
+    async with pg_ledgers(settings, 1) as (ledger,):
+        reconciled = await ledger.reconcile()
+        with pytest.raises(LedgerError, match="not reset from one process"):
+            await ledger.reset()
+        status = await ledger.status()
+    assert (reconciled.settled_nd, reconciled.reserved_nd) == (700, 0) and status.settled_nd == 700
