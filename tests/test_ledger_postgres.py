@@ -634,3 +634,33 @@ async def test_the_shared_ledger_reconciles_through_the_actor_and_is_never_reset
             await ledger.reset()
         status = await ledger.status()
     assert (reconciled.settled_nd, reconciled.reserved_nd) == (700, 0) and status.settled_nd == 700
+
+
+@pytest.mark.anyio
+async def test_a_waiter_whose_asker_gives_up_is_withdrawn_and_never_granted(anyio_backend: str, cluster: PgCluster) -> None:
+    """An attempt cancelled while its reserve waits releases it: the reserve must never be granted afterwards,
+    or its money would stay reserved for a caller that is gone."""
+    dsn = fresh_dsn(cluster)
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=dsn)
+    replies: list[ReserveReply] = []
+    other = book(dsn, 1000)
+    with anyio.fail_after(20):
+        async with pg_ledgers(settings, 1) as (ledger,):
+            await ledger.reserve("a", "q", "t", "m", 900)
+
+            async def wait_for_money() -> None:
+                replies.append(await ledger.reserve("b", "q", "t", "m", 600, wait_s=30.0))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(wait_for_money)
+                while (await ledger.status()).waiting == 0:
+                    await anyio.sleep(0.01)
+                ack = await ledger.release("b")
+            await ledger.settle("a", 100)
+            status = await ledger.status()
+            after, _, _ = await anyio.to_thread.run_sync(other.apply_batch, [Reserve("z", "q", "t", "m", 10, 5.0)])
+    other.close()
+    assert after[0] is not None and after[0].granted, "b left the shared queue too"  # type: ignore[union-attr]
+    assert ack == LedgerAck("b", "withdrawn")
+    assert not replies[0].granted and "withdrawn by its asker" in replies[0].reason
+    assert (status.settled_nd, status.reserved_nd, status.waiting) == (100, 0, 0)
