@@ -664,3 +664,16 @@ async def test_a_waiter_whose_asker_gives_up_is_withdrawn_and_never_granted(anyi
     assert ack == LedgerAck("b", "withdrawn")
     assert not replies[0].granted and "withdrawn by its asker" in replies[0].reason
     assert (status.settled_nd, status.reserved_nd, status.waiting) == (100, 0, 0)
+
+
+@pytest.mark.anyio
+async def test_an_operation_the_rules_refuse_fails_its_asker_alone(anyio_backend: str, cluster: PgCluster) -> None:
+    settings = LedgerSettings(limit_nd=1000, backend="postgres", dsn=fresh_dsn(cluster))
+    with anyio.fail_after(20):  # an asker left unanswered would hang here
+        async with pg_ledgers(settings, 1) as (ledger,):
+            with pytest.raises(LedgerError, match="cannot be negative"):
+                await ledger.reserve("n", "q", "t", "m", -5)
+            with pytest.raises(LedgerError, match="ghost"):
+                await ledger.settle("ghost", 5)
+            granted = await ledger.reserve("a", "q", "t", "m", 100)
+    assert granted.granted, "the actor serves the next asker"
