@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -302,6 +303,17 @@ async def pg_ledgers(settings: LedgerSettings, count: int) -> AsyncIterator[list
         supervisor.stop()
 
 
+async def start_waiter(tasks: TaskGroup, ledger: LedgerClient, rid: str, amount: int,
+                       into: list[ReserveReply]) -> None:
+    """Ask, in `tasks`, for a reserve that waits up to 30 s for money; return once the ledger has it queued."""
+    async def ask() -> None:
+        into.append(await ledger.reserve(rid, "q", "t", "m", amount, wait_s=30.0))
+
+    tasks.start_soon(ask)
+    while (await ledger.status()).waiting == 0:
+        await anyio.sleep(0.01)
+
+
 @pytest.mark.anyio
 async def test_a_process_waits_for_another_processes_settle_instead_of_being_refused(
     anyio_backend: str, cluster: PgCluster
@@ -310,14 +322,8 @@ async def test_a_process_waits_for_another_processes_settle_instead_of_being_ref
     async with pg_ledgers(settings, 2) as (first, second):
         assert (await first.reserve("a", "q", "t", "m", 600)).granted
         replies: list[ReserveReply] = []
-
-        async def wait_for_money() -> None:
-            replies.append(await second.reserve("b", "q", "t", "m", 600, wait_s=30.0))
-
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(wait_for_money)
-            while (await second.status()).waiting == 0:
-                await anyio.sleep(0.01)
+            await start_waiter(tasks, second, "b", 600, replies)
             assert replies == [], "b waits while a holds its worst case"
             await first.settle("a", 100)
         gone = await second.reserve("c", "q", "t", "m", 950, wait_s=30.0)
@@ -597,13 +603,7 @@ async def test_at_a_stop_told_closings_are_sent_and_waiters_refused_and_out_of_t
             await tasks.start(supervisor.run)
             await ledger.reserve("a", "q", "t", "m", 900)
             await ledger.reserve("c", "q", "t", "m", 50)
-
-            async def wait_for_money() -> None:
-                replies.append(await ledger.reserve("b", "q", "t", "m", 60, wait_s=30.0))
-
-            tasks.start_soon(wait_for_money)
-            while (await ledger.status()).waiting == 0:
-                await anyio.sleep(0.01)
+            await start_waiter(tasks, ledger, "b", 60, replies)
             await ledger.tell(Settle("c", 50))
             supervisor.stop()
     other = book(dsn, 1000)
@@ -647,14 +647,8 @@ async def test_a_waiter_whose_asker_gives_up_is_withdrawn_and_never_granted(anyi
     with anyio.fail_after(20):
         async with pg_ledgers(settings, 1) as (ledger,):
             await ledger.reserve("a", "q", "t", "m", 900)
-
-            async def wait_for_money() -> None:
-                replies.append(await ledger.reserve("b", "q", "t", "m", 600, wait_s=30.0))
-
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(wait_for_money)
-                while (await ledger.status()).waiting == 0:
-                    await anyio.sleep(0.01)
+                await start_waiter(tasks, ledger, "b", 600, replies)
                 ack = await ledger.release("b")
             await ledger.settle("a", 100)
             status = await ledger.status()
