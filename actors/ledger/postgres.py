@@ -205,7 +205,6 @@ class PostgresBook:
             "SELECT scope, threshold FROM ledger_alerts WHERE scope = ANY(%s)", (ordered,)).fetchall()}
         replies: list[object] = []
         alerts: list[Alert] = []
-        overruns = 0
         created: dict[str, Reservation] = {}
         blocked = False
         for op in ops:
@@ -214,7 +213,7 @@ class PostgresBook:
                 replies.append(None)
                 continue
             try:
-                reply, applied_alerts, overrun = self._one(core, op)
+                reply, applied_alerts = self._one(core, op)
                 if isinstance(op, Reserve) and op.reservation_id in core.reservations and op.reservation_id not in before:
                     created.setdefault(op.reservation_id, core.reservations[op.reservation_id])
             except LedgerError as exc:
@@ -229,10 +228,9 @@ class PostgresBook:
                     waiting.decided(op.reservation_id)
             replies.append(reply)
             alerts.extend(applied_alerts)
-            overruns += overrun > 0
-        self._write(conn, core, before, created, ordered, at, alerts, overruns)
+        self._write(conn, core, before, created, ordered, at, alerts)
         waiting.write()
-        return replies, alerts, overruns
+        return replies, alerts, core.overruns
 
     def forget_waiters(self, reservation_ids: Sequence[str]) -> None:
         """Waiters decided without the database (a wait ran out, an asker gave up, a batch failed)."""
@@ -249,13 +247,13 @@ class PostgresBook:
             self._forget_waiting.clear()
 
     @staticmethod
-    def _one(core: LedgerCore, op: Operation) -> tuple[object, tuple[Alert, ...], int]:
+    def _one(core: LedgerCore, op: Operation) -> tuple[object, tuple[Alert, ...]]:
         if isinstance(op, Reserve):
             decision, entry = core.reserve(op.reservation_id, op.request_id, op.tier, op.model, op.amount_nd,
                                            op.generation, op.purpose)
             if entry is not None:
                 core.apply(entry)
-            return reply_to(op, decision), (), 0
+            return reply_to(op, decision), ()
         if isinstance(op, Settle):
             entry = core.settle(op.reservation_id, op.actual_nd, op.input_tokens, op.output_tokens)
         elif isinstance(op, Release):
@@ -263,12 +261,12 @@ class PostgresBook:
         else:
             entry = core.hold(op.reservation_id)
         if entry is None:
-            return LedgerAck(op.reservation_id, "duplicate"), (), 0
+            return LedgerAck(op.reservation_id, "duplicate"), ()
         applied = core.apply(entry)
-        return LedgerAck(op.reservation_id, applied.outcome, applied.overrun_nd), applied.alerts, applied.overrun_nd
+        return LedgerAck(op.reservation_id, applied.outcome, applied.overrun_nd), applied.alerts
 
     def _write(self, conn: Any, core: LedgerCore, before: dict[str, str], created: dict[str, Reservation],
-               scopes: list[str], at: float, alerts: list[Alert], overruns: int) -> None:
+               scopes: list[str], at: float, alerts: list[Alert]) -> None:
         """Write back what the batch changed: scope totals, new reservations (in their final state), closures."""
         cursor = conn.cursor()
         cursor.executemany(
@@ -298,8 +296,8 @@ class PostgresBook:
                                [(a.scope, a.threshold) for a in alerts])
         if core.operations:
             cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'operations'", (core.operations,))
-        if overruns:
-            cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'overruns'", (overruns,))
+        if core.overruns:
+            cursor.execute("UPDATE ledger_counters SET value = value + %s WHERE name = 'overruns'", (core.overruns,))
 
     @staticmethod
     def _final(core: LedgerCore, rid: str) -> tuple[str, int, float | None]:
@@ -420,7 +418,8 @@ class _BatchCore(LedgerCore):
 
     `held` then holds only this batch's changes; the database's held money (held
     reservations, and open ones of owners whose lease expired: no settle will come
-    for either) is added to it, read once, inside the batch's transaction.
+    for either) is added to it, read once, inside the batch's transaction. Its counters
+    (operations, overruns) start at zero: they count this batch's, added to the database's.
     """
 
     def __init__(self, settings: LedgerSettings, conn: Any, at: float) -> None:
