@@ -14,7 +14,8 @@ from actors.ledger import unsent
 from actors.ledger.messages import Hold, Release, Settle
 
 
-def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+def record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every fsync (by the path of its file or directory) and every rename (by its target), in order, from now on."""
     events: list[tuple[str, str]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -36,7 +37,7 @@ def test_a_replacement_is_synced_before_its_rename_and_the_directory_after(
 ) -> None:
     target = tmp_path / "state"
     target.write_bytes(b"old")
-    events = _record_syncs(monkeypatch)
+    events = record_syncs(monkeypatch)
     replace_durably(target, b"new contents")
     assert events == [("fsync", str(tmp_path / f"state.{os.getpid()}.tmp")), ("replace", str(target)),
                       ("fsync", str(tmp_path))]
@@ -72,7 +73,7 @@ def test_unsent_closings_come_back_in_order_from_owner_only_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = tmp_path / "ledger"
-    events = _record_syncs(monkeypatch)
+    events = record_syncs(monkeypatch)
     first = unsent.save(directory, [Settle("a", 300, 10, 20), Release("b")])
     assert events[-1] == ("fsync", str(directory)), "the rename reaches the disk"
     second = unsent.save(directory, [Hold("c")])

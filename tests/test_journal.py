@@ -27,6 +27,7 @@ from actors.ledger.journal import HEADER, FileStorage, MemoryStorage, commit_fra
 from actors.ledger.messages import JournalEntry, Settle
 from actors.ledger.settings import LedgerSettings
 from actors.runtime.supervisor import Supervisor
+from tests.test_fileio import record_syncs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,21 +203,7 @@ def test_compaction_syncs_each_file_before_it_replaces_the_old_and_the_directory
 ) -> None:
     """A power cut at any instant leaves the old snapshot or journal or the new one whole, never an empty file under
     the name: the new file's bytes reach the disk before the rename, and the rename itself after it."""
-    from actors.ledger import journal as journal_module
-
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    def replace(source: Path, target: Path) -> None:
-        events.append(("replace", str(target)))
-        real_replace(source, target)
-
-    monkeypatch.setattr(journal_module.os, "fsync", fsync)
-    monkeypatch.setattr(journal_module.os, "replace", replace)
+    events = record_syncs(monkeypatch)
     storage = FileStorage(tmp_path / "journal", tmp_path)
     storage.append(HEADER)
     for write, name in ((lambda: storage.write_snapshot(b"state"), "journal.snapshot"),
